@@ -1,0 +1,3 @@
+"""TTBT5: an offline-first voice assistant appliance for the Raspberry Pi."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,298 @@
+"""The ``ttbt5`` command. Every error is one clean line and an exit code (2 for bad
+configuration or usage, 1 for everything else); ``--debug`` shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from firmware_app import __version__
+from firmware_app.config import Settings, load_settings, settings_as_toml
+from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
+
+EXIT_CONFIG = 2
+
+
+def _setup_logging(level: str, debug: bool) -> None:
+    logger.remove()
+    # Under systemd the journal adds its own time stamps.
+    fmt = (
+        "{level: <7} {name}: {message}"
+        if os.environ.get("JOURNAL_STREAM")
+        else "{time:HH:mm:ss.SSS} {level: <7} {message}"
+    )
+    logger.add(
+        sys.stderr, level="DEBUG" if debug else level, format=fmt, diagnose=False, backtrace=debug
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ttbt5", description="TTBT5 offline voice assistant")
+    p.add_argument("--version", action="version", version=f"ttbt5 {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: $TTBT5_CONFIG, "
+        "then /etc/ttbt5/config.toml, then built-in defaults)",
+    )
+    common.add_argument("--debug", action="store_true", help="debug logs and tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "run", parents=[common], help="run the appliance (microphone, speaker, GPIO, MQTT)"
+    )
+
+    s = sub.add_parser("simulate", parents=[common], help="run the assistant over a WAV recording")
+    s.add_argument("input", type=Path, metavar="IN.wav")
+    s.add_argument("--output", type=Path, metavar="OUT.wav", help="what the speaker played")
+    s.add_argument("--events", type=Path, metavar="EVENTS.jsonl", help="write the event log")
+    s.add_argument("--realtime", action="store_true", help="pace the input like a live microphone")
+
+    s = sub.add_parser("ask", parents=[common], help="handle typed text as if it had been heard")
+    s.add_argument("text", nargs="+")
+    s.add_argument(
+        "--output",
+        type=Path,
+        metavar="OUT.wav",
+        help="write the spoken reply here instead of playing it",
+    )
+    s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
+    s.add_argument("--quiet", action="store_true", help="print the reply without speaking it")
+
+    s = sub.add_parser("say", parents=[common], help="speak text")
+    s.add_argument("text", nargs="+")
+    s.add_argument("--output", type=Path, metavar="OUT.wav", help="write a WAV instead of playing")
+    s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
+
+    s = sub.add_parser("transcribe", parents=[common], help="speech to text from a WAV file")
+    s.add_argument("input", type=Path, metavar="IN.wav")
+
+    sub.add_parser("check", parents=[common], help="check models, audio devices and settings")
+
+    m = sub.add_parser("models", help="speech models").add_subparsers(dest="action", required=True)
+    m.add_parser("list", parents=[common], help="installed and built-in models")
+    s = m.add_parser("pull", parents=[common], help="install the English speech model")
+    s.add_argument(
+        "name", nargs="?", default=None, help="model name (default: the small English model)"
+    )
+    s.add_argument(
+        "--from",
+        dest="archive",
+        type=Path,
+        metavar="ARCHIVE",
+        help="install from a local .zip/.tar.gz instead of downloading",
+    )
+    s.add_argument("--url", help="download from this URL (needs --sha256)")
+    s.add_argument("--sha256", help="expected SHA-256 of the archive")
+    s = m.add_parser(
+        "verify", parents=[common], help="check installed models against their records"
+    )
+
+    c = sub.add_parser("config", help="configuration").add_subparsers(dest="action", required=True)
+    c.add_parser("show", parents=[common], help="print the effective settings (secrets masked)")
+    c.add_parser("validate", parents=[common], help="check the config file and environment")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    _setup_logging("INFO", debug)
+    try:
+        settings = load_settings(getattr(args, "config", None))
+        _setup_logging(settings.log.level, debug)
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        _fail(exc, debug)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except (TTBT5Error, OSError) as exc:
+        _fail(exc, debug)
+        return 1
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        _fail(exc, debug, prefix=f"unexpected {type(exc).__name__}: ")
+        return 1
+
+
+def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:
+    if debug:
+        logger.opt(exception=exc).error("{}{}", prefix, exc)
+    print(f"ttbt5: error: {prefix}{exc}", file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from firmware_app import runtime
+
+    cmd = args.command
+    if cmd == "config":
+        if args.action == "show":
+            print(settings_as_toml(settings), end="")
+        else:
+            print("config ok")
+        return 0
+    if cmd == "run":
+        return runtime.run(settings)
+    if cmd == "simulate":
+        summary = runtime.simulate(settings, args.input, args.output, args.events, args.realtime)
+        for text in summary["replies"]:
+            print(text)
+        return 0
+    if cmd == "ask":
+        text = " ".join(args.text)
+        replies = runtime.ask(settings, text, args.output, args.events, speak=not args.quiet)
+        for reply in replies:
+            print(reply)
+        return 0
+    if cmd == "say":
+        runtime.say(settings, " ".join(args.text), args.output, args.events)
+        return 0
+    if cmd == "transcribe":
+        return _transcribe(settings, args.input)
+    if cmd == "check":
+        return _check(settings)
+    if cmd == "models":
+        return _models(args, settings)
+    raise BadInputError(f"unknown command {cmd}")
+
+
+def _transcribe(settings: Settings, path: Path) -> int:
+    from firmware_app.audio.wavio import read_wav
+    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.messages import FRAME_SAMPLES
+
+    samples = read_wav(path)
+    stt = VoskTranscriber(settings.stt_model_path)
+    stt.start()
+    data = samples.astype("<i2").tobytes()
+    for start in range(0, len(data), FRAME_SAMPLES * 2):
+        stt.feed(data[start : start + FRAME_SAMPLES * 2])
+    print(stt.finish())
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    """Each part on one line: ok / WARN / FAIL. Exit 1 if anything failed."""
+    from firmware_app.engines.stt import check_model_dir
+
+    results: list[tuple[str, str, str]] = []
+
+    def probe(name: str, fn: Any, warn_only: bool = False) -> None:
+        try:
+            detail = fn() or ""
+            results.append(("ok", name, str(detail)))
+        except Exception as exc:
+            results.append(("WARN" if warn_only else "FAIL", name, str(exc)))
+
+    def wake() -> str:
+        from firmware_app.engines.wake import model_path
+
+        return ", ".join(str(model_path(m).name) for m in settings.wake.models)
+
+    def tts() -> str:
+        from firmware_app.engines.tts import default_voice
+
+        voice = settings.tts.voice or default_voice()
+        if not voice.is_file():
+            raise FileNotFoundError(f"{voice} does not exist")
+        return voice.name
+
+    def vad() -> str:
+        from firmware_app.engines.vad import SileroVad
+
+        SileroVad()
+        return "silero"
+
+    def stt() -> str:
+        check_model_dir(settings.stt_model_path)
+        return str(settings.stt_model_path)
+
+    def device(kind: str, name: str) -> str:
+        import alsaaudio
+
+        pcm_type = alsaaudio.PCM_CAPTURE if kind == "input" else alsaaudio.PCM_PLAYBACK
+        pcm = alsaaudio.PCM(
+            type=pcm_type,
+            device=name,
+            rate=16000,
+            channels=1,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=1280,
+        )
+        pcm.close()
+        return name
+
+    def store() -> str:
+        from firmware_app.store import Store
+
+        s = Store(settings.store_path)
+        recovered = s.recovered_from
+        s.close()
+        return str(settings.store_path) + (
+            f" (recovered; old file {recovered})" if recovered else ""
+        )
+
+    probe("wake word models", wake)
+    probe("voice (TTS)", tts)
+    probe("voice activity", vad)
+    probe("speech model (STT)", stt, warn_only=True)
+    probe("microphone", lambda: device("input", settings.audio.input_device), warn_only=True)
+    probe("speaker", lambda: device("output", settings.audio.output_device), warn_only=True)
+    probe("store", store)
+    if settings.mqtt.host:
+        results.append(("ok", "mqtt", f"{settings.mqtt.host}:{settings.mqtt.port} (configured)"))
+    if settings.llm.url:
+        results.append(("ok", "llm", f"{settings.llm.url} (configured)"))
+    for status, name, detail in results:
+        print(f"{status:<4} {name}: {detail}")
+    return 1 if any(r[0] == "FAIL" for r in results) else 0
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from firmware_app import models
+
+    if args.action == "list":
+        from firmware_app.config import BUILTIN_WAKE_MODELS
+        from firmware_app.engines.tts import default_voice
+
+        for path in models.installed(settings):
+            active = " (active)" if path == settings.stt_model_path else ""
+            print(f"stt   {path.name}{active}  {path}")
+        if not models.installed(settings):
+            print(
+                f"stt   (none installed in {models.models_dir(settings)}; run 'ttbt5 models pull')"
+            )
+        for name in BUILTIN_WAKE_MODELS:
+            active = " (active)" if name in settings.wake.models else ""
+            print(f"wake  {name}{active}  (built in)")
+        voice = settings.tts.voice or default_voice()
+        print(f"tts   {voice.stem} (active)  {voice}")
+        return 0
+    if args.action == "pull":
+        name = args.name or models.DEFAULT_MODEL
+        path = models.pull(settings, name, archive=args.archive, url=args.url, sha256=args.sha256)
+        print(f"installed {path}")
+        if path != settings.stt_model_path:
+            print(f"to use it, set [stt] model = {json.dumps(str(path))}")
+        return 0
+    if args.action == "verify":
+        failed = False
+        found = models.installed(settings)
+        if not found:
+            print(f"no models installed in {models.models_dir(settings)}")
+            return 1
+        for path in found:
+            problems = models.verify(path)
+            print(f"{'ok' if not problems else 'FAIL'}  {path.name}")
+            for problem in problems:
+                print(f"      {problem}")
+            failed = failed or bool(problems)
+        return 1 if failed else 0
+    return EXIT_CONFIG

@@ -1,0 +1,150 @@
+"""What reaches the assistant's queue from the edges: audio frames, the button, MQTT,
+timers, the speaker and the LLM stream. Small frozen dataclasses; only the state machine
+acts on them."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FRAME_SAMPLES = 1280  # 80 ms at 16 kHz
+SAMPLE_RATE = 16000
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Frame:
+    """80 ms of microphone audio, 16 kHz mono S16_LE."""
+
+    pcm: bytes
+    t: float
+    """Assistant-clock time of the frame's end."""
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button gesture, posted from gpiozero's thread."""
+
+    gesture: Literal["press", "hold", "double"]
+
+
+CommandName = Literal["say", "ask", "listen", "stop", "mute", "volume", "update"]
+Reply = Callable[[bool, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command from MQTT (or any other remote): ``reply(ok, error)`` is called exactly
+    once, from the assistant's thread, when the command has been carried out or refused."""
+
+    name: CommandName
+    args: dict[str, Any] = field(default_factory=dict)
+    reply: Reply | None = None
+    source: str = "mqtt"
+
+
+@dataclass(frozen=True)
+class PlaybackStarted:
+    """The first audio of an utterance reached the speaker."""
+
+    utterance: int
+
+
+@dataclass(frozen=True)
+class PlaybackDone:
+    """The speaker finished (or was stopped on) an utterance."""
+
+    utterance: int
+
+
+@dataclass(frozen=True)
+class ReplySentence:
+    """One sentence of a streamed reply (LLM), in order."""
+
+    request: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyEnd:
+    """A streamed reply is complete. ``error`` says why it failed, if it did; then
+    ``fallback`` is the sentence to speak instead."""
+
+    request: int
+    error: str | None = None
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something an edge wants known. The assistant turns it into an event of the same
+    type with these fields, and into an LED pattern where one applies:
+
+    - ``error`` {where, message}: an engine, device or remote failed (the service goes on);
+    - ``breaker`` {state: closed|open|half_open}: the LLM circuit breaker changed;
+    - ``update`` {step, ok, message, version, active}: an OTA step finished; ``active`` true
+      while an update is in progress (LED shows ``updating``);
+    - ``offline`` / ``online`` {where}: the network or broker went away / came back.
+    """
+
+    kind: Literal["error", "breaker", "update", "offline", "online"]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passes with no audio (device missing): timers still ring."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Shut down cleanly."""
+
+
+Message = (
+    Frame
+    | Button
+    | Command
+    | PlaybackStarted
+    | PlaybackDone
+    | ReplySentence
+    | ReplyEnd
+    | Notice
+    | Tick
+    | Stop
+)
+
+
+class Inbox:
+    """The assistant's queue. Every edge holds ``inbox.post``; frames are counted so the
+    microphone can wait for room instead of letting a slow consumer pile up audio."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Message] = queue.Queue()
+        self._frames = 0
+        self._lock = threading.Lock()
+
+    def post(self, msg: Message) -> None:
+        if isinstance(msg, Frame):
+            with self._lock:
+                self._frames += 1
+        self.queue.put(msg)
+
+    def get(self, timeout: float | None = None) -> Message:
+        """Next message; raises queue.Empty after ``timeout``."""
+        msg = self.queue.get(timeout=timeout) if timeout is not None else self.queue.get_nowait()
+        if isinstance(msg, Frame):
+            with self._lock:
+                self._frames -= 1
+        return msg
+
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+    def has_room(self, limit: int = 25) -> bool:
+        return self._frames < limit
