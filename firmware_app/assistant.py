@@ -173,6 +173,7 @@ class Assistant:
     # --- loops
     def start(self) -> None:
         """Announce the initial state and deal with timers that expired while we were off."""
+        self.wake.reset()
         self._emit("state", state=self._resting_state().value)
         self.state = self._resting_state()
         self._update_pattern()

