@@ -29,6 +29,7 @@ from firmware_app.intents import Intent, normalize
 from firmware_app.intents.builtin import recognize_builtin
 from firmware_app.intents.custom import CustomIntents
 from firmware_app.intents.numbers import spoken_duration
+from firmware_app.llm.sentences import asks_question
 from firmware_app.messages import (
     FRAME_SECONDS,
     Button,
@@ -134,7 +135,9 @@ class Assistant:
         # hooks set by the runtime when those parts exist
         self.updater: Callable[[Command], None] | None = None
         self.home_publish: Callable[[str, str], None] | None = None
-        self.heartbeat: Callable[[], None] | None = None
+        self.heartbeat: Callable[[bool], None] | None = None
+        """Called with True for every frame consumed, False for each tick of a microphone
+        that is being reopened (the systemd watchdog is fed from here, nowhere else)."""
         self.audio_status: Callable[[], dict[str, Any]] | None = None
 
         self.state = State.IDLE
@@ -146,6 +149,9 @@ class Assistant:
         self.last_error = ""
         self.last_reply = ""
         self.breaker_state = "closed" if responder else None
+        # End of speech is decided on frame boundaries: round the hangover to the nearest
+        # frame instead of always up, so the delay is silence_ms on average, not more.
+        self._hangover = settings.vad.silence_ms / 1000 - FRAME_SECONDS / 2
 
         self._t = 0.0
         self._preroll: deque[bytes] = deque(maxlen=max(1, int(settings.wake.preroll_ms / 80)))
@@ -178,7 +184,12 @@ class Assistant:
         self.state = self._resting_state()
         self._update_pattern()
         self._check_missed_timers()
-        self.speech.prewarm(FIXED_PHRASES)
+        phrases = list(FIXED_PHRASES)
+        if self.responder is not None:
+            from firmware_app.llm.responder import FALLBACKS
+
+            phrases += FALLBACKS
+        self.speech.prewarm(phrases)
 
     def run(self) -> None:
         """Handle messages until Stop. Quiet periods become Ticks so timers still ring."""
@@ -201,7 +212,13 @@ class Assistant:
 
     def quiescent(self) -> bool:
         """Nothing queued, nothing being synthesized, no answer on its way."""
-        return self.inbox.empty() and not self.speech.busy() and self._request == 0
+        return self.idle(queue=True)
+
+    def idle(self, queue: bool = True) -> bool:
+        """Nothing being synthesized or announced, no answer on its way (and, with
+        ``queue``, no message waiting)."""
+        busy = self.speech.busy() or self._request != 0 or bool(self._announcements)
+        return not busy and (not queue or self.inbox.empty())
 
     def handle(self, msg: Message) -> None:
         try:
@@ -216,6 +233,8 @@ class Assistant:
         if isinstance(msg, Frame):
             self._on_frame(msg)
         elif isinstance(msg, Tick):
+            if msg.recovering and self.heartbeat is not None:
+                self.heartbeat(False)
             self._advance(msg.t)
         elif isinstance(msg, PlaybackStarted):
             self._on_playback_started(msg)
@@ -295,18 +314,19 @@ class Assistant:
                 self._set_state(self._resting_state())
         self._advance(frame.t)
         if self.heartbeat is not None:
-            self.heartbeat()
+            self.heartbeat(True)
         if self.muted:
             return  # privacy: muted audio reaches no engine
+        # The detector hears every unmuted frame, even while listening, so its buffers never
+        # hold stale audio (resetting them costs ~175 ms, right when the user is talking).
+        detection = self.wake.process(frame.pcm)
         if self.state == State.LISTENING:
             self._listen_frame(frame.pcm)
             return
         self._preroll.append(frame.pcm)
-        detection = self.wake.process(frame.pcm)
         if detection is not None:
             self.wake_count += 1
             self._emit("wake", model=detection.model, score=detection.score)
-            self.wake.reset()
             self._interrupt()
             self._start_listening(preroll=list(self._preroll))
 
@@ -359,7 +379,7 @@ class Assistant:
                 ctx["speech"] = True
                 self._emit("speech_start")
             ctx["last_speech"] = self._t
-        elif ctx["speech"] and self._t - ctx["last_speech"] >= self.settings.vad.silence_ms / 1000:
+        elif ctx["speech"] and self._t - ctx["last_speech"] >= self._hangover:
             self._end_of_speech()
             return
         if not ctx["speech"] and self._t >= ctx["start_deadline"]:
@@ -371,12 +391,11 @@ class Assistant:
             self._end_of_speech()
 
     def _end_of_speech(self) -> None:
-        self._emit("speech_end")
+        # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
+        self._emit("speech_end", last_speech_t=round(self._listen.get("last_speech", self._t), 3))
         if self._listen.get("audio"):
             self._save_audio(self._listen["audio"])
         self._set_state(State.THINKING)
-        if self.settings.audio.chimes:
-            self.speech.chime(0, "done")
         if self.stt is None:
             self._emit("transcript", text="")
             self._reply(NO_MODEL, "fallback", cache=True)
@@ -411,6 +430,8 @@ class Assistant:
                 self._reply(reply, "local", cache=intent.name in ("help", "timer_cancel"))
             return
         if self.responder is not None:
+            if self.settings.audio.chimes:  # the answer takes a moment: say we heard
+                self.speech.chime(0, "done")
             self._next_id += 1
             self._request = self._next_id
             self._streamed = []
@@ -583,7 +604,7 @@ class Assistant:
         if text:
             self._emit("reply", text=text, source="llm")
             self.last_reply = text
-            if self.settings.llm.followup_s > 0 and text.rstrip().endswith("?"):
+            if self.settings.llm.followup_s > 0 and asks_question(text):
                 self._after_speech = "followup"
             self.speech.finish(self._utterance)
             return
@@ -636,6 +657,8 @@ class Assistant:
         if muted != self.muted:
             self.muted = muted
             self.store.put("settings", "muted", muted)
+            if not muted:
+                self.wake.reset()  # it heard nothing while muted: drop what it held before
             logger.info("microphone {}", "muted" if muted else "unmuted")
         self._emit("mute", muted=self.muted)
         if muted and self.state == State.LISTENING:
@@ -799,4 +822,4 @@ def strip_wake_words(text: str) -> str:
     return " ".join(words)
 
 
-__all__ = ["FRAME_SECONDS", "Assistant", "Clock", "RealClock", "Responder", "State"]
+__all__ = ["Assistant", "Clock", "RealClock", "Responder", "State"]

@@ -171,6 +171,9 @@ class MqttSettings(Section):
     """Most messages held while the broker is away; the oldest go first."""
     keepalive_s: int = Field(30, ge=5, le=3600)
     """MQTT keepalive."""
+    reconnect_max_s: int = Field(60, ge=1, le=3600)
+    """Longest wait between attempts to reach a broker that went away (the wait doubles
+    from 1 s up to this)."""
 
 
 class GpioSettings(Section):
@@ -281,6 +284,19 @@ class LlmSettings(Section):
     """CA certificate file for a server with a private certificate (e.g. on the LAN);
     certificates are always verified, this only adds whom to trust."""
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip()
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(
+                "must be an http:// or https:// base URL such as http://127.0.0.1:11434/v1"
+            )
+        return url
+
 
 class UpdateSettings(Section):
     url: str | None = None
@@ -312,6 +328,9 @@ class UpdateSettings(Section):
     """Connect/read timeout for the release server."""
     request_timeout_s: float = Field(120.0, gt=0, le=3600)
     """How long an update asked for over MQTT waits for the update service to start."""
+    check_interval_h: float = Field(12.0, ge=0, le=24 * 30)
+    """While running, look up the latest release this often (and once at start) so Home
+    Assistant's update entity can offer it; 0 turns the periodic check off."""
     allow_remote_force: bool = False
     """Let ``cmd/update`` with ``force`` install an older or the same version (off: a
     remote request can only move forward)."""
@@ -486,3 +505,70 @@ def _toml_line(key: str, value: Any, secret: bool = False) -> str:
         inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
         return f"{key} = {{ {inner} }}"
     return f"{key} = {json.dumps(value)}"
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md, made from the field docstrings so it cannot drift."""
+    import json
+
+    def value(v: Any) -> str:
+        if isinstance(v, SecretStr):
+            return "(secret)"
+        if isinstance(v, Path):
+            return str(v)
+        return json.dumps(v) if v is not None else "(not set)"
+
+    out = [
+        "# Configuration",
+        "",
+        "One TOML file: `--config PATH`, else `$TTBT5_CONFIG`, else `/etc/ttbt5/config.toml`,",
+        "else the defaults below. Every key can be overridden from the environment as",
+        "`TTBT5_<SECTION>__<KEY>` (lists and tables as JSON, e.g.",
+        "`TTBT5_WAKE__MODELS='[\"alexa\"]'`). Secrets (`mqtt.password`, `llm.api_key`) can come",
+        "from a file (`*_file`) or a systemd credential and are never printed or logged.",
+        "",
+        "`ttbt5 config validate` checks a file and the environment; a bad key or value exits",
+        "with status 2 and one line naming the key, the value and what is allowed.",
+        "`ttbt5 config show` prints the effective settings, secrets masked.",
+        "",
+        "This page is generated from the code (`python scripts/config_doc.py`).",
+        "",
+        "## Top level",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    root_fields = Settings.model_fields
+    for name, info in root_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            continue
+        default = (
+            "per user" if name == "data_dir" else value(info.get_default(call_default_factory=True))
+        )
+        out.append(f"| `{name}` | `{default}` | {_one_line(info.description)} |")
+    for name, info in root_fields.items():
+        annotation = info.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, Section)):
+            continue
+        out += ["", f"## [{name}]", "", "| key | default | meaning |", "|---|---|---|"]
+        for key, field in annotation.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            shown = "hostname" if key == "device_id" else value(default)
+            out.append(f"| `{key}` | `{shown}` | {_one_line(field.description)} |")
+    out += [
+        "",
+        "## [[intents]]",
+        "",
+        "Custom home-automation sentences, matched before the LLM (see docs/mqtt.md).",
+        "",
+        "| key | meaning |",
+        "|---|---|",
+    ]
+    for key, field in CustomIntent.model_fields.items():
+        out.append(f"| `{key}` | {_one_line(field.description)} |")
+    return "\n".join(out) + "\n"
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split()).replace("|", "\\|")

@@ -96,9 +96,12 @@ class Notice:
 
 @dataclass(frozen=True)
 class Tick:
-    """Time passes with no audio (device missing): timers still ring."""
+    """Time passes with no audio: timers still ring. ``recovering`` marks ticks from the
+    microphone's reopen loop: proof that the audio loop is alive though its device is gone,
+    which keeps the systemd watchdog fed while it retries."""
 
     t: float
+    recovering: bool = False
 
 
 @dataclass(frozen=True)

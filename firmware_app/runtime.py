@@ -58,10 +58,10 @@ class NoVad:
         pass
 
 
-def load_tts(settings: Settings) -> Synthesizer:
+def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
     from firmware_app.engines.tts import PiperSynthesizer
 
-    tts = PiperSynthesizer(settings.tts)
+    tts = PiperSynthesizer(settings.tts, steady=steady)
     for _ in tts.synthesize("Ready."):  # first inference is slow: pay it before anyone waits
         pass
     return tts
@@ -78,7 +78,10 @@ def load_stt(settings: Settings) -> tuple[Transcriber | None, str | None]:
 
 
 def load_engines(
-    settings: Settings, microphone: bool = True, stt: Transcriber | None = None
+    settings: Settings,
+    microphone: bool = True,
+    stt: Transcriber | None = None,
+    steady: bool = False,
 ) -> Engines:
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.engines.vad import SileroVad
@@ -90,7 +93,7 @@ def load_engines(
     problem = None
     if stt is None and microphone:
         stt, problem = load_stt(settings)
-    tts = load_tts(settings)
+    tts = load_tts(settings, steady)
     logger.info("models loaded in {:.1f} s", time.monotonic() - started)
     return Engines(wake, vad, stt, problem, tts)
 
@@ -98,8 +101,8 @@ def load_engines(
 class SimClock:
     """The assistant clock under ``simulate``: the position in the input audio."""
 
-    def __init__(self, realtime: bool = False) -> None:
-        self.base = time.time()
+    def __init__(self, realtime: bool = False, epoch: float | None = None) -> None:
+        self.base = time.time() if epoch is None else epoch
         self._t = 0.0
         self._realtime = realtime
         self._start = time.monotonic()
@@ -226,11 +229,12 @@ def simulate(
     engines: Engines | None = None,
     max_tail_s: float = 120.0,
     observers: list[Callable[[Event], None]] | None = None,
+    start_epoch: float | None = None,
 ) -> dict[str, Any]:
     """Run the assistant over a recording. Returns a summary (replies, duration)."""
     samples = read_wav(input_wav)
-    engines = engines or load_engines(settings)
-    clock = SimClock(realtime)
+    engines = engines or load_engines(settings, steady=not realtime)
+    clock = SimClock(realtime, start_epoch)
     replies: list[str] = []
 
     def collect(event: Event) -> None:
@@ -258,12 +262,10 @@ def simulate(
         return {"replies": replies, "input_s": len(samples) / 16000, "state": assistant.state.value}
 
 
-def _settled(assistant: Assistant, speaker: SimulatedSpeaker) -> bool:
-    return (
-        assistant.state in (State.IDLE, State.MUTED, State.ERROR)
-        and assistant.quiescent()
-        and not speaker.busy()
-    )
+def _settled(assistant: Assistant, speaker: SimulatedSpeaker, queue: bool = True) -> bool:
+    """Every reply spoken and nothing left to do (``queue``: also nothing waiting)."""
+    resting = assistant.state in (State.IDLE, State.MUTED, State.ERROR)
+    return resting and assistant.idle(queue) and not speaker.busy()
 
 
 def _feed_fast(
@@ -318,21 +320,22 @@ def _feed_realtime(
         n = 0
         frames = list(_frames(samples))
         tail = int(max_tail_s / FRAME_SECONDS)
-        while not done.is_set():
-            if n < len(frames):
-                pcm = frames[n]
-            elif n >= len(frames) + tail or _settled(assistant, speaker):
-                break
-            else:
-                pcm = SILENCE
-            n += 1
-            t = n * FRAME_SECONDS
-            delay = start + t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            speaker.advance(clock.t())
-            assistant.post(Frame(pcm, clock.t()))
-        assistant.post(Stop())
+        try:
+            while not done.is_set():
+                if n < len(frames):
+                    pcm = frames[n]
+                elif n >= len(frames) + tail or _settled(assistant, speaker, queue=False):
+                    break
+                else:
+                    pcm = SILENCE
+                n += 1
+                delay = start + n * FRAME_SECONDS - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                speaker.advance(clock.t())
+                assistant.post(Frame(pcm, clock.t()))
+        finally:
+            assistant.post(Stop())  # whatever happens, the run ends
 
     feeder = threading.Thread(target=feed, name="wav-mic", daemon=True)
     feeder.start()
@@ -466,7 +469,7 @@ def run(settings: Settings) -> int:
             settings.audio.reopen_max_s,
         )
         assistant.audio_status = lambda: {"input": mic.stats(), "output": speaker.stats()}
-        assistant.heartbeat = notifier.frame
+        assistant.heartbeat = lambda audio: notifier.frame() if audio else notifier.alive()
 
         def on_signal(signum: int, _frame: Any) -> None:
             logger.info("signal {}: stopping", signal.Signals(signum).name)

@@ -23,8 +23,11 @@ def _voice():  # type: ignore[no-untyped-def]
 @cache
 def speech(text: str) -> np.ndarray:
     """``text`` spoken by the packaged Piper voice, as 16 kHz mono int16."""
+    from piper import SynthesisConfig
+
     voice = _voice()
-    audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text)])
+    steady = SynthesisConfig(noise_w_scale=0.0)  # same audio on every run: repeatable tests
+    audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, steady)])
     return resample(audio, voice.config.sample_rate, RATE)
 
 

@@ -32,7 +32,9 @@ def real_engines():
     """openWakeWord, Silero and Piper, loaded once; STT is swapped in per test."""
     from firmware_app.runtime import load_engines
 
-    return load_engines(Settings(data_dir=Path("/nonexistent")), microphone=True, stt=_NoStt())
+    return load_engines(
+        Settings(data_dir=Path("/nonexistent")), microphone=True, stt=_NoStt(), steady=True
+    )
 
 
 class _NoStt:

@@ -66,7 +66,9 @@ def test_missing_file_is_an_error(tmp_path):
 
 
 def test_secrets_never_shown(tmp_path, monkeypatch):
-    path = write(tmp_path, "[mqtt]\nhost = 'broker'\npassword = 'hunter2'\n[llm]\napi_key = 'sk-123'\n")
+    path = write(
+        tmp_path, "[mqtt]\nhost = 'broker'\npassword = 'hunter2'\n[llm]\napi_key = 'sk-123'\n"
+    )
     s = load_settings(path)
     shown = settings_as_toml(s) + repr(s) + str(s.model_dump())
     assert "hunter2" not in shown and "sk-123" not in shown

@@ -51,8 +51,13 @@ def test_wake_phrase_is_detected_once_and_named(wake):
 
 
 def test_other_speech_does_not_wake(wake):
-    audio = conversation(0.5, "What is the weather like today?", 0.3,
-                         "Please remember to buy some milk and bread.", 0.5)
+    audio = conversation(
+        0.5,
+        "What is the weather like today?",
+        0.3,
+        "Please remember to buy some milk and bread.",
+        0.5,
+    )
     assert detections(wake, audio) == []
 
 

@@ -147,7 +147,7 @@ class Microphone:
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while not self._stop.is_set() and time.monotonic() < end:
-            self._post(Tick(wall_now()))
+            self._post(Tick(wall_now(), recovering=True))
             self._stop.wait(min(0.5, end - time.monotonic()))
 
 

@@ -21,6 +21,7 @@ class SimulatedSpeaker:
         self._lock = threading.Lock()
         self._buffer = bytearray()
         self._started: set[int] = set()
+        self._starts: dict[int, float] = {}  # utterances whose audio has not begun yet
         self._ends: dict[int, float] = {}
         self._cursor = 0.0  # end of scheduled audio, seconds
 
@@ -33,11 +34,15 @@ class SimulatedSpeaker:
 
     def play(self, utterance: int, pcm: bytes) -> None:
         with self._lock:
-            start = max(self._clock(), self._cursor)
+            now = self._clock()
+            start = max(now, self._cursor)
             self._place(start, pcm)
             self._cursor = start + len(pcm) / 2 / self.sample_rate
             first = utterance not in self._started
             self._started.add(utterance)
+            if first and start > now:  # queued behind other audio: starts later
+                self._starts[utterance] = start
+                first = False
         if first:
             self._post(PlaybackStarted(utterance))
 
@@ -54,9 +59,14 @@ class SimulatedSpeaker:
     def advance(self, t: float) -> None:
         """Called by the simulation as the clock moves: finished utterances are reported."""
         with self._lock:
-            done = [u for u, end in self._ends.items() if end <= t]
+            started = [u for u, start in self._starts.items() if start <= t]
+            for u in started:
+                del self._starts[u]
+            done = [u for u, end in self._ends.items() if end <= t and u not in self._starts]
             for u in done:
                 del self._ends[u]
+        for u in started:
+            self._post(PlaybackStarted(u))
         for u in done:
             self._post(PlaybackDone(u))
 
@@ -68,12 +78,13 @@ class SimulatedSpeaker:
             self._cursor = min(self._cursor, now)
             done = list(self._ends)
             self._ends.clear()
+            self._starts.clear()
         for u in done:
             self._post(PlaybackDone(u))
 
     def busy(self) -> bool:
         with self._lock:
-            return bool(self._ends)
+            return bool(self._ends or self._starts)
 
     def samples(self) -> np.ndarray:
         with self._lock:

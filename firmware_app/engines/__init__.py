@@ -27,7 +27,7 @@ class WakeDetector(Protocol):
 
 class SpeechDetector(Protocol):
     def process(self, pcm: bytes) -> float:
-        """Feed one frame; return the highest speech probability (0-1) seen in it."""
+        """Feed one frame; return the speech probability (0-1) at its end."""
         ...
 
     def reset(self) -> None: ...

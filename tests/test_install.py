@@ -1,0 +1,186 @@
+"""scripts/install.sh staged with --root: the layout, a config the app accepts, models
+copied, units installed (the update timer not enabled), nothing changed by a rerun, and
+--uninstall keeping config and data unless --purge."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ota_support import make_app_wheel
+
+from firmware_app.config import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "install.sh"
+UNITS = ["ttbt5.service", "ttbt5-update.service", "ttbt5-update.timer", "ttbt5-update.path"]
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--python", sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Everything a rerun could change: type, mode, mtime, content, link target."""
+    state: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            if path.is_symlink():
+                state[str(path)] = ("link", os.readlink(path))
+            elif path.is_dir():
+                state[str(path)] = ("dir", st.st_mode, st.st_mtime_ns)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                state[str(path)] = ("file", st.st_mode, st.st_mtime_ns, digest)
+    return state
+
+
+def validate(config: Path) -> None:
+    """``ttbt5 config validate`` when the CLI is there, else the loader it uses."""
+    if importlib.util.find_spec("firmware_app.cli") is not None:
+        done = subprocess.run(
+            [sys.executable, "-m", "firmware_app", "config", "validate", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    load_settings(config)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    wheels = tmp_path / "wheels"
+    models = tmp_path / "models"
+    (models / "vosk-model-small-en-us-0.15" / "am").mkdir(parents=True)
+    (models / "vosk-model-small-en-us-0.15" / "am" / "final.mdl").write_bytes(b"model")
+    key = tmp_path / "release.pub"
+    key.write_text("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n")
+    return {
+        "wheel": make_app_wheel(wheels, "0.1.0"),
+        "wheels": wheels,
+        "models": models,
+        "key": key,
+    }
+
+
+def test_staged_install_layout_rerun_and_uninstall(tmp_path: Path, inputs: dict[str, Path]):
+    root = tmp_path / "root"
+    args = [
+        "--app",
+        str(inputs["wheel"]),
+        "--wheelhouse",
+        str(inputs["wheels"]),
+        "--models-from",
+        str(inputs["models"]),
+        "--public-key",
+        str(inputs["key"]),
+        "--update-url",
+        "http://127.0.0.1:9/releases/",
+    ]
+    user_existed = subprocess.run(["getent", "passwd", "ttbt5"], capture_output=True).returncode
+    first = install(root, *args)
+
+    app = root / "opt" / "ttbt5"
+    assert os.readlink(app / "current") == "releases/0.1.0"
+    assert (app / "current" / "release.json").is_file()
+    done = subprocess.run(
+        [str(app / "current" / "venv" / "bin" / "ttbt5")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout.strip() == "0.1.0"  # the release's own venv runs
+
+    config = root / "etc" / "ttbt5" / "config.toml"
+    assert config.stat().st_mode & 0o777 == 0o640
+    validate(config)
+    settings = load_settings(config)
+    assert settings.data_dir == Path("/var/lib/ttbt5")  # data never inside a release
+    assert settings.update.root == Path("/opt/ttbt5")
+    assert settings.update.url == "http://127.0.0.1:9/releases/"
+    assert settings.update.public_key == Path("/etc/ttbt5/update.pub")
+    assert (root / "etc" / "ttbt5" / "update.pub").read_bytes() == inputs["key"].read_bytes()
+    for cred in ("mqtt_password", "llm_api_key"):
+        path = root / "etc" / "ttbt5" / "credentials" / cred
+        assert path.stat().st_mode & 0o777 == 0o600
+
+    model = root / "var/lib/ttbt5/models/vosk-model-small-en-us-0.15/am/final.mdl"
+    assert model.read_bytes() == b"model"
+    for unit in UNITS:
+        assert (root / "etc/systemd/system" / unit).read_bytes() == (
+            REPO / "systemd" / unit
+        ).read_bytes()
+
+    # nothing outside the root was touched: system commands were only printed
+    out = first.stdout
+    assert "would run: systemctl enable ttbt5.service ttbt5-update.path" in out
+    assert not any("enable" in line and "timer" in line for line in out.splitlines())
+    assert "would run: systemctl restart ttbt5.service" in out
+    if user_existed != 0:
+        assert "would run: useradd --system" in out
+        assert subprocess.run(["getent", "passwd", "ttbt5"], capture_output=True).returncode != 0
+
+    # running it again changes nothing at all
+    before = snapshot(root)
+    again = install(root, *args)
+    assert snapshot(root) == before
+    assert "nothing to do" in again.stdout
+    assert "restart" not in again.stdout
+
+    # data written by the service survives an uninstall; --purge removes it
+    store = root / "var/lib/ttbt5/store.sqlite"
+    store.write_bytes(b"timers")
+    install(root, "--uninstall")
+    assert not app.exists()
+    assert not any((root / "etc/systemd/system" / unit).exists() for unit in UNITS)
+    assert store.read_bytes() == b"timers" and config.is_file()
+    install(root, "--uninstall", "--purge")
+    assert not store.exists() and not config.exists()
+
+
+def test_installing_a_newer_release_keeps_the_old_one_and_the_config(
+    tmp_path: Path, inputs: dict[str, Path]
+):
+    root = tmp_path / "root"
+    install(
+        root, "--app", str(inputs["wheel"]), "--wheelhouse", str(inputs["wheels"]), "--skip-models"
+    )
+    config = root / "etc" / "ttbt5" / "config.toml"
+    config.write_text(config.read_text() + "\n[vad]\nsilence_ms = 700\n")
+    edited = config.read_bytes()
+    newer = make_app_wheel(tmp_path / "new", "0.2.0")
+    install(root, "--app", str(newer), "--wheelhouse", str(newer.parent), "--skip-models")
+    app = root / "opt" / "ttbt5"
+    assert os.readlink(app / "current") == "releases/0.2.0"
+    assert os.readlink(app / "previous") == "releases/0.1.0"
+    assert config.read_bytes() == edited  # the user's config is never overwritten
+    validate(config)
+
+
+def test_bad_option_fails_with_one_line(tmp_path: Path):
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(tmp_path), "--frobnicate"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "install.sh: unknown option --frobnicate (see --help)"
