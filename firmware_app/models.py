@@ -168,9 +168,10 @@ def unpack(archive: Path, into: Path) -> None:
                 target.mkdir(parents=True, exist_ok=True)
             elif member.isfile():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                assert src is not None
-                with src, target.open("wb") as dst:
+                member_file = tf.extractfile(member)
+                if member_file is None:
+                    raise BadInputError(f"archive member {member.name!r} cannot be read")
+                with member_file as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst)
             else:
                 raise BadInputError(f"archive member {member.name!r} is a link or device")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loguru import logger
@@ -123,7 +123,7 @@ class SpeechOutput:
                 if utterance >= 0:
                     self.speaker.play(utterance, scale(pcm, self.volume))
 
-    def _synthesize(self, text: str, cacheable: bool, warming: bool):  # type: ignore[no-untyped-def]
+    def _synthesize(self, text: str, cacheable: bool, warming: bool) -> Iterator[bytes]:
         if cacheable and text in self._cache:
             self._cache.move_to_end(text)
             if not warming:

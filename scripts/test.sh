@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "==> ruff"
 .venv/bin/ruff check firmware_app tests scripts
+echo "==> mypy"
+.venv/bin/mypy firmware_app
 echo "==> pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

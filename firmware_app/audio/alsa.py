@@ -265,7 +265,8 @@ class AlsaSpeaker:
                     break
         self._close(pcm, drain=False)
 
-    def _close(self, pcm: Any, drain: bool) -> None:
+    def _close(self, pcm: Any, drain: bool) -> Any:
+        """Close ``pcm`` if open; always returns None, for ``pcm = self._close(pcm, ...)``."""
         if pcm is None:
             return None
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from firmware_app.messages import PlaybackDone, PlaybackStarted
 
 class SimulatedSpeaker:
     def __init__(
-        self, sample_rate: int, post: Callable[[object], None], clock: Callable[[], float]
+        self, sample_rate: int, post: Callable[[Any], None], clock: Callable[[], float]
     ) -> None:
         self.sample_rate = sample_rate
         self._post = post

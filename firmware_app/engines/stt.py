@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -45,7 +46,7 @@ class VoskTranscriber:
         self._fed = False
         self._segments: list[str] = []  # text Vosk already finalized at internal pauses
 
-    def _new_recognizer(self):  # type: ignore[no-untyped-def]
+    def _new_recognizer(self) -> Any:
         rec = self._vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         rec.SetWords(False)
         return rec
