@@ -220,6 +220,17 @@ def _frames(samples: np.ndarray) -> Iterator[bytes]:
 SILENCE = b"\0" * (FRAME_SAMPLES * 2)
 
 
+def _reply_collector() -> tuple[list[str], Callable[[Event], None]]:
+    """A list that fills with the text of every ``reply`` event, and its observer."""
+    replies: list[str] = []
+
+    def collect(event: Event) -> None:
+        if event.type == "reply":
+            replies.append(str(event.fields.get("text", "")))
+
+    return replies, collect
+
+
 def simulate(
     settings: Settings,
     input_wav: Path,
@@ -235,11 +246,7 @@ def simulate(
     samples = read_wav(input_wav)
     engines = engines or load_engines(settings, steady=not realtime)
     clock = SimClock(realtime, start_epoch)
-    replies: list[str] = []
-
-    def collect(event: Event) -> None:
-        if event.type == "reply":
-            replies.append(str(event.fields.get("text", "")))
+    replies, collect = _reply_collector()
 
     with assembled(
         settings,
@@ -379,12 +386,8 @@ def _without_microphone(
     engines: Engines | None,
 ) -> list[str]:
     engines = engines or load_engines(settings, microphone=False)
-    replies: list[str] = []
+    replies, collect = _reply_collector()
     failures: list[str] = []
-
-    def collect(event: Event) -> None:
-        if event.type == "reply":
-            replies.append(str(event.fields.get("text", "")))
 
     def on_reply(ok: bool, error: str | None) -> None:
         if not ok:

@@ -92,3 +92,17 @@ def alsa_files():
     ALSA_MIC.write_bytes(b"")
     ALSA_SPEAKER.write_bytes(b"")
     return ALSA_MIC, ALSA_SPEAKER
+
+
+@pytest.fixture
+def factory():
+    """gpiozero's mock pins (PWM-capable), recording each pin's history; reset after."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    saved = Device.pin_factory
+    mock = MockFactory(pin_class=MockPWMPin)
+    Device.pin_factory = mock
+    yield mock
+    mock.reset()
+    Device.pin_factory = saved

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from audio_helpers import conversation, write
 from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from firmware_app.config import Settings
 from firmware_app.events import Event
@@ -34,16 +33,6 @@ GPIO = {
     "double_press_s": 0.25,
     "bounce_s": 0.01,
 }
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    saved = Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
-    Device.pin_factory = mock
-    yield mock
-    mock.reset()
-    Device.pin_factory = saved
 
 
 @pytest.fixture

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 
 from firmware_app.gpio.button import ButtonGestures
 from firmware_app.messages import Button
 
 PIN = 17
 QUIET = 0.6  # longer than any window used here: nothing more is coming
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    saved = Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
-    Device.pin_factory = mock
-    yield mock
-    mock.reset()
-    Device.pin_factory = saved
 
 
 class Posted:

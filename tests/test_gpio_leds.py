@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from firmware_app.gpio.leds import Apa102, Leds, RgbLed, SingleLed, apa102_stream
@@ -15,16 +14,6 @@ from firmware_app.gpio.patterns import BLACK, PATTERNS, Colour, Pattern, frame, 
 
 LED_PIN = 17
 RGB_PINS = (22, 23, 24)
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    saved = Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
-    Device.pin_factory = mock
-    yield mock
-    mock.reset()
-    Device.pin_factory = saved
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:

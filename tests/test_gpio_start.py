@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from gpiozero import LED, BadPinFactory, Device
-from gpiozero.pins.mock import MockFactory, MockPWMPin
+from gpiozero.pins.mock import MockFactory
 from loguru import logger
 
 from firmware_app.config import Settings
@@ -18,16 +18,6 @@ from firmware_app.events import Event, EventBus
 from firmware_app.gpio import choose_pin_factory, set_lg_wd, start_gpio
 from firmware_app.gpio.leds import Apa102
 from firmware_app.messages import Button, Message, Notice
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    saved = Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
-    Device.pin_factory = mock
-    yield mock
-    mock.reset()
-    Device.pin_factory = saved
 
 
 @pytest.fixture
