@@ -12,6 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# the MQTT broker, listener and stand-in assistant fixtures
+pytest_plugins = ["mqtt_broker"]
+
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 # Tests never read the machine's own configuration.
 os.environ.pop("TTBT5_CONFIG", None)

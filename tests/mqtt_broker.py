@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,37 @@ def wait_until(check: Callable[[], bool], timeout: float = TIMEOUT, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         time.sleep(0.02)
+
+
+@pytest.fixture
+def assistant() -> FakeAssistant:
+    return FakeAssistant()
+
+
+@contextmanager
+def connected_bridge(broker: Broker, tmp_path: Path, assistant: Any, **mqtt: Any) -> Iterator[Any]:
+    """A bridge from ``start_mqtt``, connected to ``broker``; closed afterwards."""
+    from firmware_app.mqtt import start_mqtt
+
+    bridge = start_mqtt(settings_for(broker, tmp_path, **mqtt), assistant)
+    assert bridge is not None
+    try:
+        wait_until(lambda: bridge.connected, what="bridge connected")
+        yield bridge
+    finally:
+        bridge.close()
+
+
+def assert_will_after_kill(broker: Broker, listener: Listener, pid: int, status: str) -> None:
+    """SIGKILL ``pid`` (a process whose bridge is online): the broker publishes its
+    retained last will, which a newcomer still sees."""
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    listener.wait_for(status, lambda m: m.text == "offline", timeout=20)
+    late = Listener(broker, (status,))
+    try:
+        msg = late.wait_for(status)
+        assert msg.text == "offline" and msg.retain
+    finally:
+        late.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from fakes import SPEECH, WAKE, FakeTts, FakeVad, FakeWake, ScriptedStt
 from mqtt_broker import (
     Broker,
     Listener,
-    broker_fixture,  # noqa: F401  (the 'broker' fixture)
+    assert_will_after_kill,
 )
 
 from firmware_app import runtime
@@ -150,15 +149,7 @@ def test_last_will_when_the_service_is_killed(broker: Broker, tmp_path: Path) ->
     )
     try:
         listener.wait_for(status, lambda m: m.text == "online", timeout=90)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-        listener.wait_for(status, lambda m: m.text == "offline", timeout=20)
-        late = Listener(broker, (status,))
-        try:
-            msg = late.wait_for(status)
-            assert msg.text == "offline" and msg.retain
-        finally:
-            late.close()
+        assert_will_after_kill(broker, listener, child.pid, status)
     finally:
         if child.poll() is None:
             child.kill()

@@ -10,8 +10,7 @@ from mqtt_broker import (
     Broker,
     FakeAssistant,
     Listener,
-    broker_fixture,  # noqa: F401  (the 'broker' fixture)
-    listener_fixture,  # noqa: F401  (the 'listener' fixture)
+    connected_bridge,
     settings_for,
     wait_until,
 )
@@ -23,17 +22,9 @@ from firmware_app.mqtt.discovery import STATES
 
 
 @pytest.fixture
-def assistant() -> FakeAssistant:
-    return FakeAssistant()
-
-
-@pytest.fixture
 def bridge(broker: Broker, tmp_path: Path, assistant: FakeAssistant) -> Iterator[MqttBridge]:
-    b = start_mqtt(settings_for(broker, tmp_path), assistant)
-    assert b is not None
-    wait_until(lambda: b.connected, what="bridge connected")
-    yield b
-    b.close()
+    with connected_bridge(broker, tmp_path, assistant) as b:
+        yield b
 
 
 def test_off_without_host(tmp_path: Path) -> None:

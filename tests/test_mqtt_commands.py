@@ -15,7 +15,6 @@ from mqtt_broker import (
     Broker,
     FakeAssistant,
     Listener,
-    broker_fixture,  # noqa: F401  (the 'broker' fixture)
     settings_for,
     wait_until,
 )

@@ -11,8 +11,7 @@ from mqtt_broker import (
     Broker,
     FakeAssistant,
     Listener,
-    broker_fixture,  # noqa: F401  (the 'broker' fixture)
-    listener_fixture,  # noqa: F401  (the 'listener' fixture)
+    connected_bridge,
     settings_for,
     wait_until,
 )
@@ -22,17 +21,9 @@ from firmware_app.mqtt import MqttBridge, start_mqtt
 
 
 @pytest.fixture
-def assistant() -> FakeAssistant:
-    return FakeAssistant()
-
-
-@pytest.fixture
 def bridge(broker: Broker, tmp_path: Path, assistant: FakeAssistant) -> Iterator[MqttBridge]:
-    b = start_mqtt(settings_for(broker, tmp_path, hermes=True), assistant)
-    assert b is not None
-    wait_until(lambda: b.connected)
-    yield b
-    b.close()
+    with connected_bridge(broker, tmp_path, assistant, hermes=True) as b:
+        yield b
 
 
 def test_a_recognised_request(

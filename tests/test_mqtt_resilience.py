@@ -11,7 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import Broker, FakeAssistant, Listener, settings_for, wait_until
+from mqtt_broker import (
+    Broker,
+    FakeAssistant,
+    Listener,
+    assert_will_after_kill,
+    settings_for,
+    wait_until,
+)
 
 from firmware_app.events import Event, wall_now
 from firmware_app.messages import Notice
@@ -151,15 +158,7 @@ def test_last_will_when_killed(tmp_path: Path) -> None:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == b"ready"
         listener.wait_for(status, lambda m: m.text == "online")
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-        listener.wait_for(status, lambda m: m.text == "offline", timeout=20)
-        late = Listener(broker, (status,))  # the will is retained: newcomers see it too
-        try:
-            msg = late.wait_for(status)
-            assert msg.text == "offline" and msg.retain
-        finally:
-            late.close()
+        assert_will_after_kill(broker, listener, child.pid, status)
     finally:
         if child.poll() is None:
             child.kill()
