@@ -226,7 +226,7 @@ def test_bad_wav_is_a_clear_error(tmp_path):
 
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF0000WAVEjunk")
-    with pytest.raises(BadInputError, match="not a PCM WAV"):
+    with pytest.raises(BadInputError, match="not a WAV file"):
         read_wav(bad)
     with pytest.raises(BadInputError, match="no such file"):
         read_wav(tmp_path / "missing.wav")

@@ -1,0 +1,121 @@
+"""WAV input as real tools write it: sox and ffmpeg use WAVE_FORMAT_EXTENSIBLE beyond 16-bit
+stereo, and float32 for processed audio. Headers are built byte by byte here, so each test
+states exactly which layout it reads."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_app.audio.wavio import EXTENSIBLE, IEEE_FLOAT, PCM, read_wav
+from firmware_app.errors import BadInputError
+
+RATE = 16000
+TONE = (np.sin(2 * np.pi * 440 * np.arange(RATE // 4) / RATE) * 0.5).astype(np.float64)
+"""A quarter second of 440 Hz at half scale: the reference every layout must read back as."""
+
+EXPECTED = np.round(TONE * 32768).astype(np.int16)
+GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+
+
+def _wav(path: Path, tag: int, channels: int, bits: int, frames: bytes, extensible: bool) -> Path:
+    width = bits // 8
+    block = width * channels
+    fmt = struct.pack(
+        "<HHIIHH", EXTENSIBLE if extensible else tag, channels, RATE, RATE * block, block, bits
+    )
+    if extensible:
+        mask = (1 << channels) - 1
+        fmt += struct.pack("<HHI", 22, bits, mask) + struct.pack("<H", tag) + GUID_TAIL
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"LIST" + struct.pack("<I", 4) + b"INFO"  # an extra chunk before the data
+    body += b"data" + struct.pack("<I", len(frames)) + frames
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def _interleave(mono: np.ndarray, channels: int) -> np.ndarray:
+    return np.repeat(mono[:, None], channels, axis=1).reshape(-1)
+
+
+def _pcm24(samples: np.ndarray) -> bytes:
+    as32 = samples.astype("<i4")
+    return np.stack([(as32 >> s) & 0xFF for s in (0, 8, 16)], axis=1).astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("extensible", [False, True])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("layout", ["pcm16", "pcm24", "pcm32", "float32", "float64"])
+def test_reads_every_common_layout(
+    tmp_path: Path, layout: str, channels: int, extensible: bool
+) -> None:
+    mono24 = np.round(TONE * (1 << 23)).astype(np.int64)
+    if layout == "pcm16":
+        tag, bits, frames = PCM, 16, _interleave(EXPECTED, channels).astype("<i2").tobytes()
+    elif layout == "pcm24":
+        tag, bits, frames = PCM, 24, _pcm24(_interleave(mono24, channels))
+    elif layout == "pcm32":
+        tag, bits = PCM, 32
+        frames = _interleave(mono24 << 8, channels).astype("<i4").tobytes()
+    else:
+        tag, bits = IEEE_FLOAT, int(layout[-2:])
+        dtype = "<f4" if bits == 32 else "<f8"
+        frames = _interleave(TONE, channels).astype(dtype).tobytes()
+    path = _wav(tmp_path / "in.wav", tag, channels, bits, frames, extensible)
+    got = read_wav(path)
+    assert got.dtype == np.int16
+    assert len(got) == len(EXPECTED)
+    assert np.max(np.abs(got.astype(np.int32) - EXPECTED)) <= 1
+
+
+def test_resamples_a_float_file(tmp_path: Path) -> None:
+    path = _wav(
+        tmp_path / "in.wav",
+        IEEE_FLOAT,
+        2,
+        32,
+        _interleave(TONE, 2).astype("<f4").tobytes(),
+        extensible=True,
+    )
+    assert abs(len(read_wav(path, 8000)) - len(EXPECTED) // 2) <= 1
+
+
+def test_float_out_of_range_and_nan_are_clipped_not_wrapped(tmp_path: Path) -> None:
+    values = np.array([2.0, -2.0, np.nan, np.inf, -np.inf, 0.25], dtype="<f4")
+    path = _wav(tmp_path / "in.wav", IEEE_FLOAT, 1, 32, values.tobytes(), extensible=False)
+    assert read_wav(path).tolist() == [32767, -32768, 0, 32767, -32768, 8192]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not a WAV file"),
+        (b"RIFF\x04\x00\x00\x00WAVE", "no fmt or data chunk"),
+        (b"OggS" + b"\x00" * 40, "not a WAV file"),
+    ],
+)
+def test_refuses_what_is_not_a_wav_with_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(BadInputError, match=message):
+        read_wav(path)
+
+
+def test_refuses_compressed_encodings_by_name(tmp_path: Path) -> None:
+    path = _wav(tmp_path / "alaw.wav", 0x0006, 1, 8, b"\x00" * 100, extensible=True)
+    with pytest.raises(BadInputError, match="unsupported WAV encoding 0x0006"):
+        read_wav(path)
+
+
+def test_a_recording_cut_short_keeps_what_is_there(tmp_path: Path) -> None:
+    path = _wav(tmp_path / "in.wav", PCM, 1, 16, EXPECTED.astype("<i2").tobytes(), False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 1001])  # the data chunk claims more than it holds
+    got = read_wav(path)
+    assert len(got) == len(EXPECTED) - 501
+    assert np.array_equal(got, EXPECTED[: len(got)])
