@@ -227,6 +227,12 @@ class Assistant:
             logger.opt(exception=exc).error(
                 "assistant: {} while handling {}", exc, type(msg).__name__
             )
+            if isinstance(msg, Command) and msg.reply is not None:
+                # the sender is owed an answer and its in-flight slot must be freed
+                try:
+                    msg.reply(False, f"{msg.name} failed: {type(exc).__name__}")
+                except Exception as reply_exc:
+                    logger.error("command reply for {} failed: {}", msg.name, reply_exc)
             self._fail("assistant", f"{type(exc).__name__}: {exc}")
 
     def _dispatch(self, msg: Message) -> None:

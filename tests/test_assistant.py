@@ -409,3 +409,11 @@ def test_status_is_json_ready(rig):
     json.dumps(status)
     assert status["state"] == "idle" and status["volume"] == 70 and status["llm"] is None
     assert isinstance(rig.assistant, Assistant)
+
+
+def test_a_command_whose_handler_raises_is_still_answered_once(rig):
+    answers: list[tuple[bool, str | None]] = []
+    cmd = Command("volume", {"volume": "loud"}, lambda ok, err: answers.append((ok, err)))
+    rig.assistant.handle(cmd)
+    assert answers == [(False, "volume failed: ValueError")]
+    assert rig.of("error")  # and the failure is on the event log

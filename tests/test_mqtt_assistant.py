@@ -75,7 +75,7 @@ def test_real_assistant_round_trips(broker: Broker, tmp_path: Path) -> None:
         listener.wait_for(f"{base}/status", lambda m: m.text == "online", timeout=30)
         listener.publish(f"{base}/cmd/ask", "what time is it")
         result = listener.wait_for(f"{base}/cmd/result").json()
-        assert result == {"command": "ask", "ok": True, "error": None}
+        assert result == {"command": "ask", "id": None, "ok": True, "error": None}
         assert listener.wait_for(f"{base}/event/intent").json()["name"] == "time"
         reply = listener.wait_for(f"{base}/event/reply").json()
         assert reply["source"] == "local" and reply["text"].startswith("It's")

@@ -267,7 +267,7 @@ def test_command_round_trip(
 ) -> None:
     listener.publish(bridge.topics.cmd(command), payload)
     result = listener.wait_for(bridge.topics.cmd_result).json()
-    assert result == {"command": command, "ok": True, "error": None}
+    assert result == {"command": command, "id": None, "ok": True, "error": None}
     (cmd,) = assistant.commands()
     assert cmd.name == command and check(cmd)
 

@@ -129,7 +129,7 @@ def test_handler_survives_a_failing_post() -> None:
 
     handler = CommandHandler(post, results.append)
     handler.handle("stop", b"")
-    assert results == [{"command": "stop", "ok": False, "error": results[0]["error"]}]
+    assert results == [{"command": "stop", "id": None, "ok": False, "error": results[0]["error"]}]
     assert handler.in_flight == 0
 
 
@@ -216,7 +216,7 @@ def test_still_working_after_hostile_payloads(
     client.publish(bridge.topics.cmd("volume"), "20")
     _sent[0] += 1
     reply = client.wait_for(bridge.topics.cmd_result, after=mark).json()
-    assert reply == {"command": "volume", "ok": True, "error": None}
+    assert reply == {"command": "volume", "id": None, "ok": True, "error": None}
     assert assistant.volume == 20
     # exactly one reply for every command sent, no more
     wait_until(lambda: bridge.queued() == 0)

@@ -531,7 +531,7 @@ class MqttBridge:
                 return
             name = self.topics.command_name(topic)
             if name is not None:
-                self._commands.handle(name, bytes(msg.payload))
+                self._commands.handle(name, bytes(msg.payload), retained=bool(msg.retain))
             elif self._hermes is not None and topic in HERMES_SUBSCRIPTIONS:
                 self._hermes.handle(topic, bytes(msg.payload))
         except Exception as exc:  # never let one message end paho's thread

@@ -2,7 +2,8 @@
 
 Anyone on the broker can write there, so every payload is treated as hostile: it is
 checked for size, encoding and shape before anything reaches the assistant, and whatever
-happens the sender gets exactly one answer on ``cmd/result``: ``{command, ok, error}``.
+happens the sender gets exactly one answer on ``cmd/result``: ``{command, id, ok, error}``
+(``id`` echoes the request's own ``"id"`` field, so automations can match answers).
 
 Accepted payloads (JSON objects or the plain forms Home Assistant and ``mosquitto_pub``
 send naturally):
@@ -75,6 +76,34 @@ _MODELS: dict[str, type[_Args]] = {
 _NOT_JSON = object()
 
 
+MAX_ID_CHARS = 64
+RETAINED = (
+    "refused: the command was published with the retain flag, so the broker would run it "
+    "again at every reconnect; publish it without retain"
+)
+
+RequestId = str | int | None
+
+
+def request_id(payload: bytes) -> RequestId:
+    """The ``id`` a JSON-object payload carries, echoed on ``cmd/result`` so automations can
+    match answers to requests; None when absent or unusable (the answer then says why)."""
+    if len(payload) > MAX_PAYLOAD_BYTES or not payload.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        return None
+    if isinstance(value, int) and abs(value) >= 2**53:
+        return None
+    return value
+
+
 def parse_command(name: str, payload: bytes) -> tuple[CommandName, dict[str, Any]]:
     """Validate one command; raise CommandError with a one-line reason."""
     if name not in _MODELS:
@@ -112,6 +141,15 @@ def _normalise(name: str, text: str, data: Any) -> Any:
     """Turn the plain forms into the object form; leave anything else for the model to
     refuse with a precise message."""
     if isinstance(data, dict):
+        if "id" in data:
+            rid = data["id"]
+            if request_id(json.dumps({"id": rid}).encode()) is None:
+                raise CommandError(
+                    f"id: must be a string of up to {MAX_ID_CHARS} characters or a whole number"
+                )
+            data = {k: v for k, v in data.items() if k != "id"}
+            if not data and name in ("listen", "stop", "update"):
+                return {}
         return data
     if name in ("say", "ask"):
         if not text:
@@ -180,14 +218,18 @@ class CommandHandler:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def handle(self, name: str, payload: bytes) -> None:
-        """Never raises: a bad command is answered with its error and goes no further."""
+    def handle(self, name: str, payload: bytes, retained: bool = False) -> None:
+        """Never raises: a bad command is answered with its error and goes no further.
+        ``retained``: the broker delivered a stored message; it is answered, never run."""
         shown = name if len(name) <= 64 else name[:61] + "..."
+        rid = request_id(payload)
         try:
+            if retained:
+                raise CommandError(RETAINED)
             command, args = parse_command(name, payload)
         except CommandError as exc:
             logger.info("MQTT command {} refused: {}", _shown(shown), exc)
-            self._publish_result({"command": shown, "ok": False, "error": str(exc)})
+            self._publish_result({"command": shown, "id": rid, "ok": False, "error": str(exc)})
             return
         with self._lock:
             if self._in_flight >= self._limit:
@@ -197,17 +239,22 @@ class CommandHandler:
                 self._in_flight += 1
         if busy:
             self._publish_result(
-                {"command": command, "ok": False, "error": "busy: too many commands waiting"}
+                {
+                    "command": command,
+                    "id": rid,
+                    "ok": False,
+                    "error": "busy: too many commands waiting",
+                }
             )
             return
-        reply = self._reply_for(command)
+        reply = self._reply_for(command, rid)
         try:
             self._post(Command(command, args, reply))
         except Exception as exc:
             logger.error("MQTT command {} could not be handed over: {}", command, exc)
             reply(False, "the assistant is not accepting commands")
 
-    def _reply_for(self, command: str) -> Callable[[bool, str | None], None]:
+    def _reply_for(self, command: str, rid: RequestId) -> Callable[[bool, str | None], None]:
         done = False
         lock = threading.Lock()
 
@@ -219,6 +266,6 @@ class CommandHandler:
                 done = True
             with self._lock:
                 self._in_flight -= 1
-            self._publish_result({"command": command, "ok": bool(ok), "error": error})
+            self._publish_result({"command": command, "id": rid, "ok": bool(ok), "error": error})
 
         return reply
