@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +24,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from firmware_app.errors import ConfigError
 
@@ -417,10 +423,89 @@ def load_settings(path: str | Path | None = None) -> Settings:
             raise ConfigError(f"config file {file} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {file} nests too deeply to be valid") from None
+    _refuse_private_keys(data, file)
+    _refuse_unknown_environment(os.environ)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, file)) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_environment_error(exc, os.environ)) from None
+    except RecursionError:
+        raise ConfigError("the configuration nests too deeply to be a valid setting") from None
+
+
+ENV_PREFIX = "TTBT5_"
+NOT_SETTINGS = frozenset({"TTBT5_CONFIG", "TTBT5_PYTHON"})
+"""Variables of ours that are not settings: the config file's path and the installer's
+Python."""
+
+
+def _refuse_private_keys(data: dict[str, Any], file: Path | None) -> None:
+    """Keys starting with ``_`` are the settings library's own switches (``_env_prefix``
+    would silently turn off every override); no setting of ours has one."""
+    where = f" in {file}" if file else ""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        prefix, table = stack.pop()
+        if not isinstance(table, dict):
+            continue
+        for key, value in table.items():
+            name = f"{prefix}{key}"
+            if str(key).startswith("_"):
+                raise ConfigError(f"unknown key {name!r}{where}: no setting starts with '_'")
+            if isinstance(value, dict) and len(prefix) < 200:
+                stack.append((f"{name}.", value))
+
+
+def _setting_exists(parts: list[str]) -> bool:
+    model: type[BaseModel] = Settings
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None or not part or part.startswith("_"):
+            return False
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if i == len(parts) - 1:
+                return True  # a whole section as JSON
+            model = annotation
+            continue
+        return True  # a leaf (or a list/dict value given as JSON) ends the path
+    return True
+
+
+def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
+    """A mistyped variable (``TTBT5_VADD__SILENCE_MS``) would otherwise be ignored without a
+    word while the user believes it is in force."""
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS:
+            continue
+        parts = upper[len(ENV_PREFIX) :].lower().split("__")
+        if not _setting_exists(parts):
+            raise ConfigError(
+                f"unknown environment variable {name}: there is no setting "
+                f"{'.'.join(parts)!r} (variables are TTBT5_<SECTION>__<KEY>, e.g. "
+                "TTBT5_VAD__SILENCE_MS)"
+            )
+
+
+def _describe_environment_error(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    """The settings library says which field failed to parse; name the variable and value."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else ""
+    for name in sorted(environ):
+        upper = name.upper()
+        if field and upper.startswith(f"{ENV_PREFIX}{field.upper()}"):
+            shown = "(hidden)" if _looks_secret(upper.lower()) else _short(environ[name])
+            key = ".".join(upper[len(ENV_PREFIX) :].lower().split("__"))
+            return (
+                f"bad value for {key!r} from {name}: {shown}; a list or table "
+                "in the environment is written as JSON, e.g. '[\"hey_jarvis\"]'"
+            )
+    return f"bad value in the environment: {_one_line(str(exc))}"
 
 
 def describe_validation_error(exc: ValidationError, file: Path | None = None) -> str:

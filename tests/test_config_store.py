@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -120,3 +121,39 @@ def test_a_bad_row_gives_the_default_not_a_crash(tmp_path):
     fresh = Store(path)  # unreadable values count as corruption: moved aside
     assert fresh.get("settings", "volume", 70) == 70
     fresh.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"TTBT5_WAKE__MODELS": "not json"}, "bad value for 'wake.models' from TTBT5_WAKE__MODELS"),
+        ({"TTBT5_VADD__SILENCE_MS": "500"}, "unknown environment variable TTBT5_VADD__SILENCE_MS"),
+        ({"TTBT5_VAD__SILENCE": "500"}, "no setting 'vad.silence'"),
+        ({"TTBT5__ENV_PREFIX": "X"}, "unknown environment variable"),
+        ({"TTBT5_WAKE__MODELS": "[" * 5000 + "]" * 5000}, "nests too deeply"),
+    ],
+)
+def test_bad_environment_is_one_clear_line(monkeypatch, env, expected) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(expected)) as info:
+        load_settings(None)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text", ['_env_prefix = "X"', "_cli_parse_args = true", "[vad]\n_x = 1", "a = " + "[" * 5000]
+)
+def test_private_and_pathological_keys_are_refused(tmp_path, text) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text + ("]" * 5000 if text.startswith("a = ") else "") + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "\n" not in str(info.value)
+    assert "_" in str(info.value) or "deep" in str(info.value)
+
+
+def test_known_variables_still_override(monkeypatch) -> None:
+    monkeypatch.setenv("TTBT5_VAD__SILENCE_MS", "700")
+    monkeypatch.setenv("TTBT5_PYTHON", "/usr/bin/python3")
+    assert load_settings(None).vad.silence_ms == 700
