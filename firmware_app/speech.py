@@ -18,6 +18,7 @@ from loguru import logger
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
 from firmware_app.engines import Speaker, Synthesizer
+from firmware_app.llm.sentences import clean
 from firmware_app.messages import Notice
 
 
@@ -47,7 +48,11 @@ class SpeechOutput:
 
     # --- called from the assistant's thread -------------------------------------------
     def say(self, utterance: int, text: str, cache: bool = False) -> None:
-        self._put(utterance, "text", (text, cache))
+        """Queue ``text`` for speech, cleaned first: every spoken text passes the shared
+        cleaner, and a text with nothing speakable left is not spoken at all."""
+        speakable = clean(text, max_chars=None)
+        if speakable:
+            self._put(utterance, "text", (speakable, cache))
 
     def chime(self, utterance: int, name: str) -> None:
         self._put(utterance, "pcm", chime(name, self.tts.sample_rate))
@@ -61,7 +66,7 @@ class SpeechOutput:
     def prewarm(self, phrases: list[str]) -> None:
         """Fill the cache with fixed phrases in the background (utterance -1: not played)."""
         for phrase in phrases:
-            self._put(-1, "text", (phrase, True))
+            self.say(-1, phrase, cache=True)  # cleaned as when spoken, so the cache hits
 
     def cancel(self) -> None:
         """Drop everything queued and cut what is playing."""

@@ -14,6 +14,7 @@ be read aloud as "asterisk asterisk".
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -180,10 +181,15 @@ _REPEATED_PUNCT = re.compile(r"([,;:])(?:\s*[,;:])+")
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Me"})
 
 
-def clean(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> str:
-    """Plain speakable text from one sentence of model output ('' when nothing is left)."""
+def clean(text: str, max_chars: int | None = MAX_SENTENCE_CHARS) -> str:
+    """Plain speakable text from one sentence of model output ('' when nothing is left).
+
+    This is the one cleaner for everything spoken (``SpeechOutput.say`` applies it too, with
+    ``max_chars=None`` so fixed replies are not shortened): a NUL or other control character
+    would otherwise reach Piper (which stops at a NUL) and ``&amp;`` would be read aloud."""
     text = unicodedata.normalize("NFC", text)
-    text = _ANSI.sub("", text)
+    text = _ANSI.sub("", text)  # before control characters become spaces: ESC starts it
+    text = html.unescape(text)  # before tags are stripped: "&lt;b&gt;" is markup too
     text = _IMAGE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
     text = _AUTOLINK.sub(lambda m: _host(m.group(0)[1:-1]), text)
@@ -201,7 +207,7 @@ def clean(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> str:
     text = text.strip(" ,;:")
     if not any(ch.isalnum() for ch in text):
         return ""
-    if len(text) > max_chars:
+    if max_chars is not None and len(text) > max_chars:
         cut = text.rfind(" ", 0, max_chars)
         text = text[: cut if cut > max_chars // 2 else max_chars].rstrip(" ,;:")
     return text
@@ -218,7 +224,9 @@ def _host(url: str) -> str:
 
 
 def _speakable(ch: str) -> str:
-    if ch.isspace():
+    # A control character (NUL, tab, bell) separates words ("Hello\0world" is two), while
+    # format characters (Cf: zero-width joiners, bidi marks) sit inside words and just go.
+    if ch.isspace() or unicodedata.category(ch) == "Cc":
         return " "
     if ch == "°":
         return " degrees "
