@@ -444,35 +444,27 @@ Python."""
 
 
 def _refuse_private_keys(data: dict[str, Any], file: Path | None) -> None:
-    """Keys starting with ``_`` are the settings library's own switches (``_env_prefix``
-    would silently turn off every override); no setting of ours has one."""
+    """Top-level keys starting with ``_`` are the settings library's own switches
+    (``_env_prefix`` would silently turn off every override); deeper ones are refused by the
+    sections' models like any unknown key."""
     where = f" in {file}" if file else ""
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        prefix, table = stack.pop()
-        if not isinstance(table, dict):
-            continue
-        for key, value in table.items():
-            name = f"{prefix}{key}"
-            if str(key).startswith("_"):
-                raise ConfigError(f"unknown key {name!r}{where}: no setting starts with '_'")
-            if isinstance(value, dict) and len(prefix) < 200:
-                stack.append((f"{name}.", value))
+    for key in data:
+        if key.startswith("_"):
+            raise ConfigError(f"unknown key {key!r}{where}: no setting starts with '_'")
 
 
 def _setting_exists(parts: list[str]) -> bool:
+    """Whether ``section.key`` names a setting; a leaf, or a section or list given whole as
+    JSON, ends the path."""
     model: type[BaseModel] = Settings
     for i, part in enumerate(parts):
         field = model.model_fields.get(part)
-        if field is None or not part or part.startswith("_"):
+        if field is None:
             return False
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if i == len(parts) - 1:
-                return True  # a whole section as JSON
-            model = annotation
-            continue
-        return True  # a leaf (or a list/dict value given as JSON) ends the path
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return i == len(parts) - 1
+        model = annotation
     return True
 
 

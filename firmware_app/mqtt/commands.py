@@ -95,13 +95,14 @@ def request_id(payload: bytes) -> RequestId:
     except (ValueError, RecursionError):
         return None
     value = data.get("id") if isinstance(data, dict) else None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
-        return None
-    if isinstance(value, int) and abs(value) >= 2**53:
-        return None
-    return value
+    return value if _usable_id(value) else None
+
+
+def _usable_id(value: object) -> bool:
+    """A short string or a whole number JSON peers can round-trip exactly."""
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_CHARS
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
 
 
 def parse_command(name: str, payload: bytes) -> tuple[CommandName, dict[str, Any]]:
@@ -141,16 +142,11 @@ def _normalise(name: str, text: str, data: Any) -> Any:
     """Turn the plain forms into the object form; leave anything else for the model to
     refuse with a precise message."""
     if isinstance(data, dict):
-        if "id" in data:
-            rid = data["id"]
-            if request_id(json.dumps({"id": rid}).encode()) is None:
-                raise CommandError(
-                    f"id: must be a string of up to {MAX_ID_CHARS} characters or a whole number"
-                )
-            data = {k: v for k, v in data.items() if k != "id"}
-            if not data and name in ("listen", "stop", "update"):
-                return {}
-        return data
+        if "id" in data and not _usable_id(data["id"]):
+            raise CommandError(
+                f"id: must be a string of up to {MAX_ID_CHARS} characters or a whole number"
+            )
+        return {k: v for k, v in data.items() if k != "id"}
     if name in ("say", "ask"):
         if not text:
             raise CommandError(f"{name} wants some text; the payload is empty")
