@@ -801,6 +801,7 @@ class Assistant:
             "errors": self.error_count,
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
+            "store": self.store.status(),
             "stt": "ready" if self.stt is not None else (self.stt_problem or "missing"),
             "audio": self.audio_status() if self.audio_status else {},
             "tts_cache": self.speech.cache_stats(),

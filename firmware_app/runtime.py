@@ -167,7 +167,7 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
-        store = Store(settings.store_path)
+        store = Store(settings.store_path, post=inbox.post)
         stack.callback(store.close)
         speaker = speaker_factory(inbox)
         if hasattr(speaker, "close"):
