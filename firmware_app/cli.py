@@ -233,8 +233,10 @@ def _check(settings: Settings) -> int:
         from firmware_app.store import Store
 
         s = Store(settings.store_path)
-        recovered = s.recovered_from
+        recovered, status = s.recovered_from, s.status()
         s.close()
+        if status["status"] != "ok":  # the service would run, but keep nothing
+            raise RuntimeError(f"{settings.store_path}: {status['error']}")
         return str(settings.store_path) + (
             f" (recovered; old file {recovered})" if recovered else ""
         )
