@@ -1,17 +1,16 @@
 """Persistent state in one SQLite file: settings (volume, mute), timers, conversation.
 
-The rule is that the store never throws data away and never takes the service down:
+The store never throws data away and never takes the service down:
 
-- Every table is mirrored in memory, and memory is what readers see. A write changes memory
-  first, then goes to disk; if the disk refuses (full, read-only, I/O error, locked), the
-  change is kept, the store reports ``degraded`` (health, one ``error`` notice) and a
-  background thread retries with capped exponential backoff until everything kept has been
-  written. A write therefore never raises and never waits on a broken disk for long.
-- Only a database that SQLite itself reports as corrupt (``quick_check`` fails, or
-  SQLITE_CORRUPT / SQLITE_NOTADB) is moved aside and a fresh one started. A disk that is
-  full or read-only at start is not corruption: the rows are read (read-only if need be)
-  and the service runs from memory until the disk takes writes again.
-- Rows are checked one by one when loaded: a value that is not JSON, or a setting of the
+- Every table is mirrored in memory, which is what readers see. A write changes memory,
+  then the disk; if the disk refuses (full, read-only, I/O error, locked), the change is
+  kept, the store reports ``degraded`` (health, one ``error`` notice) and a thread retries
+  with capped exponential backoff until everything kept is written. Writes never raise.
+- Only a file SQLite itself reports as corrupt (``quick_check``, SQLITE_CORRUPT or
+  SQLITE_NOTADB) is moved aside; the rows still readable in it go to the fresh file. A
+  full or read-only disk at start is not corruption: the rows are read (read-only if need
+  be) and the service runs from memory until the disk takes writes again.
+- Rows are checked one by one on load: a value that is not JSON, or a setting of the
   wrong type, is logged and dropped (the caller's default applies), never the whole store.
 
 The file layout is sqlitedict's (one table per name, ``key TEXT PRIMARY KEY, value BLOB``,
@@ -43,23 +42,15 @@ _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 
 
-def _volume_ok(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100
-
-
 SETTING_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "volume": (_volume_ok, "an integer from 0 to 100"),
+    "volume": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
+        "an integer from 0 to 100",
+    ),
     "muted": (lambda value: isinstance(value, bool), "true or false"),
 }
 """Known settings and what they must be; a stored value that fails is dropped on load so
 the caller's default applies. Unknown settings are kept as they are."""
-
-
-class _Deleted:
-    """Marks a pending delete."""
-
-
-_DELETED = _Deleted()
 
 
 def _encode(value: Any) -> str:
@@ -102,7 +93,8 @@ class Store:
         self._retry_max_s = retry_max_s
         self._lock = threading.RLock()
         self._memory: dict[str, dict[str, str]] = {name: {} for name in TABLES}
-        self._pending: dict[tuple[str, str], str | _Deleted] = {}
+        self._pending: dict[tuple[str, str], str | None] = {}
+        """Changes not yet on disk: the JSON text, or None for a delete."""
         self._cleared: set[str] = set()
         self._conn: sqlite3.Connection | None = None
         self._loaded = False
@@ -119,18 +111,38 @@ class Store:
         try:
             self._connect()
             self._load(self._conn)
+            return
         except Exception as exc:
-            if is_corruption(exc):
-                self._move_aside(exc)
-                try:
-                    self._connect()
-                    self._loaded = True
-                    return
-                except Exception as again:
-                    exc = again
-            self._close_conn()
-            self._read_only_load()
-            self._degrade(f"cannot open {self.path}: {_describe(exc)}")
+            failure = exc
+        self._close_conn()
+        problem: Exception | None = failure
+        if is_corruption(failure):
+            problem = self._recover(failure)
+        else:
+            self._read_only_load(self.path)
+        if problem is not None:
+            self._degrade(f"cannot open {self.path}: {_describe(problem)}")
+
+    def _recover(self, exc: Exception) -> Exception | None:
+        """Move a corrupt file aside, keep every row that can still be read from it, and
+        start a fresh file with them (and with everything already in memory)."""
+        try:
+            aside = self._move_aside(exc)
+        except OSError as err:
+            self._read_only_load(self.path)
+            return err
+        if not self._loaded:
+            self._read_only_load(aside, salvage=True)
+        for table, rows in self._memory.items():
+            for key, text in rows.items():
+                self._pending.setdefault((table, key), text)
+        try:
+            self._connect()
+        except Exception as err:
+            return err
+        self._loaded = True
+        self._flush()
+        return None
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,33 +164,34 @@ class Store:
             raise
         self._conn = conn
 
-    def _read_only_load(self) -> None:
+    def _read_only_load(self, path: Path, salvage: bool = False) -> None:
         """The file could not be opened for writing: read what it holds, if anything."""
-        if not self.path.exists():
+        if not path.exists():
             return
         for query in ("mode=ro", "immutable=1"):
             try:
-                conn = sqlite3.connect(f"file:{self.path}?{query}", uri=True, timeout=2.0)
+                conn = sqlite3.connect(f"file:{path}?{query}", uri=True, timeout=2.0)
             except sqlite3.Error:
                 continue
             try:
-                self._load(conn)
-                logger.warning("store {} read without writing ({})", self.path, query)
+                self._load(conn, salvage)
+                logger.warning("store {} read without writing ({})", path, query)
                 return
             except Exception as exc:
-                logger.warning("store {} unreadable ({}): {}", self.path, query, _describe(exc))
+                logger.warning("store {} unreadable ({}): {}", path, query, _describe(exc))
             finally:
                 conn.close()
 
-    def _load(self, conn: sqlite3.Connection | None) -> None:
-        """Read every row now, checking each one, so a bad row costs only itself."""
+    def _load(self, conn: sqlite3.Connection | None, salvage: bool = False) -> None:
+        """Read every row now, checking each one, so a bad row costs only itself.
+        ``salvage``: a table that cannot be read is skipped instead of failing the load."""
         if conn is None:
             return
         for name in TABLES:
             try:
                 rows = conn.execute(f'SELECT key, value FROM "{name}"').fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
+            except sqlite3.DatabaseError as exc:
+                if "no such table" in str(exc) or salvage:
                     continue
                 raise
             for key, raw in rows:
@@ -189,12 +202,12 @@ class Store:
                     continue
                 logger.error("store: dropping {}/{!r}: {}", name, key, problem)
                 if isinstance(key, str) and (name, key) not in self._pending:
-                    self._pending[(name, key)] = _DELETED
+                    self._pending[(name, key)] = None
         self._loaded = True
         if self._pending and self._conn is not None:
             self._flush()
 
-    def _move_aside(self, exc: BaseException) -> None:
+    def _move_aside(self, exc: BaseException) -> Path:
         self._close_conn()
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         logger.error("store {} is corrupt ({}); moved to {}, starting fresh", self.path, exc, aside)
@@ -203,6 +216,7 @@ class Store:
             if part.exists():
                 part.rename(Path(str(aside) + suffix))
         self.recovered_from = aside
+        return aside
 
     # --- the public API
     def get(self, table: str, key: str, default: Any = None) -> Any:
@@ -220,7 +234,7 @@ class Store:
     def delete(self, table: str, key: str) -> None:
         with self._lock:
             self._memory[table].pop(key, None)
-            self._pending[(table, key)] = _DELETED
+            self._pending[(table, key)] = None
             self._flush()
 
     def items(self, table: str) -> list[tuple[str, Any]]:
@@ -243,7 +257,7 @@ class Store:
             return {
                 "status": "degraded" if self._error else "ok",
                 "error": self._error,
-                "pending": len(self._pending) + len(self._cleared),
+                "pending": self._changes(),
                 "failed_writes": self._failed_writes,
             }
 
@@ -255,28 +269,24 @@ class Store:
         if self._retry_thread is not None:
             self._retry_thread.join(timeout=5)
         with self._lock:
-            if self._pending or self._cleared:
-                self._retry_once()
-            if self._pending or self._cleared:
-                logger.error(
-                    "store: {} changes could not be written before closing: {}",
-                    len(self._pending) + len(self._cleared),
-                    self._error,
-                )
+            if self._changes() and not self._retry_once():
+                logger.error("store: {} changes lost on closing: {}", self._changes(), self._error)
             self._close_conn()
+
+    def _changes(self) -> int:
+        return len(self._pending) + len(self._cleared)
 
     # --- writing, and healing when the disk refuses
     def _flush(self) -> None:
         """Write every kept change in one transaction (under the lock). While degraded the
         retry thread does this on its own schedule, so callers never wait on a bad disk."""
-        if self._error or self._conn is None or self._closed:
-            return
-        if not (self._pending or self._cleared):
+        if self._error or self._conn is None or self._closed or not self._changes():
             return
         try:
             self._write(self._conn)
         except Exception as exc:
             self._failed_writes += 1
+            self._close_conn()  # the retry starts from a fresh connection
             self._degrade(f"cannot write {self.path}: {_describe(exc)}")
 
     def _write(self, conn: sqlite3.Connection) -> None:
@@ -287,7 +297,7 @@ class Store:
             for table in cleared:
                 conn.execute(f'DELETE FROM "{table}"')
             for (table, key), text in pending.items():
-                if isinstance(text, _Deleted):
+                if text is None:
                     conn.execute(f'DELETE FROM "{table}" WHERE key = ?', (key,))
                 else:
                     conn.execute(f'REPLACE INTO "{table}" (key, value) VALUES (?, ?)', (key, text))
@@ -305,7 +315,7 @@ class Store:
         first = not self._error
         self._error = message
         if first:
-            kept = len(self._pending) + len(self._cleared)
+            kept = self._changes()
             logger.error("store: {}; running from memory ({} kept), retrying", message, kept)
             if self._post is not None:
                 self._post(Notice("error", {"where": "store", "message": message}))
@@ -332,13 +342,21 @@ class Store:
         """One attempt to get back to disk (under the lock); True when healthy again."""
         try:
             if self._conn is None:
-                self._connect()
+                try:
+                    self._connect()
+                except Exception as exc:
+                    if not is_corruption(exc):
+                        raise
+                    failure = self._recover(exc)
+                    if failure is not None:
+                        raise failure from exc
                 if not self._loaded:
                     self._load(self._conn)
-            if self._pending or self._cleared:
+            if self._changes():
                 self._write(self._conn)  # type: ignore[arg-type]
         except Exception as exc:
             self._failed_writes += 1
+            self._close_conn()
             message = _describe(exc)
             if message not in self._error:
                 logger.warning("store: still cannot write: {}", message)

@@ -75,19 +75,35 @@ def test_bad_rows_are_dropped_one_by_one(tmp_path):
     assert set(on_disk(path, "timers")) == {t.id for t in timers.active()}
 
 
-def test_a_corrupt_file_is_still_moved_aside(tmp_path):
+def test_a_corrupt_file_is_moved_aside_keeping_what_can_be_read(tmp_path):
     path = tmp_path / "s.sqlite"
     seeded(path)
+    with sqlite3.connect(path) as conn:
+        settings_page = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'settings'"
+        ).fetchone()[0]
     data = bytearray(path.read_bytes())
-    data[4096 : 4096 + 200] = b"\xff" * 200  # damage the first table page
+    start = (settings_page - 1) * 4096
+    data[start : start + 200] = b"\xff" * 200  # damage the settings table's page
     path.write_bytes(bytes(data))
     notices: list[Notice] = []
     store = Store(path, post=notices.append)
     assert store.recovered_from is not None and store.recovered_from.exists()
+    assert len(Timers(store).active()) == 2  # the readable tables were kept
     store.put("settings", "volume", 50)
     assert store.status()["status"] == "ok" and not notices
     store.close()
-    assert on_disk(path, "settings") == {"volume": "50"}
+    assert on_disk(path, "settings") == {"volume": "50"} and len(on_disk(path, "timers")) == 2
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path):
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    store = Store(path)
+    assert store.recovered_from is not None and store.status()["status"] == "ok"
+    store.put("settings", "muted", True)
+    store.close()
+    assert on_disk(path, "settings") == {"muted": "true"}
 
 
 def test_disk_full_while_running_keeps_everything_and_writes_it_later(small_fs):
