@@ -31,10 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from audio_helpers import conversation  # noqa: E402
+from live_mic import MicFeeder  # noqa: E402
 from llm_fake_server import FakeLlm, hang, raw, sse, status  # noqa: E402
 from mqtt_broker import Broker  # noqa: E402
 from small_fs import SmallFs  # noqa: E402
-from soak_rig import Device, MicFeeder, Observer, asoundrc, hostile_payloads  # noqa: E402
+from soak_rig import Device, Observer, asoundrc, hostile_payloads  # noqa: E402
 
 DEVICE_ID = "soak"
 TIMER_NAMES = ["pasta", "tea", "eggs", "rice", "bread", "soup", "pizza", "cake", "beans"]

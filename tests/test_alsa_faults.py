@@ -4,46 +4,20 @@ device that does not exist."""
 
 from __future__ import annotations
 
-import os
 import queue
-import threading
 import time
 
 import pytest
 from conftest import ALSA_FIFO
+from live_mic import MicFeeder
 
 from firmware_app.audio.alsa import AlsaSpeaker, Microphone
 from firmware_app.messages import FRAME_SAMPLES, Frame, Inbox, Notice, PlaybackDone, PlaybackStarted
 
-FRAME = b"\1\0" * FRAME_SAMPLES
-
-
-class Feeder:
-    """Writes frames into the FIFO at the pace of a live microphone until paused."""
-
-    def __init__(self) -> None:
-        self.fd = os.open(ALSA_FIFO, os.O_RDWR)  # never blocks, never sees "no reader"
-        self.running = threading.Event()
-        self.running.set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            if self.running.is_set():
-                os.write(self.fd, FRAME)
-            time.sleep(0.08)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        os.close(self.fd)
-
 
 @pytest.fixture
 def feeder():
-    f = Feeder()
+    f = MicFeeder(ALSA_FIFO)
     yield f
     f.close()
 
@@ -70,14 +44,14 @@ def test_a_stalled_microphone_is_reported_and_reopened(feeder):
     mic.start()
     try:
         assert wait_for(lambda: mic.frames >= 5 and mic.stats()["status"] == "running")
-        feeder.running.clear()  # the device stops delivering
+        feeder.stall(3600)  # the device stops delivering
         assert wait_for(lambda: mic.stats()["status"] == "stalled")
         time.sleep(1.0)  # still stalled: reopened with backoff, reported once
         stats = mic.stats()
         assert stats["status"] == "stalled" and stats["reopens"] >= 1
         assert "delivered no audio" in stats["error"]
         before = mic.frames
-        feeder.running.set()
+        feeder.stall(0)
         assert wait_for(lambda: mic.stats()["status"] == "running" and mic.frames > before + 5)
     finally:
         mic.close()
@@ -96,9 +70,9 @@ def test_a_second_stall_after_recovery_is_reported_again(feeder):
     try:
         for _ in range(2):
             assert wait_for(lambda: mic.stats()["status"] == "running")
-            feeder.running.clear()
+            feeder.stall(3600)
             assert wait_for(lambda: mic.stats()["status"] == "stalled")
-            feeder.running.set()
+            feeder.stall(0)
         assert wait_for(lambda: mic.stats()["status"] == "running")
     finally:
         mic.close()
