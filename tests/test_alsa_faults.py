@@ -107,3 +107,57 @@ def test_a_present_speaker_is_available(alsa_files):
     finally:
         speaker.close()
     assert not [m for m in drain(inbox) if isinstance(m, Notice)]
+
+
+class EndingPcm:
+    """A capture that delivers ``frames`` periods, then either fails (``error``) or returns
+    nothing forever (a capture that has ended)."""
+
+    def __init__(self, frames: int, error: bool) -> None:
+        self.left, self.error, self.closed = frames, error, False
+
+    def read(self) -> tuple[int, bytes]:
+        if self.left > 0:
+            self.left -= 1
+            return FRAME_SAMPLES, b"\0\0" * FRAME_SAMPLES
+        if self.error:
+            raise OSError("No such device")
+        time.sleep(0.01)
+        return 0, b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedMicrophone(Microphone):
+    """The real supervisor over scripted captures (unit test: no device needed)."""
+
+    def __init__(self, inbox: Inbox, error: bool) -> None:
+        super().__init__("scripted", inbox.post, inbox.has_room, reopen_max_s=0.1, stall_s=0.3)
+        self.opened: list[EndingPcm] = []
+        self.error = error
+
+    def _open(self) -> EndingPcm:
+        pcm = EndingPcm(5, self.error)
+        self.opened.append(pcm)
+        return pcm
+
+
+@pytest.mark.parametrize(("error", "status"), [(True, "lost"), (False, "stalled")])
+def test_a_capture_that_fails_or_ends_is_reported_and_reopened(error, status):
+    inbox = Inbox()
+    mic = ScriptedMicrophone(inbox, error)
+    mic.start()
+    try:
+        assert wait_for(lambda: len(mic.opened) >= 3)
+        assert mic.stats()["status"] == status
+    finally:
+        mic.close()
+    msgs = drain(inbox)
+    notices = [m for m in msgs if isinstance(m, Notice)]
+    # audio flowed between faults, so each is a new episode: one notice each (the last
+    # capture may not have failed yet when the microphone was closed)
+    assert len(mic.opened) - 1 <= len(notices) <= len(mic.opened)
+    assert all(n.fields["where"] == "audio.input" for n in notices)
+    assert sum(isinstance(m, Frame) for m in msgs) >= 5 * 3
+    assert wait_for(lambda: all(pcm.closed for pcm in mic.opened[:-1]))
