@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mqtt_broker import Listener
 from small_fs import SmallFs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,49 @@ def test_bad_rows_never_stop_the_service(tmp_path):
     assert "left on your pasta timer" in asked.stdout
     assert "dropping" in asked.stderr and "the default applies" in asked.stderr
     assert not list(data.glob("*.corrupt-*"))
+
+
+def test_the_appliance_starts_on_a_read_only_disk_and_catches_up(small_fs, broker):
+    seed(small_fs.path)
+    small_fs.read_only()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
+    env.update(
+        {
+            "TTBT5_DATA_DIR": str(small_fs.path),
+            "TTBT5_AUDIO__INPUT_DEVICE": "no_such_mic_xyz",
+            "TTBT5_AUDIO__OUTPUT_DEVICE": "no_such_speaker_xyz",
+            "TTBT5_MQTT__HOST": broker.host,
+            "TTBT5_MQTT__PORT": str(broker.port),
+            "TTBT5_MQTT__DEVICE_ID": "read-only",
+            "TTBT5_MQTT__HEALTH_INTERVAL_S": "1",
+        }
+    )
+    base = "ttbt5/read-only"
+    listener = Listener(broker, (f"{base}/#",))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_app", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def health(predicate) -> dict:
+        topic = f"{base}/health"
+        return listener.wait_for(topic, lambda m: predicate(m.json()), timeout=90).json()
+
+    try:
+        degraded = health(lambda h: (h.get("store") or {}).get("status") == "degraded")
+        assert degraded["volume"] == 35 and degraded["timers"] == 1  # kept, not moved aside
+        listener.publish(f"{base}/cmd/volume", json.dumps({"volume": 55, "id": "v"}))
+        assert listener.wait_for(f"{base}/cmd/result").json()["ok"]
+        small_fs.writable()
+        health(lambda h: h["store"]["status"] == "ok" and h["volume"] == 55)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    with sqlite3.connect(small_fs.path / "store.sqlite") as conn:
+        volume = conn.execute("SELECT value FROM settings WHERE key = 'volume'").fetchone()[0]
+    assert volume == "55"
