@@ -285,8 +285,7 @@ def frame_cost(
 def _frames_once(
     data: Path, mode: str, port: int, conversations: int, model: Any
 ) -> tuple[list[float], int]:
-    from firmware_app import runtime
-    from firmware_app.audio.sim import SimulatedSpeaker
+    from firmware_app import runtime, simulation
 
     script = [0] * 10 + [LOUD] + [SPEECH] * 10 + [0] * 40
     settings = settings_for(port, data, f"frames-{mode}")
@@ -296,20 +295,11 @@ def _frames_once(
         update={"audio": settings.audio.model_copy(update={"chimes": False})}
     )
     engines = runtime.Engines(Wake(model), Vad(), Stt(), None, Tts())
-    clock = runtime.SimClock()
     times: list[float] = []
     events: list[str] = []
-
-    def speaker_for(inbox: Any) -> SimulatedSpeaker:
-        return SimulatedSpeaker(16000, inbox.post, clock.t)
-
-    with runtime.assembled(
-        settings,
-        engines,
-        clock=clock,
-        speaker_factory=speaker_for,
-        observers=[lambda event: events.append(event.type)],
-    ) as (assistant, speaker):
+    with simulation.simulated(
+        settings, engines, observers=[lambda event: events.append(event.type)]
+    ) as (assistant, speaker, clock):
         assistant.start()
         if mode == "on":
             time.sleep(0.5)  # connected
@@ -324,7 +314,7 @@ def _frames_once(
                 start = time.perf_counter_ns()
                 assistant.drain()  # the frame and everything it caused
                 times.append((time.perf_counter_ns() - start) / 1000)
-                runtime._settle(assistant)  # synthesis finishes off the clock
+                simulation.settle(assistant)  # synthesis finishes off the clock
     return times, len(events)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fakes import SILENT, SPEECH, WAKE, ManualClock, Rig, ScriptedStt
 
-from firmware_app.assistant import NO_MODEL, NOT_HEARD, UNKNOWN, Assistant
+from firmware_app.actions import NO_MODEL, NOT_HEARD, UNKNOWN
+from firmware_app.assistant import Assistant
 from firmware_app.messages import Button, Command, Notice, ReplyEnd, ReplySentence
 
 
@@ -94,7 +95,6 @@ def test_unknown_request_without_llm_gets_the_fallback(settings):
 
 def test_without_a_speech_model_the_wake_word_still_works_and_says_what_to_install(settings):
     rig = Rig(settings, stt=None)
-    rig.assistant.stt = None
     request(rig)
     rig.until_idle()
     assert rig.of("wake")
@@ -341,6 +341,9 @@ class FakeResponder:
 
     def available(self):
         return True
+
+    def status(self):
+        return {"state": "closed"}
 
 
 def test_streamed_reply_speaks_the_first_sentence_before_the_end(settings):
