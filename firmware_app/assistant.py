@@ -59,7 +59,7 @@ from firmware_app.utterances import Origin, Pending
 # fmt: off
 TRANSITIONS: dict[tuple[State, str], Row[State]] = table([
     # in states            event               handler                may go to
-    (RESTING | BUSY,       "wake",             "on_wake",             ALL - {MUTED}),
+    (ALL - {MUTED, LISTENING}, "wake",         "on_wake",             ALL - {MUTED}),
     ({LISTENING},          "speech_started",   "on_speech_started",   {LISTENING}),
     ({LISTENING},          "speech_ended",     "on_speech_ended",     {THINKING}),
     ({LISTENING},          "too_long",         "on_speech_ended",     {THINKING}),

@@ -67,9 +67,9 @@ class Segmenter:
     """Cuts the frame stream into requests.
 
     Idle: every frame goes to the wake detector and into the pre-roll ring. Listening
-    (between `begin` and `end`): frames also go to the voice detector, and the request ends
-    after ``silence_s`` without speech, after ``start_timeout_s`` with no speech at all, or
-    at ``max_request_s``.
+    (from `begin` until the request ends or `end`): frames also go to the voice detector,
+    and the request ends after ``silence_s`` without speech, after ``start_timeout_s``
+    with no speech at all, or at ``max_request_s``.
     """
 
     def __init__(
@@ -132,13 +132,20 @@ class Segmenter:
                 self._speech = True
                 heard.append(SpeechStarted(t))
             self._last_speech = t
-        elif self._speech and t - self._last_speech >= self.hangover:
-            return [*heard, SpeechEnded(self._last_speech)]
-        if not self._speech and t >= self._start_deadline:
-            heard.append(NoSpeech())
-        elif t >= self._end_deadline:
-            heard.append(TooLong(self._last_speech))
+        ending = self._ending(t)
+        if ending is not None:
+            heard.append(ending)
+            self.listening = False  # the request is over: back to waiting for the wake word
         return heard
+
+    def _ending(self, t: float) -> SpeechEnded | NoSpeech | TooLong | None:
+        if self._speech and t - self._last_speech >= self.hangover:
+            return SpeechEnded(self._last_speech)
+        if not self._speech and t >= self._start_deadline:
+            return NoSpeech()
+        if t >= self._end_deadline:
+            return TooLong(self._last_speech)
+        return None
 
 
 def save_request_audio(settings: Settings, frames: list[bytes], epoch: float) -> None:

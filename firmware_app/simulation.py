@@ -287,9 +287,8 @@ def _without_microphone(
                     break
                 time.sleep(0.01)
     else:
-        with simulated(
-            settings, engines, events=events, observers=[collect], extras=False
-        ) as (assistant, speaker, clock):
+        sim = simulated(settings, engines, events=events, observers=[collect], extras=False)
+        with sim as (assistant, speaker, clock):
             assistant.start()
             assistant.post(command)
             settle(assistant)

@@ -55,9 +55,12 @@ class ScriptedStt:
     def __init__(self, *texts: str) -> None:
         self.texts = list(texts)
         self.fed: list[int] = []
+        """Frames fed to each finished utterance, one entry per ``finish``."""
+        self.starts = 0
         self._n = 0
 
     def start(self) -> None:
+        self.starts += 1
         self._n = 0
 
     def feed(self, pcm: bytes) -> None:
