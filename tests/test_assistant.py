@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import SILENT, SPEECH, WAKE, ManualClock, Rig, ScriptedStt
+from harness import TURN_ORDER, turn_events
 
 from firmware_app.actions import NO_MODEL, NOT_HEARD, UNKNOWN
 from firmware_app.assistant import Assistant
@@ -27,19 +28,7 @@ def test_full_turn_goes_through_every_state_in_order(rig):
     request(rig)
     rig.until_idle()
     assert rig.states() == ["idle", "listening", "thinking", "speaking", "idle"]
-    types = rig.types()
-    order = [
-        "wake",
-        "listening",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "intent",
-        "reply",
-        "speak_start",
-        "speak_end",
-    ]
-    assert [t for t in types if t in order] == order
+    assert turn_events(rig.types()) == list(TURN_ORDER)
     assert rig.of("transcript")[0].fields == {"text": "what time is it"}
     assert rig.of("intent")[0].fields == {"name": "time", "slots": {}}
     reply = rig.of("reply")[0].fields

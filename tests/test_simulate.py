@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from audio_helpers import conversation, speech, speech_spans, write
 from fakes import ScriptedStt
+from harness import TURN_ORDER, turn_events
 
 from firmware_app import simulation
 from firmware_app.actions import NO_MODEL
@@ -31,19 +32,7 @@ def test_wake_request_reply_in_order_with_audio_in_out_wav(settings, engines_wit
     summary, events, out = run(
         settings, engines_with(stt), tmp_path, 1.0, "Hey Jarvis, what time is it?", 2.0
     )
-    types = [e["type"] for e in events]
-    order = [
-        "wake",
-        "listening",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "intent",
-        "reply",
-        "speak_start",
-        "speak_end",
-    ]
-    assert [t for t in types if t in order] == order
+    assert turn_events(e["type"] for e in events) == list(TURN_ORDER)
     by = {e["type"]: e for e in events}
     assert by["wake"]["model"] == "hey_jarvis" and by["wake"]["score"] >= 0.5
     assert by["transcript"]["text"] == "what time is it"  # the wake phrase is stripped
