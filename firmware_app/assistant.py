@@ -239,6 +239,10 @@ class Assistant(Flow):
 
     def cmd_say(self, cmd: Command, args: TextArgs) -> State:
         origin = Origin.HERMES if cmd.source == "hermes" else Origin.COMMAND
+        output = (self.parts.audio_status() if self.parts.audio_status else {}).get("output")
+        if isinstance(output, dict) and output.get("status") == "missing":
+            self._answer(cmd, False, f"no speaker: {output.get('error') or 'missing'}")
+            return self.state
         if self.state in RESTING:
             self._answer(cmd, True)
             return self.speak(origin, args.text.strip(), cmd.request_id)
