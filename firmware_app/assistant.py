@@ -323,6 +323,9 @@ class Assistant(Flow):
             if where == "audio.input":
                 self._mic_fault = True
                 return ERROR if self.state in (IDLE, MUTED) else self.state
+            if where == "store":  # the LED shows it for a moment; health goes on saying it
+                self._error_until = self._t + self.settings.assistant.error_hold_s
+                return ERROR if self.state in (IDLE, MUTED) else self.state
         elif notice.kind in ("breaker", "update"):
             if notice.kind == "update":
                 self._updating = bool(fields.get("active"))

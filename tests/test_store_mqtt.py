@@ -72,6 +72,8 @@ def test_commands_are_answered_while_the_disk_is_full(broker: Broker, small_fs, 
     last_ok = max(n for n, a in enumerate(answers) if a["ok"]) + 10
     error = listener.wait_for(f"{base}/event/error", lambda m: m.json()["where"] == "store")
     assert "full" in error.json()["message"]
+    led = listener.wait_for(f"{base}/event/led", lambda m: m.json()["pattern"] == "error")
+    assert led.json()["pattern"] == "error"  # shown, then back to idle
     degraded = health(
         lambda h: h.get("store", {}).get("status") == "degraded" and h["volume"] == last_ok
     )
