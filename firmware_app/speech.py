@@ -52,11 +52,24 @@ class _Job:
     payload: Any
 
 
-def speakable_pieces(text: str, max_chars: int = MAX_PIECE_CHARS) -> list[str]:
+FIRST_PIECE_CHARS = 32
+"""Longest first piece of an utterance: its synthesis time is the wait before the first
+sound, so a long opening sentence is cut at a comma or a space early on."""
+
+
+def speakable_pieces(
+    text: str, max_chars: int = MAX_PIECE_CHARS, first_chars: int | None = FIRST_PIECE_CHARS
+) -> list[str]:
     """``text`` cleaned and cut as speech will say it: sentences, each at most ``max_chars``
-    (long runs cut at a comma or a space); empty when nothing speakable is left."""
+    (long runs cut at a comma or a space), the first at most ``first_chars``; empty when
+    nothing speakable is left."""
     splitter = SentenceSplitter(max_chars)
-    return splitter.feed(text) + splitter.flush()
+    pieces = splitter.feed(text) + splitter.flush()
+    if pieces and first_chars is not None and len(pieces[0]) > first_chars:
+        opening = SentenceSplitter(first_chars)
+        head = opening.feed(pieces[0]) + opening.flush()
+        pieces[:1] = [head[0], " ".join(head[1:])] if len(head) > 1 else head
+    return pieces
 
 
 class SpeechOutput:
@@ -82,6 +95,7 @@ class SpeechOutput:
         self._closing = False
         self._generation = 0
         self._working = 0  # live jobs queued or running
+        self._last_utterance: int | None = None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
         self._cache_entries = cache_entries
         self.cache_hits = 0
@@ -96,7 +110,11 @@ class SpeechOutput:
         """Queue ``text`` for speech, cleaned and cut into bounded pieces. A text with
         nothing speakable is not spoken at all (True: nothing went wrong). False when the
         queue is full: the text is refused whole and an ``error`` notice says so."""
-        pieces = speakable_pieces(text, self._piece_chars)
+        # Only an utterance's opening is cut short; its later sentences (a streamed answer
+        # arrives sentence by sentence) are synthesized while the first plays.
+        opening = utterance != self._last_utterance
+        self._last_utterance = utterance
+        pieces = speakable_pieces(text, self._piece_chars, FIRST_PIECE_CHARS if opening else None)
         if not pieces:
             return True
         with self._cond:
@@ -215,13 +233,22 @@ class SpeechOutput:
                     self._working -= 1
 
     def _warm_up(self, piece: str) -> None:
+        """Synthesize one phrase into the cache, giving way to live speech between runs of
+        the voice: the phrase goes back to the warm-up queue and is done again later."""
         if self._cache_entries <= 0 or piece in self._cache:
             return
+        chunks: list[bytes] = []
         try:
-            for _pcm in self._synthesize(piece, cacheable=True, warming=True):
-                pass
+            for pcm in self.tts.synthesize(piece):
+                chunks.append(pcm)
+                if self._live:  # a plain read: the worst case is one more run
+                    with self._cond:
+                        self._warm.appendleft(piece)
+                    return
         except Exception as exc:  # a warm-up failure costs the cache entry, nothing more
             logger.warning("speech: warming up {!r} failed: {}", piece[:40], exc)
+            return
+        self._store(piece, chunks)
 
     def _run(self, job: _Job) -> None:
         if job.kind == "end":
@@ -230,25 +257,27 @@ class SpeechOutput:
             self.speaker.play(job.utterance, scale(job.payload, self.volume))
         else:
             text, cacheable = job.payload
-            for pcm in self._synthesize(text, cacheable and self._cache_entries > 0, False):
+            for pcm in self._synthesize(text, cacheable and self._cache_entries > 0):
                 if job.generation != self._generation:
                     return
                 self.speaker.play(job.utterance, scale(pcm, self.volume))
 
-    def _synthesize(self, text: str, cacheable: bool, warming: bool) -> Iterator[bytes]:
+    def _synthesize(self, text: str, cacheable: bool) -> Iterator[bytes]:
         if cacheable and text in self._cache:
             self._cache.move_to_end(text)
-            if not warming:
-                self.cache_hits += 1
+            self.cache_hits += 1
             yield from self._cache[text]
             return
-        if cacheable and not warming:
+        if cacheable:
             self.cache_misses += 1
         chunks: list[bytes] = []
         for pcm in self.tts.synthesize(text):
             chunks.append(pcm)
             yield pcm
         if cacheable:
-            self._cache[text] = chunks
-            while len(self._cache) > self._cache_entries:
-                self._cache.popitem(last=False)
+            self._store(text, chunks)
+
+    def _store(self, text: str, chunks: list[bytes]) -> None:
+        self._cache[text] = chunks
+        while len(self._cache) > self._cache_entries:
+            self._cache.popitem(last=False)

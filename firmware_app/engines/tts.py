@@ -21,8 +21,12 @@ from firmware_app.config import TtsSettings
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 
 MAX_PIECE_CHARS = 60
-"""Longest text synthesized in one run: keeps the added peak memory of speech under about
-50 MB (``scripts/bench_memory.py`` measures it)."""
+"""Longest text ``SpeechOutput`` hands over at once (a sentence, or part of a long one)."""
+MAX_PHONEMES = 32
+"""Longest run of phonemes synthesized in one go at normal speed (fewer when speaking
+slower: memory follows the length of the audio). The voice needs about 20 MB per second of
+audio it makes at once, so this keeps the peak memory speech adds under 50 MB
+(``scripts/bench_memory.py`` measures it)."""
 
 
 def default_voice() -> Path:
@@ -73,13 +77,51 @@ class PiperSynthesizer:
             length_scale=settings.length_scale, noise_w_scale=0.0 if steady else None
         )
         self.sample_rate: int = self._voice.config.sample_rate
+        self._max_phonemes = max(8, int(MAX_PHONEMES / settings.length_scale))
 
     def synthesize(self, text: str) -> Iterator[bytes]:
-        try:
-            for chunk in self._voice.synthesize(text, syn_config=self._config):
-                yield chunk.audio_int16_bytes
-        finally:
-            release_free_memory()
+        """One chunk of 16-bit audio per run of at most ``MAX_PHONEMES`` phonemes (at
+        normal speed), cut at word boundaries."""
+        voice = self._voice
+        for sentence in voice.phonemize(text):
+            for part in split_phonemes(sentence, self._max_phonemes):
+                ids = voice.phonemes_to_ids(part)
+                try:
+                    audio = voice.phoneme_ids_to_audio(ids, self._config)
+                finally:
+                    release_free_memory()  # before the next run, or the two add up
+                yield _int16(audio)
+
+
+def split_phonemes(phonemes: list[str], limit: int) -> list[list[str]]:
+    """Cut one sentence's phonemes into runs of at most ``limit``, at a word boundary (a
+    space) in the second half of the run when there is one. Memory and time of one run grow
+    with its length: numbers, abbreviations and long words make far more phonemes than
+    their characters suggest ("word123" is "word one hundred twenty three")."""
+    out: list[list[str]] = []
+    rest = phonemes
+    while len(rest) > limit:
+        head = rest[:limit]
+        spaces = [i for i, p in enumerate(head) if p == " " and i >= limit // 2]
+        cut = spaces[-1] if spaces else limit
+        out.append(rest[:cut])
+        rest = rest[cut:]
+        while rest and rest[0] == " ":
+            rest = rest[1:]
+    if rest:
+        out.append(rest)
+    return out
+
+
+def _int16(audio: Any) -> bytes:
+    """Piper's float audio as 16-bit samples, peak-normalised as Piper itself does."""
+    import numpy as np
+
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak < 1e-8:
+        return bytes(2 * int(audio.size))
+    scaled = np.clip(audio / peak, -1.0, 1.0) * 32767.0
+    return scaled.astype(np.int16).tobytes()
 
 
 class _ShrinkingSession:
