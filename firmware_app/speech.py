@@ -52,7 +52,7 @@ class _Job:
     payload: Any
 
 
-FIRST_PIECE_CHARS = 32
+FIRST_PIECE_CHARS = 20
 """Longest first piece of an utterance: its synthesis time is the wait before the first
 sound, so a long opening sentence is cut at a comma or a space early on."""
 
@@ -96,6 +96,11 @@ class SpeechOutput:
         self._generation = 0
         self._working = 0  # live jobs queued or running
         self._last_utterance: int | None = None
+        self._warming_now = False
+        interrupt = getattr(tts, "interrupt", None)
+        resume = getattr(tts, "resume", None)
+        self._interrupt = interrupt if callable(interrupt) else None
+        self._resume = resume if callable(resume) else None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
         self._cache_entries = cache_entries
         self.cache_hits = 0
@@ -118,6 +123,8 @@ class SpeechOutput:
         if not pieces:
             return True
         with self._cond:
+            if self._warming_now:
+                self._interrupt_warm_up()
             if len(self._live) + len(pieces) > self._max_live:
                 self.refused += 1
                 refused = True
@@ -232,23 +239,44 @@ class SpeechOutput:
                 with self._cond:
                     self._working -= 1
 
+    def _interrupt_warm_up(self) -> None:
+        """With ``_cond`` held: a voice that can abort a run (Piper) stops the warm-up run at
+        once; others give way after their current run."""
+        if self._interrupt is not None:
+            self._interrupt()
+
     def _warm_up(self, piece: str) -> None:
-        """Synthesize one phrase into the cache, giving way to live speech between runs of
-        the voice: the phrase goes back to the warm-up queue and is done again later."""
+        """Synthesize one phrase into the cache, giving way to live speech: the phrase goes
+        back to the warm-up queue and is done again later."""
         if self._cache_entries <= 0 or piece in self._cache:
             return
+        with self._cond:
+            self._warming_now = True
+            if self._resume is not None:
+                self._resume()
         chunks: list[bytes] = []
+        done = False
         try:
             for pcm in self.tts.synthesize(piece):
                 chunks.append(pcm)
-                if self._live:  # a plain read: the worst case is one more run
-                    with self._cond:
-                        self._warm.appendleft(piece)
-                    return
-        except Exception as exc:  # a warm-up failure costs the cache entry, nothing more
-            logger.warning("speech: warming up {!r} failed: {}", piece[:40], exc)
-            return
-        self._store(piece, chunks)
+                if self._live:  # a plain read: at worst one more run
+                    break
+            else:
+                done = True
+        except Exception as exc:  # interrupted, or a failure that costs only this entry
+            if not self._live:
+                logger.warning("speech: warming up {!r} failed: {}", piece[:40], exc)
+                return
+        finally:
+            with self._cond:
+                self._warming_now = False
+                if self._resume is not None:
+                    self._resume()
+        if done:
+            self._store(piece, chunks)
+        else:
+            with self._cond:
+                self._warm.appendleft(piece)
 
     def _run(self, job: _Job) -> None:
         if job.kind == "end":

@@ -70,14 +70,22 @@ class PiperSynthesizer:
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelMissingError(f"{key}Piper voice {voice} cannot be loaded: {exc}") from exc
-        self._voice = PiperVoice(
-            session=_ShrinkingSession(session, onnxruntime), config=voice_config
-        )
+        shrinking = _ShrinkingSession(session, onnxruntime)
+        self._run_options = shrinking.options
+        self._voice = PiperVoice(session=shrinking, config=voice_config)
         self._config = SynthesisConfig(
             length_scale=settings.length_scale, noise_w_scale=0.0 if steady else None
         )
         self.sample_rate: int = self._voice.config.sample_rate
         self._max_phonemes = max(8, int(MAX_PHONEMES / settings.length_scale))
+
+    def interrupt(self) -> None:
+        """Abort the synthesis under way (from another thread) and every one after it until
+        ``resume``: warming the cache gives way at once when live speech arrives."""
+        self._run_options.terminate = True
+
+    def resume(self) -> None:
+        self._run_options.terminate = False
 
     def synthesize(self, text: str) -> Iterator[bytes]:
         """One chunk of 16-bit audio per run of at most ``MAX_PHONEMES`` phonemes (at
@@ -130,11 +138,11 @@ class _ShrinkingSession:
 
     def __init__(self, session: Any, onnxruntime: Any) -> None:
         self._session = session
-        self._options = onnxruntime.RunOptions()
-        self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.options = onnxruntime.RunOptions()
+        self.options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def run(self, output_names: Any, input_feed: dict[str, Any]) -> Any:
-        return self._session.run(output_names, input_feed, self._options)
+        return self._session.run(output_names, input_feed, self.options)
 
 
 _libc: Any = None
