@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,14 @@ FALLBACK_SPEECHLESS = "Sorry, I have no spoken answer for that."
 """Spoken when the answer held nothing speakable (only code, say)."""
 FALLBACK_EMPTY = "Sorry, I didn't catch that."
 """Spoken when there was no question to send."""
-FALLBACKS = (FALLBACK_UNREACHABLE, FALLBACK_BROKEN, FALLBACK_SPEECHLESS)
+FALLBACK_CUT_OFF = "Sorry, I lost the rest of that answer."
+"""Spoken after the sentences that were complete when an answer broke off."""
+FALLBACKS = (FALLBACK_UNREACHABLE, FALLBACK_BROKEN, FALLBACK_SPEECHLESS, FALLBACK_CUT_OFF)
 """Every fixed sentence a ReplyEnd may carry, for warming the speech cache at start."""
 CANCELLED = "cancelled"
+SETTLE_S = 0.3
+"""A sentence end followed by this long a pause in the stream counts as the end of a
+sentence: it is spoken now, not when (or if) the stream goes on."""
 
 Post = Callable[[object], None]
 
@@ -101,6 +107,8 @@ class LlmResponder:
         )
         self._secrets = [s for s in self.client.secret_words() if s]
         self._notice_post: Post | None = None
+        self._last_attempt: dict[str, Any] | None = None
+        """Outcome of the last request that went out: ok, error, when (monotonic)."""
         self._jobs: dict[int, _Job] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -153,13 +161,23 @@ class LlmResponder:
             self._abandon(job, CANCELLED)
 
     def available(self) -> bool:
-        return self.breaker.state != "open"
+        """Whether the next question is expected to get an answer: the breaker lets requests
+        through and the last request that went out (if any) did not fail."""
+        last = self._last_attempt
+        return self.breaker.state != "open" and (last is None or last["ok"])
 
     def status(self) -> dict[str, Any]:
-        """For health reports: breaker state and which provider (never the key)."""
+        """For health reports, the one place the online model's state is read from: the
+        breaker, the last attempt, and which provider (never the key)."""
+        last = self._last_attempt
+        if last is not None:
+            last = {**last, "age_s": round(time.monotonic() - last["at"], 1)}
+            del last["at"]
         return {
+            "available": self.available(),
             "state": self.breaker.state,
             "failures": self.breaker.consecutive_failures,
+            "last_attempt": last,
             "host": self.client.host,
             "model": self.settings.model,
         }
@@ -192,6 +210,12 @@ class LlmResponder:
         outcome: Outcome = "failure"
         first_word_at: float | None = None
         loop = asyncio.get_running_loop()
+        pause: asyncio.TimerHandle | None = None
+        cancelled = False
+
+        def settle() -> None:
+            for sentence in splitter.settle():
+                job.sentence(sentence)
 
         try:
             if job.ended:  # cancelled before it started
@@ -202,13 +226,16 @@ class LlmResponder:
             async with asyncio.timeout_at(job.deadline) as scope:
 
                 def on_text(piece: str) -> None:
-                    nonlocal got_text, first_word_at
+                    nonlocal got_text, first_word_at, pause
                     if not got_text:
                         got_text = True
                         first_word_at = loop.time()
                         scope.reschedule(job.started + self.settings.total_timeout_s)
                     for sentence in splitter.feed(piece):
                         job.sentence(sentence)
+                    if pause is not None:
+                        pause.cancel()
+                    pause = loop.call_later(SETTLE_S, settle)
 
                 result = await self.client.stream(messages, on_text)
             for sentence in splitter.flush():
@@ -223,8 +250,9 @@ class LlmResponder:
         except asyncio.CancelledError:
             # cancel() or close(): the job has already been ended by them.
             outcome = "success" if got_text else "abandoned"
+            cancelled = True
         except TimeoutError:
-            fallback = FALLBACK_UNREACHABLE  # dropped if part of the answer was spoken
+            fallback = FALLBACK_UNREACHABLE
             if got_text:
                 outcome = "success"
                 error = f"answer cut off after {self.settings.total_timeout_s:g} s"
@@ -245,6 +273,21 @@ class LlmResponder:
             )
             fallback = FALLBACK_BROKEN
         finally:
+            if pause is not None:
+                pause.cancel()
+            worked = error is None or fallback == FALLBACK_SPEECHLESS
+            if error is not None:
+                # Broken off: what was complete is spoken, then a fallback that says so.
+                for sentence in splitter.complete():
+                    job.sentence(sentence)
+                if job.spoken:
+                    fallback = FALLBACK_CUT_OFF
+            if not cancelled and outcome != "abandoned":
+                self._last_attempt = {
+                    "ok": worked,
+                    "error": None if error is None else self._redact(error),
+                    "at": time.monotonic(),
+                }
             self._record(job, outcome)
             elapsed = loop.time() - job.started
             if error is not None and not job.ended:
@@ -280,7 +323,7 @@ class LlmResponder:
     def _finish(self, job: _Job, error: str | None, fallback: str | None) -> None:
         if error is not None:
             error = self._redact(error)
-        job.end(error, fallback if not job.spoken else None)
+        job.end(error, fallback)
         with self._lock:
             if self._jobs.get(job.request) is job:
                 del self._jobs[job.request]
