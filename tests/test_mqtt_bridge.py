@@ -361,9 +361,13 @@ def test_cloud_and_update_entities_follow_events(
     bridge = start_mqtt(settings, assistant)
     assert bridge is not None
     try:
+        # The cloud entity shows the online model's own ``available`` (one source of
+        # truth); a breaker event only makes the health report go out at once.
         health = bridge.topics.health
+        assistant.llm = {"available": False, "state": "open"}
         assistant.emit("breaker", state="open")
         listener.wait_for(health, lambda m: m.json()["cloud"] == "OFF")
+        assistant.llm = {"available": True, "state": "closed"}
         assistant.emit("breaker", state="closed")
         listener.wait_for(health, lambda m: m.json()["cloud"] == "ON")
         assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
