@@ -13,7 +13,8 @@ from typing import Any
 from loguru import logger
 
 from firmware_app import __version__
-from firmware_app.config import Settings, load_settings, settings_as_toml
+from firmware_app.config import Settings, load_settings
+from firmware_app.config_doc import settings_as_toml
 from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
 
 EXIT_CONFIG = 2

@@ -20,7 +20,7 @@ import pytest
 from audio_helpers import conversation, write
 
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config import reference_markdown
+from firmware_app.config_doc import reference_markdown
 from firmware_app.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
