@@ -278,9 +278,13 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError("the configuration nests too deeply to be a valid setting") from None
 
 
-def read_secret(value: SecretStr | None, file: Path | None, credential: str) -> SecretStr | None:
+def read_secret(
+    value: SecretStr | None, file: Path | None, credential: str, key: str = ""
+) -> SecretStr | None:
     """A secret from the config value, else its file, else the systemd credential of that
-    name (``LoadCredential=``). Returned still wrapped so it cannot be printed by accident."""
+    name (``LoadCredential=``). Returned still wrapped so it cannot be printed by accident.
+    A file that cannot be read, or holds binary data rather than one line of text, is a
+    ConfigError naming ``key`` (e.g. ``llm.api_key_file``)."""
     if value is not None and value.get_secret_value():
         return value
     candidates = [file] if file else []
@@ -288,12 +292,19 @@ def read_secret(value: SecretStr | None, file: Path | None, credential: str) -> 
     if cred_dir:
         candidates.append(Path(cred_dir) / credential)
     for path in candidates:
+        where = f"{key}: " if key and path == file else ""
         try:
             text = path.read_text(encoding="utf-8").strip().splitlines()
         except OSError as exc:
             if path == file:
-                raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"{where}cannot read secret file {path}: {exc.strerror}"
+                ) from None
             continue
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}secret file {path} is binary, not text") from None
+        if text and "\0" in text[0]:
+            raise ConfigError(f"{where}secret file {path} is binary, not text")
         if text and text[0].strip():
             return SecretStr(text[0].strip())
     return None

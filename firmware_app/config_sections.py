@@ -16,6 +16,23 @@ def default_device_id() -> str:
     return slug or "ttbt5"
 
 
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_topic_prefix(prefix: str) -> None:
+    """ValueError unless ``prefix`` can start topics we publish and subscribe to: a wildcard
+    (``#``, ``+``) there would make every subscription match other devices' topics and
+    every publish fail."""
+    if "#" in prefix or "+" in prefix:
+        raise ValueError("must not contain the MQTT wildcards '#' or '+'")
+    levels = prefix.split("/")
+    if len(prefix) > 200 or not all(_TOPIC_LEVEL.match(level) for level in levels):
+        raise ValueError(
+            "must be topic levels of letters, digits, '_', '-' or '.' joined by '/' "
+            "(no empty levels, no spaces), e.g. 'homeassistant'"
+        )
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
@@ -36,7 +53,8 @@ class MqttSettings(Section):
     device_id: str = Field(default_factory=default_device_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     """Topic namespace ``ttbt5/<device_id>/`` and Home Assistant identifier."""
     discovery_prefix: str = "homeassistant"
-    """Home Assistant discovery prefix."""
+    """Home Assistant discovery prefix: topic levels of letters, digits, ``_``, ``-`` and
+    ``.`` joined by ``/`` (no MQTT wildcards, no empty levels)."""
     hermes: bool = False
     """Also speak Rhasspy/Snips Hermes topics for existing flows."""
     publish_transcripts: bool = False
@@ -52,6 +70,12 @@ class MqttSettings(Section):
     reconnect_max_s: int = Field(60, ge=1, le=3600)
     """Longest wait between attempts to reach a broker that went away (the wait doubles
     from 1 s up to this)."""
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _topic_prefix(cls, prefix: str) -> str:
+        check_topic_prefix(prefix)
+        return prefix
 
 
 class GpioSettings(Section):

@@ -301,7 +301,9 @@ class MqttBridge:
         client.reconnect_delay_set(min_delay=1, max_delay=cfg.reconnect_max_s)
         client.max_queued_messages_set(cfg.queue_size)
         if cfg.username:
-            secret = read_secret(cfg.password, cfg.password_file, "mqtt_password")
+            secret = read_secret(
+                cfg.password, cfg.password_file, "mqtt_password", "mqtt.password_file"
+            )
             client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
         elif cfg.password is not None or cfg.password_file is not None:
             logger.warning("MQTT: a password is set but no mqtt.username; it is not sent")
