@@ -24,15 +24,15 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from loguru import logger
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_app import __version__
-from firmware_app.config import Settings, read_secret
+from firmware_app.config import Settings
 from firmware_app.errors import ConfigError
 from firmware_app.events import Event, wall_now
 from firmware_app.messages import Message, Notice
 from firmware_app.metrics import Metrics
 from firmware_app.mqtt.commands import CommandHandler
+from firmware_app.mqtt.connect import paho_client
 from firmware_app.mqtt.discovery import discovery_messages
 from firmware_app.mqtt.health import SystemProbe
 from firmware_app.mqtt.hermes import SUBSCRIPTIONS as HERMES_SUBSCRIPTIONS
@@ -291,28 +291,7 @@ class MqttBridge:
     # -- paho's side --------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self._cfg
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"ttbt5-{cfg.device_id}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        client.reconnect_delay_set(min_delay=1, max_delay=cfg.reconnect_max_s)
-        client.max_queued_messages_set(cfg.queue_size)
-        if cfg.username:
-            secret = read_secret(
-                cfg.password, cfg.password_file, "mqtt_password", "mqtt.password_file"
-            )
-            client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
-        elif cfg.password is not None or cfg.password_file is not None:
-            logger.warning("MQTT: a password is set but no mqtt.username; it is not sent")
-        if cfg.tls_ca is not None:
-            try:
-                client.tls_set(ca_certs=str(cfg.tls_ca))
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "strerror", None) or exc
-                raise ConfigError(f"mqtt.tls_ca: cannot load {cfg.tls_ca}: {reason}") from None
+        client = paho_client(self._cfg, f"ttbt5-{self._cfg.device_id}")
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
