@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,17 @@ Check = Callable[[Path], str | None]
 def problems(settings: Settings) -> list[str]:
     """Every problem found, each one line starting with the key it concerns."""
     return [f"{key}: {problem}" for key, problem in _problems(settings)]
+
+
+def report(settings: Settings) -> int:
+    """``ttbt5 config validate``: every problem on stderr, one line each, or "config ok";
+    returns the number of problems."""
+    found = problems(settings)
+    for line in found:
+        print(f"ttbt5: error: {line}", file=sys.stderr)
+    if not found:
+        print("config ok")
+    return len(found)
 
 
 def require_usable(settings: Settings) -> None:

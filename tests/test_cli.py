@@ -148,15 +148,26 @@ def test_transcribe_with_the_real_vosk_adapter(tmp_path, env, ko_model_dir):
     assert missing.returncode == 1 and "ttbt5 models pull" in missing.stderr
 
 
-def test_check_reports_the_missing_speech_model(env):
+def test_check_fails_without_a_speech_recognizer(env):
     result = ttbt5("check", env=env)
     lines = result.stdout.splitlines()
     assert any(
-        line.startswith("WARN speech model (STT)") and "models pull" in line for line in lines
+        line.startswith("FAIL speech recognition") and "models pull" in line for line in lines
     )
     assert any(line.startswith("ok   wake word models") for line in lines)
     assert any(line.startswith("ok   voice (TTS)") for line in lines)
-    assert result.returncode == 0
+    assert result.returncode == 1
+
+
+def test_config_validate_and_run_name_the_key_of_a_missing_file(tmp_path, env):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[llm]\nurl = "https://h/v1"\ntls_ca = "{tmp_path}/ca.pem"\n')
+    result = ttbt5("config", "validate", "--config", str(bad), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
+    run = ttbt5("run", "--config", str(bad), env=env)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
 
 
 def fake_model_zip(path: Path) -> Path:
