@@ -122,8 +122,7 @@ def test_unknown_request_is_answered_by_the_llm_while_it_streams(
     }
     assert "intent" not in rig.types()
     assert live_said(rig) == [
-        "Because of Rayleigh",  # the opening piece is short: the first sound comes soon
-        "scattering.",
+        "Because of Rayleigh scattering.",
         "Blue light scatters more than red light.",
     ]
     # The first sentence was playing while the rest was still streaming in.

@@ -93,6 +93,14 @@ def test_only_an_utterances_opening_is_cut_short() -> None:
     assert len(tts.said[0]) <= FIRST_PIECE_CHARS
 
 
+def test_a_short_opening_is_not_cut() -> None:
+    assert speakable_pieces("announcement number 10") == ["announcement number 10"]
+    assert speakable_pieces("It's twenty past nine in the morning.") == [
+        "It's twenty past",
+        "nine in the morning.",
+    ]
+
+
 def test_say_synthesizes_bounded_pieces_in_order() -> None:
     tts, speaker = FakeTts(), RecordingSpeaker()
     speech = SpeechOutput(tts, speaker, lambda _m: None)
@@ -142,8 +150,8 @@ def test_warmed_phrase_is_replayed_from_the_cache() -> None:
         wait_idle(speech)
     finally:
         speech.close()
-    assert tts.said == ["Sorry, I didn't", "catch that."]  # warmed once, replayed after
-    assert speech.cache_stats()["hits"] == 2
+    assert tts.said == ["Sorry, I didn't catch that."]  # warmed once, replayed after
+    assert speech.cache_stats()["hits"] == 1
     assert speaker.audio[1] > 0
 
 
