@@ -8,7 +8,10 @@ first, so the wait is at most the one warm-up piece already being synthesized pl
 piece of the live text. Each run starts a fresh ``SpeechOutput`` (the voice model stays
 loaded, as in the running service), starts the warm-up, and at once says a reply; the figure
 is from the ``say`` call to the first audio handed to the speaker. ``idle`` is the same
-without any warm-up, for comparison. Goal: ``after_start`` median ≤ 300 ms.
+without any warm-up, for comparison. ``assistant_say`` goes through the whole assistant as
+``ttbt5 say`` does (a fresh assistant per run, which starts its warm-up, then the command):
+from the command's ``thinking`` state to ``speak_start`` in the event log. Goal: medians
+≤ 300 ms.
 
 Also ``real_time_factor``: synthesis time / audio time for a long text (below 1 means the
 voice keeps ahead of the speaker).
@@ -31,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from loguru import logger  # noqa: E402
 
-from firmware_app.config import TtsSettings  # noqa: E402
+from firmware_app.config import Settings, TtsSettings  # noqa: E402
 from firmware_app.engines.tts import PiperSynthesizer  # noqa: E402
+from firmware_app.events import read_events  # noqa: E402
 from firmware_app.llm.responder import FALLBACKS  # noqa: E402
 from firmware_app.speech import SpeechOutput  # noqa: E402
 
@@ -92,6 +96,27 @@ def first_sound(tts: PiperSynthesizer, warm: bool) -> float:
         speech.close()
 
 
+def assistant_say(runs: int) -> list[float]:
+    """Command accepted (``thinking``) → ``speak_start``, through ``ttbt5 say``'s path."""
+    import tempfile
+
+    from firmware_app.runtime import load_engines
+    from firmware_app.simulation import say
+
+    waits = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data")
+        engines = load_engines(settings, microphone=False)
+        for run in range(runs):
+            events = Path(tmp) / f"events{run}.jsonl"
+            say(settings, REPLY, Path(tmp) / "out.wav", events, engines=engines)
+            log = read_events(events)
+            asked = next(e["wall"] for e in log if e.get("state") == "thinking")
+            heard = next(e["wall"] for e in log if e["type"] == "speak_start")
+            waits.append(heard - asked)
+    return waits
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {
         "median_ms": round(statistics.median(values) * 1000, 1),
@@ -111,6 +136,7 @@ def main() -> None:
         pass
     idle = [first_sound(tts, warm=False) for _ in range(args.runs)]
     after_start = [first_sound(tts, warm=True) for _ in range(args.runs)]
+    through_assistant = assistant_say(args.runs)
 
     speaker = FirstSound()
     speaker.sample_rate = tts.sample_rate
@@ -128,6 +154,7 @@ def main() -> None:
                 "goal_ms": 300,
                 "after_start": summary(after_start),
                 "idle": summary(idle),
+                "assistant_say": summary(through_assistant),
                 "real_time_factor": round(took / audio_s, 3),
             },
             indent=2,

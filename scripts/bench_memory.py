@@ -4,7 +4,8 @@
 The voice (``SpeechOutput`` + ``PiperSynthesizer``, the product's default voice, the same the
 tests use) is started and warmed up as at start-up; then a 2,000-character text with no
 punctuation (the largest ``cmd/say``) is spoken ``--runs`` times. For each run: the process
-RSS before, the peak while it is synthesized (sampled every 2 ms on a separate thread), and
+RSS before, the peak while it is synthesized (sampled every 2 ms on a separate thread; the
+utterance's audio is held until it ends, as a sound card's queue holds it at worst), and
 the RSS once speech is idle again; also the process's peak RSS since it started (the kernel's
 high-water mark, what an OOM report shows) before and after. Goal: ``added_peak_mb`` (the
 peak over the RSS just before, the stricter figure) ≤ 50 and ``after_mb`` back at
@@ -38,19 +39,23 @@ from firmware_app.speech import SpeechOutput  # noqa: E402
 MB = 2**20
 
 
-class CountingSpeaker:
-    """Takes the audio as a sound card would, and keeps only its length."""
+class HoldingSpeaker:
+    """Holds all the audio of the utterance until it ends, as the sound card's queue does
+    at worst (synthesis runs ahead of playback), so the figures include it."""
 
     sample_rate = 22050
 
     def __init__(self) -> None:
         self.bytes = 0
+        self.held: list[bytes] = []
         self.done = threading.Event()
 
     def play(self, utterance: int, pcm: bytes) -> None:
         self.bytes += len(pcm)
+        self.held.append(pcm)
 
     def finish(self, utterance: int) -> None:
+        self.held = []
         self.done.set()
 
     def stop(self) -> None:
@@ -94,7 +99,7 @@ def main() -> None:
     process = psutil.Process()
     text = " ".join(f"word{i}" for i in range(args.chars))[: args.chars]
     tts = PiperSynthesizer(TtsSettings())
-    speaker = CountingSpeaker()
+    speaker = HoldingSpeaker()
     speaker.sample_rate = tts.sample_rate
     speech = SpeechOutput(tts, speaker, lambda _m: None)
     speech.prewarm(list(FALLBACKS))
