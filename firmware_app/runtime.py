@@ -34,7 +34,7 @@ from firmware_app.errors import ModelMissingError
 from firmware_app.events import Event, EventBus, JsonlWriter
 from firmware_app.messages import Inbox, Message, Stop
 from firmware_app.parts import Clock, Parts, RealClock, Responder, Updater
-from firmware_app.speech import SpeechOutput
+from firmware_app.speech import MAX_AHEAD_S, SpeechOutput
 from firmware_app.store import Store
 
 if TYPE_CHECKING:
@@ -193,7 +193,10 @@ def assembled(
             bus.subscribe(observer)
         store = Store(settings.store_path)
         stack.callback(store.close)
-        speech = SpeechOutput(engines.tts, speaker, inbox.post, settings.tts.cache_entries)
+        ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
+        speech = SpeechOutput(
+            engines.tts, speaker, inbox.post, settings.tts.cache_entries, max_ahead_s=ahead
+        )
         stack.callback(speech.close)
         responder = _responder(settings, store)
         if isinstance(responder, Closable):

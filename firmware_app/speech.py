@@ -21,6 +21,7 @@ Phrases that repeat (fallbacks, errors, timer announcements) are kept in an LRU 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,13 +32,21 @@ from loguru import logger
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
 from firmware_app.engines import Speaker, Synthesizer
-from firmware_app.engines.tts import MAX_PIECE_CHARS
+from firmware_app.engines.tts import MAX_PIECE_CHARS, release_free_memory
 from firmware_app.llm.sentences import SentenceSplitter
 from firmware_app.messages import Notice
 
 MAX_LIVE_JOBS = 256
 """Pieces of live speech (text, chimes, pauses) waiting for synthesis; at 60 characters a
 piece that is over 15,000 characters, far beyond any reply or ``cmd/say``."""
+MAX_AHEAD_S = 30.0
+"""How far synthesis runs ahead of a real-time speaker: the audio waiting to be played is
+at most this long (about 1.3 MB), however long the text."""
+IDLE_TRIM_S = 5.0
+TRIM_WINDOW_S = 600.0
+"""While idle, every ``IDLE_TRIM_S`` for this long after the last synthesis, freed memory
+is handed back to the system: the speaker frees an utterance's audio as it plays it, and
+without this the process would stay as large as the longest utterance."""
 MAX_WARM_PHRASES = 64
 """Warm-up phrases waiting; more than this are ignored (the cache holds no more anyway)."""
 
@@ -84,7 +93,12 @@ class SpeechOutput:
         cache_entries: int = 64,
         max_live_jobs: int = MAX_LIVE_JOBS,
         piece_chars: int = MAX_PIECE_CHARS,
+        max_ahead_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``max_ahead_s``: for a speaker that plays in real time, how far synthesis may run
+        ahead of playback (``MAX_AHEAD_S`` for a sound card; None when playback is not in
+        real time, as under ``simulate``). ``clock`` is the time playback follows."""
         self.tts = tts
         self.speaker = speaker
         self.volume = 100
@@ -99,6 +113,10 @@ class SpeechOutput:
         self._generation = 0
         self._working = 0  # live jobs queued or running
         self._last_utterance: int | None = None
+        self._last_synthesis = -TRIM_WINDOW_S
+        self._max_ahead_s = max_ahead_s
+        self._clock = clock
+        self._audio_end = 0.0  # when the audio handed to the speaker will have played
         self._warming_now = False
         interrupt = getattr(tts, "interrupt", None)
         resume = getattr(tts, "resume", None)
@@ -170,6 +188,8 @@ class SpeechOutput:
             self._generation += 1
             self._working -= len(self._live)  # the job running, if any, counts itself down
             self._live.clear()
+            self._audio_end = 0.0
+            self._cond.notify_all()
         self.speaker.stop()
 
     def busy(self) -> bool:
@@ -188,7 +208,7 @@ class SpeechOutput:
     def close(self) -> None:
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout=5)
 
     def cache_stats(self) -> dict[str, float]:
@@ -215,7 +235,8 @@ class SpeechOutput:
         """The next live job, else a warm-up phrase; None when closing."""
         with self._cond:
             while not self._live and not self._warm and not self._closing:
-                self._cond.wait()
+                if not self._cond.wait(IDLE_TRIM_S) and self._trim_due():
+                    release_free_memory()
             if self._closing:
                 return None
             if self._live:
@@ -247,6 +268,9 @@ class SpeechOutput:
         once; others give way after their current run."""
         if self._interrupt is not None:
             self._interrupt()
+
+    def _trim_due(self) -> bool:
+        return time.monotonic() - self._last_synthesis < TRIM_WINDOW_S
 
     def _warm_up(self, piece: str) -> None:
         """Synthesize one phrase into the cache, giving way to live speech: the phrase goes
@@ -285,13 +309,34 @@ class SpeechOutput:
         if job.kind == "end":
             self.speaker.finish(job.utterance)
         elif job.kind == "pcm":
-            self.speaker.play(job.utterance, scale(job.payload, self.volume))
+            self._play(job.utterance, job.payload)
         else:
             text, cacheable = job.payload
+            if not self._keep_pace(job):
+                return
             for pcm in self._synthesize(text, cacheable and self._cache_entries > 0):
                 if job.generation != self._generation:
                     return
-                self.speaker.play(job.utterance, scale(pcm, self.volume))
+                self._play(job.utterance, pcm)
+
+    def _play(self, utterance: int, pcm: bytes) -> None:
+        now = self._clock()
+        seconds = len(pcm) / 2 / self.tts.sample_rate
+        self._audio_end = max(self._audio_end, now) + seconds
+        self.speaker.play(utterance, scale(pcm, self.volume))
+
+    def _keep_pace(self, job: _Job) -> bool:
+        """With ``max_ahead_s``, wait until the speaker has less than that much audio still
+        to play (estimated from what was handed to it, played in real time), so a long text
+        is never held in memory as audio all at once. False if cancelled meanwhile."""
+        if self._max_ahead_s is None:
+            return True
+        with self._cond:
+            while self._audio_end - self._clock() > self._max_ahead_s:
+                if job.generation != self._generation or self._closing:
+                    return False
+                self._cond.wait(0.05)
+        return job.generation == self._generation
 
     def _synthesize(self, text: str, cacheable: bool) -> Iterator[bytes]:
         if cacheable and text in self._cache:
@@ -302,6 +347,7 @@ class SpeechOutput:
         if cacheable:
             self.cache_misses += 1
         chunks: list[bytes] = []
+        self._last_synthesis = time.monotonic()
         for pcm in self.tts.synthesize(text):
             chunks.append(pcm)
             yield pcm

@@ -219,3 +219,38 @@ def test_phonemes_are_cut_at_word_boundaries() -> None:
     assert all(len(r) <= 8 for r in runs)
     assert ["".join(r) for r in runs] == ["aa bbb", "cc dddd", "e ff"]
     assert split_phonemes(list("abcdefghij"), 4) == [list("abcd"), list("efgh"), list("ij")]
+
+
+class ManualTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_synthesis_keeps_at_most_max_ahead_of_a_real_time_speaker() -> None:
+    """FakeTts makes 0.4 s of audio per word: eleven one-word sentences are 4.4 s. With 1 s
+    allowed ahead, synthesis stops after the audio that fills it, and goes on as the clock
+    (playback) advances."""
+    tts, speaker, clock = FakeTts(), RecordingSpeaker(), ManualTime()
+    speech = SpeechOutput(tts, speaker, lambda _m: None, max_ahead_s=1.0, clock=clock)
+    try:
+        speech.say(1, " ".join(f"Word{i}." for i in range(11)))
+        speech.finish(1)
+        deadline = time.monotonic() + 5
+        while len(tts.said) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert len(tts.said) == 3  # 1.2 s of audio handed over: more than 1 s ahead
+        clock.now += 1.1
+        deadline = time.monotonic() + 5
+        while len(tts.said) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert len(tts.said) == 6
+        speech.cancel()  # a cut ends the wait at once
+        wait_idle(speech, 5)
+    finally:
+        speech.close()
+    assert len(tts.said) == 6
