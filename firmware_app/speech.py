@@ -3,16 +3,19 @@
 Every spoken text (local replies, ``cmd/say``, Hermes, the online model's sentences) passes
 through ``say``, which cleans it and cuts it with the same splitter as a streamed answer into
 pieces of at most ``MAX_PIECE_CHARS`` characters, cut at sentence ends, then commas, then
-spaces. Each piece is synthesized and sent to the speaker as soon as it is made, so the
+spaces (an utterance's opening piece shorter still: it is the wait before the first
+sound). Each piece is synthesized and sent to the speaker as soon as it is made, so the
 first plays while the rest is synthesized, and the memory one synthesis needs stays bounded
-however long the text is.
+however long the text is. With a real-time speaker, synthesis keeps at most ``MAX_AHEAD_S``
+of audio ahead of playback, so the audio waiting to play is bounded too.
 
 Two queues, both bounded (see docs/limits.md):
 
 - live speech, in order; a text that would overflow it is refused as a whole, reported as an
   ``error`` notice, and its utterance still ends (so nothing waits for it);
 - warm-up phrases (``prewarm``), synthesized into the cache only while no live speech is
-  waiting: a command given right after start-up is never queued behind them.
+  waiting, and aborted mid-run when live speech arrives: a command given right after
+  start-up never waits for them.
 
 Phrases that repeat (fallbacks, errors, timer announcements) are kept in an LRU cache of
 ``cache_entries`` pieces and replayed instantly.
@@ -50,6 +53,13 @@ without this the process would stay as large as the longest utterance."""
 MAX_WARM_PHRASES = 64
 """Warm-up phrases waiting; more than this are ignored (the cache holds no more anyway)."""
 
+FIRST_PIECE_CHARS = 20
+"""Longest first piece of an utterance: its synthesis time is the wait before the first
+sound, so a long opening sentence is cut at a comma or a space early on."""
+MIN_TAIL_CHARS = 12
+"""An opening only this much longer than ``FIRST_PIECE_CHARS`` is left whole: cutting off
+a word or two ("announcement number | 0") costs more in sound than it saves in time."""
+
 Kind = Literal["text", "pcm", "end"]
 
 
@@ -59,14 +69,6 @@ class _Job:
     utterance: int
     kind: Kind
     payload: Any
-
-
-FIRST_PIECE_CHARS = 20
-"""Longest first piece of an utterance: its synthesis time is the wait before the first
-sound, so a long opening sentence is cut at a comma or a space early on."""
-MIN_TAIL_CHARS = 12
-"""An opening only this much longer than ``FIRST_PIECE_CHARS`` is left whole: cutting off
-a word or two ("announcement number | 0") costs more in sound than it saves in time."""
 
 
 def speakable_pieces(
