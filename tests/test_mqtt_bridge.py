@@ -352,7 +352,7 @@ def test_cloud_and_update_entities_follow_events(
     broker: Broker, tmp_path: Path, listener: Listener
 ) -> None:
     assistant = FakeAssistant()
-    settings = settings_for(broker, tmp_path).model_copy(
+    settings = settings_for(broker, tmp_path, health_interval_s=60).model_copy(
         update={
             "llm": LlmSettings(url="http://127.0.0.1:9/v1"),
             "update": UpdateSettings(url="http://127.0.0.1:9/"),
@@ -370,6 +370,11 @@ def test_cloud_and_update_entities_follow_events(
         assistant.llm = {"available": True, "state": "closed"}
         assistant.emit("breaker", state="closed")
         listener.wait_for(health, lambda m: m.json()["cloud"] == "ON")
+        # One failed question makes it unavailable with the breaker still closed: the
+        # fallback reply is enough for the health report to follow at once.
+        assistant.llm = {"available": False, "state": "closed"}
+        assistant.emit("reply", text="Sorry.", source="fallback")
+        listener.wait_for(health, lambda m: m.json()["cloud"] == "OFF", timeout=5)
         assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
         body = listener.wait_for(health, lambda m: m.json()["latest_version"] == "0.2.0").json()
         assert body["version"] == "0.1.0"

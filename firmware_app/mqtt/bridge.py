@@ -234,7 +234,7 @@ class MqttBridge:
             kind = event.type
             if kind == "state":
                 self._set_current(self.topics.state, str(event.fields.get("state", "")))
-            elif kind in HEALTH_TRIGGERS:
+            elif kind in HEALTH_TRIGGERS or _online_answer(event):
                 self._note(event)
                 self._health_due = True
             elif kind == "speak_end":
@@ -362,6 +362,12 @@ class MqttBridge:
                 self._hermes.handle(topic, bytes(msg.payload))
         except Exception as exc:  # never let one message end paho's thread
             logger.opt(exception=exc).error("MQTT: message on {!r} failed: {}", topic, exc)
+
+
+def _online_answer(event: Event) -> bool:
+    """An answer from the online model or its fallback: ``llm.available`` (the cloud
+    entity) follows the last attempt, so it may have changed without a breaker event."""
+    return event.type == "reply" and event.fields.get("source") in ("llm", "fallback")
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
