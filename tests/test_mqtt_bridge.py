@@ -40,6 +40,11 @@ def test_status_retained_online_then_offline_on_close(
     assert bridge is not None
     status = bridge.topics.status
     wait_until(lambda: bridge.connected)
+    first = Listener(broker, (status,))
+    try:  # "online" is out (live or retained, depending on who was first at the broker)
+        assert first.wait_for(status).text == "online"
+    finally:
+        first.close()
     late = Listener(broker, (status,))  # subscribes after the fact: gets the retained value
     try:
         msg = late.wait_for(status)
