@@ -251,6 +251,7 @@ class Assistant(Flow):
     def cmd_ask(self, cmd: Command, args: TextArgs) -> State:
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
+        self._asker = cmd.request_id  # its reply and speech carry the request's id
         self.fire("heard", strip_wake_words(args.text.strip()))
         self._answer(cmd, True)
         return THINKING

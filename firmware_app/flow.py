@@ -121,6 +121,7 @@ class Flow(Machine[State]):
         self._request = 0  # the LLM request being answered (0: none)
         self._followup = False  # listen again without the wake word after this reply
         self._question: Question | None = None  # a local question waiting for its answer
+        self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
         self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
         self._stt_open = False
         self._audio: list[bytes] | None = None
@@ -266,9 +267,16 @@ class Flow(Machine[State]):
     # --- speaking
     def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
         """Answer the request: a ``reply`` event, remembered for "repeat that", spoken."""
-        self._emit("reply", text=text, source=origin.value)
+        self._emit_reply(text, origin.value)
         self.last_reply = text
-        return self.speak(origin, text, cache=cache)
+        return self.speak(origin, text, self._asker, cache=cache)
+
+    def _emit_reply(self, text: str, source: str) -> None:
+        """A ``reply`` event; one answering a typed request names it (``request_id``)."""
+        if self._asker is None:
+            self._emit("reply", text=text, source=source)
+        else:
+            self._emit("reply", text=text, source=source, request_id=self._asker)
 
     def speak(
         self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
@@ -282,6 +290,7 @@ class Flow(Machine[State]):
     def on_playback_done(self, msg: PlaybackDone) -> State:
         if self.voice.done(msg.utterance) is None:
             return self.state  # a chime, or speech that was already cut
+        self._asker = None
         if self._followup and not self.muted:
             self._followup = False
             return self.listen(followup=True)
@@ -289,7 +298,7 @@ class Flow(Machine[State]):
 
     def on_reply_sentence(self, msg: ReplySentence) -> State:
         if msg.request == self._request:
-            self.voice.stream(msg.text)
+            self.voice.stream(msg.text, self._asker)
         return self.state
 
     def on_reply_end(self, msg: ReplyEnd) -> State:
@@ -302,7 +311,7 @@ class Flow(Machine[State]):
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
             return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
-        self._emit("reply", text=current.text, source="llm")
+        self._emit_reply(current.text, "llm")
         self.last_reply = current.text
         if self.settings.llm.followup_s > 0 and asks_question(current.text):
             self._followup = True
@@ -311,7 +320,7 @@ class Flow(Machine[State]):
 
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
-        self._followup, self._question = False, None
+        self._followup, self._question, self._asker = False, None, None
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -329,7 +338,7 @@ class Flow(Machine[State]):
     def interrupt(self) -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
         self.voice.cut("interrupted")
-        self._followup, self._question = False, None
+        self._followup, self._question, self._asker = False, None, None
         if self._request and self.responder is not None:
             self.responder.cancel(self._request)
         self._request = 0
@@ -358,6 +367,10 @@ class Flow(Machine[State]):
             self.inbox.post(msg)
         else:
             logger.error("responder posted a {}; ignored", type(msg).__name__)
+
+    def awaiting_answer(self) -> bool:
+        """An answer is streaming in (the LLM): it arrives over real time."""
+        return self._request != 0
 
     # --- settings
     def set_volume(self, level: int) -> None:
