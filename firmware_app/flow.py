@@ -48,6 +48,7 @@ from firmware_app.messages import (
     RequestId,
     WakeLost,
 )
+from firmware_app.metrics import Metrics
 from firmware_app.parts import Clock, Parts, RealClock, Responder
 from firmware_app.speech import SpeechOutput
 from firmware_app.store import Store
@@ -113,8 +114,8 @@ class Flow(Machine[State]):
         self.muted = bool(store.get("settings", "muted", False))
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
         speech.volume = self.volume
-        self.wake_count = 0
-        self.error_count = 0
+        self.metrics = Metrics()  # the counters, derived from the events like everywhere
+        self.bus.subscribe(self.metrics)
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
@@ -200,7 +201,6 @@ class Flow(Machine[State]):
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
-        self.wake_count += 1
         self._emit("wake", model=model, score=score)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
@@ -306,7 +306,6 @@ class Flow(Machine[State]):
             return self.state
         self._request = 0
         if msg.error:
-            self.error_count += 1
             self._emit("error", where="llm", message=msg.error)
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
@@ -352,7 +351,6 @@ class Flow(Machine[State]):
     def on_fault(self, fault: tuple[str, str]) -> State:
         """Something failed mid-request: say so, show the error for a moment, recover."""
         where, message = fault
-        self.error_count += 1
         self.last_error = f"{where}: {message}"
         self._emit("error", where=where, message=message)
         self.interrupt()
