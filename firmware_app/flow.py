@@ -12,7 +12,9 @@ from enum import StrEnum
 from loguru import logger
 
 from firmware_app.actions import (
+    NO_HOME,
     NO_MODEL,
+    NO_SERVICE,
     NOT_HEARD,
     NOTHING_SAID,
     UNKNOWN,
@@ -73,6 +75,8 @@ ALL = frozenset(State)
 
 
 class Flow(Machine[State]):
+    """The handlers and actions the table names, and the state they share."""
+
     def __init__(
         self,
         settings: Settings,
@@ -100,9 +104,10 @@ class Flow(Machine[State]):
         self.parts = parts or Parts()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
-        self.actions = Actions(
-            self.timers, CustomIntents(settings.intents), self._emit, self.parts.home_publish
-        )
+        # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
+        no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
+        custom = CustomIntents(settings.intents)
+        self.actions = Actions(self.timers, custom, self._emit, self.parts.home_publish, no_home)
         self.listener = Segmenter(
             wake,
             vad,
