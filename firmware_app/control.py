@@ -128,8 +128,14 @@ class ControlServer:
                 except ControlError as exc:
                     _send(conn, {"ok": False, "error": str(exc)})
                     return
-                for answer in self.carry_out(request):
-                    _send(conn, answer)
+                try:
+                    for answer in self.carry_out(request):
+                        _send(conn, answer)
+                except OSError:
+                    raise
+                except Exception as exc:  # one request must not take the server down
+                    logger.opt(exception=exc).error("control: {} failed: {}", request.command, exc)
+                    _send(conn, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         except OSError as exc:  # the client went away: nothing to tell it
             logger.debug("control: client gone: {}", exc)
         finally:
