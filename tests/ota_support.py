@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from typing import Any
 
 from firmware_app.ota.__main__ import main as ota_main
 from firmware_app.ota.manifest import generate_keys, load_private_key, new_manifest, sign
+from firmware_app.ota.pointer import make_pointer, new_pointer
 
 APP_SOURCE = """
 import json, os, signal, sys, time
@@ -62,18 +64,43 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def make_app_wheel(out: Path, version: str, behaviour: str = "healthy") -> Path:
+def make_app_wheel(
+    out: Path, version: str, behaviour: str = "healthy", requires: list[str] | None = None
+) -> Path:
     """A real, pip-installable ``ttbt5`` wheel with a ``ttbt5`` console script."""
+    source = APP_SOURCE.format(version=version, behaviour=behaviour)
+    return make_wheel(
+        out,
+        "ttbt5",
+        version,
+        {"firmware_app/__init__.py": source},
+        requires,
+        "[console_scripts]\nttbt5 = firmware_app:main\n",
+    )
+
+
+def make_wheel(
+    out: Path,
+    name: str,
+    version: str,
+    modules: dict[str, str],
+    requires: list[str] | None = None,
+    entry_points: str | None = None,
+) -> Path:
+    """A real, pip-installable pure-Python wheel."""
     out.mkdir(parents=True, exist_ok=True)
-    info = f"ttbt5-{version}.dist-info"
+    info = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {req}\n" for req in requires or [])
     files = {
-        "firmware_app/__init__.py": APP_SOURCE.format(version=version, behaviour=behaviour),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: ttbt5\nVersion: {version}\n",
+        **modules,
+        f"{info}/METADATA": meta,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
-        f"{info}/entry_points.txt": "[console_scripts]\nttbt5 = firmware_app:main\n",
     }
-    path = out / f"ttbt5-{version}-py3-none-any.whl"
+    if entry_points:
+        files[f"{info}/entry_points.txt"] = entry_points
+    path = out / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         record = []
         for name, text in files.items():
@@ -100,11 +127,14 @@ def publish(
     min_from: str | None = None,
     extra: dict[str, bytes] | None = None,
     latest: bool = True,
+    serial: int | None = None,
+    requires: list[str] | None = None,
+    wheels: dict[str, bytes] | None = None,
 ) -> Path:
     """Build and publish a release with the real ``build`` command; returns the bundle."""
     wheelhouse = work / f"wheelhouse-{version}-{behaviour}"
-    make_app_wheel(wheelhouse, version, behaviour)
-    for name, data in (extra or {}).items():
+    make_app_wheel(wheelhouse, version, behaviour, requires)
+    for name, data in {**(extra or {}), **(wheels or {})}.items():
         (wheelhouse / name).write_bytes(data)
     args = ["build", "--version", version, "--wheelhouse", str(wheelhouse), "--key", str(key)]
     args += ["--out", str(site)]
@@ -112,15 +142,38 @@ def publish(
         args += ["--min-from", min_from]
     if not latest:
         args.append("--no-latest")
+    if serial is not None:
+        args += ["--serial", str(serial)]
     assert ota_main(args) == 0
     return site / f"ttbt5-{version}.tar"
 
 
-def point_latest(site: Path, bundle: Path, version: str | None = None, **extra: Any) -> None:
-    """Rewrite latest.json by hand (for hostile servers)."""
-    pointer = {"version": version or bundle.stem.split("-", 1)[1], "bundle": bundle.name}
-    pointer.update(extra)
-    (site / "latest.json").write_text(json.dumps(pointer))
+def point_latest(
+    site: Path,
+    bundle: Path,
+    key: Path,
+    version: str | None = None,
+    *,
+    serial: int | None = None,
+    expires_days: float = 14.0,
+    hardware: tuple[str, ...] = ("any",),
+    **fields: Any,
+) -> None:
+    """Sign latest.json by hand for ``bundle`` as it is now: what a compromised build
+    machine holding the key could publish (so the bundle's own checks must still hold)."""
+    data = bundle.read_bytes()
+    pointer = new_pointer(
+        version or bundle.stem.split("-", 1)[1],
+        bundle.name,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        hardware=hardware,
+        serial=serial,
+        expires_days=expires_days,
+    )
+    if fields:
+        pointer = dataclasses.replace(pointer, **fields)
+    (site / "latest.json").write_bytes(make_pointer(pointer, load_private_key(key)))
 
 
 class ReleaseServer:
@@ -192,7 +245,8 @@ try:
 except (OSError, ValueError):
     pass
 app = os.path.join(root, "current", "venv", "bin", "ttbt5")
-proc = subprocess.Popen([app, "--health", health], start_new_session=True,
+env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as under systemd
+proc = subprocess.Popen([app, "--health", health], start_new_session=True, env=env,
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL)
 with open(pidfile, "w") as fh:
@@ -241,6 +295,10 @@ class Device:
         self.config.write_text("\n".join(lines) + "\n")
         (self.data / "store.sqlite").write_bytes(b"timers and settings")
 
+    @property
+    def journal(self) -> Path:
+        return self.root / "state" / "journal.jsonl"
+
     def current(self) -> str | None:
         try:
             return os.readlink(self.root / "current")
@@ -259,7 +317,8 @@ class Device:
         if not (target / "release.json").is_file():
             return False
         app = target / "venv" / "bin" / "ttbt5"
-        done = subprocess.run([str(app)], capture_output=True, text=True, timeout=30)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the release's own
+        done = subprocess.run([str(app)], capture_output=True, text=True, timeout=30, env=env)
         return done.returncode == 0 and done.stdout.strip() == self.current_version()
 
     def current_version(self) -> str | None:
@@ -310,8 +369,7 @@ def hook(name):
         os.kill(os.getpid(), signal.SIGKILL)
 
 settings = load_settings(config)
-ok = Updater(settings.update, journal=settings.data_dir / "update" / "journal.jsonl",
-             before_step=hook).update()
+ok = Updater(settings.update, record=True, before_step=hook).update()
 sys.exit(0 if ok else 1)
 """
 
@@ -372,8 +430,6 @@ def run_update(device: Device, **overrides: Any) -> tuple[bool, list[Any]]:
     settings = load_settings(device.config)
     results: list[Any] = []
     updater = Updater(
-        settings.update.model_copy(update=overrides),
-        journal=device.data / "update" / "journal.jsonl",
-        report=results.append,
+        settings.update.model_copy(update=overrides), record=True, report=results.append
     )
     return updater.update(force=force), results
