@@ -236,6 +236,7 @@ class ReleaseServer:
 RESTART_SCRIPT = """
 import os, signal, subprocess, sys, time
 pidfile, root, health = sys.argv[1:4]
+uid = int(sys.argv[4]) if len(sys.argv) > 4 else None  # the service's own user
 try:
     old = int(open(pidfile).read())
     os.kill(old, signal.SIGKILL)
@@ -246,9 +247,10 @@ except (OSError, ValueError):
     pass
 app = os.path.join(root, "current", "venv", "bin", "ttbt5")
 env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as under systemd
+ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
 proc = subprocess.Popen([app, "--health", health], start_new_session=True, env=env,
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
+                        stderr=subprocess.DEVNULL, **ids)
 with open(pidfile, "w") as fh:
     fh.write(str(proc.pid))
 """
@@ -258,7 +260,9 @@ class Device:
     """A temporary device: update root, config file, data dir, health file and a stand-in
     for ``systemctl restart ttbt5`` that (re)starts ``current/venv/bin/ttbt5``."""
 
-    def __init__(self, base: Path, url: str, public_key: Path, **update: Any) -> None:
+    def __init__(
+        self, base: Path, url: str, public_key: Path, service_uid: int | None = None, **update: Any
+    ) -> None:
         self.base = base
         self.root = base / "opt" / "ttbt5"
         self.data = base / "var" / "lib" / "ttbt5"
@@ -266,7 +270,7 @@ class Device:
         self.config = base / "etc" / "ttbt5" / "config.toml"
         self.health = self.run / "health.json"
         self.pidfile = base / "service.pid"
-        for path in (self.root, self.data, self.run, self.config.parent):
+        for path in (self.root, self.data / "update", self.run, self.config.parent):
             path.mkdir(parents=True, exist_ok=True)
         script = base / "restart.py"
         script.write_text(textwrap.dedent(RESTART_SCRIPT))
@@ -281,6 +285,7 @@ class Device:
                 str(self.pidfile),
                 str(self.root),
                 str(self.health),
+                *([str(service_uid)] if service_uid is not None else []),
             ],
             "health_timeout_s": 20.0,
             "health_audio_s": 0.5,
@@ -427,9 +432,13 @@ def run_update(device: Device, **overrides: Any) -> tuple[bool, list[Any]]:
     from firmware_app.ota.update import Updater
 
     force = bool(overrides.pop("force", False))
+    python = str(overrides.pop("python", sys.executable))
     settings = load_settings(device.config)
     results: list[Any] = []
     updater = Updater(
-        settings.update.model_copy(update=overrides), record=True, report=results.append
+        settings.update.model_copy(update=overrides),
+        record=True,
+        report=results.append,
+        python=python,
     )
     return updater.update(force=force), results

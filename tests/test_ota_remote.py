@@ -172,9 +172,13 @@ def test_update_service_that_never_starts_is_reported(setup: tuple[Device, Path,
 def test_after_a_restart_the_rest_of_the_run_is_reported(tmp_path: Path):
     """The service is restarted mid-update: the new process posts what it has not yet."""
     config = tmp_path / "c.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\n[update]\nurl = "http://127.0.0.1:9/"\n')
-    journal = tmp_path / "update" / "journal.jsonl"
-    journal.parent.mkdir()
+    config.write_text(
+        f'data_dir = "{tmp_path}"\n[update]\nurl = "http://127.0.0.1:9/"\n'
+        f'root = "{tmp_path / "opt"}"\n'
+    )
+    journal = tmp_path / "opt" / "state" / "journal.jsonl"  # root's, read by the service
+    journal.parent.mkdir(parents=True)
+    (tmp_path / "update").mkdir()
     now = time.time()
     lines = [
         {

@@ -78,7 +78,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _updater(args: argparse.Namespace, settings: Settings, run_id: str | None = None) -> Updater:
+def _updater(
+    args: argparse.Namespace,
+    settings: Settings,
+    run_id: str | None = None,
+    python: str | None = None,
+) -> Updater:
     shown = {"pct": -1}
 
     def progress(done: int, total: int | None) -> None:
@@ -100,6 +105,7 @@ def _updater(args: argparse.Namespace, settings: Settings, run_id: str | None = 
         record=True,
         progress=progress,
         run_id=run_id,
+        python=python or sys.executable,
     )
 
 
@@ -135,7 +141,7 @@ def _update(args: argparse.Namespace) -> int:
         force = request["force"] and settings.update.allow_remote_force
         if request["force"] and not force:
             logger.warning("remote 'force' ignored: update.allow_remote_force is off")
-    updater = _updater(args, settings, run_id)
+    updater = _updater(args, settings, run_id, args.python)
     return 0 if updater.update(force=force, version=version) else 1
 
 
@@ -262,6 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="request file left by the service (consumed; absent: plain update)",
     )
+    p.add_argument("--python", help="interpreter for the new release's venv (default: this one)")
     p.set_defaults(func=_update)
     p = sub.add_parser("rollback", help="switch back to the previous release")
     p.set_defaults(func=_rollback)
