@@ -408,3 +408,41 @@ def test_forced_downgrade_is_allowed(
         assert (device.current(), device.previous()) == ("releases/0.6.9", "releases/0.7.0")
     finally:
         device.stop()
+
+
+def test_a_rollback_that_fails_too_tries_the_next_kept_release(
+    tmp_path: Path, work: Path, keys: tuple[Path, Path], site: Path, server: ReleaseServer
+):
+    private, public = keys
+    device = Device(tmp_path, server.url, public, health_timeout_s=3.0)
+    try:
+        for version in ("1.1.0", "1.2.0", "1.3.0"):
+            publish(site, version, private, work)
+            assert run_update(device)[0]
+        assert (device.current(), device.previous()) == ("releases/1.3.0", "releases/1.2.0")
+        # the running release rots on disk (a bad SD card): it no longer starts
+        package = next((device.root / "releases" / "1.3.0").rglob("firmware_app/__init__.py"))
+        package.write_text("raise SystemExit(3)\n")
+        publish(site, "1.4.0", private, work, behaviour="crash")
+        ok, results = run_update(device)
+        assert not ok
+        rollbacks = [(r.ok, r.version, r.active) for r in results if r.step == "rollback"]
+        assert rollbacks == [(False, "1.3.0", True), (True, "1.2.0", False)]
+        assert "rolled back to 1.2.0 and it is healthy" in results[-1].message
+        assert device.current() == "releases/1.2.0"
+        assert json.loads(device.health.read_text())["version"] == "1.2.0"
+        final = last_run(device)[-1]
+        assert (final["step"], final["ok"], final["version"]) == ("rollback", True, "1.2.0")
+
+        # nothing left that comes up: reported as failed, the first choice stays current
+        for release in ("1.1.0", "1.2.0"):
+            package = next((device.root / "releases" / release).rglob("firmware_app/__init__.py"))
+            package.write_text("raise SystemExit(3)\n")
+        publish(site, "1.5.0", private, work, behaviour="crash")
+        ok, results = run_update(device)
+        assert not ok
+        assert (results[-1].step, results[-1].ok, results[-1].active) == ("rollback", False, False)
+        assert "no kept release came up healthy" in results[-1].message
+        assert device.current() == "releases/1.2.0"
+    finally:
+        device.stop()
