@@ -20,8 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from firmware_app.ota.__main__ import main as ota_main  # noqa: E402
 from ota_support import make_keys, make_wheel  # noqa: E402
+
+from firmware_app.ota.__main__ import main as ota_main  # noqa: E402
 
 UPDATER_DEPS = ["httpx", "loguru", "pydantic", "pydantic-settings", "cryptography", "packaging"]
 RELEASES = {
@@ -33,7 +34,7 @@ RELEASES = {
     "0.4.0": "healthy",  # the update run while the service user is hostile
 }
 
-STANDIN = '''
+STANDIN = """
 import json, os, socket, sys, time
 
 VERSION = {version!r}
@@ -73,7 +74,7 @@ def main():
             os.replace(health + ".tmp", health)
             notify("WATCHDOG=1")
         time.sleep(0.2)
-'''
+"""
 
 
 def app_wheel(out: Path, version: str, behaviour: str) -> Path:
@@ -90,9 +91,9 @@ def app_wheel(out: Path, version: str, behaviour: str) -> Path:
 def build(out: Path) -> None:
     deps = out / "wheels"
     deps.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
-        + ["--dest", str(deps), *UPDATER_DEPS],
+        [*pip, "--dest", str(deps), *UPDATER_DEPS],
         check=True,
         timeout=900,
     )
