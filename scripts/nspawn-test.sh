@@ -88,7 +88,7 @@ systemd-nspawn -q -D "$ROOTFS" --boot --private-network --register=no --keep-uni
 NSPAWN_PID=$!
 for _ in $(seq 100); do
     # the container's PID 1 (nspawn forks helpers first: wait for systemd itself)
-    LEADER="$(ps --ppid "$NSPAWN_PID" -o pid=,comm= 2>/dev/null | awk '$2 == "systemd" {print $1; exit}')"
+    LEADER="$(ps --ppid "$NSPAWN_PID" -o pid=,comm= 2>/dev/null | awk '$2 == "systemd" {print $1; exit}' || true)"
     [ -n "$LEADER" ] && break
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
     sleep 0.2
@@ -194,7 +194,7 @@ in_ct journalctl -u ttbt5 --no-pager | grep -q "start-limit-hit\|Start request r
     && say "note: the crashing releases reached the start limit; the updater reset it each time"
 
 # the service user turns hostile: links and FIFOs wherever it can write, code to plant
-SITE="$(in_ct sh -c 'ls -d /opt/ttbt5/releases/0.2.0/venv/lib/python3*/site-packages')"
+SITE="$(in_ct sh -c 'readlink -f /opt/ttbt5/current/venv/lib/python3*/site-packages' || true)"
 in_ct runuser -u ttbt5 -- sh -c "
     cd /var/lib/ttbt5/update &&
     ln -s $SITE/zz_planted.pth journal.jsonl &&

@@ -103,6 +103,8 @@ def build(out: Path) -> None:
         house = out / f"house-{version}"
         house.mkdir()
         for dep in deps.glob("*.whl"):
+            if dep.name.startswith("ttbt5-"):
+                continue  # install.sh's copy of 0.1.0
             (house / dep.name).write_bytes(dep.read_bytes())
         app = app_wheel(house, version, behaviour)
         if version == "0.1.0":
