@@ -21,6 +21,8 @@ import os
 import stat
 from pathlib import Path
 
+from firmware_app.ota.manifest import UpdateError, parse_version
+
 APP_NAME = "ttbt5"
 MB = 1 << 20
 
@@ -74,8 +76,6 @@ class Layout:
 
     def kept(self) -> list[Path]:
         """Complete releases, newest version first."""
-        from firmware_app.ota.manifest import UpdateError, parse_version
-
         found = []
         for path in self.releases.iterdir() if self.releases.is_dir() else ():
             version = release_version(path) if self.is_complete(path) else None

@@ -24,7 +24,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -38,6 +38,11 @@ from firmware_app.ota.pointer import Pointer, PointerExpired
 from firmware_app.ota.rollback import Gate, StepFailed, StepResult
 
 __all__ = ["APP_NAME", "MB", "Progress", "StepFailed", "StepResult", "Updater"]
+
+
+class Reporting(Protocol):
+    message: str
+    """What the step reports when it succeeds."""
 
 
 class Updater(Gate):
@@ -187,7 +192,7 @@ class Updater(Gate):
             self._report(step, False, problem, version, active=False)
             raise StepFailed(problem)
 
-    def _run(self, step: str, version: str, source: Any, action: Callable[[], Any]) -> Any:
+    def _run(self, step: str, version: str, source: Reporting, action: Callable[[], Any]) -> Any:
         """One step; ``source.message`` is what it reports on success."""
         self._step(step)
         source.message = ""
