@@ -446,3 +446,24 @@ def test_a_rollback_that_fails_too_tries_the_next_kept_release(
         assert device.current() == "releases/1.2.0"
     finally:
         device.stop()
+
+
+def test_every_restart_clears_the_start_limit_first(tmp_path: Path):
+    """Two rolled-back updates in ten minutes must not leave the third attempt, or its
+    rollback, refused by systemd with start-limit-hit: ``reset-failed`` comes first."""
+    from firmware_app.config import UpdateSettings
+    from firmware_app.ota.update import Updater
+
+    log = tmp_path / "calls"
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    systemctl.chmod(0o755)
+    settings = UpdateSettings(
+        root=tmp_path / "root", restart_command=[str(systemctl), "--no-block", "restart", "a", "b"]
+    )
+    Updater(settings).restart()
+    assert log.read_text().splitlines() == ["--no-block reset-failed a b", "--no-block restart a b"]
+    # any other restart command is run as it is
+    other = UpdateSettings(root=tmp_path / "root", restart_command=["sh", "-c", f"echo x >> {log}"])
+    Updater(other).restart()
+    assert log.read_text().splitlines()[-1] == "x"
