@@ -96,7 +96,7 @@ def probe_llm(cfg: LlmSettings, timeout: float = PROBE_TIMEOUT_S) -> str:
     answer): proves the whole path the assistant will use."""
     from firmware_app.llm.client import ChatClient
 
-    key = read_secret(cfg.api_key, cfg.api_key_file, "llm_api_key", "llm.api_key_file")
+    key = read_secret(cfg.api_key, cfg.api_key_file, "llm.api_key_file", "llm_api_key")
     quick = cfg.model_copy(update={"retries": 0, "max_reply_chars": 100})
     client = ChatClient(quick, key)
     messages = [{"role": "user", "content": "Say OK."}]

@@ -279,7 +279,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
 
 
 def read_secret(
-    value: SecretStr | None, file: Path | None, credential: str, key: str = ""
+    value: SecretStr | None, file: Path | None, key: str, credential: str
 ) -> SecretStr | None:
     """A secret from the config value, else its file, else the systemd credential of that
     name (``LoadCredential=``). Returned still wrapped so it cannot be printed by accident.

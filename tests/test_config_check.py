@@ -132,7 +132,7 @@ def test_a_binary_key_file_fails_naming_its_key(tmp_path: Path, store: Any) -> N
     key = tmp_path / "key.bin"
     key.write_bytes(bytes(range(256)))
     with pytest.raises(ConfigError, match=r"^llm\.api_key_file: secret file .* is binary"):
-        read_secret(None, key, "llm_api_key", "llm.api_key_file")
+        read_secret(None, key, "llm.api_key_file", "llm_api_key")
     settings = Settings(data_dir=tmp_path, llm={"url": "http://h/v1", "api_key_file": str(key)})
     with pytest.raises(ConfigError, match=r"^llm\.api_key_file:"):
         build_responder(settings, store)

@@ -25,5 +25,5 @@ def build_responder(settings: Settings, store: Store) -> LlmResponder | None:
     from firmware_app.llm.responder import LlmResponder
 
     llm = settings.llm
-    key = read_secret(llm.api_key, llm.api_key_file, "llm_api_key", "llm.api_key_file")
+    key = read_secret(llm.api_key, llm.api_key_file, "llm.api_key_file", "llm_api_key")
     return LlmResponder(settings.llm, store, key)

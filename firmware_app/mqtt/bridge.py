@@ -67,6 +67,7 @@ class MqttBridge:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = False
+        self._subscribed = False
         self._closed = False
         self._offline_noticed = False
         self._last_problem: str | None = None
@@ -133,7 +134,9 @@ class MqttBridge:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Connected, and the broker has confirmed the command subscriptions (a command
+        published from now on reaches us)."""
+        return self._connected and self._subscribed
 
     @property
     def counters(self) -> dict[str, int]:
@@ -298,6 +301,7 @@ class MqttBridge:
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = _no_delay
         return client
 
@@ -311,6 +315,7 @@ class MqttBridge:
         if self._hermes is not None:
             subscriptions += [(topic, 1) for topic in HERMES_SUBSCRIPTIONS]
         self._outbox.reclaim()
+        self._subscribed = False
         client.subscribe(subscriptions)
         self._connected = True
         self._last_problem = None
@@ -319,6 +324,9 @@ class MqttBridge:
         if self._offline_noticed:
             self._offline_noticed = False
             self._notice("online")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, *rest: Any) -> None:
+        self._subscribed = True
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any

@@ -23,7 +23,7 @@ def paho_client(cfg: MqttSettings, client_id: str) -> mqtt.Client:
     client.reconnect_delay_set(min_delay=1, max_delay=cfg.reconnect_max_s)
     client.max_queued_messages_set(cfg.queue_size)
     if cfg.username:
-        secret = read_secret(cfg.password, cfg.password_file, "mqtt_password", "mqtt.password_file")
+        secret = read_secret(cfg.password, cfg.password_file, "mqtt.password_file", "mqtt_password")
         client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
     elif cfg.password is not None or cfg.password_file is not None:
         logger.warning("MQTT: a password is set but no mqtt.username; it is not sent")
