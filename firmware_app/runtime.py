@@ -24,7 +24,6 @@ from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.audio.wavio import read_wav, write_wav
 from firmware_app.config import Settings
 from firmware_app.engines import Detection, SpeechDetector, Synthesizer, Transcriber, WakeDetector
-from firmware_app.errors import ModelMissingError
 from firmware_app.events import Event, EventBus, JsonlWriter
 from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS, Command, Frame, Inbox, Stop
 from firmware_app.speech import SpeechOutput
@@ -68,13 +67,14 @@ def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
 
 
 def load_stt(settings: Settings) -> tuple[Transcriber | None, str | None]:
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.engines.stt import load_transcriber
 
-    try:
-        return VoskTranscriber(settings.stt_model_path), None
-    except ModelMissingError as exc:
-        logger.warning("speech recognition is off: {}", exc)
-        return None, str(exc)
+    stt, problem, active = load_transcriber(settings)
+    if stt is None:
+        logger.warning("speech recognition is off: {}", problem)
+    else:
+        logger.info("speech recognition: {}", active)
+    return stt, problem
 
 
 def load_engines(

@@ -117,6 +117,11 @@ def recognize_followup(text: str, names: Sequence[str] = ()) -> Intent | None:
     """
     if not text:
         return None
+    bare = clean_timer_name(text)
+    if bare and any(bare == n.lower() for n in names):
+        return Intent(
+            "timer_choice", {"name": next(n for n in names if n.lower() == bare), "all": False}
+        )
     intent = best_reading(recognize_all(text, FOLLOWUP, language="en"), text)
     if intent is None or intent.name != "timer_choice" or intent.slots["name"] is None:
         return intent

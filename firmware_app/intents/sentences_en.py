@@ -66,6 +66,7 @@ EXPANSION_RULES: dict[str, str] = {
     "numeric_value_set": "(set|change|turn [(up|down)]|put|make)",
     "a": "[a|an|the|my|another|one more]",
     "timer": "(timer|countdown)",
+    "timers": "(timers|countdowns)",
     "left": "(left|remaining|to go)",
     "how_long": "(how (much|long) [longer|more] [time] | how many (minutes|seconds|hours) [more])",
     "volume": "(volume|sound|speaker|voice)",
@@ -130,11 +131,11 @@ INTENTS: dict[str, list[str]] = {
         "(let me know|tell me) when {duration} (have|has) passed",
     ],
     "timer_cancel_all": [
-        "<timer_cancel> all [[of ](the|my)] <timer>s",
-        "<timer_cancel> (the|my) <timer>s",
+        "<timer_cancel> all [[of ](the|my)] <timers>",
+        "<timer_cancel> (the|my) <timers>",
         "<timer_cancel> every <timer>",
-        "<timer_cancel> (both|all) [of] (the|my) <timer>s",
-        "<timer_cancel> (both|all) <timer>s",
+        "<timer_cancel> (both|all) [of] (the|my) <timers>",
+        "<timer_cancel> (both|all) <timers>",
     ],
     "timer_cancel": [
         "<timer_cancel> [the|my|that|this] <timer>",
@@ -146,7 +147,7 @@ INTENTS: dict[str, list[str]] = {
         "(never mind|nevermind) [the|my] {name} <timer>",
     ],
     "timer_remaining": [
-        "<how_long> [is] <left> [(on|for|in) [the|my] <timer>[s]]",
+        "<how_long> [is] <left> [(on|for|in) [the|my] (<timer>|<timers>)]",
         "<how_long> [is] <left> (on|for|in) [the|my] {name} <timer>",
         "<how_long> (is|has) [the|my] <timer> [got] <left>",
         "<how_long> (is|has) [the|my] {name} <timer> [got] <left>",
@@ -155,21 +156,21 @@ INTENTS: dict[str, list[str]] = {
         "<how_long> [do|does] (i|we) have [<left>] [on [the|my] <timer>]",
         "<how_long> until [the|my] <timer> (goes off|rings|is done|ends|finishes)",
         "<how_long> until [the|my] {name} <timer> (goes off|rings|is done|ends|finishes)",
-        "how (is|are) [the|my] <timer>[s] (doing|going)",
+        "how (is|are) [the|my] (<timer>|<timers>) (doing|going)",
         "how is [the|my] {name} <timer> (doing|going)",
-        "[how much] time [is] <left> on [the|my] <timer>[s]",
+        "[how much] time [is] <left> on [the|my] (<timer>|<timers>)",
         "[how much] time [is] <left> on [the|my] {name} <timer>",
         "[what is the] time <left>",
-        "status of [the|my] <timer>[s]",
-        "status of [the|my] {name} <timer>[s]",
-        "<timer>[s] status",
+        "status of [the|my] (<timer>|<timers>)",
+        "status of [the|my] {name} (<timer>|<timers>)",
+        "(<timer>|<timers>) status",
         "{name} <timer> status",
-        "(check|list) [on] [the|my|all] <timer>[s]",
+        "(check|list) [on] [the|my|all] (<timer>|<timers>)",
         "check [on] [the|my] {name} <timer>",
-        "(what's|what is|what are) [on] [the|my] <timer>[s]",
+        "(what's|what is|what are) [on] [the|my] (<timer>|<timers>)",
         "(what's|what is|what) [left] on [the|my] {name} <timer>",
-        "(any|do i have any|are there any) <timer>s [(running|set|on|going)]",
-        "(what|which) <timer>s (do i have|are (running|set|on|going)) [<today>]",
+        "(any|do i have any|are there any) <timers> [(running|set|on|going)]",
+        "(what|which) <timers> (do i have|are (running|set|on|going)) [<today>]",
         "is [the|my] <timer> (running|still running|done|finished)",
         "is [the|my] {name} <timer> (running|still running|done|finished)",
         "when (will|does) [the|my] <timer> (go off|ring|end|finish)",
@@ -256,7 +257,9 @@ INTENTS: dict[str, list[str]] = {
     ],
 }
 
-# Answers to "You have two timers: pasta and eggs. Which one?"
+# Answers to "You have two timers: pasta and eggs. Which one?" A bare name ("pasta") is
+# matched in code against the timers listed, and not put in the recognizer's grammar,
+# where any single name would otherwise pass for a command.
 FOLLOWUP_INTENTS: dict[str, list[str]] = {
     "timer_choice_all": [
         "[<timer_cancel>] (all|both|everything) [of them|timers|the timers]",
@@ -266,10 +269,12 @@ FOLLOWUP_INTENTS: dict[str, list[str]] = {
         "(neither|none [of them]|never mind|nevermind|nothing|no|keep them|forget it)",
     ],
     "timer_choice": [
-        "[<timer_cancel>] [the|my] {name} [one|<timer>]",
+        "[<timer_cancel>] the {name} [one|<timer>]",
+        "[<timer_cancel>] [my] {name} (one|<timer>)",
+        "<timer_cancel> [my] {name}",
         "[<timer_cancel>] [the|my] one (for|called|named) [the] {name}",
         "[<timer_cancel>] [the|my] <timer> (for|called|named) [the] {name}",
-        "[it's|it is|that's] the {name} [one|<timer>]",
+        "(it's|it is|that's) the {name} [one|<timer>]",
     ],
 }
 
