@@ -12,7 +12,8 @@ from typed or open-vocabulary input.
 Next to the commands sits a loop of common words (``GARBAGE_WORDS``) that other speech
 falls into, so a question outside the grammar is heard as such instead of being forced
 into the nearest command. Its words are spelt with a ``_`` prefix in the dictionary, so
-a result that used them is recognizable.
+a result that used them is recognizable. One or two such words (or wake words) may come
+before a command: the pre-roll handed to the recognizer starts inside the wake phrase.
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ GARBAGE_WORDS = [
     "your",
 ]
 
+WAKE_WORDS = ["hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"]
 DURATION_UNITS = "(second|seconds|minute|minutes|hour|hours)"
 COMMON_TIMER_NAMES = [
     "pasta",
@@ -402,10 +404,15 @@ def build_grammar(
     lead = compiler.expr(parse_sentence(LEADING).expression) or ""
     trail = compiler.expr(parse_sentence(TRAILING).expression) or ""
     garbage = [w for w in GARBAGE_WORDS if has_word(w)]
+    # The pre-roll starts inside the wake phrase: its end ("...vis") comes before the
+    # command, heard as a wake word or as a garbage word (which the result then drops).
+    wake = [w for w in WAKE_WORDS if has_word(w)]
+    lead_words = wake + [GARBAGE_PREFIX + w for w in garbage]
     lines = [
         "#JSGF V1.0;",
         "grammar commands;",
-        f"public <utterance> = /1/ <command> | /{GARBAGE_WEIGHT}/ <garbage>;",
+        f"public <utterance> = /1/ [<lead>] [<lead>] <command> | /{GARBAGE_WEIGHT}/ <garbage>;",
+        "<lead> = (" + " | ".join(lead_words) + ");",
         f"<command> = {lead} (" + " | ".join(sorted(sentences)) + f") {trail};",
         "<garbage> = (" + " | ".join(GARBAGE_PREFIX + w for w in garbage) + ")+;",
     ]

@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from firmware_app.engines.grammar import GARBAGE_PREFIX, GARBAGE_WORDS, Grammar
+from firmware_app.engines.grammar import GARBAGE_PREFIX, GARBAGE_WORDS, WAKE_WORDS, Grammar
 from firmware_app.errors import EngineUnavailableError
 from firmware_app.messages import SAMPLE_RATE
 
@@ -73,6 +73,10 @@ class PhraseTranscriber:
             dict=str(model / "cmudict-en-us.dict"),
             samprate=SAMPLE_RATE,
             bestpath=False,  # the lattice pass adds up to a second at the end, for nothing
+            # Where cepstral mean normalization starts before it has heard the room: the
+            # model's 40 suits studio silence; a real microphone's noise floor sits higher.
+            # It adapts after every utterance from there.
+            cmninit="60,3,-1",
             loglevel="FATAL",
         )
         self._decoder: Any = Decoder(config)
@@ -139,7 +143,11 @@ class PhraseTranscriber:
         words = hyp.hypstr.split() if hyp is not None else []
         self.finish_ms = 1000 * (time.perf_counter() - started)
         self.last_text = " ".join(w.lstrip(GARBAGE_PREFIX) for w in words)
-        self.out_of_grammar = any(w.startswith(GARBAGE_PREFIX) for w in words)
+        while words and (words[0].startswith(GARBAGE_PREFIX) or words[0] in WAKE_WORDS):
+            words.pop(0)  # the end of the wake phrase, in the pre-roll
+        self.out_of_grammar = bool(self.last_text) and (
+            not words or any(w.startswith(GARBAGE_PREFIX) for w in words)
+        )
         if self.out_of_grammar:
             logger.info("speech-to-phrase: not a command ({!r})", self.last_text)
             return ""
