@@ -71,7 +71,7 @@ def english(tmp_path, engines_with, phrases):
 def assert_spoken(run: Run) -> None:
     """The reply is really in OUT.wav where the event log says it starts."""
     spans = speech_spans(read_wav(run.out, 22050), 22050)
-    assert any(abs(s[0] - run.run.by["speak_start"]["t"]) < 0.3 for s in spans), spans
+    assert any(abs(s[0] - run.by["speak_start"]["t"]) < 0.3 for s in spans), spans
 
 
 def test_wake_word_and_request_in_one_breath(english):
