@@ -50,6 +50,15 @@ def _valid_name(name: str | None) -> bool:
     )
 
 
+def _split_duration(text: str) -> tuple[str, str | None]:
+    """'ten minute pizza' → ('ten minute', 'pizza'): a duration, then a timer's name."""
+    words = text.split()
+    for end in range(len(words) - 1, 0, -1):
+        if is_duration(" ".join(words[:end])):
+            return " ".join(words[:end]), clean_timer_name(" ".join(words[end:]))
+    return text, None
+
+
 def _slots(result: RecognizeResult) -> dict[str, Any]:
     return {name: entity.value for name, entity in result.entities.items()}
 
@@ -65,7 +74,9 @@ def _build(name: str, slots: dict[str, Any], text: str) -> Intent | None:
         return None
     if name == "timer_set":
         duration = str(slots.get("duration", ""))
-        if not is_duration(duration):
+        if not is_duration(duration) and timer is None:
+            duration, timer = _split_duration(duration)  # "ten minute pizza" timer
+        if not is_duration(duration) or not _valid_name(timer):
             return None
         return Intent("timer_set", {"seconds": parse_duration(duration), "name": timer})
     if name in ("timer_cancel", "timer_cancel_all"):
