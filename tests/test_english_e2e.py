@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from audio_helpers import conversation, speech, speech_spans, write
 
-from firmware_app import runtime
+from firmware_app import simulation
 from firmware_app.audio.wavio import read_wav
 from firmware_app.config import CustomIntent, Settings
 from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY, PhraseTranscriber
@@ -59,7 +59,7 @@ def english(tmp_path, engines_with, phrases):
             audio = np.clip(audio + noise, -32768, 32767).astype(np.int16)
         wav = write(tmp_path / "in.wav", audio)
         out, events = tmp_path / "out.wav", tmp_path / "events.jsonl"
-        summary = runtime.simulate(
+        summary = simulation.simulate(
             settings, wav, out, events, engines=engines_with(phrases), start_epoch=1.8e9
         )
         got = read_events(events)

@@ -23,7 +23,8 @@ from typing import Any
 
 from loguru import logger
 
-from firmware_app.engines.grammar import GARBAGE_PREFIX, GARBAGE_WORDS, WAKE_WORDS, Grammar
+from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
+from firmware_app.engines.vocabulary_en import GARBAGE_WORDS, WAKE_WORDS
 from firmware_app.errors import EngineUnavailableError
 from firmware_app.messages import SAMPLE_RATE
 
