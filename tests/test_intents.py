@@ -185,3 +185,5 @@ def test_a_broken_custom_template_is_one_config_error():
         CustomIntents(
             [light_intent(sentences=["turn (on|off the {room} light"], payload="", reply="Ok.")]
         )
+    with pytest.raises(ConfigError, match=r"<nope> is not an expansion rule"):
+        CustomIntents([light_intent(sentences=["turn <nope> {room}"], payload="", reply="Ok.")])

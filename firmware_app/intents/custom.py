@@ -20,6 +20,8 @@ from typing import Any
 
 from hassil import Intents, recognize_all
 from hassil.errors import HassilError
+from hassil.expression import Expression, Group, RuleReference
+from hassil.parser import ParseError
 
 from firmware_app.config import CustomIntent
 from firmware_app.errors import ConfigError
@@ -99,7 +101,11 @@ class CustomIntents:
         self._order = {item.spec.name: i for i, item in enumerate(self.compiled)}
         try:
             self.intents = Intents.from_dict(doc)
-        except (HassilError, ValueError, KeyError) as exc:
+            for intent in self.intents.intents.values():
+                for data in intent.data:
+                    for sentence in data.sentences:  # hassil parses on first use
+                        _check_rules(sentence.expression, self.intents.expansion_rules)
+        except (HassilError, ParseError, ValueError, KeyError) as exc:
             names = ", ".join(i.spec.name for i in self.compiled)
             raise ConfigError(
                 f"intents ({names}): cannot read a sentence template: {exc}"
@@ -142,6 +148,14 @@ class CustomIntents:
                     fmt.vformat(item.spec.reply, (), fill),
                 )
         return None
+
+
+def _check_rules(exp: Expression, rules: dict[str, Any]) -> None:
+    if isinstance(exp, RuleReference) and exp.rule_name not in rules:
+        raise ValueError(f"<{exp.rule_name}> is not an expansion rule ({', '.join(sorted(rules))})")
+    if isinstance(exp, Group):
+        for item in exp.items:
+            _check_rules(item, rules)
 
 
 class _Filler(dict[str, str]):
