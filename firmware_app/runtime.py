@@ -191,6 +191,9 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
+        stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
+        if stt_observer is not None:
+            bus.subscribe(stt_observer)
         store = Store(settings.store_path)
         stack.callback(store.close)
         speech = SpeechOutput(engines.tts, speaker, inbox.post, settings.tts.cache_entries)

@@ -13,6 +13,7 @@ from firmware_app.config import CustomIntent, Settings
 from firmware_app.engines.grammar import GARBAGE_PREFIX, build_grammar
 from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber, dictionary_words
 from firmware_app.engines.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
+from firmware_app.events import Event
 from firmware_app.intents import normalize
 from firmware_app.intents.builtin import BUILTIN, recognize_builtin
 from firmware_app.intents.custom import CustomIntents
@@ -159,7 +160,8 @@ def test_a_new_timer_name_rebuilds_the_grammar_once(phrases):
     phrases.start()
     phrases.finish()
     assert phrases.grammar is before  # nothing changed: no rebuild per request
-    phrases.update_names(["grandma"])
+    # the assistant's event bus tells it about a timer with a new name
+    phrases.observe(Event("timer", 0.0, 0.0, {"action": "set", "name": "grandma"}))
     assert hear(phrases, "Cancel the grandma timer.") == "cancel the grandma timer"
     assert phrases.grammar is not before and "grandma" in phrases.grammar.words
     again = phrases.grammar

@@ -26,6 +26,7 @@ from loguru import logger
 from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.engines.vocabulary_en import GARBAGE_WORDS, WAKE_WORDS
 from firmware_app.errors import EngineUnavailableError
+from firmware_app.events import Event
 from firmware_app.messages import SAMPLE_RATE
 
 OUT_OF_GRAMMAR_REPLY = (
@@ -125,6 +126,12 @@ class PhraseTranscriber:
             with self._lock:
                 self._pending = wanted | self._names
 
+    def observe(self, event: Event) -> None:
+        """Event-bus observer: a timer set with a new name enters the grammar."""
+        name = event.fields.get("name")
+        if event.type == "timer" and event.fields.get("action") == "set" and name:
+            self.update_names([*self._names, str(name)])
+
     def start(self) -> None:
         if self._pending is not None:
             self.grammar = self._rebuild()
@@ -169,6 +176,9 @@ class HybridTranscriber:
 
     def update_names(self, names: Iterable[str]) -> None:
         self.phrases.update_names(names)
+
+    def observe(self, event: Event) -> None:
+        self.phrases.observe(event)
 
     def start(self) -> None:
         self.phrases.start()
