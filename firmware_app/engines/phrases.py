@@ -24,7 +24,7 @@ from typing import Any
 from loguru import logger
 
 from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
-from firmware_app.engines.vocabulary_en import GARBAGE_WORDS, WAKE_WORDS
+from firmware_app.engines.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 from firmware_app.errors import EngineUnavailableError
 from firmware_app.events import Event
 from firmware_app.messages import SAMPLE_RATE
@@ -57,8 +57,6 @@ def dictionary_words() -> frozenset[str]:
 class PhraseTranscriber:
     """pocketsphinx in grammar mode; ``finish`` returns "" and sets ``out_of_grammar``
     when the speech was not a command sentence."""
-
-    open_vocabulary = False
 
     def __init__(
         self,
@@ -122,7 +120,7 @@ class PhraseTranscriber:
         """Timer names in use; the grammar is rebuilt before the next utterance if they
         add a name it does not hold yet."""
         wanted = frozenset(n.lower() for n in names if n)
-        if wanted - self._names:
+        if wanted - self._names - COMMON_TIMER_NAMES:
             with self._lock:
                 self._pending = wanted | self._names
 
@@ -166,7 +164,6 @@ class HybridTranscriber:
     """Speech-to-phrase and Vosk over the same frames: commands from the first when it
     heard one, Vosk's open transcript otherwise (for the LLM)."""
 
-    open_vocabulary = True
     out_of_grammar = False
 
     def __init__(self, phrases: PhraseTranscriber, vosk: Any) -> None:

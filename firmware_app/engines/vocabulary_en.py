@@ -33,10 +33,10 @@ WAKE_TAILS = [
 ]
 
 # Timer names the grammar always holds (names in use are added).
-COMMON_TIMER_NAMES = [
+COMMON_TIMER_NAMES = frozenset([
     "pasta", "egg", "eggs", "tea", "coffee", "pizza", "rice", "oven", "laundry", "washing",
     "dryer", "bread", "cake", "cookies", "potatoes", "chicken", "soup", "dinner", "lunch",
     "breakfast", "popcorn", "noodles", "steak", "fish", "roast", "workout", "exercise", "break",
     "nap", "homework", "study", "reading", "meditation", "bath", "parking", "meeting", "kids"
-]
+])
 # fmt: on
