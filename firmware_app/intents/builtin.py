@@ -23,6 +23,10 @@ from firmware_app.intents.sentences_en import FOLLOWUP_INTENTS, INTENTS, intents
 BUILTIN = Intents.from_dict(intents_dict(INTENTS))
 FOLLOWUP = Intents.from_dict(intents_dict(FOLLOWUP_INTENTS))
 _ORDER = {name: i for i, name in enumerate([*INTENTS, *FOLLOWUP_INTENTS])}
+for _intents in (BUILTIN, FOLLOWUP):  # hassil parses on first use: pay it at start-up
+    for _intent in _intents.intents.values():
+        for _data in _intent.data:
+            _ = _data.sentences
 
 _NAME_DROP_FRONT = {"the", "my", "a", "an", "new", "another", "that", "this", "our"}
 _NAME_DROP_BACK = {"timer", "timers", "countdown", "one"}
