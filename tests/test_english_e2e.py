@@ -119,3 +119,16 @@ def test_silence_after_the_wake_word_is_not_a_command(english):
     run = english(1.0, "Hey Jarvis.", 7.0)
     assert "wake" in run.by
     assert not {"transcript", "intent", "reply"} & {e["type"] for e in run.events}
+
+
+def test_which_one_is_answered_without_the_wake_word(english):
+    run = english(
+        1.0, "Hey Jarvis.", 0.8, "Set a pasta timer for ten minutes.", 3.0,
+        "Hey Jarvis.", 0.8, "Set an egg timer for five minutes.", 3.0,
+        "Hey Jarvis.", 0.8, "Cancel the timer.", 6.0,
+        "The pasta one.", 3.0,
+    )  # fmt: skip
+    replies = run.summary["replies"]
+    assert replies[2].endswith("Which one?"), replies
+    assert [e["type"] for e in run.events].count("wake") == 3  # the answer needed none
+    assert replies[3] == "Pasta timer cancelled.", replies

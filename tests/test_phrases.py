@@ -89,6 +89,9 @@ def test_custom_sentences_and_timer_names_enter_the_grammar(tmp_path):
     assert model.accept("turn off the living room light")
     assert not model.accept("turn off the garage light")
     assert model.accept("cancel the grandma timer")
+    # a bare name answers "Which one?": only for timers in use, not every common name
+    assert model.accept("grandma") and model.accept("grandma one")
+    assert not model.accept("bath")
     assert model.accept("set a timer for twenty five minutes")
     # a word the dictionary lacks: that sentence is left out, and said so, never guessed
     assert grammar.missing == {"zorblax"}

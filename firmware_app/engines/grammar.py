@@ -179,6 +179,10 @@ def build_grammar(
                     body = compiler.expr(sentence.expression)
                     if body:
                         sentences.add(body)
+    # The names of timers in use, alone: the answer to "Which one?" ("pasta"). Only
+    # those, not every common name, or any single word could pass for a command.
+    in_use = [compiler.words_of(n) for n in (wildcards or {}).get("name", [])]
+    sentences.update(f"{n} [one|timer]" for n in in_use if n)
     from hassil.parse_expression import parse_sentence
 
     lead = compiler.expr(parse_sentence(LEADING).expression) or ""

@@ -256,8 +256,8 @@ INTENTS: dict[str, list[str]] = {
 }
 
 # Answers to "You have two timers: pasta and eggs. Which one?" A bare name ("pasta") is
-# matched in code against the timers listed, and not put in the recognizer's grammar,
-# where any single name would otherwise pass for a command.
+# matched in code against the timers listed; the recognizer's grammar holds it alone only
+# for timers in use, where any common name would otherwise pass for a command.
 FOLLOWUP_INTENTS: dict[str, list[str]] = {
     "timer_choice_all": [
         "[<timer_cancel>] (all|both|everything) [of them|timers|the timers]",
