@@ -48,6 +48,7 @@ def check_all(settings: Settings) -> list[Result]:
     probe("voice (TTS)", lambda: _tts(settings))
     probe("voice activity", _vad)
     probe("speech recognition", lambda: _stt(settings))
+    probe("speech model (STT)", lambda: _vosk(settings), warn_only=True)
     probe("microphone", lambda: _device("input", settings.audio.input_device), warn_only=True)
     probe("speaker", lambda: _device("output", settings.audio.output_device), warn_only=True)
     probe("store", lambda: _store(settings))
@@ -144,15 +145,23 @@ def _vad() -> str:
 def _stt(settings: Settings) -> str:
     """The recognizer the service would load; without one every request is answered with
     "I can't understand speech", so its absence is a failure."""
-    from firmware_app.runtime import load_stt
+    from firmware_app.engines.stt import load_transcriber
 
-    stt, problem = load_stt(settings)
-    if stt is None:
+    active, problem, description = load_transcriber(settings)
+    if active is None:
         raise RuntimeError(f"no speech recognizer: {problem}")
-    close = getattr(stt, "close", None)
+    close = getattr(active, "close", None)
     if callable(close):
         close()
-    return type(stt).__name__
+    return f"{description} (stt.engine = {settings.stt.engine})"
+
+
+def _vosk(settings: Settings) -> str:
+    """The open-speech model (for questions beyond the commands): optional."""
+    from firmware_app.engines.stt import check_model_dir
+
+    check_model_dir(settings.stt_model_path)
+    return str(settings.stt_model_path)
 
 
 def _device(kind: str, name: str) -> str:

@@ -87,12 +87,13 @@ def test_a_model_that_is_gone_fails() -> None:
 
 
 def test_check_fails_for_configured_parts_that_are_down(tmp_path: Path) -> None:
-    """Nothing listens where the broker and the model should be, and no speech model is
-    installed: every one of those is a FAIL, and so is the whole check."""
+    """Nothing listens where the broker and the model should be, and the only recognizer
+    allowed (Vosk) has no model: every one of those is a FAIL, and so is the whole check."""
     settings = Settings(
         data_dir=tmp_path / "data",
         mqtt={"host": "127.0.0.1", "port": free_port()},
         llm={"url": refused_url(), "retries": 0},
+        stt={"engine": "vosk"},  # and no Vosk model installed
     )
     lines: list[str] = []
     assert run_checks(settings, lines.append) == 1
@@ -109,3 +110,11 @@ def test_config_problems_are_failures(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", llm={"tls_ca": str(tmp_path / "ca.pem")})
     results = check_all(settings)
     assert ("FAIL", "config", f"llm.tls_ca: {tmp_path / 'ca.pem'} does not exist") in results
+
+
+def test_the_bundled_recognizer_is_enough(tmp_path: Path) -> None:
+    results = check_all(Settings(data_dir=tmp_path / "data"))
+    by_name = {name: (status, detail) for status, name, detail in results}
+    assert by_name["speech recognition"][0] == "ok"
+    assert "stt.engine = auto" in by_name["speech recognition"][1]
+    assert by_name["speech model (STT)"][0] == "WARN"  # Vosk is optional
