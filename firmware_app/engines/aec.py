@@ -85,15 +85,18 @@ class SpeexEchoCanceller:
     room's reverberation that matters (200 ms covers a speaker beside the mic in a living
     room, plus any delay the reference alignment leaves). ``suppress_db`` is the residual
     echo attenuation while only the device talks; ``suppress_active_db`` while someone
-    talks over it (milder, so a barge-in wake word survives).
+    talks over it (milder, so a barge-in wake word survives). The suppressor's overlap
+    delays the output by ``delay_samples`` (10 ms).
     """
+
+    delay_samples = BLOCK
 
     def __init__(
         self,
         tail_ms: int = 200,
         suppress_db: int = -40,
         suppress_active_db: int = -15,
-        denoise: bool = False,
+        noise_suppress_db: int = 0,
     ) -> None:
         lib = _speexdsp()
         self._lib = lib
@@ -104,10 +107,12 @@ class SpeexEchoCanceller:
             raise EngineUnavailableError("speexdsp could not allocate its echo canceller")
         self._ctl(lib.speex_echo_ctl, self._echo, _ECHO_SET_SAMPLING_RATE, RATE)
         lib.speex_preprocess_ctl(self._pre, _PRE_SET_ECHO_STATE, self._echo)
-        # Only echo suppression: gain control and denoising would change what the wake word
-        # model and the recognizer were trained on.
+        # speexdsp applies residual echo suppression through its denoiser's gains, so the
+        # denoiser is on, but its noise attenuation is off by default (0 dB): denoising and
+        # gain control would change what the wake word model and the recognizer expect.
         for request, value in (
-            (_PRE_SET_DENOISE, int(denoise)),
+            (_PRE_SET_DENOISE, 1),
+            (_PRE_SET_NOISE_SUPPRESS, noise_suppress_db),
             (_PRE_SET_AGC, 0),
             (_PRE_SET_DEREVERB, 0),
             (_PRE_SET_ECHO_SUPPRESS, suppress_db),

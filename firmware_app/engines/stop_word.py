@@ -19,6 +19,12 @@ from firmware_app.errors import EngineUnavailableError
 
 RATE = 16000
 HOP = 160  # pocketsphinx frames are 10 ms
+MAX_GAP = 8  # hops: quiet inside a word (the closures of "s-t-o-p") up to 80 ms
+LOOK_BACK = 15  # hops: the word may begin up to 150 ms before the spotted segment
+WORD_HOPS = (8, 50)  # the loud part of "stop" lasts 0.08 to 0.5 s
+SLACK = 20  # hops the loud stretch may reach beyond the spotted word's boundaries
+REFRACTORY = 100  # hops: one "stop" is one stop, however many times it is spotted
+MAX_WAIT = 150  # hops: give up on a detection not followed by a pause within 1.5 s
 
 
 class PocketsphinxStopSpotter:
@@ -27,16 +33,18 @@ class PocketsphinxStopSpotter:
     ``threshold`` is pocketsphinx's keyphrase threshold (smaller spots more, and also more
     wrongly); ``pause_ms`` the quiet needed on both sides of the word; ``quiet_db`` how far
     below the word's loudest 10 ms that quiet must stay; ``floor`` an absolute level that
-    always counts as quiet (room noise).
+    always counts as quiet (room noise); ``min_level`` the RMS the word must reach at its
+    loudest (about -30 dBFS: a word said to the device, not a whisper of residual echo).
     """
 
     def __init__(
         self,
         phrase: str = "stop",
-        threshold: float = 1e-20,
+        threshold: float = 1e-30,
         pause_ms: int = 250,
         quiet_db: float = 15.0,
         floor: float = 200.0,
+        min_level: float = 1000.0,
     ) -> None:
         try:
             from pocketsphinx import Decoder
@@ -50,11 +58,13 @@ class PocketsphinxStopSpotter:
         self._pause = max(1, pause_ms // 10)
         self._quiet_ratio = float(10.0 ** (-quiet_db / 20.0))
         self._floor = floor
+        self._min_level = min_level
         self._levels: deque[float] = deque(maxlen=400)  # 4 s of 10 ms RMS levels
         self._hops = 0  # 10 ms hops seen since the last reset
         self._utt_start = 0  # hop at which the decoder's current utterance began
         self._tail = np.zeros(0, dtype=np.int16)
         self._pending: tuple[int, int] | None = None  # (first hop, last hop) of the word
+        self._last_stop = -REFRACTORY - 1  # last hop of the last "stop" counted
         self._decoder.start_utt()
 
     def process(self, pcm: bytes) -> bool:
@@ -93,26 +103,60 @@ class PocketsphinxStopSpotter:
         return self._levels[len(self._levels) - 1 - back]
 
     def _confirm(self) -> bool:
+        """Decide a pending detection once enough audio after it has been heard: the word
+        is the loud stretch around the spotted segment (the spotter's boundaries are rough,
+        and "stop" has two short closures inside it), and both sides of it must be quiet."""
         if self._pending is None:
             return False
         first, last = self._pending
-        if self._hops < last + self._pause + 2:
-            return False  # the pause after the word has not been heard yet
+        if self._hops < last + self._pause + MAX_GAP:
+            return False
+        near = [self._level(h) for h in range(first - LOOK_BACK, last + 1)]
+        peak_value = max((v for v in near if v is not None), default=0.0)
+        if peak_value < self._min_level:
+            self._pending = None
+            return False
+        peak = first - LOOK_BACK + near.index(peak_value)
+        quiet = max(self._floor, peak_value * self._quiet_ratio)
+        start, end = self._edge(peak, -1, quiet), self._edge(peak, 1, quiet)
+        if end + self._pause >= self._hops:
+            if self._hops - last < MAX_WAIT:
+                return False  # still loud after it: listen a little longer
+            self._pending = None
+            return False
         self._pending = None
-        word = [self._level(h) for h in range(first, last + 1)]
-        peak = max((v for v in word if v is not None), default=0.0)
-        quiet = max(self._floor, peak * self._quiet_ratio)
-        around = [
-            *range(first - self._pause - 2, first - 2),
-            *range(last + 3, last + 3 + self._pause),
-        ]
-        levels = [self._level(h) for h in around]
+        if not WORD_HOPS[0] <= end - start + 1 <= WORD_HOPS[1]:
+            return False  # a phrase, or a click: not one word
+        if start < first - SLACK or end > last + SLACK:
+            return False  # the loud stretch is more than the spotted word: part of a phrase
+        if start <= self._last_stop + REFRACTORY:
+            return False
+        around = [*range(start - self._pause, start), *range(end + 1, end + 1 + self._pause)]
         # Before the first audio (start of listening) counts as quiet.
-        return all(v is None or v <= quiet for v in levels)
+        levels = [self._level(h) for h in around]
+        if not all(v is None or v <= quiet for v in levels):
+            return False
+        self._last_stop = end
+        return True
+
+    def _edge(self, hop: int, step: int, quiet: float) -> int:
+        """The last loud hop from ``hop`` in direction ``step``, bridging short gaps."""
+        edge, gap = hop, 0
+        while gap <= MAX_GAP:
+            hop += step
+            level = self._level(hop)
+            if level is None:
+                break
+            if level > quiet:
+                edge, gap = hop, 0
+            else:
+                gap += 1
+        return edge
 
     def reset(self) -> None:
         """Start afresh (when the device starts speaking or ringing)."""
         self._pending = None
+        self._last_stop = -REFRACTORY - 1
         self._tail = np.zeros(0, dtype=np.int16)
         self._levels.clear()
         self._hops = 0

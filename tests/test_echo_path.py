@@ -1,0 +1,98 @@
+"""The playback timeline and the echo path that ``simulate --echo`` uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from firmware_app.audio.echo import EchoPath, PlaybackReference, parse_echo
+
+RATE = 16000
+
+
+def tone(n: int, value: int = 1000) -> bytes:
+    return (np.full(n, value, dtype="<i2")).tobytes()
+
+
+def test_window_returns_what_played_and_silence_around_it() -> None:
+    ref = PlaybackReference()
+    ref.place(1.0, tone(1600, 1000), RATE)  # 1.0 s to 1.1 s
+    before = ref.window(1.0, 160)
+    assert not before.any()
+    inside = ref.window(1.05, 800)
+    assert (inside == 1000).all()
+    straddle = ref.window(1.11, 320)  # 1.09..1.11: half played, half after the end
+    assert (straddle[:160] == 1000).all() and not straddle[160:].any()
+
+
+def test_later_audio_replaces_what_was_scheduled_from_its_start() -> None:
+    ref = PlaybackReference()
+    ref.place(0.0, tone(3200, 1000), RATE)
+    ref.place(0.1, tone(160, 2000), RATE)
+    got = ref.window(0.2, 3200)
+    assert (got[:1600] == 1000).all()
+    assert (got[1600:1760] == 2000).all()
+    assert not got[1760:].any()
+
+
+def test_cut_drops_what_was_not_yet_heard() -> None:
+    ref = PlaybackReference()
+    ref.place(0.0, tone(16000), RATE)
+    ref.cut(0.5)
+    assert (ref.window(0.5, 8000) == 1000).all()
+    assert not ref.window(1.0, 8000).any()
+
+
+def test_audio_at_another_rate_is_resampled_to_16k() -> None:
+    ref = PlaybackReference()
+    t = np.arange(22050) / 22050
+    ref.place(0.0, (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes(), 22050)
+    samples = ref.samples()
+    assert abs(len(samples) - RATE) <= 2
+    spectrum = np.abs(np.fft.rfft(samples[:RATE]))
+    assert abs(int(np.argmax(spectrum)) - 440) <= 1  # 1 Hz bins: the pitch is kept
+
+
+def test_keep_bounds_memory_but_recent_audio_stays() -> None:
+    ref = PlaybackReference(keep_s=1.0)
+    for second in range(10):
+        ref.place(float(second), tone(RATE, second + 1), RATE)
+    assert len(ref.samples()) <= 2 * RATE
+    assert (ref.window(9.5, 800) == 10).all()
+    assert not ref.window(2.0, 800).any()  # long gone
+
+
+def test_echo_is_delayed_and_scaled() -> None:
+    ref = PlaybackReference()
+    ref.place(0.0, tone(RATE, 10000), RATE)
+    path = EchoPath(gain_db=-6.0, delay_ms=50)
+    mic = np.zeros(1280, dtype="<i2").tobytes()
+    first = np.frombuffer(path.mix(mic, ref, 0.08), dtype="<i2")
+    # 80 ms frame, 50 ms delay: the first 50 ms are silent, then the echo at -6 dB
+    assert not first[:800].any()
+    assert np.allclose(first[800:], 10000 * 10 ** (-6 / 20), atol=1)
+
+
+def test_mix_adds_to_the_microphone_and_clips_like_an_adc() -> None:
+    ref = PlaybackReference()
+    ref.place(0.0, tone(RATE, 30000), RATE)
+    path = EchoPath(gain_db=0.0, delay_ms=0)
+    mic = tone(1280, 10000)
+    mixed = np.frombuffer(path.mix(mic, ref, 0.5), dtype="<i2")
+    assert (mixed == 32767).all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "gain", "delay"),
+    [("-12", -12.0, 20.0), ("-6,40", -6.0, 40.0), ("\u22126, 10", -6.0, 10.0), ("0,0", 0.0, 0.0)],
+)
+def test_parse_echo(spec: str, gain: float, delay: float) -> None:
+    path = parse_echo(spec)
+    assert (path.gain_db, path.delay_ms) == (gain, delay)
+
+
+@pytest.mark.parametrize("spec", ["", "loud", "-6,", "-6,40,1", "-80", "20", "-6,-1", "-6,900"])
+def test_parse_echo_rejects_nonsense_with_one_clear_line(spec: str) -> None:
+    with pytest.raises(ValueError, match="--echo") as info:
+        parse_echo(spec)
+    assert "\n" not in str(info.value)
