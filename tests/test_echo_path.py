@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firmware_app.audio.echo import EchoPath, PlaybackReference, parse_echo
+from firmware_app.audio.echo import EchoPath, PlaybackReference, PlaybackTap, parse_echo
 
 RATE = 16000
 
@@ -96,3 +96,46 @@ def test_parse_echo_rejects_nonsense_with_one_clear_line(spec: str) -> None:
     with pytest.raises(ValueError, match="--echo") as info:
         parse_echo(spec)
     assert "\n" not in str(info.value)
+
+
+def test_tap_places_writes_back_to_back_from_the_time_they_are_made() -> None:
+    now = [1.0]
+    ref = PlaybackReference()
+    tap = PlaybackTap(ref, RATE, lambda: now[0])
+    tap.written(tone(800, 1000))  # 1.00-1.05
+    tap.written(tone(800, 2000))  # queued behind it: 1.05-1.10
+    assert (ref.window(1.05, 800) == 1000).all()
+    assert (ref.window(1.10, 800) == 2000).all()
+    now[0] = 2.0  # a pause: the next write starts when it is made
+    tap.written(tone(160, 3000))
+    assert not ref.window(2.0, 1600).any()
+    assert (ref.window(2.01, 160) == 3000).all()
+
+
+def test_tap_stop_cuts_what_was_queued() -> None:
+    now = [0.0]
+    ref = PlaybackReference()
+    tap = PlaybackTap(ref, RATE, lambda: now[0])
+    tap.written(tone(RATE, 1000))  # one second queued
+    now[0] = 0.25
+    tap.stopped()
+    assert (ref.window(0.25, 4000) == 1000).all()
+    assert not ref.window(1.0, 4000).any()
+
+
+def test_tap_resamples_as_one_stream() -> None:
+    """50 ms chunks at 22050 Hz come out as one continuous 16 kHz tone."""
+    ref = PlaybackReference()
+    tap = PlaybackTap(ref, 22050, lambda: 0.0)
+    t = np.arange(22050) / 22050
+    wave = (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2")
+    for start in range(0, 22050, 1102):
+        tap.written(wave[start : start + 1102].tobytes())
+    got = ref.samples()[2000:14000].astype(np.float64)
+    n = np.arange(2000, 14000) / RATE
+    basis = np.stack([np.sin(2 * np.pi * 300 * n), np.cos(2 * np.pi * 300 * n)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, got, rcond=None)
+    residual = got - basis @ coef
+    # one continuous 300 Hz sine (any phase): a gap or a doubled chunk would leave a lot
+    assert np.sqrt(np.mean(residual**2)) < 0.01 * 8000
+    assert abs(np.hypot(*coef) - 8000) < 200

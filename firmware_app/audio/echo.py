@@ -13,7 +13,9 @@ gain, so echo handling can be measured end to end from a WAV file.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +70,49 @@ class PlaybackReference:
     def samples(self) -> np.ndarray:
         with self._lock:
             return self._buf.copy()
+
+
+class PlaybackTap:
+    """A real speaker's writes, placed on the reference at the time they will be heard.
+
+    ALSA blocks a write while its buffer is full, so a chunk written now starts playing
+    when what was written before it has played: ``max(now, end of the last chunk)``. That
+    errs early, never late, which is the side an echo canceller can handle (an echo that
+    arrives before its reference cannot be cancelled; one that arrives up to the filter's
+    tail after it can). Resampling is streamed, so chunk edges leave no artifacts in the
+    reference that are not in the echo.
+    """
+
+    def __init__(self, reference: PlaybackReference, rate: int, clock: Callable[[], float]) -> None:
+        self.reference = reference
+        self.rate = rate
+        self._clock = clock
+        self._cursor = 0  # end of what was written, in 16 kHz samples
+        self._lock = threading.Lock()
+        self._stream: Any = None
+
+    def written(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if self.rate != SAMPLE_RATE:
+            if self._stream is None:
+                import soxr
+
+                self._stream = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="int16")
+            samples = self._stream.resample_chunk(samples)
+        with self._lock:
+            # The cursor counts output samples, so the streamed chunks stay back to back.
+            start = max(round(self._clock() * SAMPLE_RATE), self._cursor)
+            self._cursor = start + len(samples)
+        self.reference.place(start / SAMPLE_RATE, samples.astype("<i2").tobytes(), SAMPLE_RATE)
+
+    def stopped(self) -> None:
+        """Playback was cut or drained and closed: nothing more is on its way."""
+        with self._lock:
+            now = round(self._clock() * SAMPLE_RATE)
+            if self._cursor > now:
+                self.reference.cut(now / SAMPLE_RATE)
+            self._cursor = now
+            self._stream = None
 
 
 @dataclass(frozen=True)
