@@ -139,3 +139,22 @@ def test_tap_resamples_as_one_stream() -> None:
     # one continuous 300 Hz sine (any phase): a gap or a doubled chunk would leave a lot
     assert np.sqrt(np.mean(residual**2)) < 0.01 * 8000
     assert abs(np.hypot(*coef) - 8000) < 200
+
+
+def test_the_simulated_speaker_keeps_the_reference_of_what_it_plays() -> None:
+    from firmware_app.audio.sim import SimulatedSpeaker
+
+    now = [0.5]
+    posted: list[object] = []
+    ref = PlaybackReference()
+    speaker = SimulatedSpeaker(RATE, posted.append, lambda: now[0], reference=ref)
+    speaker.play(1, tone(RATE, 1000))  # 0.5-1.5 s
+    speaker.play(1, tone(RATE // 2, 2000))  # queued: 1.5-2.0 s
+    assert not ref.window(0.5, 800).any()
+    assert (ref.window(1.5, RATE) == 1000).all()
+    assert (ref.window(2.0, RATE // 2) == 2000).all()
+    assert np.array_equal(ref.samples(), speaker.samples())
+    now[0] = 1.0
+    speaker.stop()  # cut at 1.0 s: the rest is never heard
+    assert (ref.window(1.0, 8000) == 1000).all()
+    assert not ref.window(2.0, RATE).any()
