@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,12 @@ ORDINARY = [
     "He stopped by to say hello, then went to the store.",
     "A stopwatch is on the table next to the stock report.",
     "Please stay, the show starts soon.",
+    "Stephen stepped onto the stage at the top of the hour.",
+    "What is the weather like in Stockholm tomorrow?",
+    "Turn off the kitchen lights and set a timer for ten minutes.",
+]
+ESPEAK_VOICES = [
+    (v, s) for v in ("en-us", "en", "en-us+f3", "en-us+m3", "en+f2") for s in (130, 175, 220)
 ]
 
 
@@ -155,18 +164,42 @@ def measure(engine: str, gain_db: float, delay_ms: float, trials: int) -> dict[s
     return result
 
 
+def espeak(text: str, voice: str, speed: int) -> np.ndarray:
+    from firmware_app.audio.wavio import read_wav
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "say.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True
+        )
+        return read_wav(path)
+
+
 def ordinary_false_stops() -> dict[str, Any]:
-    audio = np.concatenate([np.concatenate([speech(t), silence(0.6)]) for t in ORDINARY])
+    """False stops on ordinary speech with no "stop" said alone (Piper, and espeak-ng
+    voices when installed); and "stop" alone in those espeak-ng voices."""
+    clips = [speech(t) for t in ORDINARY]
+    stops_alone: list[np.ndarray] = []
+    if shutil.which("espeak-ng"):
+        for voice, speed in ESPEAK_VOICES:
+            clips += [espeak(t, voice, speed) for t in ORDINARY]
+            stops_alone.append(espeak("stop", voice, speed))
+    audio = np.concatenate([np.concatenate([c, silence(0.6)]) for c in clips])
     spotter = PocketsphinxStopSpotter()
+    off = make_echo_canceller("off")
     c0 = time.process_time()
-    _, _, stops, _ = run_stream(
-        audio, np.zeros_like(audio), make_echo_canceller("off"), None, spotter
-    )
+    _, _, stops, _ = run_stream(audio, np.zeros_like(audio), off, None, spotter)
     cpu = time.process_time() - c0
+    heard = 0
+    for clip in stops_alone:
+        spotter.reset()
+        padded = np.concatenate([silence(0.5), clip, silence(0.8)])
+        heard += bool(run_stream(padded, np.zeros_like(padded), off, None, spotter)[2])
     seconds = len(audio) / SAMPLE_RATE
     return {
         "ordinary_speech_s": round(seconds, 1),
         "false_stops": len(stops),
+        "espeak_stop_alone": f"{heard}/{len(stops_alone)}",
         "stop_cpu_per_s": round(cpu / seconds, 4),
     }
 
