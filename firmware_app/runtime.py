@@ -30,10 +30,19 @@ from firmware_app.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.errors import ModelMissingError
+from firmware_app.errors import EngineUnavailableError, ModelMissingError
 from firmware_app.events import Event, EventBus, JsonlWriter
 from firmware_app.messages import Inbox, Message, Stop
-from firmware_app.parts import Clock, Parts, RealClock, Responder, Updater
+from firmware_app.parts import (
+    AlwaysClaim,
+    Clock,
+    NoEcho,
+    NoStopSpotter,
+    Parts,
+    RealClock,
+    Responder,
+    Updater,
+)
 from firmware_app.speech import SpeechOutput
 from firmware_app.store import Store
 
@@ -166,6 +175,50 @@ def _updater(settings: Settings, edges: Edges) -> Updater | None:
     return make_updater(settings, edges.post)
 
 
+def _hearing(
+    settings: Settings, engines: Engines, parts: Parts, stack: ExitStack, extras: bool
+) -> tuple[Parts, WakeDetector]:
+    """The echo canceller, the stop word and (``extras``, with a broker) wake arbitration,
+    as configured, unless the caller brought its own. A part that cannot be loaded is
+    left out with a warning: the assistant still works without it."""
+    if isinstance(engines.wake, NoWake):
+        return parts, engines.wake  # no microphone: nothing to hear
+    wake = engines.wake
+    changes: dict[str, object] = {}
+    cfg = settings.echo
+    if isinstance(parts.echo, NoEcho) and cfg.engine != "off":
+        from firmware_app.engines.aec import make_echo_canceller
+
+        try:
+            changes["echo"] = make_echo_canceller(cfg.engine, cfg.tail_ms)
+        except EngineUnavailableError as exc:
+            logger.warning("echo cancellation is off: {}", exc)
+    if isinstance(parts.stop_spotter, NoStopSpotter) and cfg.stop_word:
+        from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+
+        try:
+            changes["stop_spotter"] = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
+        except EngineUnavailableError as exc:
+            logger.warning("the stop word is off: {}", exc)
+    arbitration = settings.arbitration
+    if (
+        extras
+        and arbitration.enabled
+        and settings.mqtt.host
+        and isinstance(parts.arbiter, AlwaysClaim)
+    ):
+        from firmware_app.mqtt.arbitration import LevelMeter, MeteredWake, MqttWakeArbiter
+
+        meter = LevelMeter()
+        wake = MeteredWake(wake, meter)
+        arbiter = MqttWakeArbiter(
+            settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=meter
+        )
+        stack.callback(arbiter.close)
+        changes["arbiter"] = arbiter
+    return replace(parts, **changes), wake  # type: ignore[arg-type]
+
+
 @contextmanager
 def assembled(
     settings: Settings,
@@ -199,14 +252,14 @@ def assembled(
         if isinstance(responder, Closable):
             stack.callback(responder.close)
         edges = Edges(bus, inbox)
-        parts = parts or Parts()
+        parts, wake = _hearing(settings, engines, parts or Parts(), stack, extras)
         mqtt = _mqtt(settings, edges, stack) if extras else None
         if extras:
             home = mqtt.publish if mqtt is not None else None
             parts = replace(parts, updater=_updater(settings, edges), home_publish=home)
         assistant = Assistant(
             settings,
-            wake=engines.wake,
+            wake=wake,
             vad=engines.vad,
             stt=engines.stt,
             speech=speech,

@@ -9,13 +9,13 @@ from audio_helpers import conversation, speech
 
 from firmware_app.audio.echo import EchoPath, PlaybackReference
 from firmware_app.engines.aec import (
-    PassThrough,
     SpeexEchoCanceller,
     erle_db,
     make_echo_canceller,
     speex_available,
 )
 from firmware_app.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.parts import NoEcho
 
 pytestmark = pytest.mark.skipif(not speex_available(), reason="libspeexdsp1 is not installed")
 
@@ -104,7 +104,7 @@ def test_reset_forgets_the_learned_echo_path() -> None:
 def test_make_echo_canceller_by_name() -> None:
     assert isinstance(make_echo_canceller("speex"), SpeexEchoCanceller)
     off = make_echo_canceller("off")
-    assert isinstance(off, PassThrough)
+    assert isinstance(off, NoEcho)
     assert off.process(b"\1\2", b"\3\4") == b"\1\2"
     with pytest.raises(ValueError, match="speex, webrtc or off"):
         make_echo_canceller("magic")

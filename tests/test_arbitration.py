@@ -14,7 +14,6 @@ from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F40
 
 from firmware_app.config import MqttSettings
 from firmware_app.mqtt.arbitration import (
-    AloneArbiter,
     Claim,
     LevelMeter,
     MeteredWake,
@@ -127,7 +126,6 @@ def test_without_a_broker_each_answers_alone_at_once() -> None:
         assert arbiter.last["alone"] is True
     finally:
         arbiter.close()
-    assert AloneArbiter().claim("hey_jarvis", 0.1)
 
 
 def test_a_broker_that_dies_leaves_each_answering_alone(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from firmware_app.errors import EngineUnavailableError
+from firmware_app.parts import EchoCanceller, NoEcho
 
 RATE = 16000
 BLOCK = 160  # 10 ms: both engines work in 10 ms blocks
@@ -189,24 +190,14 @@ class WebRtcEchoCanceller:
         self._aec.reset()
 
 
-class PassThrough:
-    """No canceller (turned off in settings): the microphone as it is."""
-
-    def process(self, mic: bytes, ref: bytes) -> bytes:
-        return mic
-
-    def reset(self) -> None:
-        pass
-
-
-def make_echo_canceller(engine: str, tail_ms: int = 200) -> Any:
-    """``speex`` | ``webrtc`` | ``off``."""
+def make_echo_canceller(engine: str, tail_ms: int = 200) -> EchoCanceller:
+    """``speex`` | ``webrtc`` | ``off`` (the microphone as it is)."""
     if engine == "speex":
         return SpeexEchoCanceller(tail_ms=tail_ms)
     if engine == "webrtc":
         return WebRtcEchoCanceller()
     if engine == "off":
-        return PassThrough()
+        return NoEcho()
     raise ValueError(f"unknown echo canceller {engine!r}: use speex, webrtc or off")
 
 

@@ -243,10 +243,3 @@ class MqttWakeArbiter:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-
-class AloneArbiter:
-    """No broker or arbitration turned off: every wake is this device's to answer."""
-
-    def claim(self, model: str, score: float) -> bool:
-        return True
