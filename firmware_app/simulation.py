@@ -74,14 +74,14 @@ def frames(samples: np.ndarray) -> Iterator[bytes]:
 
 
 def mic_frame(pcm: bytes, t: float, speaker: SimulatedSpeaker, echo: EchoPath | None) -> Frame:
-    """The microphone frame ending at ``t``: the recording, plus (``echo``) what the
-    speaker played coming back through the air, with the playback as the echo
-    canceller's reference, as a device hears it."""
+    """The microphone frame ending at ``t``. With ``echo``, what the speaker played comes
+    back through the air on top of the recording, and the frame carries the playback as
+    the echo canceller's reference, as on a device. Without it the recording is all the
+    microphone hears, so there is nothing to cancel."""
     reference = speaker.reference
-    if reference is None:
+    if echo is None or reference is None:
         return Frame(pcm, t)
-    if echo is not None:
-        pcm = echo.mix(pcm, reference, t)
+    pcm = echo.mix(pcm, reference, t)
     return Frame(pcm, t, reference.window(t, len(pcm) // 2).astype("<i2").tobytes())
 
 

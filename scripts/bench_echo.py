@@ -204,15 +204,63 @@ def ordinary_false_stops() -> dict[str, Any]:
     }
 
 
+def end_to_end(trials: int, gains: list[float]) -> list[dict[str, Any]]:
+    """The whole assistant under ``simulate --echo``: barge-in by wake word over a long
+    answer, "stop" alone over the answer and over a timer ring, and a session of its own
+    audio (answer, chimes, ring) that must cause no wake and no request."""
+    from echo_support import barge_in, long_answers, own_audio, stop_alone, with_llm
+    from fakes import ScriptedStt
+
+    from firmware_app.config import Settings
+    from firmware_app.runtime import load_engines
+
+    rows = []
+    llm = long_answers()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        settings = with_llm(Settings(data_dir=tmp / "data"), llm.url)
+        engines = load_engines(settings, stt=ScriptedStt(), steady=True)
+        for gain in gains:
+            gaps = [1.2 + 0.35 * i for i in range(trials)]
+            barged = sum(barge_in(settings, engines, tmp, gain, g)["barged"] for g in gaps)
+            said = sum(stop_alone(settings, engines, tmp, gain, g, False)["stopped"] for g in gaps)
+            rung = sum(
+                stop_alone(settings, engines, tmp, gain, 3.2 + 0.5 * i, True)["stopped"]
+                for i in range(trials)
+            )
+            own = own_audio(settings, engines, tmp, gain)
+            rows.append(
+                {
+                    "gain_db": gain,
+                    "barge_in": f"{barged}/{trials}",
+                    "stop_over_answer": f"{said}/{trials}",
+                    "stop_over_ring": f"{rung}/{trials}",
+                    "own_audio_wakes": own["wakes"] - 2,
+                    "own_audio_false_requests": own["requests"] - 2,
+                    "own_audio_stops": own["stops"],
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    llm.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--gains", default="-12,-6")
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--engines", default="off,speex,webrtc")
+    parser.add_argument(
+        "--e2e", action="store_true", help="the whole assistant under simulate --echo instead"
+    )
     args = parser.parse_args()
+    gains = [float(g) for g in args.gains.replace("\u2212", "-").split(",")]
+    if args.e2e:
+        print(json.dumps({"simulate_echo": end_to_end(args.trials, gains)}, indent=2))
+        return
     rows = []
-    for gain in (float(g) for g in args.gains.replace("\u2212", "-").split(",")):
+    for gain in gains:
         for engine in args.engines.split(","):
             try:
                 rows.append(measure(engine, gain, args.delay_ms, args.trials))

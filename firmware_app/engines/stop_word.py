@@ -63,7 +63,8 @@ class PocketsphinxStopSpotter:
         self._hops = 0  # 10 ms hops seen since the last reset
         self._utt_start = 0  # hop at which the decoder's current utterance began
         self._tail = np.zeros(0, dtype=np.int16)
-        self._pending: tuple[int, int] | None = None  # (first hop, last hop) of the word
+        self._pending: deque[tuple[int, int]] = deque()  # (first hop, last hop) of each word
+        self._seen = 0  # detections of the decoder's current utterance already taken
         self._last_stop = -REFRACTORY - 1  # last hop of the last "stop" counted
         self._decoder.start_utt()
 
@@ -72,29 +73,42 @@ class PocketsphinxStopSpotter:
         whole = len(samples) // HOP * HOP
         self._tail = samples[whole:]
         if whole == 0:
-            return self._confirm()
+            return False
         for start in range(0, whole, HOP):
             block = samples[start : start + HOP].astype(np.float64)
             self._levels.append(float(np.sqrt(np.mean(block * block))))
         self._hops += whole // HOP
         self._decoder.process_raw(samples[:whole].astype("<i2").tobytes(), False, False)
         if self._decoder.hyp() is not None:
+            # The search goes on through the utterance, listing every detection so far; it
+            # is not restarted on a detection, which could cut a following word in two.
             segments = [s for s in self._decoder.seg() if s.word != "<sil>"]
-            if segments:
-                first = self._utt_start + segments[0].start_frame
-                last = self._utt_start + segments[-1].end_frame
-                self._pending = (first, last)
-            self._restart()
-        elif (
-            self._hops - self._utt_start > 2000 and self._levels and self._levels[-1] <= self._floor
+            for seg in segments[self._seen :]:
+                self._pending.append(
+                    (self._utt_start + seg.start_frame, self._utt_start + seg.end_frame)
+                )
+            self._seen = len(segments)
+        if (
+            self._hops - self._utt_start > 2000
+            and not self._pending
+            and self._levels
+            and self._levels[-1] <= self._floor
         ):
             self._restart()  # keep the search short over hours of listening; cut only in a pause
-        return self._confirm()
+        heard = False
+        while self._pending and not heard:
+            decided = self._confirm(*self._pending[0])
+            if decided is None:
+                break  # the pause after it has not been heard yet
+            self._pending.popleft()
+            heard = decided
+        return heard
 
     def _restart(self) -> None:
         self._decoder.end_utt()
         self._decoder.start_utt()
         self._utt_start = self._hops
+        self._seen = 0
 
     def _level(self, hop: int) -> float | None:
         back = self._hops - 1 - hop
@@ -102,29 +116,23 @@ class PocketsphinxStopSpotter:
             return None
         return self._levels[len(self._levels) - 1 - back]
 
-    def _confirm(self) -> bool:
-        """Decide a pending detection once enough audio after it has been heard: the word
-        is the loud stretch around the spotted segment (the spotter's boundaries are rough,
-        and "stop" has two short closures inside it), and both sides of it must be quiet."""
-        if self._pending is None:
-            return False
-        first, last = self._pending
+    def _confirm(self, first: int, last: int) -> bool | None:
+        """Decide a detection once enough audio after it has been heard (None: not yet):
+        the word is the loud stretch around the spotted segment (the spotter's boundaries
+        are rough, and "stop" has two short closures inside it), and both sides of it must
+        be quiet."""
         if self._hops < last + self._pause + MAX_GAP:
-            return False
+            return None
         near = [self._level(h) for h in range(first - LOOK_BACK, last + 1)]
         peak_value = max((v for v in near if v is not None), default=0.0)
         if peak_value < self._min_level:
-            self._pending = None
             return False
         peak = first - LOOK_BACK + near.index(peak_value)
         quiet = max(self._floor, peak_value * self._quiet_ratio)
         start, end = self._edge(peak, -1, quiet), self._edge(peak, 1, quiet)
         if end + self._pause >= self._hops:
-            if self._hops - last < MAX_WAIT:
-                return False  # still loud after it: listen a little longer
-            self._pending = None
-            return False
-        self._pending = None
+            # still loud after it: listen a little longer, then give up
+            return None if self._hops - last < MAX_WAIT else False
         if not WORD_HOPS[0] <= end - start + 1 <= WORD_HOPS[1]:
             return False  # a phrase, or a click: not one word
         if start < first - SLACK or end > last + SLACK:
@@ -155,11 +163,9 @@ class PocketsphinxStopSpotter:
 
     def reset(self) -> None:
         """Start afresh (when the device starts speaking or ringing)."""
-        self._pending = None
+        self._pending.clear()
         self._last_stop = -REFRACTORY - 1
         self._tail = np.zeros(0, dtype=np.int16)
         self._levels.clear()
         self._hops = 0
-        self._decoder.end_utt()
-        self._decoder.start_utt()
-        self._utt_start = 0
+        self._restart()
