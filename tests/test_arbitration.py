@@ -224,3 +224,61 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
     finally:
         for _, arbiter, _ in devices.values():
             arbiter.close()
+
+
+@pytest.mark.slow
+def test_two_assistants_on_one_broker_answer_once(broker: Broker, tmp_path: Path) -> None:
+    """Two whole assistants (real openWakeWord and Silero each) run ``simulate`` in real
+    time on the same recording, one 12 dB quieter: the nearer answers, the other goes back
+    to idle without a sound."""
+    from dataclasses import replace
+
+    from audio_helpers import conversation, write
+    from fakes import FakeTts, ScriptedStt
+
+    from firmware_app import simulation
+    from firmware_app.config import Settings, WakeSettings
+    from firmware_app.engines.vad import SileroVad
+    from firmware_app.engines.wake import OpenWakeWord
+    from firmware_app.events import read_events
+    from firmware_app.runtime import Engines
+
+    audio = conversation(0.5, "Hey Jarvis, what time is it?", 1.5)
+    runs: dict[str, list[dict[str, object]]] = {}
+
+    def device(name: str, gain_db: float) -> None:
+        settings = Settings(
+            data_dir=tmp_path / name,
+            mqtt=MqttSettings(host=broker.host, port=broker.port, device_id=name),
+        )
+        settings = settings.model_copy(
+            update={"arbitration": settings.arbitration.model_copy(update={"group": "house"})}
+        )
+        engines = Engines(
+            OpenWakeWord(WakeSettings()),
+            SileroVad(),
+            ScriptedStt("what time is it"),
+            None,
+            FakeTts(),
+        )
+        wav = write(tmp_path / f"{name}.wav", (audio * 10 ** (gain_db / 20)).astype(np.int16))
+        events = tmp_path / f"{name}.jsonl"
+        simulation.simulate(
+            settings, wav, None, events, realtime=True, engines=replace(engines), max_tail_s=3
+        )
+        runs[name] = read_events(events)
+
+    threads = [
+        threading.Thread(target=device, args=("hall", -12.0)),
+        threading.Thread(target=device, args=("kitchen", 0.0)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    near = [e["type"] for e in runs["kitchen"]]
+    far = [e["type"] for e in runs["hall"]]
+    assert near.count("wake") == 1 and far.count("wake") == 1
+    assert "listening" in near and "reply" in near and "wake_lost" not in near
+    assert "wake_lost" in far and "listening" not in far and "reply" not in far
+    assert "speak_start" not in far  # not even a chime
