@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from loguru import logger
 
 from firmware_app.assistant import Assistant
+from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference, PlaybackTap
 from firmware_app.config import Settings
 from firmware_app.engines import (
     Detection,
@@ -31,8 +32,8 @@ from firmware_app.engines import (
     WakeDetector,
 )
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
-from firmware_app.events import Event, EventBus, JsonlWriter
-from firmware_app.messages import Inbox, Message, Stop
+from firmware_app.events import Event, EventBus, JsonlWriter, wall_now
+from firmware_app.messages import Frame, Inbox, Message, Stop
 from firmware_app.parts import (
     AlwaysClaim,
     Clock,
@@ -296,8 +297,19 @@ def run(settings: Settings) -> int:
     engines = load_engines(settings)
     inbox = Inbox()
     audio = settings.audio
-    mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
-    speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post)
+    # What the speaker plays is the echo canceller's reference for each microphone frame
+    # (docs/echo.md: how it is aligned).
+    reference = PlaybackReference(keep_s=10.0)
+    tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
+
+    def post(msg: Message) -> None:
+        if isinstance(msg, Frame) and msg.ref is None and settings.echo.engine != "off":
+            played = reference.window(msg.t - CAPTURE_LEAD_S, len(msg.pcm) // 2)
+            msg = replace(msg, ref=played.tobytes())
+        inbox.post(msg)
+
+    mic = Microphone(audio.input_device, post, inbox.has_room, audio.reopen_max_s)
+    speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post, tap=tap)
 
     def heartbeat(frame: bool) -> None:
         if frame:

@@ -158,3 +158,41 @@ def test_the_simulated_speaker_keeps_the_reference_of_what_it_plays() -> None:
     speaker.stop()  # cut at 1.0 s: the rest is never heard
     assert (ref.window(1.0, 8000) == 1000).all()
     assert not ref.window(2.0, RATE).any()
+
+
+def test_a_real_alsa_speaker_fills_the_reference_as_it_writes(alsa_files) -> None:
+    """Through the real ALSA API (the file plugin): what the speaker thread writes lands on
+    the reference at 16 kHz; a stop cuts what was still to come."""
+    import time
+
+    from firmware_app.audio.alsa import AlsaSpeaker
+    from firmware_app.events import wall_now
+    from firmware_app.messages import Inbox, PlaybackDone
+
+    ref = PlaybackReference()
+    inbox = Inbox()
+    speaker = AlsaSpeaker("testspeaker", 22050, inbox.post, tap=PlaybackTap(ref, 22050, wall_now))
+    t = np.arange(22050) / 22050
+    tone22 = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    began = wall_now()
+    speaker.play(1, tone22)
+    speaker.finish(1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(isinstance(m, PlaybackDone) for m in list(inbox.queue.queue)):
+            break
+        time.sleep(0.02)
+    heard = ref.window(wall_now() + 2.0, 4 * RATE)
+    loud = np.flatnonzero(np.abs(heard) > 1000)
+    assert abs(len(heard[loud[0] : loud[-1] + 1]) - RATE) < 400  # one second of tone
+    first = wall_now() + 2.0 - 4 + loud[0] / RATE
+    assert began - 0.05 <= first <= began + 0.5  # placed when it was written
+    spectrum = np.abs(np.fft.rfft(heard[loud[0] : loud[0] + RATE]))
+    assert abs(int(np.argmax(spectrum)) - 440) <= 2
+
+    speaker.play(2, tone22 * 5)
+    time.sleep(0.2)
+    speaker.stop()
+    time.sleep(0.3)
+    speaker.close()
+    assert not ref.window(wall_now() + 5.0, 4 * RATE).any()  # nothing left after the stop

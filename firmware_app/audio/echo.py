@@ -22,6 +22,12 @@ import numpy as np
 from firmware_app.audio.wavio import resample
 from firmware_app.messages import SAMPLE_RATE
 
+CAPTURE_LEAD_S = 0.04
+"""A live microphone frame is stamped when it is read, a little after its last sample was
+captured (up to a period when the reading thread is late). Its reference is taken this
+much earlier, so the reference leads the echo (which a canceller handles, up to its tail)
+rather than trailing it (which it cannot)."""
+
 
 class PlaybackReference:
     """A timeline of played audio at 16 kHz. Later audio placed at a time replaces
@@ -105,13 +111,14 @@ class PlaybackTap:
             self._cursor = start + len(samples)
         self.reference.place(start / SAMPLE_RATE, samples.astype("<i2").tobytes(), SAMPLE_RATE)
 
-    def stopped(self) -> None:
-        """Playback was cut or drained and closed: nothing more is on its way."""
+    def stopped(self, cut: bool = True) -> None:
+        """Playback ended: dropped (``cut``: what was queued is never heard) or drained
+        (all of it plays). Either way the next write starts a new stream."""
         with self._lock:
             now = round(self._clock() * SAMPLE_RATE)
-            if self._cursor > now:
+            if cut and self._cursor > now:
                 self.reference.cut(now / SAMPLE_RATE)
-            self._cursor = now
+                self._cursor = now
             self._stream = None
 
 
