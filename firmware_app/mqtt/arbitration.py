@@ -123,7 +123,6 @@ class MqttWakeArbiter:
         self._connected = False
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
-        self._settings = settings
         self._client = self._make_client(settings)
         self._client.connect_async(
             settings.host or "127.0.0.1", settings.port, settings.keepalive_s
@@ -198,8 +197,16 @@ class MqttWakeArbiter:
             "alone": False,
         }
         if not won:
+            best = better[0]
+            for c in better[1:]:
+                best = c if c.beats(best) else best
             logger.info(
-                "wake: {} heard it better ({} > {})", better[0].device, better[0].score, mine.score
+                "wake: {} answers it (score {}, {} dBFS; here {}, {} dBFS)",
+                best.device,
+                best.score,
+                best.level_db,
+                mine.score,
+                mine.level_db,
             )
         return won
 
@@ -234,6 +241,8 @@ class MqttWakeArbiter:
             )
         except (ValueError, KeyError, TypeError):
             return  # not a claim: ignore it, never crash paho's thread
+        if not all(map(math.isfinite, (claim.score, claim.t, claim.level_db))):
+            return
         now = self._clock()
         with self._cond:
             self._claims = [c for c in self._claims if now - c.t < KEEP_S]
