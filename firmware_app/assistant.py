@@ -70,7 +70,7 @@ TRANSITIONS: dict[tuple[State, str], Row[State]] = table([
     (BUSY,                 "reply_end",        "on_reply_end",        BUSY),
     (BUSY,                 "playback_started", "on_playback_started", BUSY),
     (BUSY,                 "playback_done",    "on_playback_done",    ALL),
-    (BUSY,                 "stop_word",        "stop_everything",     RESTING | {THINKING}),
+    (BUSY,                 "stop_word",        "on_stop_word",        RESTING | {THINKING}),
     (RESTING,              "started",          "rest",                RESTING | {THINKING}),
     (RESTING,              "timer_due",        "rest",                RESTING | {THINKING}),
     ({ERROR},              "error_over",       "rest",                RESTING | {THINKING}),

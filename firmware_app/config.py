@@ -356,6 +356,34 @@ class LogSettings(Section):
     """Directory where each request's audio is saved as WAV (off unless set)."""
 
 
+class EchoSettings(Section):
+    engine: Literal["speex", "webrtc", "off"] = "speex"
+    """Echo canceller between the speaker and everything that listens (wake word, VAD,
+    recognizer, stop word): ``speex`` (libspeexdsp), ``webrtc`` (WebRTC AEC3, needs the
+    pywebrtc-audio package) or ``off``."""
+    tail_ms: int = Field(200, ge=50, le=1000)
+    """Longest echo the canceller models: the speaker-to-mic delay, the room's
+    reverberation and the output latency the reference does not know about. Raise it for
+    speakers with large output buffers (USB speakerphones, Bluetooth)."""
+    stop_word: bool = True
+    """While it speaks or a timer rings, "stop" said alone (no wake word) stops it."""
+    stop_threshold: float = Field(1e-30, gt=0.0, lt=1.0)
+    """pocketsphinx keyphrase threshold for "stop": smaller hears more, and more wrongly
+    (a detection also needs the word said alone, with a pause on both sides)."""
+
+
+class ArbitrationSettings(Section):
+    enabled: bool = True
+    """With several devices on one MQTT broker, only the one that heard a wake word best
+    answers it; the others stay silent. Needs ``mqtt.host``; without a broker each device
+    answers alone."""
+    group: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Devices in the same group arbitrate among themselves (``ttbt5/group/<group>/wake``)."""
+    window_ms: int = Field(300, ge=50, le=2000)
+    """How long a device waits for the others' claims on the same wake word (its answer
+    starts this much later). Device clocks must agree to well within it (NTP)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TTBT5_",
@@ -380,6 +408,8 @@ class Settings(BaseSettings):
     llm: LlmSettings = LlmSettings()
     update: UpdateSettings = UpdateSettings()
     log: LogSettings = LogSettings()
+    echo: EchoSettings = EchoSettings()
+    arbitration: ArbitrationSettings = ArbitrationSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -351,6 +351,11 @@ class Flow(Machine[State]):
         self._request = 0
         self.speech.cancel()
 
+    def on_stop_word(self, _: object = None) -> State:
+        """ "Stop" said alone while it spoke or rang: the same as the stop button."""
+        self._emit("stop_word")
+        return self.stop_everything()
+
     def stop_everything(self, _: object = None) -> State:
         self.voice.drop_waiting("stopped")
         self.interrupt()
