@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F401
 
 from firmware_app.config import MqttSettings
@@ -37,6 +38,7 @@ def make(
 def pair_fixture(broker: Broker, request: pytest.FixtureRequest) -> Iterator[list[MqttWakeArbiter]]:
     group = request.node.name.replace("[", "_").replace("]", "")
     arbiters = [make(broker, "kitchen", group), make(broker, "hall", group)]
+    assert all(a.wait_peers(1, 10.0) for a in arbiters), "the devices did not see each other"
     yield arbiters
     for a in arbiters:
         a.close()
@@ -193,6 +195,7 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
             make(broker, name, group, meter),
             (audio * gain).astype(np.int16),
         )
+    assert all(d[1].wait_peers(1, 10.0) for d in devices.values()), "no peer seen"
     outcome: dict[str, list[tuple[float, bool]]] = {name: [] for name in devices}
     begin = threading.Barrier(len(devices))
 
@@ -282,3 +285,22 @@ def test_two_assistants_on_one_broker_answer_once(broker: Broker, tmp_path: Path
     assert "listening" in near and "reply" in near and "wake_lost" not in near
     assert "wake_lost" in far and "listening" not in far and "reply" not in far
     assert "speak_start" not in far  # not even a chime
+
+
+def test_a_device_alone_in_its_group_answers_without_waiting(broker: Broker) -> None:
+    """Arbitration costs nothing until a second speaker joins: peers announce themselves
+    (retained, cleared on close or by the last will) and a device with none answers at once."""
+    kitchen = make(broker, "kitchen", "alone")
+    try:
+        assert kitchen.claim("alexa", 0.9) is True
+        assert kitchen.last["alone"] is True
+        hall = make(broker, "hall", "alone")
+        assert kitchen.wait_peers(1, 10.0) and hall.wait_peers(1, 10.0)
+        assert kitchen.peers == {"hall"} and hall.peers == {"kitchen"}
+        assert kitchen.claim("alexa", 0.9) is True
+        assert kitchen.last["alone"] is False
+        hall.close()
+        wait_until(lambda: not kitchen.peers, 10.0, "the peer that left to be forgotten")
+        assert kitchen.claim("alexa", 0.9) is True and kitchen.last["alone"] is True
+    finally:
+        kitchen.close()

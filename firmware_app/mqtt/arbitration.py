@@ -14,10 +14,15 @@ arrives; only the winner waits out the window.
 ``t`` is wall-clock time, so the devices' clocks should agree to well within the window
 (NTP on the same network does, to a few milliseconds). With the broker down or not yet
 reached, ``claim`` is true at once: each device answers alone, as it would without one.
+A device that is alone in its group pays no wait either: every device announces itself
+with a retained message under the group's ``peers/`` topic (cleared by its last will), and
+a device that knows no peer answers at once, so arbitration costs nothing until a second
+speaker joins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -37,6 +42,8 @@ from firmware_app.engines import Detection, WakeDetector
 from firmware_app.mqtt.bridge import _no_delay
 
 KEEP_S = 10.0  # claims older than this are forgotten
+MAX_CLAIMS = 256  # a flood of claims within KEEP_S costs at most this many entries
+MAX_PEERS = 64
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,10 @@ def group_topic(group: str) -> str:
     return f"ttbt5/group/{group}/wake"
 
 
+def peers_topic(group: str) -> str:
+    return f"ttbt5/group/{group}/peers"
+
+
 class MqttWakeArbiter:
     """``claim(model, score) -> bool``: true when this device should answer.
 
@@ -115,11 +126,14 @@ class MqttWakeArbiter:
         self.device = settings.device_id
         self.meter = meter
         self.topic = group_topic(group)
+        self.peers_topic = peers_topic(group)
+        self.peers: set[str] = set()
+        """Other devices announced in the group; with none, a claim is won at once."""
         self.window_s = window_s
         self.grace_s = grace_s
         self._clock = clock
         self._cond = threading.Condition()
-        self._claims: list[Claim] = []
+        self._claims: deque[Claim] = deque(maxlen=MAX_CLAIMS)
         self._connected = False
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
@@ -142,6 +156,7 @@ class MqttWakeArbiter:
             client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
         if cfg.tls_ca is not None:
             client.tls_set(ca_certs=str(cfg.tls_ca))
+        client.will_set(f"{self.peers_topic}/{cfg.device_id}", b"", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -151,6 +166,11 @@ class MqttWakeArbiter:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def wait_peers(self, count: int, timeout: float) -> bool:
+        """True once ``count`` other devices have announced themselves in the group."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.peers) >= count, timeout)
 
     def wait_connected(self, timeout: float) -> bool:
         with self._cond:
@@ -173,6 +193,11 @@ class MqttWakeArbiter:
             }
         )
         self._client.publish(self.topic, payload, qos=0)
+        with self._cond:
+            alone = not self.peers
+        if alone:  # the claim still goes out, for a peer whose announcement is on its way
+            self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
+            return True
         deadline = time.monotonic() + self.window_s + self.grace_s
         with self._cond:
             while True:
@@ -217,7 +242,8 @@ class MqttWakeArbiter:
     ) -> None:
         if reason.is_failure:
             return
-        client.subscribe(self.topic, qos=0)
+        client.subscribe([(self.topic, 0), (f"{self.peers_topic}/+", 1)])
+        client.publish(f"{self.peers_topic}/{self.device}", b"1", qos=1, retain=True)
         with self._cond:
             self._connected = True
             self._cond.notify_all()
@@ -230,6 +256,9 @@ class MqttWakeArbiter:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.startswith(self.peers_topic + "/"):
+            self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bool(msg.payload))
+            return
         try:
             data = json.loads(msg.payload)
             claim = Claim(
@@ -245,10 +274,26 @@ class MqttWakeArbiter:
             return
         now = self._clock()
         with self._cond:
-            self._claims = [c for c in self._claims if now - c.t < KEEP_S]
+            while self._claims and now - self._claims[0].t >= KEEP_S:
+                self._claims.popleft()
             self._claims.append(claim)
             self._cond.notify_all()
 
+    def _on_peer(self, device: str, present: bool) -> None:
+        if device == self.device:
+            return
+        with self._cond:
+            if not present:
+                self.peers.discard(device)
+            elif len(self.peers) < MAX_PEERS:
+                self.peers.add(device)
+            self._cond.notify_all()
+
     def close(self) -> None:
+        info = self._client.publish(f"{self.peers_topic}/{self.device}", b"", qos=1, retain=True)
+        if self._connected:
+            # not connected after all: the last will clears the entry
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=1.0)
         self._client.disconnect()
         self._client.loop_stop()
