@@ -11,6 +11,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients                # the broker the MQTT tests start
   systemd                                    # systemd-analyze for the unit tests
   librsvg2-bin                               # renders the wiring diagrams in hardware/
+  espeak-ng sox                              # voices, noise and reverb of the wake corpus
 )
 
 if command -v apt-get >/dev/null 2>&1; then
