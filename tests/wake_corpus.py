@@ -37,13 +37,13 @@ PHRASES = {
     "okay_nabu": "Okay Nabu.",
     "hey_rhasspy": "Hey Rhasspy.",
 }
-SOUND_ALIKES = [
-    "Hey Jarvie.", "Hey Harvey.", "Hey Travis.", "Hey Marvin, come here.", "Hey, jars of this.",
-    "A Lexus.", "Alexis.", "Election night.", "I'll ask her.", "Relax a bit.",
-    "Hey Microsoft.", "Hey my craft.", "Hey, might go soft.", "Hey Mike, right.",
-    "Okay, now boo.", "Okay, nab you.", "Okay, noodle.", "Okay, Naboo.",
-    "Hey, rasp berry.", "Hey Russ, be.",
-]  # fmt: skip
+SOUND_ALIKES = {  # near misses, by the model they imitate
+    "hey_jarvis": ["Hey Jarvie.", "Hey Harvey.", "Hey Travis.", "Hey, jars of this."],
+    "alexa": ["A Lexus.", "Alexis.", "Election night.", "I'll ask her."],
+    "hey_mycroft": ["Hey Microsoft.", "Hey my craft.", "Hey, might go soft.", "Hey Mike, right."],
+    "okay_nabu": ["Okay, now boo.", "Okay, nab you.", "Okay, noodle.", "Okay, Naboo."],
+    "hey_rhasspy": ["Hey, rasp berry.", "Hey Russ, be.", "Hey rhapsody.", "Hey, Ross P."],
+}  # fmt: skip
 ORDINARY = [
     "The weather will be sunny this afternoon with a light breeze.",
     "Remember to water the plants and feed the cat before you leave.",
@@ -102,7 +102,8 @@ class Span:
     start: float
     end: float
     model: str | None  # the model this clip should wake; None for negative audio
-    tag: str  # voice/condition, for the per-condition tables
+    tag: str  # voice/condition, or the kind of negative audio
+    imitates: str | None = None  # a sound-alike: the model it nearly says
 
 
 @dataclass
@@ -225,11 +226,13 @@ class _Builder:
         self.spans: list[Span] = []
         self.n = 0
 
-    def add(self, audio: np.ndarray, model: str | None, tag: str) -> None:
+    def add(
+        self, audio: np.ndarray, model: str | None, tag: str, imitates: str | None = None
+    ) -> None:
         start = self.n / RATE
         self.parts.append(audio)
         self.n += len(audio)
-        self.spans.append(Span(start, self.n / RATE, model, tag))
+        self.spans.append(Span(start, self.n / RATE, model, tag, imitates))
 
     def stream(self) -> Stream:
         return Stream(np.concatenate(self.parts), self.spans)
@@ -254,10 +257,11 @@ def negatives(size: str = "ci") -> Stream:
     noise, out = Noise(), _Builder()
     sentences = ORDINARY if size == "full" else ORDINARY[:8]
     for v, voice in enumerate(voices(size)):
-        for text in SOUND_ALIKES:
+        for model, text in ((m, t) for m, texts in SOUND_ALIKES.items() for t in texts):
             clip = _pad(render(text, voice), 0.5, 1.5)
             for cond in conditions:
-                out.add(condition(clip, cond, noise, f"alike|{text}|{voice}"), None, "sound-alike")
+                heard = condition(clip, cond, noise, f"alike|{text}|{voice}")
+                out.add(heard, None, "sound-alike", imitates=model)
         # talk back to back, clean and (full size) in one of the other conditions per voice
         talk = np.concatenate([_pad(render(t, voice), 0.0, 0.4) for t in sentences])
         noisy = conditions[1 + v % (len(conditions) - 1)]

@@ -2,9 +2,10 @@
 
 A stream is fed in 80 ms frames, as the microphone delivers it. A detection belongs to
 the corpus stretch it falls in: in a positive clip of its own model it accepts that clip;
-in ordinary speech or noise it is a false accept (counted per hour of that audio); in a
-sound-alike clip it is a sound-alike accept (counted per clip: these are near misses by
-design, and would swamp a per-hour figure); in another model's clip it is a confusion.
+in a sound-alike of its own model ("Hey Jarvie" for hey_jarvis) it is a sound-alike accept,
+counted per clip (near misses by design would swamp a per-hour figure); anywhere else in
+the negative audio it is a false accept, counted per hour of that audio; in another
+model's positive clip it is a confusion.
 ``trace`` + ``replay`` score once and decide many times, so the benchmark can sweep
 thresholds with the product's own :class:`PeakPicker`.
 """
@@ -24,7 +25,6 @@ from firmware_app.engines.wake import PeakPicker, ScoringEngine
 from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS
 
 Found = list[tuple[float, Detection]]
-ALIKE = "sound-alike"
 
 
 def frames(audio: np.ndarray) -> Iterator[bytes]:
@@ -70,6 +70,7 @@ def replay(
 
 @dataclass
 class ModelTally:
+    model: str
     positives: int = 0
     accepted: int = 0
     false_accepts: int = 0
@@ -78,8 +79,9 @@ class ModelTally:
     by_condition: dict[str, list[int]] = field(default_factory=dict)  # tag: [accepted, clips]
 
     def figures(self, corpus: Corpus) -> dict:
-        ordinary_hours = sum(s.end - s.start for s in corpus.negatives.spans if s.tag != ALIKE)
-        alike_clips = sum(s.tag == ALIKE for s in corpus.negatives.spans)
+        own = [s for s in corpus.negatives.spans if s.imitates == self.model]
+        ordinary_hours = corpus.negatives.seconds - sum(s.end - s.start for s in own)
+        alike_clips = len(own)
         return {
             "positives": self.positives,
             "rejected": self.positives - self.accepted,
@@ -99,7 +101,7 @@ def _span_at(stream: Stream, t: float) -> int:
 
 def tally(corpus: Corpus, on_positives: Found, on_negatives: Found, models: list[str]) -> dict:
     """Counts per model: what the CI test asserts and the benchmark prints."""
-    out = {m: ModelTally() for m in models}
+    out = {m: ModelTally(m) for m in models}
     accepted: set[int] = set()
     for t, d in on_positives:
         i = _span_at(corpus.positives, t)
@@ -118,7 +120,7 @@ def tally(corpus: Corpus, on_positives: Found, on_negatives: Found, models: list
             cell[1] += 1
     for t, d in on_negatives:
         if d.model in out:
-            if corpus.negatives.spans[_span_at(corpus.negatives, t)].tag == ALIKE:
+            if corpus.negatives.spans[_span_at(corpus.negatives, t)].imitates == d.model:
                 out[d.model].sound_alike_accepts += 1
             else:
                 out[d.model].false_accepts += 1
@@ -126,7 +128,7 @@ def tally(corpus: Corpus, on_positives: Found, on_negatives: Found, models: list
 
 
 def false_accept_tags(corpus: Corpus, on_negatives: Found) -> dict[str, int]:
-    """Where the false accepts came from (sound-alike, ordinary, noise)."""
+    """Where the detections in the negative audio came from (sound-alike, ordinary, noise)."""
     tags: dict[str, int] = {}
     for t, _ in on_negatives:
         tag = corpus.negatives.spans[_span_at(corpus.negatives, t)].tag
