@@ -1,4 +1,4 @@
-"""The recent wake clips: bounded, pre-roll plus two seconds, marked false, saved only on request."""
+"""Recent wake clips: bounded, pre-roll plus two seconds, marked false, saved on request."""
 
 from __future__ import annotations
 
