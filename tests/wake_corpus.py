@@ -94,6 +94,7 @@ PIPER_CI = [1.0, 1.25]
 SNRS = (20, 10, 5)
 CONDITIONS_FULL = ("clean", "snr20", "snr10", "snr5", "reverb")
 CONDITIONS_CI = ("clean", "snr10", "reverb")
+RECIPE = 1  # bump when rendering changes, so stale cached audio is not reused
 LEAD_S, TAIL_S = 0.6, 2.4  # a clip's silence around its phrase; > refractory time apart
 
 
@@ -132,7 +133,8 @@ def cache_dir() -> Path:
 
 
 def cached(key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
-    path = cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy")
+    digest = hashlib.sha256(f"{RECIPE}|{key}".encode()).hexdigest()[:24]
+    path = cache_dir() / f"{digest}.npy"
     if path.exists():
         return np.load(path)
     audio = make().astype(np.int16)
