@@ -94,7 +94,7 @@ PIPER_CI = [1.0, 1.25]
 SNRS = (20, 10, 5)
 CONDITIONS_FULL = ("clean", "snr20", "snr10", "snr5", "reverb")
 CONDITIONS_CI = ("clean", "snr10", "reverb")
-RECIPE = 1  # bump when rendering changes, so stale cached audio is not reused
+RECIPE = 2  # bump when rendering changes, so stale cached audio is not reused
 LEAD_S, TAIL_S = 0.6, 2.4  # a clip's silence around its phrase; > refractory time apart
 
 
@@ -185,6 +185,7 @@ class Noise:
 
 
 def rms(samples: np.ndarray) -> float:
+    """Level of the speech in a clip: its samples above a silence floor."""
     loud = samples[np.abs(samples) > 300] if np.any(np.abs(samples) > 300) else samples
     return float(np.sqrt(np.mean(loud.astype(np.float64) ** 2))) or 1.0
 
@@ -200,7 +201,7 @@ def condition(clip: np.ndarray, name: str, noise: Noise, key: str) -> np.ndarray
             return sox(clip, "reverb", "60", "50", "70", "0", "20", "channels", "1")[: len(clip)]
         snr = float(name.removeprefix("snr"))
         bed = noise.take(len(clip), key)
-        bed *= rms(clip) / (rms(bed) * 10 ** (snr / 20))
+        bed *= rms(clip) / (np.sqrt(np.mean(bed**2)) * 10 ** (snr / 20))  # speech vs noise
         return np.clip(clip + bed, -32768, 32767).astype(np.int16)
 
     return cached(f"{key}|{name}", make)
