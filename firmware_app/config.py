@@ -74,7 +74,7 @@ class AudioSettings(Section):
 class WakeSettings(Section):
     models: list[str] = Field(default_factory=lambda: ["hey_jarvis"], min_length=1)
     """Wake word models: built-in names (hey_jarvis, alexa, hey_mycroft, okay_nabu,
-    hey_rhasspy) or paths to .tflite/.onnx openWakeWord models."""
+    hey_rhasspy) or paths to .tflite/.onnx openWakeWord or .json microWakeWord models."""
     engines: dict[str, WakeEngineName] = Field(default_factory=dict)
     """Engine per model: ``openwakeword`` (the default for a model not listed) or
     ``microwakeword`` (a fraction of the CPU, for a Pi Zero 2 W; built in: hey_jarvis, alexa,
