@@ -129,7 +129,7 @@ def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from firmware_app import runtime
+    from firmware_app import runtime, simulation
 
     cmd = args.command
     if cmd == "config":
@@ -141,18 +141,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "run":
         return runtime.run(settings)
     if cmd == "simulate":
-        summary = runtime.simulate(settings, args.input, args.output, args.events, args.realtime)
+        summary = simulation.simulate(settings, args.input, args.output, args.events, args.realtime)
         for text in summary["replies"]:
             print(text)
         return 0
     if cmd == "ask":
         text = " ".join(args.text)
-        replies = runtime.ask(settings, text, args.output, args.events, speak=not args.quiet)
+        replies = simulation.ask(settings, text, args.output, args.events, speak=not args.quiet)
         for reply in replies:
             print(reply)
         return 0
     if cmd == "say":
-        runtime.say(settings, " ".join(args.text), args.output, args.events)
+        simulation.say(settings, " ".join(args.text), args.output, args.events)
         return 0
     if cmd == "transcribe":
         return _transcribe(settings, args.input)

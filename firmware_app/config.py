@@ -87,7 +87,7 @@ class WakeSettings(Section):
     """Threshold per model name, overriding ``threshold`` for that model."""
     refractory_s: float = Field(2.0, ge=0.0, le=30.0)
     """After a detection, ignore further detections for this long (one utterance wakes once)."""
-    preroll_ms: int = Field(300, ge=0, le=2000)
+    preroll_ms: int = Field(500, ge=0, le=2000)
     """Audio from just before the detection that is handed to speech recognition, so a
     request said in one breath with the wake phrase is heard whole."""
 

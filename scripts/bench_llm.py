@@ -44,7 +44,8 @@ from firmware_app.config import LlmSettings, Settings  # noqa: E402
 from firmware_app.events import PROCESS_START, Event  # noqa: E402
 from firmware_app.llm.responder import LlmResponder  # noqa: E402
 from firmware_app.messages import ReplyEnd, ReplySentence  # noqa: E402
-from firmware_app.runtime import load_engines, simulate  # noqa: E402
+from firmware_app.runtime import load_engines  # noqa: E402
+from firmware_app.simulation import simulate  # noqa: E402
 
 QUESTION = "why is the sky blue"
 FIRST = "The sky looks blue because air scatters blue light the most."

@@ -17,72 +17,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # shared harness
+
+from fakes import SILENT, SPEECH, WAKE, FakeTts, FakeVad, FakeWake, ScriptedStt, frame_of
+from mqtt_broker import Broker, FakeAssistant, free_port
+
 from firmware_app.config import MqttSettings, Settings
 from firmware_app.engines import Detection
-from firmware_app.events import Event, EventBus, wall_now
-from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS, Command, Frame, Message
+from firmware_app.events import Event, wall_now
+from firmware_app.messages import FRAME_SECONDS, Frame
 from firmware_app.metrics import percentile
 from firmware_app.mqtt import start_mqtt
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
-    def __init__(self, workdir: Path, nodelay: bool) -> None:
-        self.port = free_port()
-        conf = workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"set_tcp_nodelay {'true' if nodelay else 'false'}\nuser root\n"
-        )
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=5)
-
-
-class StandIn:
-    """The assistant's side as the bridge sees it: a bus, post() and status()."""
-
-    def __init__(self) -> None:
-        self.bus = EventBus()
-        self.state = "idle"
-
-    def post(self, msg: Message) -> None:
-        if isinstance(msg, Command) and msg.reply is not None:
-            msg.reply(True, None)
-
-    def status(self) -> dict[str, Any]:
-        return {"state": "idle", "muted": False, "volume": 50, "wake_count": 0, "errors": 0}
+def broker(workdir: Path, name: str, nodelay: bool) -> Broker:
+    """A running Mosquitto of the tests' own kind, in a directory of its own."""
+    (workdir / name).mkdir()
+    started = Broker(workdir / name, nodelay=nodelay)
+    started.start()
+    return started
 
 
 class Receiver:
@@ -128,14 +93,14 @@ def stats_ms(samples: list[float]) -> dict[str, Any]:
 
 
 def latency(workdir: Path, n: int, nodelay: bool) -> dict[str, Any]:
-    broker = Mosquitto(workdir, nodelay)
-    stand_in = StandIn()
-    bridge = start_mqtt(settings_for(broker.port, workdir, f"bench{int(nodelay)}"), stand_in)
+    mosquitto = broker(workdir, f"latency-{int(nodelay)}", nodelay)
+    stand_in = FakeAssistant()
+    bridge = start_mqtt(settings_for(mosquitto.port, workdir, f"bench{int(nodelay)}"), stand_in)
     assert bridge is not None
     try:
         while not bridge.connected:
             time.sleep(0.01)
-        events = Receiver(broker.port, bridge.topics.event("wake"))
+        events = Receiver(mosquitto.port, bridge.topics.event("wake"))
         event_ms = []
         for _ in range(n):
             events.got.clear()
@@ -144,7 +109,7 @@ def latency(workdir: Path, n: int, nodelay: bool) -> dict[str, Any]:
             if events.got.wait(5):
                 event_ms.append((events.at - start) * 1000)
         events.close()
-        results = Receiver(broker.port, bridge.topics.cmd_result)
+        results = Receiver(mosquitto.port, bridge.topics.cmd_result)
         command_ms = []
         for _ in range(n):
             results.got.clear()
@@ -156,19 +121,19 @@ def latency(workdir: Path, n: int, nodelay: bool) -> dict[str, Any]:
         return {"event": stats_ms(event_ms), "command": stats_ms(command_ms)}
     finally:
         bridge.close()
-        broker.stop()
+        mosquitto.stop()
 
 
 def observer_cost(workdir: Path, n: int) -> dict[str, Any]:
     """Median over batches of the time one bus.publish takes on the calling thread."""
     out: dict[str, Any] = {}
-    broker = Mosquitto(workdir, nodelay=False)
+    mosquitto = broker(workdir, "observer", nodelay=False)
     try:
         for mode in ("off", "on", "broker_down"):
-            stand_in = StandIn()
+            stand_in = FakeAssistant()
             bridge = None
             if mode != "off":
-                port = broker.port if mode == "on" else free_port()
+                port = mosquitto.port if mode == "on" else free_port()
                 bridge = start_mqtt(settings_for(port, workdir, f"obs-{mode}"), stand_in)
                 if mode == "on":
                     while bridge is not None and not bridge.connected:
@@ -195,57 +160,30 @@ def observer_cost(workdir: Path, n: int) -> dict[str, Any]:
             if bridge is not None:
                 bridge.close(flush_s=0.5)
     finally:
-        broker.stop()
+        mosquitto.stop()
     return out
 
 
 # -- the assistant's per-frame time ---------------------------------------------------------
 
-LOUD, SPEECH = 20000, 8000
 
-
-class Wake:
-    """Detects the scripted loud frame; with ``model`` it also runs the real openWakeWord
-    on every frame, so a frame costs what it costs on a device."""
+class ModelWake(FakeWake):
+    """The scripted wake word; with ``model`` it also runs the real openWakeWord on every
+    frame, so a frame costs what it costs on a device."""
 
     def __init__(self, model: Any = None) -> None:
+        super().__init__()
         self.model = model
 
     def process(self, pcm: bytes) -> Detection | None:
         if self.model is not None:
             self.model.process(pcm)
-        return Detection("hey_jarvis", 0.9) if pcm[:2] == _frame(LOUD)[:2] else None
+        return super().process(pcm)
 
     def reset(self) -> None:
+        super().reset()
         if self.model is not None:
             self.model.reset()
-
-
-class Vad:
-    def process(self, pcm: bytes) -> float:
-        return 1.0 if abs(int(np.frombuffer(pcm[:2], dtype=np.int16)[0])) >= SPEECH else 0.0
-
-    def reset(self) -> None: ...
-
-
-class Stt:
-    def start(self) -> None: ...
-
-    def feed(self, pcm: bytes) -> None: ...
-
-    def finish(self) -> str:
-        return "what time is it"
-
-
-class Tts:
-    sample_rate = 16000
-
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        yield np.full(6400 * len(text.split()), 3000, dtype=np.int16).tobytes()
-
-
-def _frame(level: int) -> bytes:
-    return np.full(FRAME_SAMPLES, level, dtype=np.int16).tobytes()
 
 
 def frame_cost(
@@ -256,11 +194,11 @@ def frame_cost(
     times: dict[str, list[float]] = {m: [] for m in modes}
     means: dict[str, list[float]] = {m: [] for m in modes}
     counts: dict[str, int] = dict.fromkeys(modes, 0)
-    broker = Mosquitto(workdir, nodelay=False)
+    mosquitto = broker(workdir, "frames", nodelay=False)
     try:
         for r in range(rounds):
             for mode in modes:
-                port = broker.port if mode == "on" else free_port()
+                port = mosquitto.port if mode == "on" else free_port()
                 got, events = _frames_once(
                     workdir / f"f-{mode}-{r}", mode, port, conversations, model
                 )
@@ -268,7 +206,7 @@ def frame_cost(
                 means[mode].append(round(statistics.fmean(got), 2))
                 counts[mode] += events
     finally:
-        broker.stop()
+        mosquitto.stop()
     return {
         mode: {
             "frames": len(times[mode]),
@@ -285,31 +223,22 @@ def frame_cost(
 def _frames_once(
     data: Path, mode: str, port: int, conversations: int, model: Any
 ) -> tuple[list[float], int]:
-    from firmware_app import runtime
-    from firmware_app.audio.sim import SimulatedSpeaker
+    from firmware_app import runtime, simulation
 
-    script = [0] * 10 + [LOUD] + [SPEECH] * 10 + [0] * 40
+    script = [SILENT] * 10 + [WAKE] + [SPEECH] * 10 + [SILENT] * 40
     settings = settings_for(port, data, f"frames-{mode}")
     if mode == "off":
         settings = Settings(data_dir=data)
     settings = settings.model_copy(
         update={"audio": settings.audio.model_copy(update={"chimes": False})}
     )
-    engines = runtime.Engines(Wake(model), Vad(), Stt(), None, Tts())
-    clock = runtime.SimClock()
+    stt = ScriptedStt(*["what time is it"] * conversations)
+    engines = runtime.Engines(ModelWake(model), FakeVad(), stt, None, FakeTts())
     times: list[float] = []
     events: list[str] = []
-
-    def speaker_for(inbox: Any) -> SimulatedSpeaker:
-        return SimulatedSpeaker(16000, inbox.post, clock.t)
-
-    with runtime.assembled(
-        settings,
-        engines,
-        clock=clock,
-        speaker_factory=speaker_for,
-        observers=[lambda event: events.append(event.type)],
-    ) as (assistant, speaker):
+    with simulation.simulated(
+        settings, engines, observers=[lambda event: events.append(event.type)]
+    ) as (assistant, speaker, clock):
         assistant.start()
         if mode == "on":
             time.sleep(0.5)  # connected
@@ -320,11 +249,11 @@ def _frames_once(
                 t = n * FRAME_SECONDS
                 clock.set(t)
                 speaker.advance(t)
-                assistant.post(Frame(_frame(level), t))
+                assistant.post(Frame(frame_of(level), t))
                 start = time.perf_counter_ns()
                 assistant.drain()  # the frame and everything it caused
                 times.append((time.perf_counter_ns() - start) / 1000)
-                runtime._settle(assistant)  # synthesis finishes off the clock
+                simulation.settle(assistant)  # synthesis finishes off the clock
     return times, len(events)
 
 

@@ -33,18 +33,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def real_engines():
     """openWakeWord, Silero and Piper, loaded once; STT is swapped in per test."""
+    from fakes import ScriptedStt
+
     from firmware_app.runtime import load_engines
 
     return load_engines(
-        Settings(data_dir=Path("/nonexistent")), microphone=True, stt=_NoStt(), steady=True
+        Settings(data_dir=Path("/nonexistent")), microphone=True, stt=ScriptedStt(), steady=True
     )
-
-
-class _NoStt:
-    def start(self) -> None: ...
-    def feed(self, pcm: bytes) -> None: ...
-    def finish(self) -> str:
-        return ""
 
 
 @pytest.fixture

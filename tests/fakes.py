@@ -15,6 +15,7 @@ from firmware_app.config import Settings
 from firmware_app.engines import Detection
 from firmware_app.events import Event, EventBus
 from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbox
+from firmware_app.parts import Parts
 from firmware_app.speech import SpeechOutput
 from firmware_app.store import Store
 
@@ -54,9 +55,12 @@ class ScriptedStt:
     def __init__(self, *texts: str) -> None:
         self.texts = list(texts)
         self.fed: list[int] = []
+        """Frames fed to each finished utterance, one entry per ``finish``."""
+        self.starts = 0
         self._n = 0
 
     def start(self) -> None:
+        self.starts += 1
         self._n = 0
 
     def feed(self, pcm: bytes) -> None:
@@ -95,16 +99,22 @@ class ManualClock:
         return self.base + self.now
 
 
+SCRIPTED = ScriptedStt()
+"""Rig's default transcriber: a fresh ScriptedStt that hears nothing (pass ``stt=None``
+for an assistant without a speech model)."""
+
+
 class Rig:
     """An Assistant on fakes, stepped frame by frame on a manual clock."""
 
     def __init__(
         self,
         settings: Settings,
-        stt: Any = None,
+        stt: Any = SCRIPTED,
         responder: Any = None,
         clock: ManualClock | None = None,
         store_path: Path | None = None,
+        parts: Parts | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or ManualClock()
@@ -117,7 +127,7 @@ class Rig:
         self.speaker = SimulatedSpeaker(16000, self.inbox.post, self.clock.t)
         self.speech = SpeechOutput(self.tts, self.speaker, self.inbox.post, 16)
         self.wake = FakeWake()
-        self.stt = stt if stt is not None else ScriptedStt()
+        self.stt = ScriptedStt() if stt is SCRIPTED else stt
         self.assistant = Assistant(
             settings,
             wake=self.wake,
@@ -129,6 +139,7 @@ class Rig:
             clock=self.clock,
             bus=bus,
             responder=responder,
+            parts=parts,
         )
         self.assistant.start()
         self.settle()

@@ -24,6 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from harness import wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_app.config import MqttSettings, Settings
@@ -357,8 +358,10 @@ class FakeAssistant:
             cmd.reply(False, "updates are not available on this device")
             return
         elif cmd.name in ("say", "ask"):
-            self.emit("speak_start")
-            self.emit("speak_end")
+            origin = "hermes" if cmd.source == "hermes" else "cmd"
+            fields = {"utterance": 1, "origin": origin, "request_id": cmd.request_id}
+            self.emit("speak_start", **fields)
+            self.emit("speak_end", **fields, cut=False)
         cmd.reply(True, None)
 
     def emit(self, kind: str, **fields: Any) -> Event:
@@ -395,14 +398,6 @@ def settings_for(broker: Broker, tmp_path: Path, **mqtt: Any) -> Settings:
     }
     values.update(mqtt)
     return Settings(data_dir=tmp_path, mqtt=MqttSettings(**values))
-
-
-def wait_until(check: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from fakes import SILENT, SPEECH, WAKE, ManualClock, Rig, ScriptedStt
+from harness import TURN_ORDER, turn_events
 
-from firmware_app.assistant import NO_MODEL, NOT_HEARD, UNKNOWN, Assistant
+from firmware_app.actions import NO_MODEL, NOT_HEARD, UNKNOWN
+from firmware_app.assistant import Assistant
 from firmware_app.messages import Button, Command, Notice, ReplyEnd, ReplySentence
 
 
@@ -26,19 +28,7 @@ def test_full_turn_goes_through_every_state_in_order(rig):
     request(rig)
     rig.until_idle()
     assert rig.states() == ["idle", "listening", "thinking", "speaking", "idle"]
-    types = rig.types()
-    order = [
-        "wake",
-        "listening",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "intent",
-        "reply",
-        "speak_start",
-        "speak_end",
-    ]
-    assert [t for t in types if t in order] == order
+    assert turn_events(rig.types()) == list(TURN_ORDER)
     assert rig.of("transcript")[0].fields == {"text": "what time is it"}
     assert rig.of("intent")[0].fields == {"name": "time", "slots": {}}
     reply = rig.of("reply")[0].fields
@@ -94,7 +84,6 @@ def test_unknown_request_without_llm_gets_the_fallback(settings):
 
 def test_without_a_speech_model_the_wake_word_still_works_and_says_what_to_install(settings):
     rig = Rig(settings, stt=None)
-    rig.assistant.stt = None
     request(rig)
     rig.until_idle()
     assert rig.of("wake")
@@ -341,6 +330,9 @@ class FakeResponder:
 
     def available(self):
         return True
+
+    def status(self):
+        return {"state": "closed"}
 
 
 def test_streamed_reply_speaks_the_first_sentence_before_the_end(settings):

@@ -16,13 +16,14 @@ import pytest
 from audio_helpers import conversation, write
 from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 from gpiozero.pins.mock import MockFactory
+from harness import wait_until
 
 from firmware_app.config import Settings
 from firmware_app.events import Event
 from firmware_app.gpio import GpioBridge, start_gpio
 from firmware_app.gpio.patterns import PATTERNS, level
 from firmware_app.messages import Button, Command
-from firmware_app.runtime import simulate
+from firmware_app.simulation import simulate
 
 LED, BUTTON = 12, 17
 GPIO = {
@@ -94,7 +95,7 @@ class Speaker:
     def _deliver(self) -> None:
         """The button posts from gpiozero's threads; the rig's assistant handles its queue
         on this thread, as the real one does on its own."""
-        wait_for(lambda: self.buttons > self._delivered)
+        wait_until(lambda: self.buttons > self._delivered)
         self._delivered = self.buttons
         self.rig.settle()
 
@@ -114,14 +115,6 @@ def speaker(gpio_settings: Settings, factory: MockFactory) -> Iterator[Speaker]:
     s.close()
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 def patterns(rig: Rig) -> list[str]:
     return [e.fields["pattern"] for e in rig.of("led")]
 
@@ -133,10 +126,10 @@ def test_press_when_idle_listens_and_press_again_gives_up(speaker: Speaker) -> N
     assert speaker.state == "idle" and speaker.led.state == 0
     speaker.press()
     assert speaker.state == "listening" and "listening" in speaker.rig.types()
-    wait_for(lambda: speaker.shows("listening"))
+    wait_until(lambda: speaker.shows("listening"))
     speaker.press()
     assert speaker.state == "idle"
-    wait_for(lambda: speaker.led.state == 0)
+    wait_until(lambda: speaker.led.state == 0)
     assert "reply" not in speaker.rig.types()
 
 
@@ -166,10 +159,10 @@ def test_press_while_thinking_cancels_the_answer(
         speaker.rig.inbox.post(Command("ask", {"text": "tell me a story about the sea"}))
         speaker.rig.assistant.drain()  # not settle(): the answer never comes by itself
         assert speaker.state == "thinking" and llm.asked
-        wait_for(lambda: speaker.led.state > 0)  # the thinking light is going round
+        wait_until(lambda: speaker.led.state > 0)  # the thinking light is going round
         speaker.press()
         assert speaker.state == "idle" and llm.cancelled == llm.asked
-        wait_for(lambda: speaker.led.state == 0)
+        wait_until(lambda: speaker.led.state == 0)
     finally:
         speaker.close()
 
@@ -179,11 +172,11 @@ def test_press_while_speaking_stops_speaking(speaker: Speaker) -> None:
     rig.post(Command("say", {"text": "Another long announcement. It goes on and on."}))
     rig.feed(SILENT, 0.3)
     assert speaker.state == "speaking"
-    wait_for(lambda: speaker.led.state > 0)  # the speaking pulse is under way
+    wait_until(lambda: speaker.led.state > 0)  # the speaking pulse is under way
     speaker.press()
     assert speaker.state == "idle" and not rig.speaker.busy()
     assert rig.types().count("speak_start") == rig.types().count("speak_end") == 1
-    wait_for(lambda: speaker.led.state == 0)
+    wait_until(lambda: speaker.led.state == 0)
 
 
 def test_press_silences_a_ringing_timer(speaker: Speaker) -> None:
@@ -199,12 +192,12 @@ def test_press_silences_a_ringing_timer(speaker: Speaker) -> None:
             break
     assert patterns(rig)[-1] == "timer"
     speaker.led.clear_states()
-    wait_for(lambda: {s.state for s in speaker.led.states} >= {0.0, 1.0})  # orange flashes
+    wait_until(lambda: {s.state for s in speaker.led.states} >= {0.0, 1.0})  # orange flashes
     speaker.press()
     assert speaker.state == "idle" and patterns(rig)[-1] == "idle"
     rig.feed(SILENT, 8.0)  # the remaining rings never come
     assert speaker.state == "idle" and rig.types().count("speak_start") <= 2
-    wait_for(lambda: speaker.led.state == 0)
+    wait_until(lambda: speaker.led.state == 0)
 
 
 def test_double_press_repeats_the_last_reply(speaker: Speaker) -> None:
@@ -227,7 +220,7 @@ def test_hold_mutes_shows_it_and_press_does_not_listen_while_muted(speaker: Spea
     speaker.hold()
     assert rig.assistant.muted and speaker.state == "muted"
     assert [e.fields for e in rig.of("mute")] == [{"muted": True}]
-    wait_for(lambda: speaker.shows("muted"))
+    wait_until(lambda: speaker.shows("muted"))
     speaker.press()
     assert speaker.state == "muted" and "listening" not in rig.types()
     frames_before = rig.wake.frames
@@ -236,7 +229,7 @@ def test_hold_mutes_shows_it_and_press_does_not_listen_while_muted(speaker: Spea
     assert rig.wake.frames == frames_before and "wake" not in rig.types()
     speaker.hold()
     assert not rig.assistant.muted and speaker.state == "idle"
-    wait_for(lambda: speaker.led.state == 0)
+    wait_until(lambda: speaker.led.state == 0)
     rig.feed(WAKE)
     assert rig.wake.frames > frames_before and "wake" in rig.types()
 
@@ -250,7 +243,7 @@ def test_mute_survives_a_restart(gpio_settings: Settings, factory: MockFactory) 
     again = Speaker(gpio_settings, factory)  # a new Assistant on the same store
     try:
         assert again.rig.assistant.muted and again.state == "muted"
-        wait_for(lambda: again.shows("muted"))  # visible from the first moment
+        wait_until(lambda: again.shows("muted"))  # visible from the first moment
         assert again.bridge.pattern == "muted"
         again.hold()
         assert not again.rig.assistant.muted

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
+from harness import wait_until
 
 from firmware_app.gpio.leds import Apa102, Leds, RgbLed, SingleLed, apa102_stream
 from firmware_app.gpio.patterns import BLACK, PATTERNS, Colour, Pattern, frame, level
 
 LED_PIN = 17
 RGB_PINS = (22, 23, 24)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 # --- recording what goes over SPI -----------------------------------------------------------
@@ -276,14 +269,14 @@ def test_leds_thread_animates_and_turns_off_on_close(factory: MockFactory) -> No
     pin = factory.pin(LED_PIN)
     try:
         leds.show(PATTERNS["listening"])
-        wait_for(lambda: pin.state == pytest.approx(level(PATTERNS["listening"].colour)))
+        wait_until(lambda: pin.state == pytest.approx(level(PATTERNS["listening"].colour)))
         pin.clear_states()
         leds.show(PATTERNS["error"])  # 0.3 s blink
-        wait_for(lambda: len([s for s in pin.states if s.state == 0]) >= 2)
+        wait_until(lambda: len([s for s in pin.states if s.state == 0]) >= 2)
         values = {s.state for s in list(pin.states)[1:]}
         assert values == {0.0, 1.0}
         leds.show(PATTERNS["muted"])
-        wait_for(lambda: pin.state == pytest.approx(110 / 255))
+        wait_until(lambda: pin.state == pytest.approx(110 / 255))
         settled = len(pin.states)
         time.sleep(0.2)
         assert len(pin.states) == settled  # a steady pattern is drawn once, not every frame
@@ -321,7 +314,7 @@ def test_show_never_waits_for_a_slow_driver() -> None:
     assert time.monotonic() - started < 1.0  # the driver is hung, the caller is not
     leds.show(PATTERNS["muted"])
     driver.release.set()
-    wait_for(lambda: bool(driver.written) and driver.written[-1] == [(110, 0, 0)])
+    wait_until(lambda: bool(driver.written) and driver.written[-1] == [(110, 0, 0)])
     leds.close()
     assert driver.written[-1] == [BLACK] and driver.closed
 
@@ -337,8 +330,8 @@ def test_a_failing_driver_is_retried_and_logged_once(caplog_loguru: list[str]) -
         assert not driver.written
         assert sum("writing to StuckDriver failed" in m for m in caplog_loguru) == 1
         driver.fail = False
-        wait_for(lambda: bool(driver.written))
-        wait_for(lambda: any("works again" in m for m in caplog_loguru))
+        wait_until(lambda: bool(driver.written))
+        wait_until(lambda: any("works again" in m for m in caplog_loguru))
     finally:
         leds.close()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gpiozero import LED, BadPinFactory, Device
 from gpiozero.pins.mock import MockFactory
+from harness import wait_until
 from loguru import logger
 
 from firmware_app.config import Settings
@@ -64,14 +65,6 @@ def settings(**gpio: object) -> Settings:
     return Settings(gpio=gpio)  # type: ignore[arg-type]
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 # --- choosing the pins ------------------------------------------------------------------------
 
 
@@ -88,7 +81,7 @@ def test_mock_pins_are_chosen_when_there_is_no_gpio_chip(
     assert bridge is not None and bridge.leds is not None
     bridge.show("muted")
     pin = Device.pin_factory.pin(12)
-    wait_for(lambda: pin.state == pytest.approx(110 / 255))
+    wait_until(lambda: pin.state == pytest.approx(110 / 255))
     bridge.close()
 
 
@@ -178,10 +171,10 @@ def test_led_events_drive_the_led_and_the_button_posts(factory: MockFactory) -> 
     red, green, blue = (factory.pin(p) for p in (22, 23, 24))
     try:
         assistant.led("listening")
-        wait_for(lambda: (red.state, blue.state) == (0, 1.0))
+        wait_until(lambda: (red.state, blue.state) == (0, 1.0))
         assert green.state == pytest.approx(90 / 255)
         assistant.led("muted")
-        wait_for(lambda: red.state == pytest.approx(110 / 255) and blue.state == 0)
+        wait_until(lambda: red.state == pytest.approx(110 / 255) and blue.state == 0)
         # the LED history shows exactly those two looks, in order
         looks = [s.state for s in red.states]
         assert looks[0] == 0 and looks[-1] == pytest.approx(110 / 255)
@@ -207,7 +200,7 @@ def test_a_muted_assistant_shows_muted_from_the_start(factory: MockFactory) -> N
     bridge = start_gpio(settings(led="single", led_pin=12), FakeAssistant(muted=True))
     assert bridge is not None
     try:
-        wait_for(lambda: factory.pin(12).state == pytest.approx(110 / 255))
+        wait_until(lambda: factory.pin(12).state == pytest.approx(110 / 255))
         assert bridge.pattern == "muted"
     finally:
         bridge.close()
@@ -225,7 +218,7 @@ def test_apa102_from_config_lights_the_pixels(factory: MockFactory) -> None:
     mosi = factory.pin(10)
     mosi.clear_states()
     assistant.led("error")
-    wait_for(lambda: len(mosi.states) > 20)  # bits are going out
+    wait_until(lambda: len(mosi.states) > 20)  # bits are going out
     bridge.close()
     assert not factory.pin(5).state
 

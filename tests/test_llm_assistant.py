@@ -16,7 +16,7 @@ from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 from llm_fake_server import FakeLlm, endless, refused_url, sse, status
 from pydantic import SecretStr
 
-from firmware_app.assistant import FIXED_PHRASES
+from firmware_app.actions import FIXED_PHRASES
 from firmware_app.config import Settings
 from firmware_app.llm import build_responder
 from firmware_app.llm.responder import FALLBACK_UNREACHABLE, FALLBACKS
@@ -246,7 +246,7 @@ def test_simulate_end_to_end_speaks_the_llm_answer(
     settings: Settings, server: FakeLlm, engines_with: Any, tmp_path: Path
 ) -> None:
     from firmware_app.events import read_events
-    from firmware_app.runtime import simulate
+    from firmware_app.simulation import simulate
 
     server.then(sse(["The sky", " looks", " blue", " because", " of", " scattering."], delay=0.05))
     wav = write(
@@ -283,7 +283,7 @@ def test_simulate_end_to_end_speaks_the_llm_answer(
 def test_ask_end_to_end_with_piper(
     settings: Settings, server: FakeLlm, real_engines: Any, tmp_path: Path
 ) -> None:
-    from firmware_app.runtime import ask
+    from firmware_app.simulation import ask
 
     server.then(sse(["It", " is", " sunny."]))
     replies = ask(

@@ -19,7 +19,7 @@ from mqtt_broker import (
     assert_will_after_kill,
 )
 
-from firmware_app import runtime
+from firmware_app import runtime, simulation
 from firmware_app.audio.wavio import write_wav
 from firmware_app.config import CustomIntent, MqttSettings, Settings
 from firmware_app.messages import FRAME_SAMPLES
@@ -66,7 +66,7 @@ def test_real_assistant_round_trips(broker: Broker, tmp_path: Path) -> None:
 
     def run() -> None:
         summary.update(
-            runtime.simulate(settings, wav, realtime=True, engines=engines, max_tail_s=3)
+            simulation.simulate(settings, wav, realtime=True, engines=engines, max_tail_s=3)
         )
 
     thread = threading.Thread(target=run)

@@ -36,8 +36,10 @@ def test_a_recognised_request(
     assistant.emit("transcript", text="turn on the kitchen light")
     assistant.emit("intent", name="lights", slots={"room": "kitchen", "state": "on"})
     assistant.emit("reply", text="Okay.", source="local")
-    assistant.emit("speak_start")
-    assistant.emit("speak_end")
+    local = {"utterance": 7, "origin": "local", "request_id": None}
+    assistant.emit("speak_start", **local)
+    assistant.emit("speak_end", **local, cut=False)
+    assistant.emit("volume", volume=40)  # a marker published after them
 
     hot = listener.wait_for("hermes/hotword/hey_jarvis/detected").json()
     assert hot["modelId"] == "hey_jarvis" and hot["siteId"] == site
@@ -58,8 +60,8 @@ def test_a_recognised_request(
     assert slots["room"]["value"] == {"kind": "Unknown", "value": "kitchen"}
     assert slots["room"]["rawValue"] == "kitchen" and slots["room"]["entity"] == "room"
 
-    done = listener.wait_for("hermes/tts/sayFinished").json()
-    assert done["siteId"] == site
+    listener.wait_for(bridge.topics.event("volume"))
+    assert not listener.on("hermes/tts/sayFinished")  # only for speech Hermes asked for
     assert not listener.on("hermes/nlu/intentNotRecognized")
     assert not any(m.topic.startswith("hermes/audioServer") for m in listener.messages)
 
@@ -137,3 +139,31 @@ def test_hermes_off_by_default(broker: Broker, tmp_path: Path, listener: Listene
         assert assistant.commands() == []
     finally:
         bridge.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "fields", "finished"),
+    [
+        ("speak_end", {"origin": "hermes", "request_id": "b-2", "cut": False}, "b-2"),
+        ("speak_end", {"origin": "hermes", "request_id": "c-3", "cut": True}, "c-3"),
+        ("speak_dropped", {"origin": "hermes", "request_id": "d-4", "reason": "stopped"}, "d-4"),
+        ("speak_end", {"origin": "hermes", "request_id": None, "cut": False}, None),
+        ("speak_end", {"origin": "local", "request_id": None, "cut": False}, "none"),
+        ("speak_end", {"origin": "cmd", "request_id": "x", "cut": False}, "none"),
+        ("speak_end", {}, "none"),
+    ],
+)
+def test_say_finished_names_the_hermes_utterance_that_ended(
+    event: str, fields: dict[str, object], finished: str | None
+) -> None:
+    from firmware_app.events import Event
+    from firmware_app.mqtt.hermes import Hermes
+
+    hermes = Hermes("kitchen", lambda msg: None)
+    out = hermes.translate(Event(event, 1.0, 1.0, {"utterance": 3, **fields}))
+    if finished == "none":
+        assert out == []
+    else:
+        ((topic, body),) = out
+        assert topic == "hermes/tts/sayFinished"
+        assert body["id"] == finished and body["siteId"] == "kitchen"

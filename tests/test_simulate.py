@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from audio_helpers import conversation, speech, speech_spans, write
 from fakes import ScriptedStt
+from harness import TURN_ORDER, turn_events
 
-from firmware_app import runtime
-from firmware_app.assistant import NO_MODEL
+from firmware_app import simulation
+from firmware_app.actions import NO_MODEL
 from firmware_app.audio.wavio import read_wav
 from firmware_app.events import read_events
 
@@ -20,7 +21,7 @@ from firmware_app.events import read_events
 def run(settings, engines, tmp_path, *parts, name="conv"):
     wav = write(tmp_path / f"{name}.wav", conversation(*parts))
     out, events = tmp_path / f"{name}-out.wav", tmp_path / f"{name}.jsonl"
-    summary = runtime.simulate(
+    summary = simulation.simulate(
         settings, wav, out, events, engines=engines, start_epoch=1_800_000_000.0
     )
     return summary, read_events(events), out
@@ -31,19 +32,7 @@ def test_wake_request_reply_in_order_with_audio_in_out_wav(settings, engines_wit
     summary, events, out = run(
         settings, engines_with(stt), tmp_path, 1.0, "Hey Jarvis, what time is it?", 2.0
     )
-    types = [e["type"] for e in events]
-    order = [
-        "wake",
-        "listening",
-        "speech_start",
-        "speech_end",
-        "transcript",
-        "intent",
-        "reply",
-        "speak_start",
-        "speak_end",
-    ]
-    assert [t for t in types if t in order] == order
+    assert turn_events(e["type"] for e in events) == list(TURN_ORDER)
     by = {e["type"]: e for e in events}
     assert by["wake"]["model"] == "hey_jarvis" and by["wake"]["score"] >= 0.5
     assert by["transcript"]["text"] == "what time is it"  # the wake phrase is stripped
@@ -71,7 +60,7 @@ def test_end_of_speech_is_found_within_the_hangover(settings, engines_with, tmp_
     tail = speech_spans(speech(request))[-1][1]
     true_end = true_end - len(speech(request)) / 16000 + tail
     wav = write(tmp_path / "eos.wav", audio)
-    runtime.simulate(
+    simulation.simulate(
         settings,
         wav,
         None,
@@ -183,7 +172,7 @@ def test_real_vosk_adapter_in_the_loop(settings, engines_with, tmp_path, ko_mode
 def test_realtime_paces_like_a_microphone(settings, engines_with, tmp_path):
     wav = write(tmp_path / "rt.wav", conversation(0.5, "Hey Jarvis, what time is it?", 1.0))
     started = time.monotonic()
-    summary = runtime.simulate(
+    summary = simulation.simulate(
         settings,
         wav,
         tmp_path / "rt-out.wav",

@@ -115,3 +115,24 @@ def scale(colour: Colour, k: float) -> Colour:
 def level(colour: Colour) -> float:
     """Brightness of a colour on a single, colourless LED (0.0-1.0)."""
     return max(colour) / 255.0
+
+
+def choose_pattern(state: str, *, muted: bool, ringing: bool, updating: bool, offline: bool) -> str:
+    """The pattern to show for an assistant state and its flags, most important first: an
+    update in progress (do not unplug), a ringing timer, muted while resting, an error,
+    the work in progress, muted, the network gone, else dark."""
+    if updating:
+        return "updating"
+    if ringing:
+        return "timer"
+    if muted and state in ("muted", "idle"):
+        return "muted"
+    if state == "error":
+        return "error"
+    if state in ("listening", "thinking", "speaking"):
+        return state
+    if muted:
+        return "muted"
+    if offline:
+        return "offline"
+    return "idle"

@@ -22,13 +22,18 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import ValidationError
 
 from firmware_app.errors import BadInputError
-from firmware_app.messages import Command, CommandName, Message
+from firmware_app.messages import (
+    COMMAND_ARGS,
+    Command,
+    CommandName,
+    Message,
+    RequestId,
+)
 
 MAX_PAYLOAD_BYTES = 4096
-MAX_TEXT_CHARS = 2000
 MAX_IN_FLIGHT = 32
 """Commands handed to the assistant and not yet answered; more are refused, so a flood
 cannot grow the assistant's queue without bound."""
@@ -42,36 +47,7 @@ class CommandError(BadInputError):
     """A command payload was refused; the message is the one-line ``error`` of the reply."""
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TextArgs(_Args):
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    """What to say, or what to handle as if it had been heard."""
-
-
-class MuteArgs(_Args):
-    muted: StrictBool
-
-
-class VolumeArgs(_Args):
-    volume: StrictInt = Field(ge=0, le=100)
-
-
-class NoArgs(_Args):
-    pass
-
-
-_MODELS: dict[str, type[_Args]] = {
-    "say": TextArgs,
-    "ask": TextArgs,
-    "mute": MuteArgs,
-    "volume": VolumeArgs,
-    "listen": NoArgs,
-    "stop": NoArgs,
-    "update": NoArgs,
-}
+_MODELS = COMMAND_ARGS
 
 _NOT_JSON = object()
 
@@ -81,8 +57,6 @@ RETAINED = (
     "refused: the command was published with the retain flag, so the broker would run it "
     "again at every reconnect; publish it without retain"
 )
-
-RequestId = str | int | None
 
 
 def request_id(payload: bytes) -> RequestId:
@@ -245,7 +219,7 @@ class CommandHandler:
             return
         reply = self._reply_for(command, rid)
         try:
-            self._post(Command(command, args, reply))
+            self._post(Command(command, args, reply, request_id=rid))
         except Exception as exc:
             logger.error("MQTT command {} could not be handed over: {}", command, exc)
             reply(False, "the assistant is not accepting commands")

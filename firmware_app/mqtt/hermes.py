@@ -3,8 +3,10 @@
 Out: ``hermes/hotword/<wakewordId>/detected``, ``hermes/asr/textCaptured``,
 ``hermes/intent/<intentName>`` or ``hermes/nlu/intentNotRecognized``, and
 ``hermes/tts/sayFinished``, with Rhasspy's camelCase payloads and ``siteId`` = the device
-id. In: ``hermes/tts/say`` and ``hermes/dialogueManager/startSession`` for our site (or
-with no ``siteId``). No audio frames travel over MQTT.
+id; ``sayFinished`` is sent when the speech a ``hermes/tts/say`` asked for ends (heard,
+cut or not spoken), with that request's ``id``. In: ``hermes/tts/say`` and
+``hermes/dialogueManager/startSession`` for our site (or with no ``siteId``). No audio
+frames travel over MQTT.
 
 Hermes flows consume recognised text, so turning ``mqtt.hermes`` on publishes it on these
 topics whatever ``mqtt.publish_transcripts`` says.
@@ -13,9 +15,7 @@ topics whatever ``mqtt.publish_transcripts`` says.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -23,9 +23,9 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firmware_app.events import Event
-from firmware_app.messages import Command, Message
+from firmware_app.messages import MAX_TEXT_CHARS, Command, Message
 from firmware_app.mqtt import topics as t
-from firmware_app.mqtt.commands import MAX_PAYLOAD_BYTES, MAX_TEXT_CHARS
+from firmware_app.mqtt.commands import MAX_PAYLOAD_BYTES
 
 NOT_RECOGNIZED = {"", "none", "unknown", "fallback", "llm", "not_recognized"}
 """Intent names that mean no local intent matched."""
@@ -69,8 +69,6 @@ class Hermes:
         self._wakeword_id: str | None = None
         self._input: str | None = None
         self._awaiting_intent = False
-        self._say_ids: deque[str | None] = deque(maxlen=64)
-        self._lock = threading.Lock()
 
     # -- out ---------------------------------------------------------------------------
 
@@ -125,13 +123,17 @@ class Hermes:
             # answered without a local intent (LLM or fallback)
             self._awaiting_intent = False
             return [self._not_recognized()]
-        if event.type == "speak_end":
-            with self._lock:
-                say_id = self._say_ids.popleft() if self._say_ids else None
+        if event.type in ("speak_end", "speak_dropped") and f.get("origin") == "hermes":
+            # the utterance a Hermes say asked for has ended (heard, cut or not spoken)
+            say_id = f.get("request_id")
             return [
                 (
                     t.HERMES_TTS_SAY_FINISHED,
-                    {"siteId": site, "id": say_id, "sessionId": self._session_id},
+                    {
+                        "siteId": site,
+                        "id": say_id if isinstance(say_id, str) else None,
+                        "sessionId": self._session_id,
+                    },
                 )
             ]
         return []
@@ -198,16 +200,17 @@ class Hermes:
         except (ValueError, ValidationError) as exc:
             logger.info("Hermes message on {} ignored: {}", topic, _first_line(exc))
 
-    def _command(self, name: Literal["say", "listen"], args: dict[str, Any], say_id: str | None):
-        if name == "say":
-            with self._lock:
-                self._say_ids.append(say_id)
+    def _command(
+        self, name: Literal["say", "listen"], args: dict[str, Any], say_id: str | None
+    ) -> None:
+        """Post the request; a ``say`` carries its Hermes id, which comes back on the
+        ``speak_end`` of its utterance and so on the right ``sayFinished``."""
 
         def reply(ok: bool, error: str | None = None) -> None:
             if not ok:
                 logger.info("Hermes {} refused: {}", name, error)
 
-        self._post(Command(name, args, reply, source="hermes"))
+        self._post(Command(name, args, reply, source="hermes", request_id=say_id))
 
 
 def _load(payload: bytes) -> Any:

@@ -1,0 +1,99 @@
+"""The listener on its own: frames in, wake / speech started / speech ended / no speech /
+too long out, on the frame clock."""
+
+from __future__ import annotations
+
+import pytest
+from fakes import SILENT, SPEECH, WAKE, FakeVad, FakeWake, frame_of
+
+from firmware_app.listener import (
+    NoSpeech,
+    Segmenter,
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Woke,
+    preroll_frames,
+)
+from firmware_app.messages import FRAME_SECONDS
+
+
+def segmenter(preroll_ms: int = 500, max_request_s: float = 15.0) -> Segmenter:
+    return Segmenter(
+        FakeWake(),
+        FakeVad(),
+        threshold=0.5,
+        silence_s=0.6,
+        max_request_s=max_request_s,
+        preroll_ms=preroll_ms,
+    )
+
+
+class Clock:
+    def __init__(self, seg: Segmenter) -> None:
+        self.seg = seg
+        self.n = 0
+        self.heard: list[tuple[float, object]] = []
+
+    def feed(self, level: int, seconds: float = FRAME_SECONDS) -> list[object]:
+        out = []
+        for _ in range(max(1, round(seconds / FRAME_SECONDS))):
+            self.n += 1
+            t = round(self.n * FRAME_SECONDS, 6)
+            for event in self.seg.process(frame_of(level), t):
+                self.heard.append((t, event))
+                out.append(event)
+        return out
+
+
+@pytest.mark.parametrize(("ms", "frames"), [(0, 1), (80, 1), (300, 4), (480, 6), (500, 7)])
+def test_preroll_is_rounded_up_to_whole_frames(ms: int, frames: int) -> None:
+    assert preroll_frames(ms) == frames
+
+
+def test_wake_carries_the_preroll_ending_with_the_wake_frame() -> None:
+    c = Clock(segmenter())
+    c.feed(SILENT, 2.0)
+    (woke,) = c.feed(WAKE)
+    assert isinstance(woke, Woke) and woke.detection.model == "hey_jarvis"
+    assert len(woke.preroll) == 7 and woke.preroll[-1] == frame_of(WAKE)
+    assert c.seg.begin(0.0, 5.0) == woke.preroll  # begin hands it over once
+    assert c.seg.begin(0.0, 5.0) == ()
+
+
+def test_a_request_from_start_to_end_of_speech() -> None:
+    c = Clock(segmenter())
+    c.feed(WAKE)
+    c.seg.begin(c.n * FRAME_SECONDS, 5.0)
+    assert [type(e) for e in c.feed(SPEECH)] == [SpeechStarted]
+    assert c.feed(SPEECH, 1.0) == []
+    assert c.feed(WAKE) == []  # a wake word while listening is not reported
+    events = c.feed(SILENT, 1.0)
+    assert len(events) == 1 and isinstance(events[0], SpeechEnded)
+    end_t = next(t for t, e in c.heard if isinstance(e, SpeechEnded))
+    last = events[0].last_speech_t
+    assert 0.56 - 1e-6 <= end_t - last <= 0.64 + 1e-6  # the hangover, to the nearest frame
+
+
+def test_no_speech_after_the_start_timeout() -> None:
+    c = Clock(segmenter())
+    c.seg.begin(0.0, 2.0)
+    assert c.feed(SILENT, 1.9) == []
+    assert [type(e) for e in c.feed(SILENT, 0.2)] == [NoSpeech]
+
+
+def test_a_request_is_capped_at_its_maximum_length() -> None:
+    c = Clock(segmenter(max_request_s=3.0))
+    c.seg.begin(0.0, 5.0)
+    c.feed(SPEECH, 2.9)
+    events = c.feed(SPEECH, 0.3)
+    assert [type(e) for e in events] == [TooLong]
+
+
+def test_idle_frames_only_feed_the_wake_detector_and_the_preroll() -> None:
+    seg = segmenter(preroll_ms=160)
+    c = Clock(seg)
+    assert c.feed(SPEECH, 3.0) == []  # speech without the wake word is nobody's business
+    assert len(seg.preroll) == 2
+    seg.reset()
+    assert len(seg.preroll) == 0 and seg.wake.resets == 1
