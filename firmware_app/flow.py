@@ -54,6 +54,7 @@ from firmware_app.store import Store
 from firmware_app.timers import Timer, Timers
 from firmware_app.utterances import MAX_ANNOUNCEMENTS, Origin
 from firmware_app.voice import Voice
+from firmware_app.wake_clips import WakeClips
 
 
 class State(StrEnum):
@@ -114,6 +115,7 @@ class Flow(Machine[State]):
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
         speech.volume = self.volume
         self.wake_count = 0
+        self.clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         self.error_count = 0
         self.last_error = ""
         self.last_reply = ""
@@ -201,6 +203,7 @@ class Flow(Machine[State]):
         model, score = woke.detection.model, woke.detection.score
         self.wake_count += 1
         self._emit("wake", model=model, score=score)
+        self.clips.wake(model, score, self._t)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
