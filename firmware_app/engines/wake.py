@@ -24,8 +24,8 @@ from firmware_app.messages import FRAME_SECONDS
 # never below 0.5 (openWakeWord's own recommendation).
 OPENWAKEWORD_THRESHOLDS: dict[str, float] = {
     "hey_jarvis": 0.95,
-    "alexa": 0.6,
-    "hey_mycroft": 0.95,
+    "alexa": 0.8,
+    "hey_mycroft": 0.8,
     "okay_nabu": 0.5,
     "hey_rhasspy": 0.9,
 }
