@@ -253,6 +253,7 @@ class Assistant(Flow):
     def cmd_ask(self, cmd: Command, args: TextArgs) -> State:
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
+        self._asker = cmd.request_id  # its reply and speech carry the request's id
         self.fire("heard", strip_wake_words(args.text.strip()))
         self._answer(cmd, True)
         return THINKING
@@ -326,7 +327,6 @@ class Assistant(Flow):
         fields = dict(notice.fields)
         if notice.kind == "error":
             where, message = str(fields.get("where", "unknown")), str(fields.get("message", ""))
-            self.error_count += 1
             self.last_error = f"{where}: {message}"
             self._emit("error", where=where, message=message)
             if where == "audio.input":
@@ -343,6 +343,7 @@ class Assistant(Flow):
     # --- health
     def status(self) -> dict[str, object]:
         audio = self.parts.audio_status() if self.parts.audio_status else {}
+        counts = self.metrics.snapshot()
         llm: dict[str, object] | None = None
         if self.responder is not None:
             breaker = self.responder.status().get("state")
@@ -352,8 +353,8 @@ class Assistant(Flow):
             "state": self.state.value,
             "muted": self.muted,
             "volume": self.volume,
-            "wake_count": self.wake_count,
-            "errors": self.error_count,
+            "wake_count": counts["wake_count"],
+            "errors": counts["errors"],
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
             "stt": "ready" if self.stt is not None else (self.stt_problem or "missing"),

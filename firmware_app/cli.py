@@ -17,6 +17,10 @@ from firmware_app.config import Settings, load_settings, settings_as_toml
 from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
 
 EXIT_CONFIG = 2
+LOCAL_HELP = (
+    "run it in this process even when the service is running (by default a running "
+    "'ttbt5 run' carries it out: its timers, its MQTT connection, its speaker)"
+)
 
 
 def _setup_logging(level: str, debug: bool) -> None:
@@ -65,11 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
     s.add_argument("--quiet", action="store_true", help="print the reply without speaking it")
+    s.add_argument("--local", action="store_true", help=LOCAL_HELP)
 
     s = sub.add_parser("say", parents=[common], help="speak text")
     s.add_argument("text", nargs="+")
     s.add_argument("--output", type=Path, metavar="OUT.wav", help="write a WAV instead of playing")
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
+    s.add_argument("--local", action="store_true", help=LOCAL_HELP)
 
     s = sub.add_parser("transcribe", parents=[common], help="speech to text from a WAV file")
     s.add_argument("input", type=Path, metavar="IN.wav")
@@ -145,14 +151,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for text in summary["replies"]:
             print(text)
         return 0
-    if cmd == "ask":
+    if cmd in ("ask", "say"):
         text = " ".join(args.text)
-        replies = simulation.ask(settings, text, args.output, args.events, speak=not args.quiet)
+        served = None
+        if _to_service(args):  # one assistant per device: the running one, if any
+            from firmware_app import control
+
+            served = control.request(cmd, text)
+        if served is not None:
+            replies = served
+        elif cmd == "ask":
+            replies = simulation.ask(settings, text, args.output, args.events, not args.quiet)
+        else:
+            simulation.say(settings, text, args.output, args.events)
+            replies = []
         for reply in replies:
             print(reply)
-        return 0
-    if cmd == "say":
-        simulation.say(settings, " ".join(args.text), args.output, args.events)
         return 0
     if cmd == "transcribe":
         return _transcribe(settings, args.input)
@@ -161,6 +175,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "models":
         return _models(args, settings)
     raise BadInputError(f"unknown command {cmd}")
+
+
+def _to_service(args: argparse.Namespace) -> bool:
+    """Whether to hand ``ask``/``say`` to the running service: not when asked to keep it
+    local, nor when the result goes to a file or is not to be spoken (only this process
+    can do that)."""
+    return not (args.local or args.output or args.events or getattr(args, "quiet", False))
 
 
 def _transcribe(settings: Settings, path: Path) -> int:

@@ -236,6 +236,7 @@ def assembled(
 def run(settings: Settings) -> int:
     """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
     from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+    from firmware_app.control import ControlServer, socket_path
     from firmware_app.notify import Notifier
 
     notifier = Notifier()
@@ -272,7 +273,12 @@ def run(settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        control = ControlServer(socket_path(), inbox.post, assistant.bus)
         assistant.start()
+        try:
+            control.start()
+        except OSError as exc:  # e.g. started by hand, without its runtime directory
+            logger.warning("ttbt5 ask/say cannot reach this service: {}", exc)
         mic.start()
         notifier.ready()
         notifier.status("listening")
@@ -281,5 +287,6 @@ def run(settings: Settings) -> int:
             assistant.run()
         finally:
             notifier.stopping()
+            control.close()
             mic.close()
     return 0

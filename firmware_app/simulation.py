@@ -89,11 +89,20 @@ def settled(assistant: Assistant, speaker: Output, queue: bool = True) -> bool:
 
 
 def settle(assistant: Assistant, limit_s: float = 120.0) -> None:
-    """Handle everything queued, waiting for synthesis and answers on their way."""
-    deadline = time.monotonic() + limit_s
+    """Handle everything queued and wait for the synthesis it started, with the simulated
+    clock standing still. An answer streaming in (the LLM) is different: it arrives over
+    real time, and what it says is spoken while it still streams; so while only that is
+    awaited, settle returns after a frame's worth of real time, and the clock moves on at
+    the pace the answer really took."""
+    started = time.monotonic()
+    deadline = started + limit_s
     while True:
         assistant.drain()
-        if assistant.quiescent() or time.monotonic() > deadline:
+        now = time.monotonic()
+        if assistant.quiescent() or now > deadline:
+            return
+        streaming = assistant.awaiting_answer() and not assistant.speech.busy()
+        if streaming and assistant.inbox.empty() and now - started >= FRAME_SECONDS:
             return
         time.sleep(0.0005)
 

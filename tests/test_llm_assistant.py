@@ -293,3 +293,30 @@ def test_ask_end_to_end_with_piper(
         engines=real_engines,
     )
     assert replies == ["It is sunny."]
+
+
+@pytest.mark.slow
+def test_ask_output_shows_a_streamed_answer_in_its_true_order(
+    settings: Settings, server: FakeLlm, real_engines: Any, tmp_path: Path
+) -> None:
+    """The first sentence is heard while the rest still streams in, as it is live: the
+    simulated clock follows the time the answer really takes to arrive."""
+    from firmware_app.events import read_events
+    from firmware_app.simulation import ask
+
+    server.then(sse(["It is sunny.", " Later", " it", " will", " rain."], delay=0.4))
+    events_path = tmp_path / "events.jsonl"
+    replies = ask(
+        llm_settings(settings, server.url),
+        "what is the weather like",
+        output_wav=tmp_path / "out.wav",
+        events=events_path,
+        engines=real_engines,
+    )
+    assert replies == ["It is sunny. Later it will rain."]
+    events = read_events(events_path)
+    types = [e["type"] for e in events]
+    first_sound, answer_done = types.index("speak_start"), types.index("reply")
+    assert first_sound < answer_done
+    assert events[answer_done]["t"] - events[first_sound]["t"] >= 1.0
+    assert types.index("speak_end") > answer_done
