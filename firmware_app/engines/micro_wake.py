@@ -2,7 +2,7 @@
 
 Its streaming models are small (tens of kB) and run on TFLite's C library, shipped in the
 wheel, on 10 ms feature windows; one feature front end is shared by every model. On the
-wake corpus it costs about a fifth of openWakeWord's CPU (docs/wake.md), which is what a
+wake corpus it costs about a tenth of openWakeWord's CPU (docs/wake.md), which is what a
 Pi Zero 2 W needs. Its scores are the library's own: the mean of the last few
 probabilities, as its ``probability_cutoff`` is compared against.
 """
