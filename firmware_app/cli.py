@@ -186,16 +186,24 @@ def _to_service(args: argparse.Namespace) -> bool:
 
 def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.audio.wavio import read_wav
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY
+    from firmware_app.engines.stt import load_transcriber
+    from firmware_app.errors import ModelMissingError
     from firmware_app.messages import FRAME_SAMPLES
 
     samples = read_wav(path)
-    stt = VoskTranscriber(settings.stt_model_path)
+    stt, problem, _ = load_transcriber(settings)
+    if stt is None:
+        raise ModelMissingError(problem or "no speech recognizer")
     stt.start()
     data = samples.astype("<i2").tobytes()
     for start in range(0, len(data), FRAME_SAMPLES * 2):
         stt.feed(data[start : start + FRAME_SAMPLES * 2])
-    print(stt.finish())
+    text = stt.finish()
+    if not text and getattr(stt, "out_of_grammar", False):
+        print(f"ttbt5: no command heard. {OUT_OF_GRAMMAR_REPLY}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
 
 
@@ -235,6 +243,14 @@ def _check(settings: Settings) -> int:
         check_model_dir(settings.stt_model_path)
         return str(settings.stt_model_path)
 
+    def recognizer() -> str:
+        from firmware_app.engines.stt import load_transcriber
+
+        active, problem, description = load_transcriber(settings)
+        if active is None:
+            raise RuntimeError(problem)
+        return f"{description} (stt.engine = {settings.stt.engine})"
+
     def device(kind: str, name: str) -> str:
         import alsaaudio
 
@@ -263,6 +279,7 @@ def _check(settings: Settings) -> int:
     probe("wake word models", wake)
     probe("voice (TTS)", tts)
     probe("voice activity", vad)
+    probe("speech recognition", recognizer)
     probe("speech model (STT)", stt, warn_only=True)
     probe("microphone", lambda: device("input", settings.audio.input_device), warn_only=True)
     probe("speaker", lambda: device("output", settings.audio.output_device), warn_only=True)

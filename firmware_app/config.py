@@ -152,6 +152,11 @@ class VadSettings(Section):
 
 
 class SttSettings(Section):
+    engine: Literal["auto", "phrases", "vosk"] = "auto"
+    """Speech recognition: ``phrases`` is the built-in speech-to-phrase recognizer (the
+    command sentences only, no download); ``vosk`` is the Vosk model alone (open speech);
+    ``auto`` runs both when a Vosk model is installed (commands from phrases, everything
+    else from Vosk) and phrases alone when none is."""
     model: Path | None = None
     """Vosk model directory; default: ``<data_dir>/models/vosk-model-small-en-us-0.15``
     (installed by ``ttbt5 models pull``)."""

@@ -25,6 +25,7 @@ from firmware_app.actions import (
 )
 from firmware_app.config import Settings
 from firmware_app.engines import SpeechDetector, Transcriber, WakeDetector
+from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.events import Event, EventBus, wall_now
 from firmware_app.gpio.patterns import choose_pattern
 from firmware_app.intents import normalize
@@ -240,6 +241,8 @@ class Flow(Machine[State]):
         if text is None:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
+            if getattr(self.stt, "out_of_grammar", False):  # speech, but no command in it
+                return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
         if outcome is not None:

@@ -30,7 +30,6 @@ from firmware_app.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.errors import ModelMissingError
 from firmware_app.events import Event, EventBus, JsonlWriter
 from firmware_app.messages import Inbox, Message, Stop
 from firmware_app.parts import Clock, Parts, RealClock, Responder, Updater
@@ -78,13 +77,14 @@ def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
 
 
 def load_stt(settings: Settings) -> tuple[Transcriber | None, str | None]:
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.engines.stt import load_transcriber
 
-    try:
-        return VoskTranscriber(settings.stt_model_path), None
-    except ModelMissingError as exc:
-        logger.warning("speech recognition is off: {}", exc)
-        return None, str(exc)
+    stt, problem, active = load_transcriber(settings)
+    if stt is None:
+        logger.warning("speech recognition is off: {}", problem)
+    else:
+        logger.info("speech recognition: {}", active)
+    return stt, problem
 
 
 def load_engines(
@@ -191,6 +191,9 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
+        stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
+        if stt_observer is not None:
+            bus.subscribe(stt_observer)
         store = Store(settings.store_path)
         stack.callback(store.close)
         speech = SpeechOutput(engines.tts, speaker, inbox.post, settings.tts.cache_entries)
