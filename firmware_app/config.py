@@ -35,6 +35,8 @@ from firmware_app.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/ttbt5/config.toml")
 BUILTIN_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu", "hey_rhasspy")
+MICRO_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu")
+WakeEngineName = Literal["openwakeword", "microwakeword"]
 
 
 def default_data_dir() -> Path:
@@ -72,14 +74,30 @@ class AudioSettings(Section):
 class WakeSettings(Section):
     models: list[str] = Field(default_factory=lambda: ["hey_jarvis"], min_length=1)
     """Wake word models: built-in names (hey_jarvis, alexa, hey_mycroft, okay_nabu,
-    hey_rhasspy) or paths to .tflite/.onnx openWakeWord models."""
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    """Score above which a wake word counts as detected; raise it if it wakes by itself."""
+    hey_rhasspy) or paths to .tflite/.onnx openWakeWord or .json microWakeWord models."""
+    engines: dict[str, WakeEngineName] = Field(default_factory=dict)
+    """Engine per model: ``openwakeword`` (the default for a model not listed) or
+    ``microwakeword`` (a fraction of the CPU, for a Pi Zero 2 W; built in: hey_jarvis, alexa,
+    hey_mycroft, okay_nabu, or a path to a microWakeWord .json). Example:
+    ``engines = { hey_jarvis = "microwakeword" }``. docs/wake.md compares them."""
+    threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    """One score threshold for every model; unset, each model uses its measured default
+    (docs/wake.md). Raise it if it wakes by itself, lower it if it misses you."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Threshold per model name, overriding ``threshold`` for that model."""
     refractory_s: float = Field(2.0, ge=0.0, le=30.0)
     """After a detection, ignore further detections for this long (one utterance wakes once)."""
     preroll_ms: int = Field(500, ge=0, le=2000)
     """Audio from just before the detection that is handed to speech recognition, so a
     request said in one breath with the wake phrase is heard whole."""
+
+    clips_kept: int = Field(5, ge=1, le=50)
+    """Recent wake clips (pre-roll plus 2 s) held in memory, so the last wake can be marked
+    false (``cmd/false_wake``, the Home Assistant button); never written unless
+    ``false_wake_dir`` is set."""
+    false_wake_dir: Path | None = None
+    """Opt-in: a wake marked false is saved here (WAV + JSON) for tuning. Unset (the
+    default), clips of your home's audio stay in memory only."""
 
     @field_validator("models")
     @classmethod
@@ -87,12 +105,39 @@ class WakeSettings(Section):
         for name in models:
             if name in BUILTIN_WAKE_MODELS:
                 continue
-            if not name.endswith((".tflite", ".onnx")):
+            if not name.endswith((".tflite", ".onnx", ".json")):
                 raise ValueError(
                     f"{name!r} is neither a built-in model ({', '.join(BUILTIN_WAKE_MODELS)}) "
-                    "nor a path to a .tflite/.onnx file"
+                    "nor a path to a .tflite/.onnx (openWakeWord) or .json (microWakeWord) file"
                 )
         return models
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for name, value in thresholds.items():
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"threshold {value} for {name!r} must be between 0 and 1")
+        return thresholds
+
+    @model_validator(mode="after")
+    def _engine_fits_model(self) -> WakeSettings:
+        for name in [*self.engines, *self.thresholds]:
+            if name not in self.models:
+                raise ValueError(f"{name!r} is not one of the wake models {self.models}")
+        for name in self.models:
+            micro = self.engine_of(name) == "microwakeword"
+            if micro and not (name in MICRO_WAKE_MODELS or name.endswith(".json")):
+                raise ValueError(
+                    f"microwakeword has no model {name!r}: use one of "
+                    f"{', '.join(MICRO_WAKE_MODELS)} or a path to a .json model"
+                )
+            if not micro and name.endswith(".json"):
+                raise ValueError(f"{name!r} is a microWakeWord model: set engines.{name}")
+        return self
+
+    def engine_of(self, model: str) -> WakeEngineName:
+        return self.engines.get(model, "openwakeword")
 
 
 class VadSettings(Section):

@@ -106,10 +106,10 @@ def load_engines(
 ) -> Engines:
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.engines.vad import SileroVad
-    from firmware_app.engines.wake import OpenWakeWord
+    from firmware_app.engines.wake import build_wake_detector
 
     started = time.monotonic()
-    wake: WakeDetector = OpenWakeWord(settings.wake) if microphone else NoWake()
+    wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
     vad: SpeechDetector = SileroVad() if microphone else NoVad()
     problem = None
     if stt is None and microphone:
