@@ -2,10 +2,11 @@
 configured thresholds, with every built-in model listening at once (the refractory time is
 shared, as on a device).
 
-The counts asserted are the ones measured: a change to an engine, a model, a threshold or
-the peak picking that changes what is accepted fails here. When a change improves them,
-replace EXPECTED with the new counts and say why in the commit (docs/wake.md has the full
-figures from scripts/bench_wake.py).
+The counts are the ones measured: a change to an engine, a model, a threshold or the peak
+picking that makes any of them worse fails here (a count that gets better passes, so a
+machine whose floating point differs in the last bit can only pass by doing as well).
+When a change improves them, replace EXPECTED with the new counts and say why in the
+commit (docs/wake.md has the full figures from scripts/bench_wake.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,23 @@ def test_counts_on_the_regression_set(corpus, engine, models):
         corpus, run(detector, corpus.positives), run(detector, corpus.negatives), list(models)
     )
     counts = {m: tuple(t.figures(corpus)[k] for k in KEYS) for m, t in found.items()}
-    assert counts == EXPECTED[engine]
+    assert counts.keys() == EXPECTED[engine].keys()
+    worse = {
+        m: (counts[m], EXPECTED[engine][m])
+        for m in counts
+        if any(
+            _errors(got) > _errors(want)
+            for got, want in zip(counts[m], EXPECTED[engine][m], strict=True)
+        )
+    }
+    assert not worse, f"more errors than measured (got, expected): {worse}"
+    if counts != EXPECTED[engine]:
+        print(f"fewer errors than EXPECTED for {engine}: {counts}")  # update EXPECTED
+
+
+def _errors(figure: int | str) -> int:
+    """A count, or the numerator of a "k/n" figure."""
+    return int(str(figure).split("/")[0])
 
 
 def test_corpus_holds_what_it_says(corpus):
