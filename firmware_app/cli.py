@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -36,6 +37,15 @@ def _setup_logging(level: str, debug: bool) -> None:
     )
 
 
+def _echo_path(spec: str) -> Any:
+    from firmware_app.audio.echo import parse_echo
+
+    try:
+        return parse_echo(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ttbt5", description="TTBT5 offline voice assistant")
     p.add_argument("--version", action="version", version=f"ttbt5 {__version__}")
@@ -58,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=Path, metavar="OUT.wav", help="what the speaker played")
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl", help="write the event log")
     s.add_argument("--realtime", action="store_true", help="pace the input like a live microphone")
+    s.add_argument(
+        "--echo",
+        type=_echo_path,
+        metavar="GAIN_DB[,DELAY_MS]",
+        help="feed what the speaker plays back into the microphone, as a speaker beside the "
+        "mic (e.g. --echo=-6,20: 6 dB quieter, 20 ms later)",
+    )
 
     s = sub.add_parser("ask", parents=[common], help="handle typed text as if it had been heard")
     s.add_argument("text", nargs="+")
@@ -147,7 +164,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         config_check.require_usable(settings)
         return runtime.run(settings)
     if cmd == "simulate":
-        summary = simulation.simulate(settings, args.input, args.output, args.events, args.realtime)
+        summary = simulation.simulate(
+            settings, args.input, args.output, args.events, args.realtime, echo=args.echo
+        )
         for text in summary["replies"]:
             print(text)
         return 0

@@ -58,6 +58,7 @@ from firmware_app.store import Store
 from firmware_app.timers import Timer, Timers
 from firmware_app.utterances import MAX_ANNOUNCEMENTS, Origin
 from firmware_app.voice import Voice
+from firmware_app.wake_clips import WakeClips
 
 
 class State(StrEnum):
@@ -122,6 +123,7 @@ class Flow(Machine[State]):
         speech.volume = self.volume
         self.metrics = Metrics()  # the counters, derived from the events like everywhere
         self.bus.subscribe(self.metrics)
+        self.clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
@@ -208,6 +210,7 @@ class Flow(Machine[State]):
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
+        self.clips.wake(model, score, self._t)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
@@ -350,6 +353,11 @@ class Flow(Machine[State]):
             self.responder.cancel(self._request)
         self._request = 0
         self.speech.cancel()
+
+    def on_stop_word(self, _: object = None) -> State:
+        """ "Stop" said alone while it spoke or rang: the same as the stop button."""
+        self._emit("stop_word")
+        return self.stop_everything()
 
     def stop_everything(self, _: object = None) -> State:
         self.voice.drop_waiting("stopped")

@@ -110,7 +110,7 @@ fi
 
 # ------------------------------------------------------------------ system packages
 PACKAGES="python3 python3-venv python3-pip python3-dev build-essential libasound2-dev \
-alsa-utils libopenblas0 swig"
+alsa-utils libopenblas0 swig libspeexdsp1"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"

@@ -16,6 +16,7 @@ from typing import Any
 
 from loguru import logger
 
+from firmware_app.audio.echo import PlaybackTap
 from firmware_app.errors import EngineUnavailableError
 from firmware_app.events import wall_now
 from firmware_app.messages import (
@@ -160,10 +161,14 @@ class AlsaSpeaker:
 
     _CHUNK_S = 0.05  # written in small pieces so stop() takes effect within ~50 ms
 
-    def __init__(self, device: str, sample_rate: int, post: Post) -> None:
+    def __init__(
+        self, device: str, sample_rate: int, post: Post, tap: PlaybackTap | None = None
+    ) -> None:
         self.device = device
         self.sample_rate = sample_rate
         self._post = post
+        self._tap = tap
+        """Told what is written (the echo canceller's reference), and when playback ends."""
         self._jobs: queue.Queue[tuple[str, int, bytes]] = queue.Queue()
         self._generation = 0
         self._lock = threading.Lock()
@@ -255,6 +260,8 @@ class AlsaSpeaker:
                     break
                 try:
                     pcm.write(data[start : start + step])
+                    if self._tap is not None:
+                        self._tap.written(data[start : start + step])
                 except Exception as exc:
                     self.status, self.last_error = "lost", f"{self.device}: {exc}"
                     logger.error("speaker {}", self.last_error)
@@ -278,4 +285,6 @@ class AlsaSpeaker:
             pass
         with contextlib.suppress(Exception):
             pcm.close()
+        if self._tap is not None:
+            self._tap.stopped(cut=not drain)
         return None
