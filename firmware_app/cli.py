@@ -13,7 +13,8 @@ from typing import Any
 from loguru import logger
 
 from firmware_app import __version__
-from firmware_app.config import Settings, load_settings, settings_as_toml
+from firmware_app.config import Settings, load_settings
+from firmware_app.config_doc import settings_as_toml
 from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
 
 EXIT_CONFIG = 2
@@ -151,16 +152,16 @@ def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from firmware_app import runtime, simulation
+    from firmware_app import checks, config_check, runtime, simulation
 
     cmd = args.command
     if cmd == "config":
         if args.action == "show":
             print(settings_as_toml(settings), end="")
-        else:
-            print("config ok")
-        return 0
+            return 0
+        return EXIT_CONFIG if config_check.report(settings) else 0
     if cmd == "run":
+        config_check.require_usable(settings)
         return runtime.run(settings)
     if cmd == "simulate":
         summary = simulation.simulate(
@@ -189,7 +190,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "transcribe":
         return _transcribe(settings, args.input)
     if cmd == "check":
-        return _check(settings)
+        return checks.run_checks(settings)
     if cmd == "models":
         return _models(args, settings)
     raise BadInputError(f"unknown command {cmd}")
@@ -223,92 +224,6 @@ def _transcribe(settings: Settings, path: Path) -> int:
         return 1
     print(text)
     return 0
-
-
-def _check(settings: Settings) -> int:
-    """Each part on one line: ok / WARN / FAIL. Exit 1 if anything failed."""
-    from firmware_app.engines.stt import check_model_dir
-
-    results: list[tuple[str, str, str]] = []
-
-    def probe(name: str, fn: Any, warn_only: bool = False) -> None:
-        try:
-            detail = fn() or ""
-            results.append(("ok", name, str(detail)))
-        except Exception as exc:
-            results.append(("WARN" if warn_only else "FAIL", name, str(exc)))
-
-    def wake() -> str:
-        from firmware_app.engines.wake import model_path
-
-        return ", ".join(str(model_path(m).name) for m in settings.wake.models)
-
-    def tts() -> str:
-        from firmware_app.engines.tts import default_voice
-
-        voice = settings.tts.voice or default_voice()
-        if not voice.is_file():
-            raise FileNotFoundError(f"{voice} does not exist")
-        return voice.name
-
-    def vad() -> str:
-        from firmware_app.engines.vad import SileroVad
-
-        SileroVad()
-        return "silero"
-
-    def stt() -> str:
-        check_model_dir(settings.stt_model_path)
-        return str(settings.stt_model_path)
-
-    def recognizer() -> str:
-        from firmware_app.engines.stt import load_transcriber
-
-        active, problem, description = load_transcriber(settings)
-        if active is None:
-            raise RuntimeError(problem)
-        return f"{description} (stt.engine = {settings.stt.engine})"
-
-    def device(kind: str, name: str) -> str:
-        import alsaaudio
-
-        pcm_type = alsaaudio.PCM_CAPTURE if kind == "input" else alsaaudio.PCM_PLAYBACK
-        pcm = alsaaudio.PCM(
-            type=pcm_type,
-            device=name,
-            rate=16000,
-            channels=1,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=1280,
-        )
-        pcm.close()
-        return name
-
-    def store() -> str:
-        from firmware_app.store import Store
-
-        s = Store(settings.store_path)
-        recovered = s.recovered_from
-        s.close()
-        return str(settings.store_path) + (
-            f" (recovered; old file {recovered})" if recovered else ""
-        )
-
-    probe("wake word models", wake)
-    probe("voice (TTS)", tts)
-    probe("voice activity", vad)
-    probe("speech recognition", recognizer)
-    probe("speech model (STT)", stt, warn_only=True)
-    probe("microphone", lambda: device("input", settings.audio.input_device), warn_only=True)
-    probe("speaker", lambda: device("output", settings.audio.output_device), warn_only=True)
-    probe("store", store)
-    if settings.mqtt.host:
-        results.append(("ok", "mqtt", f"{settings.mqtt.host}:{settings.mqtt.port} (configured)"))
-    if settings.llm.url:
-        results.append(("ok", "llm", f"{settings.llm.url} (configured)"))
-    for status, name, detail in results:
-        print(f"{status:<4} {name}: {detail}")
-    return 1 if any(r[0] == "FAIL" for r in results) else 0
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:

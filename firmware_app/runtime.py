@@ -44,7 +44,7 @@ from firmware_app.parts import (
     Responder,
     Updater,
 )
-from firmware_app.speech import SpeechOutput
+from firmware_app.speech import MAX_AHEAD_S, SpeechOutput
 from firmware_app.store import Store
 
 if TYPE_CHECKING:
@@ -251,7 +251,10 @@ def assembled(
             bus.subscribe(stt_observer)
         store = Store(settings.store_path)
         stack.callback(store.close)
-        speech = SpeechOutput(engines.tts, speaker, inbox.post, settings.tts.cache_entries)
+        ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
+        speech = SpeechOutput(
+            engines.tts, speaker, inbox.post, settings.tts.cache_entries, max_ahead_s=ahead
+        )
         stack.callback(speech.close)
         responder = _responder(settings, store)
         if isinstance(responder, Closable):

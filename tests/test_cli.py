@@ -20,7 +20,7 @@ import pytest
 from audio_helpers import conversation, write
 
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config import reference_markdown
+from firmware_app.config_doc import reference_markdown
 from firmware_app.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,9 +159,30 @@ def test_check_reports_the_missing_speech_model(env):
     assert any(
         line.startswith("WARN speech model (STT)") and "models pull" in line for line in lines
     )
+    assert any(line.startswith("ok   speech recognition") for line in lines)
     assert any(line.startswith("ok   wake word models") for line in lines)
     assert any(line.startswith("ok   voice (TTS)") for line in lines)
     assert result.returncode == 0
+
+
+def test_check_fails_without_a_speech_recognizer(env):
+    result = ttbt5("check", env={**env, "TTBT5_STT__ENGINE": "vosk"})  # and no Vosk model
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith("FAIL speech recognition") and "models pull" in line for line in lines
+    )
+    assert result.returncode == 1
+
+
+def test_config_validate_and_run_name_the_key_of_a_missing_file(tmp_path, env):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[llm]\nurl = "https://h/v1"\ntls_ca = "{tmp_path}/ca.pem"\n')
+    result = ttbt5("config", "validate", "--config", str(bad), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
+    run = ttbt5("run", "--config", str(bad), env=env)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
 
 
 def fake_model_zip(path: Path) -> Path:

@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 from loguru import logger
-from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_app.config import MqttSettings, read_secret
+from firmware_app.config import MqttSettings
 from firmware_app.engines import Detection, WakeDetector
 from firmware_app.mqtt.bridge import _no_delay
+from firmware_app.mqtt.connect import paho_client
 
 KEEP_S = 10.0  # claims older than this are forgotten
 MAX_CLAIMS = 256  # a flood of claims within KEEP_S costs at most this many entries
@@ -144,18 +144,7 @@ class MqttWakeArbiter:
         self._client.loop_start()
 
     def _make_client(self, cfg: MqttSettings) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"ttbt5-{cfg.device_id}-wake",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        client.reconnect_delay_set(min_delay=1, max_delay=cfg.reconnect_max_s)
-        if cfg.username:
-            secret = read_secret(cfg.password, cfg.password_file, "mqtt_password")
-            client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
-        if cfg.tls_ca is not None:
-            client.tls_set(ca_certs=str(cfg.tls_ca))
+        client = paho_client(cfg, f"ttbt5-{cfg.device_id}-wake")
         client.will_set(f"{self.peers_topic}/{cfg.device_id}", b"", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
