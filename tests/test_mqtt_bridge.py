@@ -382,6 +382,13 @@ def test_cloud_and_update_entities_follow_events(
         listener.wait_for(health, lambda m: m.json()["cloud"] == "OFF", timeout=5)
         assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
         body = listener.wait_for(health, lambda m: m.json()["latest_version"] == "0.2.0").json()
-        assert body["version"] == "0.1.0"
+        assert body["version"] == "0.1.0" and body["update_server"] == "ok"
+        # A frozen release server (its signed pointer expired) shows in health until a
+        # check succeeds again.
+        stale = "update server stale since 2026-11-30 10:00 (latest.json expired)"
+        assistant.emit("update", step="check", ok=False, message=stale, active=False)
+        listener.wait_for(health, lambda m: m.json()["update_server"] == stale)
+        assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
+        listener.wait_for(health, lambda m: m.json()["update_server"] == "ok")
     finally:
         bridge.close()

@@ -77,6 +77,7 @@ class MqttBridge:
         # what the health report adds from events
         self._latest_version: str | None = None
         self._update_active = False
+        self._update_server: str | None = None  # why the last release check failed
 
         self._commands = CommandHandler(self._post, self._publish_result)
         self._hermes = Hermes(cfg.device_id, self._post) if cfg.hermes else None
@@ -261,6 +262,8 @@ class MqttBridge:
                 self._update_active = bool(f.get("active"))
             if f.get("step") == "check" and f.get("ok", True) and f.get("version"):
                 self._latest_version = str(f["version"])
+            if f.get("step") == "check":  # "update server stale since …", until a good check
+                self._update_server = None if f.get("ok", True) else str(f.get("message", ""))
 
     def _health_payload(self) -> str:
         status: dict[str, Any] = {}
@@ -278,6 +281,7 @@ class MqttBridge:
         health.setdefault("wake_count", self.metrics.snapshot()["wake_count"])
         health["latest_version"] = self._latest_version or version
         health["update_active"] = self._update_active
+        health["update_server"] = self._update_server or "ok"
         health["cloud"] = self._cloud(status.get("llm"))
         health["mqtt"] = {"queued": self.queued(), **self.counters}
         return _dumps(health)
