@@ -30,6 +30,7 @@ HELP = (
 )
 NO_TIMERS = "There's no timer running."
 NO_HOME = "I can't reach your home right now: MQTT is not set up."
+NO_SERVICE = "I can reach your home only while the assistant service is running."
 FIXED_PHRASES = [NO_MODEL, NOT_HEARD, UNKNOWN, NO_TIMERS]
 WAKE_WORDS = {"hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"}
 VOLUME_STEP = 10
@@ -67,11 +68,14 @@ class Actions:
         custom: CustomIntents,
         emit: Emit,
         home_publish: HomePublish | None = None,
+        no_home: str = NO_HOME,
     ) -> None:
         self.timers = timers
         self.custom = custom
         self._emit = emit
         self._home_publish = home_publish
+        self._no_home = no_home
+        """What to say when a home sentence cannot be sent (no publisher)."""
 
     def act(self, intent: Intent, now: float, volume: int) -> Outcome:
         """Carry out a local intent at wall-clock time ``now``."""
@@ -108,7 +112,7 @@ class Actions:
             return Outcome(UNKNOWN, cache=True)
         topic, payload, reply = action
         if self._home_publish is None:
-            return Outcome(NO_HOME)
+            return Outcome(self._no_home)
         try:
             self._home_publish(topic, payload)
         except Exception as exc:

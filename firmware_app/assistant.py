@@ -70,7 +70,7 @@ TRANSITIONS: dict[tuple[State, str], Row[State]] = table([
     (BUSY,                 "reply_end",        "on_reply_end",        BUSY),
     (BUSY,                 "playback_started", "on_playback_started", BUSY),
     (BUSY,                 "playback_done",    "on_playback_done",    ALL),
-    (BUSY,                 "stop_word",        "stop_everything",     RESTING | {THINKING}),
+    (BUSY,                 "stop_word",        "on_stop_word",        RESTING | {THINKING}),
     (RESTING,              "started",          "rest",                RESTING | {THINKING}),
     (RESTING,              "timer_due",        "rest",                RESTING | {THINKING}),
     ({ERROR},              "error_over",       "rest",                RESTING | {THINKING}),
@@ -93,6 +93,7 @@ COMMANDS: dict[str, tuple[type[CommandArgs], str]] = {
     "mute":    (MuteArgs,      "cmd_mute"),
     "volume":  (VolumeArgs,    "cmd_volume"),
     "update":  (NoArgs,        "cmd_update"),
+    "false_wake": (NoArgs,     "cmd_false_wake"),
 }
 # fmt: on
 
@@ -197,6 +198,7 @@ class Assistant(Flow):
         pcm = frame.pcm if frame.ref is None else self.parts.echo.process(frame.pcm, frame.ref)
         if (self.state == SPEAKING or self.voice.ringing) and self.parts.stop_spotter.process(pcm):
             self.fire("stop_word")
+        self.clips.hear(pcm)  # before the listener: a clip starts with the frame that woke
         heard = self.listener.process(pcm, self._t)
         if self.state == LISTENING:
             if self.stt is not None:
@@ -255,6 +257,7 @@ class Assistant(Flow):
     def cmd_ask(self, cmd: Command, args: TextArgs) -> State:
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
+        self._asker = cmd.request_id  # its reply and speech carry the request's id
         self.fire("heard", strip_wake_words(args.text.strip()))
         self._answer(cmd, True)
         return THINKING
@@ -290,6 +293,17 @@ class Assistant(Flow):
             self.parts.updater(cmd)  # it answers when the update step is done
         return self.state
 
+    def cmd_false_wake(self, cmd: Command, _: NoArgs) -> State:
+        """ "That wasn't for me": the last wake is counted false (and saved, if configured);
+        a request it opened is dropped."""
+        clip = self.clips.mark_false()
+        if clip is None:
+            self._answer(cmd, False, "no wake to mark: none heard yet, or marked already")
+            return self.state
+        self._emit("false_wake", model=clip.model, score=clip.score, wake_t=round(clip.t, 3))
+        self._answer(cmd, True)
+        return self.rest() if self.state == LISTENING else self.state
+
     # --- the button
     def on_press(self, _: object) -> State:
         if self.voice.ringing or self.state in BUSY:
@@ -317,7 +331,6 @@ class Assistant(Flow):
         fields = dict(notice.fields)
         if notice.kind == "error":
             where, message = str(fields.get("where", "unknown")), str(fields.get("message", ""))
-            self.error_count += 1
             self.last_error = f"{where}: {message}"
             self._emit("error", where=where, message=message)
             if where == "audio.input":
@@ -337,6 +350,7 @@ class Assistant(Flow):
     # --- health
     def status(self) -> dict[str, object]:
         audio = self.parts.audio_status() if self.parts.audio_status else {}
+        counts = self.metrics.snapshot()
         llm: dict[str, object] | None = None
         if self.responder is not None:
             breaker = self.responder.status().get("state")
@@ -346,8 +360,8 @@ class Assistant(Flow):
             "state": self.state.value,
             "muted": self.muted,
             "volume": self.volume,
-            "wake_count": self.wake_count,
-            "errors": self.error_count,
+            "wake_count": counts["wake_count"],
+            "errors": counts["errors"],
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
             "store": self.store.status(),

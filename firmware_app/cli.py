@@ -13,10 +13,15 @@ from typing import Any
 from loguru import logger
 
 from firmware_app import __version__
-from firmware_app.config import Settings, load_settings, settings_as_toml
+from firmware_app.config import Settings, load_settings
+from firmware_app.config_doc import settings_as_toml
 from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
 
 EXIT_CONFIG = 2
+LOCAL_HELP = (
+    "run it in this process even when the service is running (by default a running "
+    "'ttbt5 run' carries it out: its timers, its MQTT connection, its speaker)"
+)
 
 
 def _setup_logging(level: str, debug: bool) -> None:
@@ -30,6 +35,15 @@ def _setup_logging(level: str, debug: bool) -> None:
     logger.add(
         sys.stderr, level="DEBUG" if debug else level, format=fmt, diagnose=False, backtrace=debug
     )
+
+
+def _echo_path(spec: str) -> Any:
+    from firmware_app.audio.echo import parse_echo
+
+    try:
+        return parse_echo(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=Path, metavar="OUT.wav", help="what the speaker played")
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl", help="write the event log")
     s.add_argument("--realtime", action="store_true", help="pace the input like a live microphone")
+    s.add_argument(
+        "--echo",
+        type=_echo_path,
+        metavar="GAIN_DB[,DELAY_MS]",
+        help="feed what the speaker plays back into the microphone, as a speaker beside the "
+        "mic (e.g. --echo=-6,20: 6 dB quieter, 20 ms later)",
+    )
 
     s = sub.add_parser("ask", parents=[common], help="handle typed text as if it had been heard")
     s.add_argument("text", nargs="+")
@@ -65,11 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
     s.add_argument("--quiet", action="store_true", help="print the reply without speaking it")
+    s.add_argument("--local", action="store_true", help=LOCAL_HELP)
 
     s = sub.add_parser("say", parents=[common], help="speak text")
     s.add_argument("text", nargs="+")
     s.add_argument("--output", type=Path, metavar="OUT.wav", help="write a WAV instead of playing")
     s.add_argument("--events", type=Path, metavar="EVENTS.jsonl")
+    s.add_argument("--local", action="store_true", help=LOCAL_HELP)
 
     s = sub.add_parser("transcribe", parents=[common], help="speech to text from a WAV file")
     s.add_argument("input", type=Path, metavar="IN.wav")
@@ -129,132 +152,78 @@ def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from firmware_app import runtime, simulation
+    from firmware_app import checks, config_check, runtime, simulation
 
     cmd = args.command
     if cmd == "config":
         if args.action == "show":
             print(settings_as_toml(settings), end="")
-        else:
-            print("config ok")
-        return 0
+            return 0
+        return EXIT_CONFIG if config_check.report(settings) else 0
     if cmd == "run":
+        config_check.require_usable(settings)
         return runtime.run(settings)
     if cmd == "simulate":
-        summary = simulation.simulate(settings, args.input, args.output, args.events, args.realtime)
+        summary = simulation.simulate(
+            settings, args.input, args.output, args.events, args.realtime, echo=args.echo
+        )
         for text in summary["replies"]:
             print(text)
         return 0
-    if cmd == "ask":
+    if cmd in ("ask", "say"):
         text = " ".join(args.text)
-        replies = simulation.ask(settings, text, args.output, args.events, speak=not args.quiet)
+        served = None
+        if _to_service(args):  # one assistant per device: the running one, if any
+            from firmware_app import control
+
+            served = control.request(cmd, text)
+        if served is not None:
+            replies = served
+        elif cmd == "ask":
+            replies = simulation.ask(settings, text, args.output, args.events, not args.quiet)
+        else:
+            simulation.say(settings, text, args.output, args.events)
+            replies = []
         for reply in replies:
             print(reply)
-        return 0
-    if cmd == "say":
-        simulation.say(settings, " ".join(args.text), args.output, args.events)
         return 0
     if cmd == "transcribe":
         return _transcribe(settings, args.input)
     if cmd == "check":
-        return _check(settings)
+        return checks.run_checks(settings)
     if cmd == "models":
         return _models(args, settings)
     raise BadInputError(f"unknown command {cmd}")
 
 
+def _to_service(args: argparse.Namespace) -> bool:
+    """Whether to hand ``ask``/``say`` to the running service: not when asked to keep it
+    local, nor when the result goes to a file or is not to be spoken (only this process
+    can do that)."""
+    return not (args.local or args.output or args.events or getattr(args, "quiet", False))
+
+
 def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.audio.wavio import read_wav
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY
+    from firmware_app.engines.stt import load_transcriber
+    from firmware_app.errors import ModelMissingError
     from firmware_app.messages import FRAME_SAMPLES
 
     samples = read_wav(path)
-    stt = VoskTranscriber(settings.stt_model_path)
+    stt, problem, _ = load_transcriber(settings)
+    if stt is None:
+        raise ModelMissingError(problem or "no speech recognizer")
     stt.start()
     data = samples.astype("<i2").tobytes()
     for start in range(0, len(data), FRAME_SAMPLES * 2):
         stt.feed(data[start : start + FRAME_SAMPLES * 2])
-    print(stt.finish())
+    text = stt.finish()
+    if not text and getattr(stt, "out_of_grammar", False):
+        print(f"ttbt5: no command heard. {OUT_OF_GRAMMAR_REPLY}", file=sys.stderr)
+        return 1
+    print(text)
     return 0
-
-
-def _check(settings: Settings) -> int:
-    """Each part on one line: ok / WARN / FAIL. Exit 1 if anything failed."""
-    from firmware_app.engines.stt import check_model_dir
-
-    results: list[tuple[str, str, str]] = []
-
-    def probe(name: str, fn: Any, warn_only: bool = False) -> None:
-        try:
-            detail = fn() or ""
-            results.append(("ok", name, str(detail)))
-        except Exception as exc:
-            results.append(("WARN" if warn_only else "FAIL", name, str(exc)))
-
-    def wake() -> str:
-        from firmware_app.engines.wake import model_path
-
-        return ", ".join(str(model_path(m).name) for m in settings.wake.models)
-
-    def tts() -> str:
-        from firmware_app.engines.tts import default_voice
-
-        voice = settings.tts.voice or default_voice()
-        if not voice.is_file():
-            raise FileNotFoundError(f"{voice} does not exist")
-        return voice.name
-
-    def vad() -> str:
-        from firmware_app.engines.vad import SileroVad
-
-        SileroVad()
-        return "silero"
-
-    def stt() -> str:
-        check_model_dir(settings.stt_model_path)
-        return str(settings.stt_model_path)
-
-    def device(kind: str, name: str) -> str:
-        import alsaaudio
-
-        pcm_type = alsaaudio.PCM_CAPTURE if kind == "input" else alsaaudio.PCM_PLAYBACK
-        pcm = alsaaudio.PCM(
-            type=pcm_type,
-            device=name,
-            rate=16000,
-            channels=1,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=1280,
-        )
-        pcm.close()
-        return name
-
-    def store() -> str:
-        from firmware_app.store import Store
-
-        s = Store(settings.store_path)
-        recovered, status = s.recovered_from, s.status()
-        s.close()
-        if status["status"] != "ok":  # the service would run, but keep nothing
-            raise RuntimeError(f"{settings.store_path}: {status['error']}")
-        return str(settings.store_path) + (
-            f" (recovered; old file {recovered})" if recovered else ""
-        )
-
-    probe("wake word models", wake)
-    probe("voice (TTS)", tts)
-    probe("voice activity", vad)
-    probe("speech model (STT)", stt, warn_only=True)
-    probe("microphone", lambda: device("input", settings.audio.input_device), warn_only=True)
-    probe("speaker", lambda: device("output", settings.audio.output_device), warn_only=True)
-    probe("store", store)
-    if settings.mqtt.host:
-        results.append(("ok", "mqtt", f"{settings.mqtt.host}:{settings.mqtt.port} (configured)"))
-    if settings.llm.url:
-        results.append(("ok", "llm", f"{settings.llm.url} (configured)"))
-    for status, name, detail in results:
-        print(f"{status:<4} {name}: {detail}")
-    return 1 if any(r[0] == "FAIL" for r in results) else 0
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:

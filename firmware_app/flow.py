@@ -12,7 +12,9 @@ from enum import StrEnum
 from loguru import logger
 
 from firmware_app.actions import (
+    NO_HOME,
     NO_MODEL,
+    NO_SERVICE,
     NOT_HEARD,
     NOTHING_SAID,
     UNKNOWN,
@@ -23,6 +25,7 @@ from firmware_app.actions import (
 )
 from firmware_app.config import Settings
 from firmware_app.engines import SpeechDetector, Transcriber, WakeDetector
+from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.events import Event, EventBus, wall_now
 from firmware_app.gpio.patterns import choose_pattern
 from firmware_app.intents import normalize
@@ -48,12 +51,14 @@ from firmware_app.messages import (
     RequestId,
     WakeLost,
 )
+from firmware_app.metrics import Metrics
 from firmware_app.parts import Clock, Parts, RealClock, Responder
 from firmware_app.speech import SpeechOutput
 from firmware_app.store import Store
 from firmware_app.timers import Timer, Timers
 from firmware_app.utterances import MAX_ANNOUNCEMENTS, Origin
 from firmware_app.voice import Voice
+from firmware_app.wake_clips import WakeClips
 
 
 class State(StrEnum):
@@ -72,6 +77,8 @@ ALL = frozenset(State)
 
 
 class Flow(Machine[State]):
+    """The handlers and actions the table names, and the state they share."""
+
     def __init__(
         self,
         settings: Settings,
@@ -99,9 +106,10 @@ class Flow(Machine[State]):
         self.parts = parts or Parts()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
-        self.actions = Actions(
-            self.timers, CustomIntents(settings.intents), self._emit, self.parts.home_publish
-        )
+        # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
+        no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
+        custom = CustomIntents(settings.intents)
+        self.actions = Actions(self.timers, custom, self._emit, self.parts.home_publish, no_home)
         self.listener = Segmenter(
             wake,
             vad,
@@ -113,14 +121,16 @@ class Flow(Machine[State]):
         self.muted = bool(store.get("settings", "muted", False))
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
         speech.volume = self.volume
-        self.wake_count = 0
-        self.error_count = 0
+        self.metrics = Metrics()  # the counters, derived from the events like everywhere
+        self.bus.subscribe(self.metrics)
+        self.clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
         self._request = 0  # the LLM request being answered (0: none)
         self._followup = False  # listen again without the wake word after this reply
         self._question: Question | None = None  # a local question waiting for its answer
+        self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
         self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
         self._stt_open = False
         self._audio: list[bytes] | None = None
@@ -199,8 +209,8 @@ class Flow(Machine[State]):
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
-        self.wake_count += 1
         self._emit("wake", model=model, score=score)
+        self.clips.wake(model, score, self._t)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
@@ -231,6 +241,8 @@ class Flow(Machine[State]):
         if text is None:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
+            if getattr(self.stt, "out_of_grammar", False):  # speech, but no command in it
+                return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
         if outcome is not None:
@@ -266,9 +278,16 @@ class Flow(Machine[State]):
     # --- speaking
     def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
         """Answer the request: a ``reply`` event, remembered for "repeat that", spoken."""
-        self._emit("reply", text=text, source=origin.value)
+        self._emit_reply(text, origin.value)
         self.last_reply = text
-        return self.speak(origin, text, cache=cache)
+        return self.speak(origin, text, self._asker, cache=cache)
+
+    def _emit_reply(self, text: str, source: str) -> None:
+        """A ``reply`` event; one answering a typed request names it (``request_id``)."""
+        if self._asker is None:
+            self._emit("reply", text=text, source=source)
+        else:
+            self._emit("reply", text=text, source=source, request_id=self._asker)
 
     def speak(
         self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
@@ -282,6 +301,7 @@ class Flow(Machine[State]):
     def on_playback_done(self, msg: PlaybackDone) -> State:
         if self.voice.done(msg.utterance) is None:
             return self.state  # a chime, or speech that was already cut
+        self._asker = None
         if self._followup and not self.muted:
             self._followup = False
             return self.listen(followup=True)
@@ -289,7 +309,7 @@ class Flow(Machine[State]):
 
     def on_reply_sentence(self, msg: ReplySentence) -> State:
         if msg.request == self._request:
-            self.voice.stream(msg.text)
+            self.voice.stream(msg.text, self._asker)
         return self.state
 
     def on_reply_end(self, msg: ReplyEnd) -> State:
@@ -297,12 +317,11 @@ class Flow(Machine[State]):
             return self.state
         self._request = 0
         if msg.error:
-            self.error_count += 1
             self._emit("error", where="llm", message=msg.error)
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
             return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
-        self._emit("reply", text=current.text, source="llm")
+        self._emit_reply(current.text, "llm")
         self.last_reply = current.text
         if self.settings.llm.followup_s > 0 and asks_question(current.text):
             self._followup = True
@@ -311,7 +330,7 @@ class Flow(Machine[State]):
 
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
-        self._followup, self._question = False, None
+        self._followup, self._question, self._asker = False, None, None
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -329,11 +348,16 @@ class Flow(Machine[State]):
     def interrupt(self) -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
         self.voice.cut("interrupted")
-        self._followup, self._question = False, None
+        self._followup, self._question, self._asker = False, None, None
         if self._request and self.responder is not None:
             self.responder.cancel(self._request)
         self._request = 0
         self.speech.cancel()
+
+    def on_stop_word(self, _: object = None) -> State:
+        """ "Stop" said alone while it spoke or rang: the same as the stop button."""
+        self._emit("stop_word")
+        return self.stop_everything()
 
     def stop_everything(self, _: object = None) -> State:
         self.voice.drop_waiting("stopped")
@@ -343,7 +367,6 @@ class Flow(Machine[State]):
     def on_fault(self, fault: tuple[str, str]) -> State:
         """Something failed mid-request: say so, show the error for a moment, recover."""
         where, message = fault
-        self.error_count += 1
         self.last_error = f"{where}: {message}"
         self._emit("error", where=where, message=message)
         self.interrupt()
@@ -358,6 +381,10 @@ class Flow(Machine[State]):
             self.inbox.post(msg)
         else:
             logger.error("responder posted a {}; ignored", type(msg).__name__)
+
+    def awaiting_answer(self) -> bool:
+        """An answer is streaming in (the LLM): it arrives over real time."""
+        return self._request != 0
 
     # --- settings
     def set_volume(self, level: int) -> None:

@@ -36,7 +36,7 @@ class Button:
     gesture: Literal["press", "hold", "double"]
 
 
-CommandName = Literal["say", "ask", "listen", "stop", "mute", "volume", "update"]
+CommandName = Literal["say", "ask", "listen", "stop", "mute", "volume", "update", "false_wake"]
 Reply = Callable[[bool, "str | None"], None]
 RequestId = str | int | None
 """The id a remote gave its request (MQTT ``id``, Hermes ``id``), echoed in answers."""
@@ -77,6 +77,7 @@ COMMAND_ARGS: dict[str, type[CommandArgs]] = {
     "mute": MuteArgs,
     "volume": VolumeArgs,
     "update": NoArgs,
+    "false_wake": NoArgs,
 }
 """Command name → payload model: remote payloads are checked against it before they are
 posted, and the assistant checks again before it acts."""

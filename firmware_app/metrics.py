@@ -47,6 +47,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._sources: Counter[str] = Counter()
+        self._wakes: Counter[str] = Counter()  # by model
+        self._false_wakes: Counter[str] = Counter()  # by model, marked by the user
         self._samples: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self._totals: Counter[str] = Counter()
         # marks of the request in progress
@@ -72,6 +74,9 @@ class Metrics:
             self._counts[kind] += 1
             if kind == "wake":
                 self._wake_wall = wall
+                self._wakes[str(fields.get("model"))] += 1
+            elif kind == "false_wake":
+                self._false_wakes[str(fields.get("model"))] += 1
             elif kind == "listening":
                 if self._wake_wall is not None:
                     self._add("wake_to_listening", wall - self._wake_wall)
@@ -127,6 +132,8 @@ class Metrics:
                 "errors": counts.get("error", 0),
                 "events": counts,
                 "replies": dict(self._sources),
+                "wakes_by_model": dict(self._wakes),
+                "false_wakes": dict(self._false_wakes),
                 "latency_ms": latency,
             }
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from loguru import logger
 
 from firmware_app.assistant import Assistant
+from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference, PlaybackTap
 from firmware_app.config import Settings
 from firmware_app.engines import (
     Detection,
@@ -30,11 +31,20 @@ from firmware_app.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.errors import ModelMissingError
-from firmware_app.events import Event, EventBus, JsonlWriter
-from firmware_app.messages import Inbox, Message, Stop
-from firmware_app.parts import Clock, Parts, RealClock, Responder, Updater
-from firmware_app.speech import SpeechOutput
+from firmware_app.errors import EngineUnavailableError
+from firmware_app.events import Event, EventBus, JsonlWriter, wall_now
+from firmware_app.messages import Frame, Inbox, Message, Stop
+from firmware_app.parts import (
+    AlwaysClaim,
+    Clock,
+    NoEcho,
+    NoStopSpotter,
+    Parts,
+    RealClock,
+    Responder,
+    Updater,
+)
+from firmware_app.speech import MAX_AHEAD_S, SpeechOutput
 from firmware_app.store import Store
 
 if TYPE_CHECKING:
@@ -78,13 +88,14 @@ def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
 
 
 def load_stt(settings: Settings) -> tuple[Transcriber | None, str | None]:
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.engines.stt import load_transcriber
 
-    try:
-        return VoskTranscriber(settings.stt_model_path), None
-    except ModelMissingError as exc:
-        logger.warning("speech recognition is off: {}", exc)
-        return None, str(exc)
+    stt, problem, active = load_transcriber(settings)
+    if stt is None:
+        logger.warning("speech recognition is off: {}", problem)
+    else:
+        logger.info("speech recognition: {}", active)
+    return stt, problem
 
 
 def load_engines(
@@ -95,10 +106,10 @@ def load_engines(
 ) -> Engines:
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.engines.vad import SileroVad
-    from firmware_app.engines.wake import OpenWakeWord
+    from firmware_app.engines.wake import build_wake_detector
 
     started = time.monotonic()
-    wake: WakeDetector = OpenWakeWord(settings.wake) if microphone else NoWake()
+    wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
     vad: SpeechDetector = SileroVad() if microphone else NoVad()
     problem = None
     if stt is None and microphone:
@@ -166,6 +177,50 @@ def _updater(settings: Settings, edges: Edges) -> Updater | None:
     return make_updater(settings, edges.post)
 
 
+def _hearing(
+    settings: Settings, engines: Engines, parts: Parts, stack: ExitStack, extras: bool
+) -> tuple[Parts, WakeDetector]:
+    """The echo canceller, the stop word and (``extras``, with a broker) wake arbitration,
+    as configured, unless the caller brought its own. A part that cannot be loaded is
+    left out with a warning: the assistant still works without it."""
+    if isinstance(engines.wake, NoWake):
+        return parts, engines.wake  # no microphone: nothing to hear
+    wake = engines.wake
+    changes: dict[str, object] = {}
+    cfg = settings.echo
+    if isinstance(parts.echo, NoEcho) and cfg.engine != "off":
+        from firmware_app.engines.aec import make_echo_canceller
+
+        try:
+            changes["echo"] = make_echo_canceller(cfg.engine, cfg.tail_ms)
+        except EngineUnavailableError as exc:
+            logger.warning("echo cancellation is off: {}", exc)
+    if isinstance(parts.stop_spotter, NoStopSpotter) and cfg.stop_word:
+        from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+
+        try:
+            changes["stop_spotter"] = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
+        except EngineUnavailableError as exc:
+            logger.warning("the stop word is off: {}", exc)
+    arbitration = settings.arbitration
+    if (
+        extras
+        and arbitration.enabled
+        and settings.mqtt.host
+        and isinstance(parts.arbiter, AlwaysClaim)
+    ):
+        from firmware_app.mqtt.arbitration import LevelMeter, MeteredWake, MqttWakeArbiter
+
+        meter = LevelMeter()
+        wake = MeteredWake(wake, meter)
+        arbiter = MqttWakeArbiter(
+            settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=meter
+        )
+        stack.callback(arbiter.close)
+        changes["arbiter"] = arbiter
+    return replace(parts, **changes), wake  # type: ignore[arg-type]
+
+
 @contextmanager
 def assembled(
     settings: Settings,
@@ -191,22 +246,28 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
+        stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
+        if stt_observer is not None:
+            bus.subscribe(stt_observer)
         store = Store(settings.store_path, post=inbox.post)
         stack.callback(store.close)
-        speech = SpeechOutput(engines.tts, speaker, inbox.post, settings.tts.cache_entries)
+        ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
+        speech = SpeechOutput(
+            engines.tts, speaker, inbox.post, settings.tts.cache_entries, max_ahead_s=ahead
+        )
         stack.callback(speech.close)
         responder = _responder(settings, store)
         if isinstance(responder, Closable):
             stack.callback(responder.close)
         edges = Edges(bus, inbox)
-        parts = parts or Parts()
+        parts, wake = _hearing(settings, engines, parts or Parts(), stack, extras)
         mqtt = _mqtt(settings, edges, stack) if extras else None
         if extras:
             home = mqtt.publish if mqtt is not None else None
             parts = replace(parts, updater=_updater(settings, edges), home_publish=home)
         assistant = Assistant(
             settings,
-            wake=engines.wake,
+            wake=wake,
             vad=engines.vad,
             stt=engines.stt,
             speech=speech,
@@ -236,6 +297,7 @@ def assembled(
 def run(settings: Settings) -> int:
     """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
     from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+    from firmware_app.control import ControlServer, socket_path
     from firmware_app.notify import Notifier
 
     notifier = Notifier()
@@ -243,8 +305,19 @@ def run(settings: Settings) -> int:
     engines = load_engines(settings)
     inbox = Inbox()
     audio = settings.audio
-    mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
-    speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post)
+    # What the speaker plays is the echo canceller's reference for each microphone frame
+    # (docs/echo.md: how it is aligned).
+    reference = PlaybackReference(keep_s=10.0)
+    tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
+
+    def post(msg: Message) -> None:
+        if isinstance(msg, Frame) and msg.ref is None and settings.echo.engine != "off":
+            played = reference.window(msg.t - CAPTURE_LEAD_S, len(msg.pcm) // 2)
+            msg = replace(msg, ref=played.tobytes())
+        inbox.post(msg)
+
+    mic = Microphone(audio.input_device, post, inbox.has_room, audio.reopen_max_s)
+    speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post, tap=tap)
 
     def heartbeat(frame: bool) -> None:
         if frame:
@@ -272,7 +345,12 @@ def run(settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        control = ControlServer(socket_path(), inbox.post, assistant.bus)
         assistant.start()
+        try:
+            control.start()
+        except OSError as exc:  # e.g. started by hand, without its runtime directory
+            logger.warning("ttbt5 ask/say cannot reach this service: {}", exc)
         mic.start()
         notifier.ready()
         notifier.status("listening")
@@ -281,5 +359,6 @@ def run(settings: Settings) -> int:
             assistant.run()
         finally:
             notifier.stopping()
+            control.close()
             mic.close()
     return 0

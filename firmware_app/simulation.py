@@ -19,6 +19,7 @@ from typing import TypedDict
 import numpy as np
 
 from firmware_app.assistant import Assistant, State
+from firmware_app.audio.echo import EchoPath, PlaybackReference
 from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.audio.wavio import read_wav, write_wav
 from firmware_app.config import Settings
@@ -72,6 +73,18 @@ def frames(samples: np.ndarray) -> Iterator[bytes]:
         yield data[start : start + step]
 
 
+def mic_frame(pcm: bytes, t: float, speaker: SimulatedSpeaker, echo: EchoPath | None) -> Frame:
+    """The microphone frame ending at ``t``. With ``echo``, what the speaker played comes
+    back through the air on top of the recording, and the frame carries the playback as
+    the echo canceller's reference, as on a device. Without it the recording is all the
+    microphone hears, so there is nothing to cancel."""
+    reference = speaker.reference
+    if echo is None or reference is None:
+        return Frame(pcm, t)
+    pcm = echo.mix(pcm, reference, t)
+    return Frame(pcm, t, reference.window(t, len(pcm) // 2).astype("<i2").tobytes())
+
+
 def reply_collector() -> tuple[list[str], Callable[[Event], None]]:
     """A list that fills with the text of every ``reply`` event, and its observer."""
     replies: list[str] = []
@@ -89,11 +102,20 @@ def settled(assistant: Assistant, speaker: Output, queue: bool = True) -> bool:
 
 
 def settle(assistant: Assistant, limit_s: float = 120.0) -> None:
-    """Handle everything queued, waiting for synthesis and answers on their way."""
-    deadline = time.monotonic() + limit_s
+    """Handle everything queued and wait for the synthesis it started, with the simulated
+    clock standing still. An answer streaming in (the LLM) is different: it arrives over
+    real time, and what it says is spoken while it still streams; so while only that is
+    awaited, settle returns after a frame's worth of real time, and the clock moves on at
+    the pace the answer really took."""
+    started = time.monotonic()
+    deadline = started + limit_s
     while True:
         assistant.drain()
-        if assistant.quiescent() or time.monotonic() > deadline:
+        now = time.monotonic()
+        if assistant.quiescent() or now > deadline:
+            return
+        streaming = assistant.awaiting_answer() and not assistant.speech.busy()
+        if streaming and assistant.inbox.empty() and now - started >= FRAME_SECONDS:
             return
         time.sleep(0.0005)
 
@@ -119,7 +141,9 @@ def simulated(
     """The assistant with a timeline for a speaker, on a simulated clock."""
     clock = clock or SimClock()
     inbox = Inbox()
-    speaker = SimulatedSpeaker(engines.tts.sample_rate, inbox.post, clock.t)
+    speaker = SimulatedSpeaker(
+        engines.tts.sample_rate, inbox.post, clock.t, reference=PlaybackReference()
+    )
     with assembled(
         settings,
         engines,
@@ -143,8 +167,10 @@ def simulate(
     max_tail_s: float = 120.0,
     observers: list[Callable[[Event], None]] | None = None,
     start_epoch: float | None = None,
+    echo: EchoPath | None = None,
 ) -> Summary:
-    """Run the assistant over a recording. Returns a summary (replies, duration)."""
+    """Run the assistant over a recording. Returns a summary (replies, duration).
+    ``echo``: what the speaker plays reaches the microphone too (``--echo``)."""
     samples = read_wav(input_wav)
     engines = engines or load_engines(settings, steady=not realtime)
     replies, collect = reply_collector()
@@ -157,9 +183,9 @@ def simulate(
     ) as (assistant, speaker, clock):
         assistant.start()
         if realtime:
-            _feed_realtime(assistant, speaker, clock, samples, max_tail_s)
+            _feed_realtime(assistant, speaker, clock, samples, max_tail_s, echo)
         else:
-            _feed_fast(assistant, speaker, clock, samples, max_tail_s)
+            _feed_fast(assistant, speaker, clock, samples, max_tail_s, echo)
         if output_wav is not None:
             write_wav(output_wav, speaker.samples(), speaker.sample_rate)
         return {"replies": replies, "input_s": len(samples) / 16000, "state": assistant.state.value}
@@ -171,18 +197,19 @@ def _feed_fast(
     clock: SimClock,
     samples: np.ndarray,
     max_tail_s: float,
+    echo: EchoPath | None = None,
 ) -> None:
     """As fast as the machine allows; after each frame, wait until all work it caused is
     done, so the result does not depend on how fast the machine is."""
     n = 0
     for pcm in frames(samples):
         n += 1
-        assistant.post(Frame(pcm, n * FRAME_SECONDS))
+        assistant.post(mic_frame(pcm, n * FRAME_SECONDS, speaker, echo))
         step(assistant, speaker, clock, n * FRAME_SECONDS)
     tail_end = n + int(max_tail_s / FRAME_SECONDS)
     while not settled(assistant, speaker) and n < tail_end:
         n += 1
-        assistant.post(Frame(SILENCE, n * FRAME_SECONDS))
+        assistant.post(mic_frame(SILENCE, n * FRAME_SECONDS, speaker, echo))
         step(assistant, speaker, clock, n * FRAME_SECONDS)
 
 
@@ -192,6 +219,7 @@ def _feed_realtime(
     clock: SimClock,
     samples: np.ndarray,
     max_tail_s: float,
+    echo: EchoPath | None = None,
 ) -> None:
     """Paced like a live microphone, with the assistant on its own loop as under ``run``,
     so timers, the button and MQTT commands act during the run."""
@@ -215,7 +243,7 @@ def _feed_realtime(
                 if delay > 0:
                     time.sleep(delay)
                 speaker.advance(clock.t())
-                assistant.post(Frame(pcm, clock.t()))
+                assistant.post(mic_frame(pcm, clock.t(), speaker, echo))
         finally:
             assistant.post(Stop())  # whatever happens, the run ends
 

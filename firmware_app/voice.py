@@ -40,12 +40,12 @@ class Voice:
         self.speech.finish(utterance.id)
         return utterance
 
-    def stream(self, text: str) -> None:
+    def stream(self, text: str, request_id: RequestId = None) -> None:
         """One more sentence of a streamed answer (the utterance begins with the first)."""
         current = self.utterances.current
         if current is None or current.origin != Origin.LLM:
             self.cut("replaced")
-            current = self.utterances.begin(Origin.LLM, "")
+            current = self.utterances.begin(Origin.LLM, "", request_id)
         current.text = f"{current.text} {text}".strip()
         self.speech.say(current.id, text)
 

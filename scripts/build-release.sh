@@ -20,8 +20,9 @@ usage: build-release.sh --key PRIVATE_KEY --out DIR [options]
   --native            build every wheel here with `pip wheel` (run on the target itself)
   --platform TAG      wheel platform for cross builds (repeatable; default: Pi OS 64-bit)
   --python PY         interpreter with the project's dependencies (default: .venv/bin/python)
-Cross builds take wheels only; packages without wheels for the target on PyPI (e.g.
-pyalsaaudio) come from piwheels: export PIP_EXTRA_INDEX_URL=https://www.piwheels.org/simple
+Cross builds take wheels for Raspberry Pi OS Bookworm 64-bit (cp311, glibc 2.36) from
+PyPI and check every file's tags; pyalsaaudio, which has no such wheel, is bundled as
+source and compiled by the updater on the device.
 EOF_USAGE
 }
 
@@ -49,8 +50,8 @@ done
 if [ -z "$KEY" ] || [ -z "$OUT" ]; then usage >&2; exit 2; fi
 [ -f "$KEY" ] || { echo "build-release.sh: no key file $KEY" >&2; exit 2; }
 if [ ${#PLATFORMS[@]} -eq 0 ]; then
-    PLATFORMS=(manylinux_2_36_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64
-               manylinux2014_aarch64 linux_aarch64)
+    # every manylinux tag glibc 2.36 accepts: pip does not widen a --platform by itself
+    mapfile -t PLATFORMS < <(PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse platforms)
 fi
 if [ -z "$VERSION" ]; then
     VERSION="$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$HERE/pyproject.toml")"
@@ -63,7 +64,7 @@ mkdir -p "$WHEELS"
 PIP=("$PYTHON" -m pip --disable-pip-version-check --no-input)
 
 if [ -n "$WHEELHOUSE" ]; then
-    cp "$WHEELHOUSE"/*.whl "$WHEELS"/
+    find "$WHEELHOUSE" -maxdepth 1 -type f \( -name "*.whl" -o -name "*.tar.gz" \) -exec cp {} "$WHEELS"/ \;
 fi
 if ! ls "$WHEELS"/ttbt5-"$VERSION"-*.whl >/dev/null 2>&1; then
     echo "build-release.sh: building the app wheel $VERSION"
@@ -79,9 +80,30 @@ if [ -z "$WHEELHOUSE" ]; then
         echo "build-release.sh: downloading the wheelhouse for ${PLATFORMS[*]}"
         PLATFORM_ARGS=()
         for platform in "${PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$platform"); done
-        "${PIP[@]}" download --dest "$WHEELS" --only-binary=:all: --implementation cp \
-            --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-            "${PLATFORM_ARGS[@]}" "$APP_WHEEL" pip
+        # the app's dependencies as the target sees them (markers evaluated for aarch64)
+        WH=(env PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse requirements "$APP_WHEEL")
+        "${WH[@]}" wheels > "$WORK/wheels.txt"
+        "${WH[@]}" sources > "$WORK/sources.txt"
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            if "${PIP[@]}" download --dest "$WHEELS" --find-links "$WHEELS" \
+                --only-binary=:all: --implementation cp --python-version 3.11 \
+                --abi cp311 --abi abi3 --abi none "${PLATFORM_ARGS[@]}" \
+                -r "$WORK/wheels.txt" pip 2> "$WORK/pip.err"; then
+                break
+            fi
+            missing="$(sed -n 's/.*No matching distribution found for \([^ ]*\).*/\1/p' "$WORK/pip.err" | head -n1)"
+            if [ -z "$missing" ]; then cat "$WORK/pip.err" >&2; exit 1; fi
+            # published as source only: a wheel built here, which the check below
+            # accepts only if it came out pure Python (py3-none-any)
+            echo "build-release.sh: no wheel for $missing on PyPI, building one here"
+            "${PIP[@]}" wheel --wheel-dir "$WHEELS" --no-deps --no-binary=:all: "$missing"
+        done
+        if [ -s "$WORK/sources.txt" ]; then
+            # no wheel for the target: the source and its build tools, compiled on the device
+            "${PIP[@]}" download --dest "$WHEELS" --no-deps --no-binary=:all: -r "$WORK/sources.txt"
+            "${PIP[@]}" download --dest "$WHEELS" --no-deps --only-binary=:all: setuptools wheel
+        fi
+        PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse check "$WHEELS"
     fi
 fi
 

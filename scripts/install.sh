@@ -2,7 +2,10 @@
 # Install TTBT5 on Raspberry Pi OS (Bookworm) or Debian: system packages, the `ttbt5`
 # user, /opt/ttbt5/releases/<version> with its own venv, /etc/ttbt5/config.toml,
 # /var/lib/ttbt5, models, and the systemd units. Safe to run again: what is already in
-# place is left alone. See docs/install.md.
+# place is left alone, a newer release (installed by an update) is never replaced, and a
+# step is recorded as done only once it succeeded, so a re-run after a failure finishes
+# it. Offline, everything but the models is installed and the command that fetches them
+# later is printed. See docs/install.md.
 #
 #   sudo scripts/install.sh                      # from this checkout, packages from PyPI
 #   sudo scripts/install.sh --wheelhouse DIR     # offline, from prebuilt wheels
@@ -68,14 +71,20 @@ say() { echo "install.sh: $*"; }
 did() { CHANGED=1; say "$*"; }
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 
-# Commands that change the machine itself: printed, not run, when staging with --root.
+# Commands that change the machine itself: printed, not run, when staging with --root
+# (INSTALL_SH_RUN_STAGED=1 runs them anyway, for tests with stand-in commands on PATH).
 system() {
-    if [ -n "$ROOT" ]; then
+    if [ -n "$ROOT" ] && [ "${INSTALL_SH_RUN_STAGED:-0}" != 1 ]; then
         echo "would run: $*"
     else
         "$@"
     fi
 }
+
+# Steps recorded only after they succeeded: a re-run redoes a step that failed halfway.
+STEPS="$APP_DIR/state/install"
+step_done() { [ -f "$STEPS/$1" ] && [ "$(cat "$STEPS/$1")" = "$2" ]; }
+record_step() { mkdir -p "$STEPS"; printf '%s\n' "$2" > "$STEPS/$1.tmp"; mv "$STEPS/$1.tmp" "$STEPS/$1"; }
 
 if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo), or stage with --root DIR"
@@ -101,7 +110,7 @@ fi
 
 # ------------------------------------------------------------------ system packages
 PACKAGES="python3 python3-venv python3-pip python3-dev build-essential libasound2-dev \
-alsa-utils libopenblas0 swig"
+alsa-utils libopenblas0 swig libspeexdsp1"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
@@ -133,6 +142,7 @@ make_dir() {  # path mode [owner]
 }
 make_dir "$APP_DIR" 0755
 make_dir "$APP_DIR/releases" 0755
+make_dir "$APP_DIR/state" 0755
 make_dir "$CONF_DIR" 0750 root:ttbt5
 make_dir "$CONF_DIR/credentials" 0700
 make_dir "$DATA_DIR" 0750 ttbt5:ttbt5
@@ -154,7 +164,18 @@ else
     VERSION="$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$APP/pyproject.toml")"
 fi
 RELEASE="$APP_DIR/releases/$VERSION"
-if [ -f "$RELEASE/release.json" ]; then
+CURRENT_VERSION=""
+if [ -f "$APP_DIR/current/release.json" ]; then
+    CURRENT_VERSION="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$APP_DIR/current/release.json" | head -n1)"
+fi
+NEWER=0
+if [ -n "$CURRENT_VERSION" ] && [ "$CURRENT_VERSION" != "$VERSION" ] \
+    && [ "$(printf '%s\n%s\n' "$VERSION" "$CURRENT_VERSION" | sort -V | tail -n1)" = "$CURRENT_VERSION" ]; then
+    NEWER=1
+    say "release $CURRENT_VERSION (newer than this installer's $VERSION) is installed: left in place"
+    RELEASE="$APP_DIR/releases/$CURRENT_VERSION"
+    VERSION="$CURRENT_VERSION"
+elif [ -f "$RELEASE/release.json" ]; then
     say "release $VERSION is already installed"
 else
     rm -rf "$RELEASE"
@@ -162,7 +183,10 @@ else
     "$PYTHON" -m venv --without-pip "$RELEASE/venv"
     PIP_ARGS=(install --disable-pip-version-check --no-input --no-cache-dir)
     if [ -n "$WHEELHOUSE" ]; then
-        PIP_ARGS+=(--no-index --find-links "$WHEELHOUSE")
+        # only these wheels: no pip.conf, no PIP_* variables can add another source
+        export PIP_CONFIG_FILE=/dev/null
+        while read -r var; do unset "$var"; done < <(env | sed -n 's/^\(PIP_[A-Z_]*\)=.*/\1/p' | grep -v '^PIP_CONFIG_FILE$')
+        PIP_ARGS=(--isolated "${PIP_ARGS[@]}" --no-index --find-links "$WHEELHOUSE")
         if [ -f "$APP" ]; then PIP_ARGS+=(--find-links "$(dirname "$APP")"); fi
         if ls "$WHEELHOUSE"/pip-*.whl >/dev/null 2>&1; then PIP_ARGS+=(pip); fi
     else
@@ -192,11 +216,13 @@ link_to() {  # link target: atomic replace (symlink + rename)
     fi
 }
 old_current="$(readlink "$APP_DIR/current" 2>/dev/null || true)"
-if [ -n "$old_current" ] && [ "$old_current" != "releases/$VERSION" ] \
-    && [ -f "$APP_DIR/$old_current/release.json" ]; then
-    link_to "$APP_DIR/previous" "$old_current"
+if [ "$NEWER" -eq 0 ]; then
+    if [ -n "$old_current" ] && [ "$old_current" != "releases/$VERSION" ] \
+        && [ -f "$APP_DIR/$old_current/release.json" ]; then
+        link_to "$APP_DIR/previous" "$old_current"
+    fi
+    link_to "$APP_DIR/current" "releases/$VERSION"
 fi
-link_to "$APP_DIR/current" "releases/$VERSION"
 
 # ----------------------------------------------------------------------- config
 if [ -n "$PUBLIC_KEY" ] && ! cmp -s "$PUBLIC_KEY" "$CONF_DIR/update.pub"; then
@@ -232,44 +258,66 @@ fi
 system chown root:ttbt5 "$CONF_DIR/config.toml"
 system "$RELEASE/venv/bin/ttbt5" config validate --config /etc/ttbt5/config.toml
 
-# ----------------------------------------------------------------------- models
-if [ -n "$MODELS_FROM" ]; then
-    if [ -d "$MODELS_FROM" ]; then
-        (cd "$MODELS_FROM" && find . -type d) | while read -r dir; do
-            mkdir -p "$DATA_DIR/models/$dir"
-        done
-        (cd "$MODELS_FROM" && find . -type f) | while read -r file; do
-            if [ ! -e "$DATA_DIR/models/$file" ]; then
-                cp -p "$MODELS_FROM/$file" "$DATA_DIR/models/$file"
-                echo "install.sh: copied model file ${file#./}"
-            fi
-        done
-        system chown -R ttbt5:ttbt5 "$DATA_DIR/models"
-    else
-        system runuser -u ttbt5 -- "$RELEASE/venv/bin/ttbt5" models pull --from "$MODELS_FROM" \
-            --config /etc/ttbt5/config.toml
-    fi
-elif [ "$SKIP_MODELS" -eq 0 ]; then
-    system runuser -u ttbt5 -- "$RELEASE/venv/bin/ttbt5" models pull --config /etc/ttbt5/config.toml
-fi
-
 # ----------------------------------------------------------------------- units
-UNITS_CHANGED=0
 mkdir -p "$UNIT_DIR"
 for unit in $UNITS; do
     if ! cmp -s "$HERE/systemd/$unit" "$UNIT_DIR/$unit"; then
         install -m 0644 "$HERE/systemd/$unit" "$UNIT_DIR/$unit"
-        UNITS_CHANGED=1
         did "installed $UNIT_DIR/$unit"
     fi
 done
-if [ "$UNITS_CHANGED" -eq 1 ]; then system systemctl daemon-reload; fi
-# the update timer is installed but left off: `systemctl enable --now ttbt5-update.timer`
-system systemctl enable ttbt5.service ttbt5-update.path
-if [ "$CHANGED" -eq 1 ]; then
-    system systemctl restart ttbt5.service
+# shellcheck disable=SC2086
+UNITS_SUM="$(cd "$HERE/systemd" && sha256sum $UNITS | sha256sum | cut -c1-64)"
+if ! step_done units "$UNITS_SUM"; then
+    system systemctl daemon-reload
+    # the update timer is installed but left off: `systemctl enable --now ttbt5-update.timer`
+    system systemctl enable ttbt5.service
+    # started now, not at the next boot: update requests from MQTT work at once
+    system systemctl enable --now ttbt5-update.path
+    record_step units "$UNITS_SUM"
+    did "systemd units loaded and enabled"
 fi
 
+# ----------------------------------------------------------------------- models
+PULL="runuser -u ttbt5 -- /opt/ttbt5/current/venv/bin/ttbt5 models pull --config /etc/ttbt5/config.toml"
+MODELS_MISSING=0
+if [ -n "$MODELS_FROM" ] && [ -d "$MODELS_FROM" ]; then
+    (cd "$MODELS_FROM" && find . -type d) | while read -r dir; do
+        mkdir -p "$DATA_DIR/models/$dir"
+    done
+    (cd "$MODELS_FROM" && find . -type f) | while read -r file; do
+        if [ ! -e "$DATA_DIR/models/$file" ]; then
+            cp -p "$MODELS_FROM/$file" "$DATA_DIR/models/$file"
+            echo "install.sh: copied model file ${file#./}"
+        fi
+    done
+    system chown -R ttbt5:ttbt5 "$DATA_DIR/models"
+elif [ -n "$MODELS_FROM" ] || [ "$SKIP_MODELS" -eq 0 ]; then
+    PULL_CMD=(runuser -u ttbt5 -- "$RELEASE/venv/bin/ttbt5" models pull --config /etc/ttbt5/config.toml)
+    if [ -n "$MODELS_FROM" ]; then PULL_CMD+=(--from "$MODELS_FROM"); fi
+    if ! step_done models "${MODELS_FROM:-download}"; then
+        if system "${PULL_CMD[@]}"; then
+            record_step models "${MODELS_FROM:-download}"
+            did "models installed"
+        else
+            MODELS_MISSING=1
+        fi
+    fi
+fi
+
+if [ "$CHANGED" -eq 1 ] || ! step_done started "$VERSION $UNITS_SUM"; then
+    system systemctl restart ttbt5.service
+    record_step started "$VERSION $UNITS_SUM"
+fi
+
+if [ "$MODELS_MISSING" -eq 1 ]; then
+    say "TTBT5 $VERSION is installed, but the models could not be fetched (offline?)."
+    say "once online, run:  sudo $PULL"
+    exit 0
+fi
+if [ "$SKIP_MODELS" -eq 1 ] && [ -z "$MODELS_FROM" ] && ! step_done models download; then
+    say "models skipped: fetch them with  sudo $PULL"
+fi
 if [ "$CHANGED" -eq 0 ]; then
     say "nothing to do: TTBT5 $VERSION is installed"
 else

@@ -10,7 +10,10 @@ APT_PACKAGES=(
   libasound2-dev alsa-utils                  # ALSA headers, arecord/aplay
   mosquitto mosquitto-clients                # the broker the MQTT tests start
   systemd                                    # systemd-analyze for the unit tests
+  systemd-container                          # systemd-nspawn for scripts/nspawn-test.sh
   librsvg2-bin                               # renders the wiring diagrams in hardware/
+  libspeexdsp1                               # the echo canceller (loaded through ctypes)
+  espeak-ng sox                              # voices, noise and reverb of the wake corpus
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -21,12 +21,14 @@ def _voice():  # type: ignore[no-untyped-def]
 
 
 @cache
-def speech(text: str) -> np.ndarray:
-    """``text`` spoken by the packaged Piper voice, as 16 kHz mono int16."""
+def speech(text: str, length_scale: float | None = None) -> np.ndarray:
+    """``text`` spoken by the packaged Piper voice, as 16 kHz mono int16; a
+    ``length_scale`` above 1 speaks slower, below 1 faster (None: the voice's own)."""
     from piper import SynthesisConfig
 
     voice = _voice()
-    steady = SynthesisConfig(noise_w_scale=0.0)  # same audio on every run: repeatable tests
+    # same audio on every run: repeatable tests
+    steady = SynthesisConfig(noise_w_scale=0.0, length_scale=length_scale)
     audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, steady)])
     return resample(audio, voice.config.sample_rate, RATE)
 

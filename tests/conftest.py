@@ -21,6 +21,9 @@ os.environ.pop("TTBT5_CONFIG", None)
 for key in list(os.environ):
     if key.startswith("TTBT5_"):
         del os.environ[key]
+# A runtime directory of this test run's own: a `ttbt5 run` started by a test listens
+# there, and `ttbt5 ask` in a test never reaches a service running elsewhere on the machine.
+os.environ["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="ttbt5-run-")
 
 from firmware_app.config import Settings  # noqa: E402
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ from typing import Any
 
 from firmware_app.ota.__main__ import main as ota_main
 from firmware_app.ota.manifest import generate_keys, load_private_key, new_manifest, sign
+from firmware_app.ota.pointer import make_pointer, new_pointer
 
 APP_SOURCE = """
 import json, os, signal, sys, time
@@ -62,18 +64,43 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def make_app_wheel(out: Path, version: str, behaviour: str = "healthy") -> Path:
+def make_app_wheel(
+    out: Path, version: str, behaviour: str = "healthy", requires: list[str] | None = None
+) -> Path:
     """A real, pip-installable ``ttbt5`` wheel with a ``ttbt5`` console script."""
+    source = APP_SOURCE.format(version=version, behaviour=behaviour)
+    return make_wheel(
+        out,
+        "ttbt5",
+        version,
+        {"firmware_app/__init__.py": source},
+        requires,
+        "[console_scripts]\nttbt5 = firmware_app:main\n",
+    )
+
+
+def make_wheel(
+    out: Path,
+    name: str,
+    version: str,
+    modules: dict[str, str],
+    requires: list[str] | None = None,
+    entry_points: str | None = None,
+) -> Path:
+    """A real, pip-installable pure-Python wheel."""
     out.mkdir(parents=True, exist_ok=True)
-    info = f"ttbt5-{version}.dist-info"
+    info = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {req}\n" for req in requires or [])
     files = {
-        "firmware_app/__init__.py": APP_SOURCE.format(version=version, behaviour=behaviour),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: ttbt5\nVersion: {version}\n",
+        **modules,
+        f"{info}/METADATA": meta,
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
-        f"{info}/entry_points.txt": "[console_scripts]\nttbt5 = firmware_app:main\n",
     }
-    path = out / f"ttbt5-{version}-py3-none-any.whl"
+    if entry_points:
+        files[f"{info}/entry_points.txt"] = entry_points
+    path = out / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         record = []
         for name, text in files.items():
@@ -100,11 +127,14 @@ def publish(
     min_from: str | None = None,
     extra: dict[str, bytes] | None = None,
     latest: bool = True,
+    serial: int | None = None,
+    requires: list[str] | None = None,
+    wheels: dict[str, bytes] | None = None,
 ) -> Path:
     """Build and publish a release with the real ``build`` command; returns the bundle."""
     wheelhouse = work / f"wheelhouse-{version}-{behaviour}"
-    make_app_wheel(wheelhouse, version, behaviour)
-    for name, data in (extra or {}).items():
+    make_app_wheel(wheelhouse, version, behaviour, requires)
+    for name, data in {**(extra or {}), **(wheels or {})}.items():
         (wheelhouse / name).write_bytes(data)
     args = ["build", "--version", version, "--wheelhouse", str(wheelhouse), "--key", str(key)]
     args += ["--out", str(site)]
@@ -112,15 +142,38 @@ def publish(
         args += ["--min-from", min_from]
     if not latest:
         args.append("--no-latest")
+    if serial is not None:
+        args += ["--serial", str(serial)]
     assert ota_main(args) == 0
     return site / f"ttbt5-{version}.tar"
 
 
-def point_latest(site: Path, bundle: Path, version: str | None = None, **extra: Any) -> None:
-    """Rewrite latest.json by hand (for hostile servers)."""
-    pointer = {"version": version or bundle.stem.split("-", 1)[1], "bundle": bundle.name}
-    pointer.update(extra)
-    (site / "latest.json").write_text(json.dumps(pointer))
+def point_latest(
+    site: Path,
+    bundle: Path,
+    key: Path,
+    version: str | None = None,
+    *,
+    serial: int | None = None,
+    expires_days: float = 14.0,
+    hardware: tuple[str, ...] = ("any",),
+    **fields: Any,
+) -> None:
+    """Sign latest.json by hand for ``bundle`` as it is now: what a compromised build
+    machine holding the key could publish (so the bundle's own checks must still hold)."""
+    data = bundle.read_bytes()
+    pointer = new_pointer(
+        version or bundle.stem.split("-", 1)[1],
+        bundle.name,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        hardware=hardware,
+        serial=serial,
+        expires_days=expires_days,
+    )
+    if fields:
+        pointer = dataclasses.replace(pointer, **fields)
+    (site / "latest.json").write_bytes(make_pointer(pointer, load_private_key(key)))
 
 
 class ReleaseServer:
@@ -183,6 +236,7 @@ class ReleaseServer:
 RESTART_SCRIPT = """
 import os, signal, subprocess, sys, time
 pidfile, root, health = sys.argv[1:4]
+uid = int(sys.argv[4]) if len(sys.argv) > 4 else None  # the service's own user
 try:
     old = int(open(pidfile).read())
     os.kill(old, signal.SIGKILL)
@@ -192,9 +246,11 @@ try:
 except (OSError, ValueError):
     pass
 app = os.path.join(root, "current", "venv", "bin", "ttbt5")
-proc = subprocess.Popen([app, "--health", health], start_new_session=True,
+env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as under systemd
+ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+proc = subprocess.Popen([app, "--health", health], start_new_session=True, env=env,
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
+                        stderr=subprocess.DEVNULL, **ids)
 with open(pidfile, "w") as fh:
     fh.write(str(proc.pid))
 """
@@ -204,7 +260,9 @@ class Device:
     """A temporary device: update root, config file, data dir, health file and a stand-in
     for ``systemctl restart ttbt5`` that (re)starts ``current/venv/bin/ttbt5``."""
 
-    def __init__(self, base: Path, url: str, public_key: Path, **update: Any) -> None:
+    def __init__(
+        self, base: Path, url: str, public_key: Path, service_uid: int | None = None, **update: Any
+    ) -> None:
         self.base = base
         self.root = base / "opt" / "ttbt5"
         self.data = base / "var" / "lib" / "ttbt5"
@@ -212,7 +270,7 @@ class Device:
         self.config = base / "etc" / "ttbt5" / "config.toml"
         self.health = self.run / "health.json"
         self.pidfile = base / "service.pid"
-        for path in (self.root, self.data, self.run, self.config.parent):
+        for path in (self.root, self.data / "update", self.run, self.config.parent):
             path.mkdir(parents=True, exist_ok=True)
         script = base / "restart.py"
         script.write_text(textwrap.dedent(RESTART_SCRIPT))
@@ -227,6 +285,7 @@ class Device:
                 str(self.pidfile),
                 str(self.root),
                 str(self.health),
+                *([str(service_uid)] if service_uid is not None else []),
             ],
             "health_timeout_s": 20.0,
             "health_audio_s": 0.5,
@@ -240,6 +299,10 @@ class Device:
         lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
         self.config.write_text("\n".join(lines) + "\n")
         (self.data / "store.sqlite").write_bytes(b"timers and settings")
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "state" / "journal.jsonl"
 
     def current(self) -> str | None:
         try:
@@ -259,7 +322,8 @@ class Device:
         if not (target / "release.json").is_file():
             return False
         app = target / "venv" / "bin" / "ttbt5"
-        done = subprocess.run([str(app)], capture_output=True, text=True, timeout=30)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the release's own
+        done = subprocess.run([str(app)], capture_output=True, text=True, timeout=30, env=env)
         return done.returncode == 0 and done.stdout.strip() == self.current_version()
 
     def current_version(self) -> str | None:
@@ -310,8 +374,7 @@ def hook(name):
         os.kill(os.getpid(), signal.SIGKILL)
 
 settings = load_settings(config)
-ok = Updater(settings.update, journal=settings.data_dir / "update" / "journal.jsonl",
-             before_step=hook).update()
+ok = Updater(settings.update, record=True, before_step=hook).update()
 sys.exit(0 if ok else 1)
 """
 
@@ -369,11 +432,13 @@ def run_update(device: Device, **overrides: Any) -> tuple[bool, list[Any]]:
     from firmware_app.ota.update import Updater
 
     force = bool(overrides.pop("force", False))
+    python = str(overrides.pop("python", sys.executable))
     settings = load_settings(device.config)
     results: list[Any] = []
     updater = Updater(
         settings.update.model_copy(update=overrides),
-        journal=device.data / "update" / "journal.jsonl",
+        record=True,
         report=results.append,
+        python=python,
     )
     return updater.update(force=force), results

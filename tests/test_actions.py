@@ -10,6 +10,7 @@ import pytest
 from firmware_app.actions import (
     HELP,
     NO_HOME,
+    NO_SERVICE,
     NO_TIMERS,
     Actions,
     Outcome,
@@ -138,6 +139,8 @@ def test_home_sentences_publish_or_say_why_not(store) -> None:
     assert published == [("home/light/set", "on")]
     offline, _ = actions(store)
     assert offline.act(intent, NOW, 50).text == NO_HOME
+    elsewhere = Actions(Timers(store), CustomIntents([LIGHT]), Recorder(), None, NO_SERVICE)
+    assert elsewhere.act(intent, NOW, 50).text == NO_SERVICE
 
     def broken(topic: str, payload: str) -> None:
         raise OSError("queue full")

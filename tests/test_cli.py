@@ -20,7 +20,7 @@ import pytest
 from audio_helpers import conversation, write
 
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config import reference_markdown
+from firmware_app.config_doc import reference_markdown
 from firmware_app.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,14 +122,19 @@ def test_say_writes_a_wav(tmp_path, env):
 
 
 def test_simulate_command_end_to_end_without_a_speech_model(tmp_path, env):
+    """No Vosk model: the bundled speech-to-phrase recognizer answers the command; with
+    ``stt.engine = vosk`` and no model, the reply says how to install one."""
     wav = write(tmp_path / "in.wav", conversation(1.0, "Hey Jarvis, what time is it?", 2.0))
     out, events = tmp_path / "out.wav", tmp_path / "ev.jsonl"
     result = ttbt5("simulate", str(wav), "--output", str(out), "--events", str(events), env=env)
     assert result.returncode == 0, result.stderr
-    assert "ttbt5 models pull" in result.stdout  # the spoken instruction, also printed
-    types = [e["type"] for e in read_events(events)]
-    assert "wake" in types and "speak_end" in types
+    assert result.stdout.startswith("It's ")  # the reply, also printed
+    got = read_events(events)
+    assert [e["name"] for e in got if e["type"] == "intent"] == ["time"]
+    assert "speak_end" in [e["type"] for e in got]
     assert out.exists()
+    vosk = ttbt5("simulate", str(wav), env={**env, "TTBT5_STT__ENGINE": "vosk"})
+    assert vosk.returncode == 0 and "ttbt5 models pull" in vosk.stdout
 
 
 def test_simulate_missing_input_is_one_line(tmp_path, env):
@@ -154,9 +159,30 @@ def test_check_reports_the_missing_speech_model(env):
     assert any(
         line.startswith("WARN speech model (STT)") and "models pull" in line for line in lines
     )
+    assert any(line.startswith("ok   speech recognition") for line in lines)
     assert any(line.startswith("ok   wake word models") for line in lines)
     assert any(line.startswith("ok   voice (TTS)") for line in lines)
     assert result.returncode == 0
+
+
+def test_check_fails_without_a_speech_recognizer(env):
+    result = ttbt5("check", env={**env, "TTBT5_STT__ENGINE": "vosk"})  # and no Vosk model
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith("FAIL speech recognition") and "models pull" in line for line in lines
+    )
+    assert result.returncode == 1
+
+
+def test_config_validate_and_run_name_the_key_of_a_missing_file(tmp_path, env):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[llm]\nurl = "https://h/v1"\ntls_ca = "{tmp_path}/ca.pem"\n')
+    result = ttbt5("config", "validate", "--config", str(bad), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
+    run = ttbt5("run", "--config", str(bad), env=env)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"ttbt5: error: llm.tls_ca: {tmp_path}/ca.pem does not exist"
 
 
 def fake_model_zip(path: Path) -> Path:
@@ -270,7 +296,7 @@ def test_pull_installs_atomically_from_a_url(tmp_path, env):
 
 def test_run_on_alsa_file_devices_speaks_and_stops_on_sigterm(tmp_path, env, alsa_files):
     """The appliance itself, on real ALSA (file plugin): no speech model installed, so the
-    reply is the spoken instruction; SIGTERM ends it cleanly."""
+    bundled speech-to-phrase recognizer answers; SIGTERM ends it cleanly."""
     mic, speaker = alsa_files
     audio = conversation(1.0, "Hey Jarvis, what time is it?", 3.0)
     mic.write_bytes(audio.tobytes())
@@ -307,7 +333,7 @@ def test_run_on_alsa_file_devices_speaks_and_stops_on_sigterm(tmp_path, env, als
     types = [e["type"] for e in got]
     assert "wake" in types and "speak_end" in types, err
     reply = next(e for e in got if e["type"] == "reply")
-    assert "models pull" in reply["text"]
+    assert reply["text"].startswith("It's ") and reply["source"] == "local"
     played = np.frombuffer(speaker.read_bytes(), dtype=np.int16)
     assert len(played) > 22050 and np.abs(played).max() > 1000
     json.dumps(got)

@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from firmware_app.config import load_settings, settings_as_toml
+from firmware_app.config import load_settings
+from firmware_app.config_doc import settings_as_toml
 from firmware_app.errors import ConfigError
 from firmware_app.store import Store
 

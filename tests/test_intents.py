@@ -150,3 +150,40 @@ def test_custom_template_errors_name_the_intent():
         CustomIntents([light_intent(slots={})])
     with pytest.raises(ConfigError, match=r"intents.light: \{floor\}"):
         CustomIntents([light_intent(reply="on {floor}")])
+
+
+def test_custom_sentences_in_home_assistant_format():
+    """The docs/mqtt.md example: named slots, an expansion rule, skip words."""
+    intents = CustomIntents(
+        [
+            CustomIntent(
+                name="lights",
+                sentences=[
+                    "turn {state} [<the>] {room} light",
+                    "switch [<the>] {room} light {state}",
+                ],
+                slots={"room": ["kitchen", "bedroom", "living room"], "state": ["on", "off"]},
+                topic="zigbee2mqtt/{room} light/set",
+                payload='{{"state": "{state}"}}',
+                reply="Okay, {room} light {state}.",
+            )
+        ]
+    )
+    intent = intents.recognize(normalize("Could you turn off my bedroom light, please?"))
+    assert intent is not None and intent.slots == {"state": "off", "room": "bedroom"}
+    assert intents.action(intent) == (
+        "zigbee2mqtt/bedroom light/set",
+        '{"state": "off"}',
+        "Okay, bedroom light off.",
+    )
+    assert intents.recognize("switch the living room light on").slots["room"] == "living room"
+    assert intents.recognize("turn off the garage light") is None
+
+
+def test_a_broken_custom_template_is_one_config_error():
+    with pytest.raises(ConfigError, match=r"intents \(light\): cannot read a sentence template"):
+        CustomIntents(
+            [light_intent(sentences=["turn (on|off the {room} light"], payload="", reply="Ok.")]
+        )
+    with pytest.raises(ConfigError, match=r"<nope> is not an expansion rule"):
+        CustomIntents([light_intent(sentences=["turn <nope> {room}"], payload="", reply="Ok.")])

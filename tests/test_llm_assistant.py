@@ -21,6 +21,7 @@ from firmware_app.config import Settings
 from firmware_app.llm import build_responder
 from firmware_app.llm.responder import FALLBACK_UNREACHABLE, FALLBACKS
 from firmware_app.messages import Command
+from firmware_app.speech import speakable_pieces
 
 KEY = "sk-e2e-DO-NOT-LEAK-0987654321"
 
@@ -46,6 +47,14 @@ class LlmRig(Rig):
             if quiet and not self.speech.busy():
                 return
             time.sleep(0.0005)
+
+
+WARM_PIECES = frozenset(p for text in (*FIXED_PHRASES, *FALLBACKS) for p in speakable_pieces(text))
+
+
+def live_said(rig: Rig) -> list[str]:
+    """What was synthesized to be heard, without the start-up warm-up of fixed phrases."""
+    return [t for t in rig.tts.said if t not in WARM_PIECES]
 
 
 def llm_settings(settings: Settings, url: str, **llm: Any) -> Settings:
@@ -112,7 +121,7 @@ def test_unknown_request_is_answered_by_the_llm_while_it_streams(
         "source": "llm",
     }
     assert "intent" not in rig.types()
-    assert [t for t in rig.tts.said if t not in (*FIXED_PHRASES, *FALLBACKS)] == [
+    assert live_said(rig) == [
         "Because of Rayleigh scattering.",
         "Blue light scatters more than red light.",
     ]
@@ -192,11 +201,11 @@ def test_barge_in_cuts_speech_and_closes_the_stream(
     while not server.disconnects and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.disconnects  # the HTTP stream was closed
-    said = len(rig.tts.said)
-    assert said > len(FIXED_PHRASES)
+    said = live_said(rig)
+    assert said  # the answer had begun
     time.sleep(0.5)
     rig.assistant.drain()
-    assert len(rig.tts.said) == said  # nothing more arrives from the cancelled answer
+    assert live_said(rig) == said  # nothing more arrives from the cancelled answer
 
 
 def test_provider_down_fallback_breaker_and_local_intents_still_work(
@@ -293,3 +302,30 @@ def test_ask_end_to_end_with_piper(
         engines=real_engines,
     )
     assert replies == ["It is sunny."]
+
+
+@pytest.mark.slow
+def test_ask_output_shows_a_streamed_answer_in_its_true_order(
+    settings: Settings, server: FakeLlm, real_engines: Any, tmp_path: Path
+) -> None:
+    """The first sentence is heard while the rest still streams in, as it is live: the
+    simulated clock follows the time the answer really takes to arrive."""
+    from firmware_app.events import read_events
+    from firmware_app.simulation import ask
+
+    server.then(sse(["It is sunny.", " Later", " it", " will", " rain."], delay=0.4))
+    events_path = tmp_path / "events.jsonl"
+    replies = ask(
+        llm_settings(settings, server.url),
+        "what is the weather like",
+        output_wav=tmp_path / "out.wav",
+        events=events_path,
+        engines=real_engines,
+    )
+    assert replies == ["It is sunny. Later it will rain."]
+    events = read_events(events_path)
+    types = [e["type"] for e in events]
+    first_sound, answer_done = types.index("speak_start"), types.index("reply")
+    assert first_sound < answer_done
+    assert events[answer_done]["t"] - events[first_sound]["t"] >= 1.0
+    assert types.index("speak_end") > answer_done

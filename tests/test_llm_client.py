@@ -8,7 +8,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_app.llm.client import SseParser, _parse_event, _retry_after, stream_byte_cap
+from firmware_app.llm.client import _retry_after, stream_byte_cap
+from firmware_app.llm.sse import SseParser, parse_event
 
 
 def feed_all(parser: SseParser, data: bytes, size: int) -> list[str]:
@@ -54,16 +55,16 @@ def test_sse_parser_survives_any_bytes_and_chunking(data: bytes, size: int) -> N
 
 
 def test_events_are_judged_strictly() -> None:
-    assert _parse_event('{"choices": [{"delta": {"content": "Hi"}}]}').text == "Hi"
-    done = _parse_event('{"choices": [{"delta": {}, "finish_reason": "stop"}]}')
+    assert parse_event('{"choices": [{"delta": {"content": "Hi"}}]}').text == "Hi"
+    done = parse_event('{"choices": [{"delta": {}, "finish_reason": "stop"}]}')
     assert done is not None and done.text == "" and done.finish_reason == "stop"
-    assert _parse_event('{"choices": []}') is not None  # usage-only chunk
+    assert parse_event('{"choices": []}') is not None  # usage-only chunk
     for bad in ("nope", "[1]", '{"choices": 3}', '{"choices": [7]}', "[" * 100000):
-        assert _parse_event(bad) is None
-    assert _parse_event('{"choices": [{"delta": {"content": null}}]}').text == ""
-    error = _parse_event('{"error": {"message": "key sk-123 bad", "code": "rate_limit"}}')
+        assert parse_event(bad) is None
+    assert parse_event('{"choices": [{"delta": {"content": null}}]}').text == ""
+    error = parse_event('{"error": {"message": "key sk-123 bad", "code": "rate_limit"}}')
     assert error is not None and error.error == "rate_limit"
-    odd = _parse_event('{"error": {"message": "x", "code": "has spaces and sk-123"}}')
+    odd = parse_event('{"error": {"message": "x", "code": "has spaces and sk-123"}}')
     assert odd is not None and odd.error == "unspecified"
 
 

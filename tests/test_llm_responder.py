@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from llm_fake_server import FakeLlm, endless, hang, raw, refused_url, sse, status
+from llm_fake_server import FakeLlm, chunk, endless, hang, raw, refused_url, sse, status
 from loguru import logger
 from pydantic import SecretStr
 
@@ -18,6 +18,7 @@ from firmware_app.config import LlmSettings, Settings
 from firmware_app.llm import build_responder
 from firmware_app.llm.responder import (
     FALLBACK_BROKEN,
+    FALLBACK_CUT_OFF,
     FALLBACK_SPEECHLESS,
     FALLBACK_UNREACHABLE,
     LlmResponder,
@@ -216,7 +217,10 @@ def test_500s_are_retried_then_the_breaker_opens(server: FakeLlm, make: Any) -> 
     r.respond(1, "a", posts)
     assert "HTTP 500" in posts.end(1).error
     assert len(server.requests) == 3  # one try and two retries
-    assert r.available()
+    # The breaker is still closed, but the last attempt failed: not available.
+    assert r.status()["state"] == "closed" and not r.available()
+    assert r.status()["last_attempt"]["ok"] is False
+    assert "HTTP 500" in r.status()["last_attempt"]["error"]
     r.respond(2, "b", posts)
     assert posts.end(2).fallback == FALLBACK_UNREACHABLE
     assert len(server.requests) == 6
@@ -243,7 +247,8 @@ def test_half_open_probe_closes_the_breaker_when_the_server_is_back(
         posts.end(request)
     assert not r.available()
     time.sleep(0.6)
-    assert r.available()  # half-open: one probe may go
+    # Half-open: one probe may go, but nothing has worked yet.
+    assert r.status()["state"] == "half_open" and not r.available()
     server.then(sse(["I'm", " back."], first_delay=0.5))
     r.respond(3, "are you there", posts)
     # While the probe is in flight, others get the fallback at once.
@@ -441,7 +446,7 @@ def test_a_never_ending_stream_is_cut_by_the_total_timeout(server: FakeLlm, make
     posts = Posts()
     make(server.url, total_timeout_s=1.5, max_reply_chars=100000).respond(1, "hi", posts)
     end = posts.end(1)
-    assert end.error == "answer cut off after 1.5 s" and end.fallback is None
+    assert end.error == "answer cut off after 1.5 s" and end.fallback == FALLBACK_CUT_OFF
     assert posts.sentences(1)  # long runs are cut into bounded pieces and spoken
     assert all(len(s) <= 240 for s in posts.sentences(1))
 
@@ -592,3 +597,49 @@ def _self_signed(tmp_path: Any) -> tuple[str, str]:
         )
     )
     return str(cert_path), str(key_path)
+
+
+def stalled(tokens: list[str], stall_s: float) -> Any:
+    """A stream that sends ``tokens`` at once and then goes silent for ``stall_s``."""
+
+    def run(h: Any) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.end_headers()
+        for token in tokens:
+            h.send(chunk(token))
+        h.sleep(stall_s)
+
+    return run
+
+
+def test_a_complete_sentence_before_a_stall_is_spoken_at_once_then_the_fallback(
+    server: FakeLlm, make: Any
+) -> None:
+    server.default = stalled(["The sky is blue.", " Because"], stall_s=5)
+    posts = Posts()
+    r = make(server.url, read_timeout_s=1.5, total_timeout_s=10, retries=0)
+    start = time.monotonic()
+    r.respond(1, "why", posts)
+    t, first = posts.wait_for(lambda m: isinstance(m, ReplySentence))
+    assert first.text == "The sky is blue."
+    assert t - start < 1.0  # spoken when it was complete, not when the stream failed
+    end = posts.end(1)
+    assert end.fallback == FALLBACK_CUT_OFF  # then it says the rest was lost
+    assert "timed out" in end.error
+    assert posts.sentences(1) == ["The sky is blue."]  # the fragment "Because" is not said
+    assert not r.available()
+    assert r.status()["last_attempt"]["ok"] is False
+
+
+def test_available_follows_the_last_attempt(server: FakeLlm, make: Any) -> None:
+    server.then(status(503), sse(["Fine."]))
+    posts = Posts()
+    r = make(server.url, retries=0, breaker_failures=5)
+    assert r.available() and r.status()["last_attempt"] is None
+    r.respond(1, "a", posts)
+    posts.end(1)
+    assert not r.available() and r.status()["state"] == "closed"
+    r.respond(2, "b", posts)
+    assert posts.end(2).error is None
+    assert r.available() and r.status()["last_attempt"]["ok"] is True

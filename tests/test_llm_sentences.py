@@ -126,3 +126,25 @@ def test_whatever_comes_in_what_goes_out_is_speakable(text: str) -> None:
         assert any(ch.isalnum() for ch in sentence)
         for ch in sentence:
             assert unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "So")
+
+
+def test_settle_takes_a_sentence_that_waits_only_for_its_next_character() -> None:
+    s = SentenceSplitter()
+    assert s.feed("It is blue.") == []  # "." might be "blue.com" or "approx. five"
+    assert s.settle() == ["It is blue."]  # the stream paused: it is a sentence
+    assert s.feed(" And green") == []
+    assert s.settle() == []  # a fragment stays until it ends
+    assert s.flush() == ["And green"]
+
+
+def test_complete_keeps_whole_sentences_and_drops_a_fragment() -> None:
+    s = SentenceSplitter()
+    assert s.feed('She said "go!"') == []
+    assert s.complete() == ['She said "go!"']
+    s = SentenceSplitter()
+    assert s.feed("It is blue. The wea") == ["It is blue."]
+    assert s.complete() == []  # "The wea" is never spoken as if whole
+    assert s.flush() == []
+    s = SentenceSplitter()
+    assert s.feed("Look here:\n```python\nprint(1).") == ["Look here"]
+    assert s.complete() == []  # inside a code block: nothing to say

@@ -150,3 +150,20 @@ def test_a_table_with_a_pair_twice_or_a_bare_state_is_refused() -> None:
         table([({State.IDLE}, "x", "rest", {State.IDLE}), ({State.IDLE}, "x", "rest", set())])
     with pytest.raises(TypeError):
         table([(State.IDLE, "x", "rest", {State.IDLE})])  # type: ignore[list-item]
+
+
+def test_the_architecture_doc_shows_the_table_as_the_code_has_it() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    rows = {line for line in doc.splitlines() if line.startswith("| `")}
+    for (_, event), row in TRANSITIONS.items():
+        assert any(r.startswith(f"| `{event}` |") and f"`{row.handler}`" in r for r in rows), event
+    documented = {r.split("`")[1] for r in rows}
+    assert {event for _, event in TRANSITIONS} <= documented
+    for name in [*ENTRY.values(), *EXIT.values()]:
+        assert f"`{name}`" in doc
+    for command, (model, handler) in COMMANDS.items():
+        assert any(
+            r.startswith(f"| `{command}` |") and model.__name__ in r and handler in r for r in rows
+        ), command

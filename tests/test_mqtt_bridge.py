@@ -40,6 +40,11 @@ def test_status_retained_online_then_offline_on_close(
     assert bridge is not None
     status = bridge.topics.status
     wait_until(lambda: bridge.connected)
+    first = Listener(broker, (status,))
+    try:  # "online" is out (live or retained, depending on who was first at the broker)
+        assert first.wait_for(status).text == "online"
+    finally:
+        first.close()
     late = Listener(broker, (status,))  # subscribes after the fact: gets the retained value
     try:
         msg = late.wait_for(status)
@@ -352,7 +357,7 @@ def test_cloud_and_update_entities_follow_events(
     broker: Broker, tmp_path: Path, listener: Listener
 ) -> None:
     assistant = FakeAssistant()
-    settings = settings_for(broker, tmp_path).model_copy(
+    settings = settings_for(broker, tmp_path, health_interval_s=60).model_copy(
         update={
             "llm": LlmSettings(url="http://127.0.0.1:9/v1"),
             "update": UpdateSettings(url="http://127.0.0.1:9/"),
@@ -361,13 +366,29 @@ def test_cloud_and_update_entities_follow_events(
     bridge = start_mqtt(settings, assistant)
     assert bridge is not None
     try:
+        # The cloud entity shows the online model's own ``available`` (one source of
+        # truth); a breaker event only makes the health report go out at once.
         health = bridge.topics.health
+        assistant.llm = {"available": False, "state": "open"}
         assistant.emit("breaker", state="open")
         listener.wait_for(health, lambda m: m.json()["cloud"] == "OFF")
+        assistant.llm = {"available": True, "state": "closed"}
         assistant.emit("breaker", state="closed")
         listener.wait_for(health, lambda m: m.json()["cloud"] == "ON")
+        # One failed question makes it unavailable with the breaker still closed: the
+        # fallback reply is enough for the health report to follow at once.
+        assistant.llm = {"available": False, "state": "closed"}
+        assistant.emit("reply", text="Sorry.", source="fallback")
+        listener.wait_for(health, lambda m: m.json()["cloud"] == "OFF", timeout=5)
         assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
         body = listener.wait_for(health, lambda m: m.json()["latest_version"] == "0.2.0").json()
-        assert body["version"] == "0.1.0"
+        assert body["version"] == "0.1.0" and body["update_server"] == "ok"
+        # A frozen release server (its signed pointer expired) shows in health until a
+        # check succeeds again.
+        stale = "update server stale since 2026-11-30 10:00 (latest.json expired)"
+        assistant.emit("update", step="check", ok=False, message=stale, active=False)
+        listener.wait_for(health, lambda m: m.json()["update_server"] == stale)
+        assistant.emit("update", step="check", ok=True, message="", version="0.2.0", active=False)
+        listener.wait_for(health, lambda m: m.json()["update_server"] == "ok")
     finally:
         bridge.close()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from firmware_app.ota.manifest import (
     new_manifest,
     sign,
 )
+from firmware_app.ota.pointer import open_pointer
 
 
 @pytest.fixture
@@ -248,9 +250,27 @@ def test_cli_keygen_build_verify(
     site = tmp_path / "site"
     args = ["build", "--version", "1.0.0", "--wheelhouse", str(wheelhouse / "wheels")]
     assert ota_main([*args, "--key", str(private), "--out", str(site)]) == 0
-    pointer = json.loads((site / "latest.json").read_text())
-    assert pointer["version"] == "1.0.0" and pointer["bundle"] == "ttbt5-1.0.0.tar"
-    assert pointer["size"] == (site / "ttbt5-1.0.0.tar").stat().st_size
+    key = load_public_key(public)
+    raw = (site / "latest.json").read_bytes()
+    pointer = open_pointer(raw, key, hardware="linux-aarch64", min_serial=None)
+    assert (pointer.version, pointer.bundle) == ("1.0.0", "ttbt5-1.0.0.tar")
+    assert pointer.size == (site / "ttbt5-1.0.0.tar").stat().st_size
+    assert pointer.hardware == ("any",)  # pure-Python wheels only
+    assert 13.9 * 86400 < pointer.expires - time.time() < 14.1 * 86400
+    # renewed by the server's cron: a newer serial and a new expiry, same release
+    renew = ["renew", str(site / "latest.json"), "--key", str(private), "--expires-days", "2"]
+    assert ota_main([*renew, "--serial", str(pointer.serial + 5)]) == 0
+    renewed = open_pointer(
+        (site / "latest.json").read_bytes(), key, hardware="x", min_serial=pointer.serial
+    )
+    assert renewed.serial == pointer.serial + 5 and renewed.sha256 == pointer.sha256
+    assert 1.9 * 86400 < renewed.expires - time.time() < 2.1 * 86400
+    with pytest.raises(UpdateError, match="older than"):  # the replayed original
+        open_pointer(raw, key, hardware="x", min_serial=renewed.serial)
+    forged = json.loads(raw)
+    forged["signed"] = forged["signed"].replace('"1.0.0"', '"1.0.1"')
+    with pytest.raises(UpdateError, match="pointer signature is not valid"):
+        open_pointer(json.dumps(forged).encode(), key, hardware="x", min_serial=None)
     assert ota_main(["verify", str(site / "ttbt5-1.0.0.tar"), "--public-key", str(public)]) == 0
     other_private, other_public = tmp_path / "o.key", tmp_path / "o.pub"
     generate_keys(other_private, other_public)

@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ota_support import Device, ReleaseServer, make_keys, ota, publish, run_update, wait_for
+from ota_support import (
+    Device,
+    ReleaseServer,
+    make_keys,
+    ota,
+    point_latest,
+    publish,
+    run_update,
+    wait_for,
+)
 
 from firmware_app.config import load_settings
 from firmware_app.messages import Command, Notice
@@ -172,9 +181,13 @@ def test_update_service_that_never_starts_is_reported(setup: tuple[Device, Path,
 def test_after_a_restart_the_rest_of_the_run_is_reported(tmp_path: Path):
     """The service is restarted mid-update: the new process posts what it has not yet."""
     config = tmp_path / "c.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\n[update]\nurl = "http://127.0.0.1:9/"\n')
-    journal = tmp_path / "update" / "journal.jsonl"
-    journal.parent.mkdir()
+    config.write_text(
+        f'data_dir = "{tmp_path}"\n[update]\nurl = "http://127.0.0.1:9/"\n'
+        f'root = "{tmp_path / "opt"}"\n'
+    )
+    journal = tmp_path / "opt" / "state" / "journal.jsonl"  # root's, read by the service
+    journal.parent.mkdir(parents=True)
+    (tmp_path / "update").mkdir()
     now = time.time()
     lines = [
         {
@@ -257,3 +270,26 @@ def test_running_service_looks_up_the_latest_release(
     assert offered()[0]["version"] == "0.3.0" and offered()[0]["active"] is False
     assert "installed 0.1.0" in offered()[0]["message"]
     assert not (device.data / "update" / "request.json").exists()  # looking is not updating
+
+
+def test_a_frozen_release_server_is_reported_as_stale(
+    setup: tuple[Device, Path, Path], tmp_path: Path
+):
+    """The server keeps serving a correctly signed pointer past its expiry: the running
+    service says so on its update entity, where a silent failure would hide it."""
+    device, site, private = setup
+    bundle = publish(site, "0.3.0", private, tmp_path)
+    point_latest(site, bundle, private, expires_days=-2)
+    settings = load_settings(device.config)
+    settings = settings.model_copy(
+        update={"update": settings.update.model_copy(update={"check_interval_h": 1.0})}
+    )
+    posted: list[object] = []
+    make_updater(settings, posted.append)
+
+    def stale() -> list[dict]:
+        return [n for n in notices(posted) if "update server stale since" in n["message"]]
+
+    assert wait_for(lambda: bool(stale()))
+    assert stale()[0]["step"] == "check" and stale()[0]["ok"] is False
+    assert stale()[0]["active"] is False

@@ -3,13 +3,15 @@ local wheelhouse, a server on 127.0.0.1 publishes it, ota-update.sh installs it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from ota_support import Device, ReleaseServer, make_app_wheel, make_keys
+from ota_support import Device, ReleaseServer, make_app_wheel, make_keys, make_wheel
+
+from firmware_app.ota.manifest import load_public_key
+from firmware_app.ota.pointer import open_pointer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,8 +20,8 @@ def test_build_release_then_ota_update(tmp_path: Path):
     private, public = make_keys(tmp_path)
     site = tmp_path / "site"
     wheels = tmp_path / "wheels"
-    make_app_wheel(wheels, "1.0.0")
-    (wheels / "somedep-2.0-py3-none-any.whl").write_bytes(b"a dependency wheel")
+    make_app_wheel(wheels, "1.0.0", requires=["somedep>=2"])
+    make_wheel(wheels, "somedep", "2.0", {"somedep.py": "VERSION = '2.0'\n"})
     build = [
         "bash",
         str(REPO / "scripts" / "build-release.sh"),
@@ -36,8 +38,9 @@ def test_build_release_then_ota_update(tmp_path: Path):
         [*build, "--version", "1.0.0"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    pointer = json.loads((site / "latest.json").read_text())
-    assert pointer["version"] == "1.0.0"
+    raw = (site / "latest.json").read_bytes()
+    pointer = open_pointer(raw, load_public_key(public), hardware="any", min_serial=None)
+    assert pointer.version == "1.0.0"
     listing = subprocess.run(
         ["tar", "tf", str(site / "ttbt5-1.0.0.tar")], capture_output=True, text=True, check=True
     ).stdout.split()

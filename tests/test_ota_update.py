@@ -3,6 +3,7 @@ from the bundle's wheelhouse, and a stand-in service that writes the health file
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -48,8 +49,7 @@ def server(site: Path) -> Iterator[ReleaseServer]:
 
 
 def journal(device: Device) -> list[dict]:
-    path = device.data / "update" / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in device.journal.read_text().splitlines()]
 
 
 def last_run(device: Device) -> list[dict]:
@@ -107,19 +107,24 @@ def test_update_resumes_download_switches_and_rolls_back_by_hand(
         assert json.loads(device.health.read_text())["version"] == "0.1.0"
         assert device.snapshot() == before
 
-        # the next update keeps current + previous and removes the rest
+        # the next update keeps current, previous and one more to fall back on
         publish(site, "0.3.0", private, work)
         ok, _ = run_update(device)
         assert ok
         assert (device.current(), device.previous()) == ("releases/0.3.0", "releases/0.1.0")
-        assert sorted(p.name for p in (device.root / "releases").iterdir()) == ["0.1.0", "0.3.0"]
+        releases = sorted(p.name for p in (device.root / "releases").iterdir())
+        assert releases == ["0.1.0", "0.2.0", "0.3.0"]
+        publish(site, "0.8.0", private, work)
+        assert run_update(device)[0]
+        releases = sorted(p.name for p in (device.root / "releases").iterdir())
+        assert releases == ["0.2.0", "0.3.0", "0.8.0"]  # previous stays, the oldest other goes
         assert not (device.root / "downloads").exists()
         assert device.snapshot() == before
         # up to date: nothing happens
         ok, results = run_update(device)
         assert ok and "already installed" in results[-1].message
         status = json.loads(ota(device, "status").stdout)
-        assert status["installed"] == "0.3.0" and status["previous"] == "0.1.0"
+        assert status["installed"] == "0.8.0" and status["previous"] == "0.3.0"
     finally:
         device.stop()
 
@@ -158,26 +163,27 @@ def _case_tampered_manifest(site: Path, private: Path, other: Path, work: Path) 
         bundle,
         {"manifest.json": raw.replace(b'"min_from_version": null', b'"min_from_version": "0.0.1"')},
     )
-    point_latest(site, bundle)
+    point_latest(site, bundle, private)
     return "signature is not valid"
 
 
 def _case_tampered_file(site: Path, private: Path, other: Path, work: Path) -> str:
     bundle = publish(site, "0.2.2", private, work)
     _rewrite_tar(bundle, {"wheels/ttbt5-0.2.2-py3-none-any.whl": b"not the signed wheel"})
-    point_latest(site, bundle)
+    point_latest(site, bundle, private)
     return "does not match its SHA-256"
 
 
 def _case_wrong_key(site: Path, private: Path, other: Path, work: Path) -> str:
-    publish(site, "0.2.3", other, work)
-    return "signature is not valid"
+    bundle = publish(site, "0.2.3", other, work)
+    point_latest(site, bundle, private)  # the pointer holds, the manifest does not
+    return "manifest signature is not valid"
 
 
 def _case_truncated_on_server(site: Path, private: Path, other: Path, work: Path) -> str:
     bundle = publish(site, "0.2.4", private, work)
     bundle.write_bytes(bundle.read_bytes()[:3000])  # inside the wheel
-    point_latest(site, bundle)  # no size or hash to give it away before verification
+    point_latest(site, bundle, private)  # signed as it is: only the tar checks catch it
     return "damaged"
 
 
@@ -185,7 +191,7 @@ def _case_traversal(site: Path, private: Path, other: Path, work: Path) -> str:
     bundle = site / "ttbt5-0.2.5.tar"
     evil = tarfile.TarInfo("../../../../escaped.txt")
     signed_tar(bundle, private, [(evil, b"owned")], version="0.2.5")
-    point_latest(site, bundle)
+    point_latest(site, bundle, private)
     return "not a plain relative path"
 
 
@@ -194,7 +200,7 @@ def _case_symlink(site: Path, private: Path, other: Path, work: Path) -> str:
     link = tarfile.TarInfo("wheels/ttbt5-0.2.6-py3-none-any.whl")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     signed_tar(bundle, private, [(link, None)], listed={"wheels/x.whl": b"x"}, version="0.2.6")
-    point_latest(site, bundle)
+    point_latest(site, bundle, private)
     return "is a link"
 
 
@@ -210,8 +216,67 @@ def _case_min_from(site: Path, private: Path, other: Path, work: Path) -> str:
 
 def _case_lying_pointer(site: Path, private: Path, other: Path, work: Path) -> str:
     bundle = publish(site, "0.2.7", private, work)
-    point_latest(site, bundle, version="0.2.8")
+    point_latest(site, bundle, private, version="0.2.8")
     return "server announced 0.2.8"
+
+
+def _case_tampered_on_server(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.2", private, work)
+    _rewrite_tar(bundle, {"wheels/ttbt5-0.3.2-py3-none-any.whl": b"swapped on the server"})
+    return "does not match the signed SHA-256"
+
+
+def _case_gzip_bomb(site: Path, private: Path, other: Path, work: Path) -> str:
+    """A correctly signed pointer to a gzip that would expand to 256 MiB: refused as not a
+    plain tar, without expanding it."""
+    bundle = site / "ttbt5-0.3.3.tar"
+    with gzip.open(bundle, "wb", compresslevel=9) as fh:
+        for _ in range(256):
+            fh.write(bytes(1 << 20))
+    point_latest(site, bundle, private)
+    return "not a readable tar file"
+
+
+def _case_longer_than_signed(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.4", private, work)
+    point_latest(site, bundle, private, size=1000)
+    return "more than the signed 1000 bytes"
+
+
+def _case_unsigned_pointer(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.5", private, work)
+    (site / "latest.json").write_text(json.dumps({"version": "0.3.5", "bundle": bundle.name}))
+    return "not a signed pointer"
+
+
+def _case_pointer_wrong_key(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.6", private, work)
+    point_latest(site, bundle, other)
+    return "pointer signature is not valid"
+
+
+def _case_older_serial(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.7", private, work)
+    point_latest(site, bundle, private, serial=5)
+    return "older than"
+
+
+def _case_expired(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.8", private, work)
+    point_latest(site, bundle, private, expires_days=-1)
+    return "update server stale since"
+
+
+def _case_other_hardware(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.3.9", private, work)
+    point_latest(site, bundle, private, hardware=("linux-riscv64",))
+    return "built for linux-riscv64"
+
+
+def _case_other_product(site: Path, private: Path, other: Path, work: Path) -> str:
+    bundle = publish(site, "0.4.0", private, work)
+    point_latest(site, bundle, private, product="doorbell")
+    return "not ttbt5"
 
 
 CASES = {
@@ -224,6 +289,15 @@ CASES = {
     "downgrade": (_case_downgrade, "check", {}),
     "min-from": (_case_min_from, "verify", {}),
     "lying-pointer": (_case_lying_pointer, "verify", {}),
+    "tampered-on-server": (_case_tampered_on_server, "download", {}),
+    "gzip-bomb": (_case_gzip_bomb, "verify", {}),
+    "longer-than-signed": (_case_longer_than_signed, "download", {}),
+    "unsigned-pointer": (_case_unsigned_pointer, "check", {}),
+    "pointer-wrong-key": (_case_pointer_wrong_key, "check", {}),
+    "older-serial": (_case_older_serial, "check", {}),
+    "expired-pointer": (_case_expired, "check", {}),
+    "other-hardware": (_case_other_hardware, "check", {}),
+    "other-product": (_case_other_product, "check", {}),
     "no-disk-space": (
         lambda site, private, other, work: (publish(site, "0.2.9", private, work), "disk space")[1],
         "download",
@@ -334,3 +408,62 @@ def test_forced_downgrade_is_allowed(
         assert (device.current(), device.previous()) == ("releases/0.6.9", "releases/0.7.0")
     finally:
         device.stop()
+
+
+def test_a_rollback_that_fails_too_tries_the_next_kept_release(
+    tmp_path: Path, work: Path, keys: tuple[Path, Path], site: Path, server: ReleaseServer
+):
+    private, public = keys
+    device = Device(tmp_path, server.url, public, health_timeout_s=3.0)
+    try:
+        for version in ("1.1.0", "1.2.0", "1.3.0"):
+            publish(site, version, private, work)
+            assert run_update(device)[0]
+        assert (device.current(), device.previous()) == ("releases/1.3.0", "releases/1.2.0")
+        # the running release rots on disk (a bad SD card): it no longer starts
+        package = next((device.root / "releases" / "1.3.0").rglob("firmware_app/__init__.py"))
+        package.write_text("raise SystemExit(3)\n")
+        publish(site, "1.4.0", private, work, behaviour="crash")
+        ok, results = run_update(device)
+        assert not ok
+        rollbacks = [(r.ok, r.version, r.active) for r in results if r.step == "rollback"]
+        assert rollbacks == [(False, "1.3.0", True), (True, "1.2.0", False)]
+        assert "rolled back to 1.2.0 and it is healthy" in results[-1].message
+        assert device.current() == "releases/1.2.0"
+        assert json.loads(device.health.read_text())["version"] == "1.2.0"
+        final = last_run(device)[-1]
+        assert (final["step"], final["ok"], final["version"]) == ("rollback", True, "1.2.0")
+
+        # nothing left that comes up: reported as failed, the first choice stays current
+        for release in ("1.1.0", "1.2.0"):
+            package = next((device.root / "releases" / release).rglob("firmware_app/__init__.py"))
+            package.write_text("raise SystemExit(3)\n")
+        publish(site, "1.5.0", private, work, behaviour="crash")
+        ok, results = run_update(device)
+        assert not ok
+        assert (results[-1].step, results[-1].ok, results[-1].active) == ("rollback", False, False)
+        assert "no kept release came up healthy" in results[-1].message
+        assert device.current() == "releases/1.2.0"
+    finally:
+        device.stop()
+
+
+def test_every_restart_clears_the_start_limit_first(tmp_path: Path):
+    """Two rolled-back updates in ten minutes must not leave the third attempt, or its
+    rollback, refused by systemd with start-limit-hit: ``reset-failed`` comes first."""
+    from firmware_app.config import UpdateSettings
+    from firmware_app.ota.update import Updater
+
+    log = tmp_path / "calls"
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    systemctl.chmod(0o755)
+    settings = UpdateSettings(
+        root=tmp_path / "root", restart_command=[str(systemctl), "--no-block", "restart", "a", "b"]
+    )
+    Updater(settings).restart()
+    assert log.read_text().splitlines() == ["--no-block reset-failed a b", "--no-block restart a b"]
+    # any other restart command is run as it is
+    other = UpdateSettings(root=tmp_path / "root", restart_command=["sh", "-c", f"echo x >> {log}"])
+    Updater(other).restart()
+    assert log.read_text().splitlines()[-1] == "x"

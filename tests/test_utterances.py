@@ -233,3 +233,16 @@ def test_the_led_pattern_is_a_function_of_state_and_flags(state, flags, pattern)
     values = {"muted": False, "ringing": False, "updating": False, "offline": False, **flags}
     assert choose_pattern(state, **values) == pattern
     assert pattern in PATTERNS
+
+
+def test_status_counts_are_derived_from_the_events(settings) -> None:
+    from firmware_app.messages import Notice
+
+    rig = Rig(settings)
+    rig.feed(WAKE)
+    rig.post(Notice("error", {"where": "tts", "message": "voice missing"}))
+    status = rig.assistant.status()
+    assert status["wake_count"] == len(rig.of("wake")) == 1
+    assert status["errors"] == len(rig.of("error")) == 1
+    assert status["last_error"] == "tts: voice missing"
+    rig.close()

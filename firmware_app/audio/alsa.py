@@ -16,6 +16,7 @@ from typing import Any
 
 from loguru import logger
 
+from firmware_app.audio.echo import PlaybackTap
 from firmware_app.errors import EngineUnavailableError
 from firmware_app.events import wall_now
 from firmware_app.messages import (
@@ -42,13 +43,12 @@ def _alsa() -> Any:
 
 
 class MicrophoneStalled(Exception):
-    """No audio arrived for longer than the stall limit."""
+    """The capture ended without an error."""
 
 
 class _Capture:
-    """One attempt at the device: opened and read on its own thread, so a read that never
-    returns (a device that stopped delivering) cannot hold up the microphone's supervisor.
-    ``last_data`` is the last sign of progress: audio read, or waiting for the consumer."""
+    """One attempt at the device, opened and read on its own thread: a read that never
+    returns cannot hold up the supervisor. ``last_data``: the last sign of progress."""
 
     def __init__(self, mic: Microphone) -> None:
         self.mic = mic
@@ -195,8 +195,7 @@ class Microphone:
                 self._post(Notice("error", {"where": "audio.input", "message": message}))
                 reported = True
             self._wait(delay)
-            delay = min(delay * 2, self._reopen_max_s)
-            self.reopens += 1
+            delay, self.reopens = min(delay * 2, self._reopen_max_s), self.reopens + 1
         self.status = "stopped"
 
     def _watch(self, capture: _Capture) -> tuple[str, str, bool]:
@@ -242,10 +241,19 @@ class AlsaSpeaker:
 
     _CHUNK_S = 0.05  # written in small pieces so stop() takes effect within ~50 ms
 
-    def __init__(self, device: str, sample_rate: int, post: Post, probe_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        device: str,
+        sample_rate: int,
+        post: Post,
+        tap: PlaybackTap | None = None,
+        probe_s: float = 10.0,
+    ) -> None:
         self.device = device
         self.sample_rate = sample_rate
         self._post = post
+        self._tap = tap
+        """Told what is written (the echo canceller's reference), and when playback ends."""
         self._probe_s = probe_s
         self._jobs: queue.Queue[tuple[str, int, bytes]] = queue.Queue()
         self._generation = 0
@@ -342,6 +350,8 @@ class AlsaSpeaker:
                     break
                 try:
                     pcm.write(data[start : start + step])
+                    if self._tap is not None:
+                        self._tap.written(data[start : start + step])
                 except Exception as exc:
                     self.status, self.last_error = "lost", f"{self.device}: {exc}"
                     logger.error("speaker {}", self.last_error)
@@ -355,7 +365,9 @@ class AlsaSpeaker:
     def _probe(self) -> None:
         """Open and close the device to learn whether it is there."""
         try:
-            self._close(self._open(), drain=False)
+            pcm = self._open()
+            with contextlib.suppress(Exception):
+                pcm.close()
         except Exception as exc:
             self._missing(exc)
             return
@@ -383,4 +395,6 @@ class AlsaSpeaker:
             pass
         with contextlib.suppress(Exception):
             pcm.close()
+        if self._tap is not None:
+            self._tap.stopped(cut=not drain)
         return None

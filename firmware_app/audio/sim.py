@@ -1,5 +1,8 @@
 """The speaker used by ``simulate``: audio lands on a timeline on the assistant clock, so
-OUT.wav lines up with IN.wav, and playback takes exactly as long as the audio lasts."""
+OUT.wav lines up with IN.wav, and playback takes exactly as long as the audio lasts.
+
+With a ``reference`` it also keeps what it plays at the microphone's rate, for the echo
+canceller and for ``simulate --echo``, which feeds it back into the microphone."""
 
 from __future__ import annotations
 
@@ -9,14 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from firmware_app.audio.echo import PlaybackReference
 from firmware_app.messages import PlaybackDone, PlaybackStarted
 
 
 class SimulatedSpeaker:
     def __init__(
-        self, sample_rate: int, post: Callable[[Any], None], clock: Callable[[], float]
+        self,
+        sample_rate: int,
+        post: Callable[[Any], None],
+        clock: Callable[[], float],
+        reference: PlaybackReference | None = None,
     ) -> None:
         self.sample_rate = sample_rate
+        self.reference = reference
         self._post = post
         self._clock = clock
         self._lock = threading.Lock()
@@ -32,6 +41,8 @@ class SimulatedSpeaker:
             self._buffer.extend(b"\0" * (offset - len(self._buffer)))
         del self._buffer[offset:]
         self._buffer.extend(pcm)
+        if self.reference is not None:
+            self.reference.place(offset / 2 / self.sample_rate, pcm, self.sample_rate)
 
     def play(self, utterance: int, pcm: bytes) -> None:
         with self._lock:
@@ -76,6 +87,8 @@ class SimulatedSpeaker:
             now = self._clock()
             cut = round(now * self.sample_rate) * 2
             del self._buffer[cut:]
+            if self.reference is not None:
+                self.reference.cut(cut / 2 / self.sample_rate)
             self._cursor = min(self._cursor, now)
             done = list(self._ends)
             self._ends.clear()

@@ -1,19 +1,27 @@
-"""Speech to text with Vosk, streamed frame by frame.
+"""Speech to text: Vosk streamed frame by frame, and the choice of recognizer.
 
 Frames go to the recognizer as they arrive, so when the speaker stops only the last few
 hundred milliseconds are left to decode and the final result is ready at once.
+``load_transcriber`` picks speech-to-phrase (``engines/phrases.py``), Vosk, or both, from
+``stt.engine`` and what is installed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 from firmware_app.messages import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from firmware_app.config import Settings
+    from firmware_app.engines import Transcriber
+    from firmware_app.engines.grammar import Grammar
 
 MISSING_MODEL_HELP = "no speech model is installed: run 'ttbt5 models pull'"
 
@@ -85,3 +93,52 @@ class VoskTranscriber:
     @staticmethod
     def _join(parts: list[str]) -> str:
         return " ".join(" ".join(parts).split())
+
+
+def phrase_grammar_sources(settings: Settings) -> Callable[[Iterable[str]], Grammar]:
+    """What the speech-to-phrase grammar is built from: the built-in sentences, the
+    answers to "Which one?", the custom sentences in config, and timer names."""
+    from firmware_app.engines.grammar import build_grammar
+    from firmware_app.engines.phrases import dictionary_words
+    from firmware_app.intents.builtin import BUILTIN, FOLLOWUP
+    from firmware_app.intents.custom import CustomIntents
+
+    custom = CustomIntents(settings.intents).intents
+
+    def sources(names: Iterable[str]) -> Grammar:
+        known = dictionary_words().__contains__
+        return build_grammar([BUILTIN, FOLLOWUP, custom], known, {"name": list(names)})
+
+    return sources
+
+
+def load_transcriber(settings: Settings) -> tuple[Transcriber | None, str | None, str]:
+    """The recognizer ``stt.engine`` asks for: (transcriber, problem, what is active).
+
+    ``auto`` never fails for want of a Vosk model: speech-to-phrase ships with the
+    package. A missing model only matters when ``vosk`` is asked for by name.
+    """
+    from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber
+
+    engine = settings.stt.engine
+    vosk: VoskTranscriber | None = None
+    problem = None
+    if engine in ("auto", "vosk"):
+        try:
+            vosk = VoskTranscriber(settings.stt_model_path)
+        except (ModelMissingError, EngineUnavailableError) as exc:
+            problem = str(exc)
+            if engine == "vosk":
+                return None, problem, f"none ({problem})"
+    if engine == "vosk":
+        assert vosk is not None
+        return vosk, None, f"vosk ({settings.stt_model_path})"
+    try:
+        phrases = PhraseTranscriber(phrase_grammar_sources(settings))
+    except EngineUnavailableError as exc:
+        if vosk is not None:
+            return vosk, None, f"vosk ({settings.stt_model_path}); speech-to-phrase off: {exc}"
+        return None, str(exc), f"none ({exc})"
+    if vosk is None:
+        return phrases, None, "speech-to-phrase (commands only: no Vosk model for open speech)"
+    return HybridTranscriber(phrases, vosk), None, f"speech-to-phrase + vosk ({vosk.model_dir})"

@@ -1,9 +1,14 @@
-"""Custom home-automation intents from config: sentence templates with slot lists.
+"""Custom home-automation intents from config, in Home Assistant's sentence format.
 
-``turn (on|off) the {room} light`` with ``room = [kitchen, bedroom, living room]`` matches
-"turn on the living room light" with slots ``{"group1": "on", "room": "living room"}``; the
-topic, payload and reply templates are filled from those slots. Optional words go in
-square brackets: ``[please] turn (on|off) the {room} light``.
+``turn (on|off) the {room} light`` is a Home Assistant sentence template: ``(a|b)``
+alternatives, ``[optional words]``, ``{list}`` slots whose values come from ``slots``
+(Home Assistant's ``lists``), ``<rule>`` for the built-in expansion rules (``<the>``,
+``<what_is>``...). It is matched by ``hassil``, like Home Assistant matches custom
+sentences, and the topic, payload and reply templates are filled from the slots.
+
+The earlier TTBT5 format, where ``{group1}`` in the topic, payload or reply named the
+first ``(a|b)`` group of a sentence, is still read: each numbered group a placeholder
+uses becomes a slot of that name with the group's words as values.
 """
 
 from __future__ import annotations
@@ -11,72 +16,124 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from typing import Any
+
+from hassil import Intents, recognize_all
+from hassil.errors import HassilError
+from hassil.expression import Expression, Group, RuleReference
+from hassil.parser import ParseError
 
 from firmware_app.config import CustomIntent
 from firmware_app.errors import ConfigError
 from firmware_app.intents import Intent, normalize
+from firmware_app.intents.sentences_en import EXPANSION_RULES, SKIP_WORDS
+
+_GROUP = re.compile(r"\(([^()\[\]{}<>;]+)\)")
+_SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_][A-Za-z0-9_]*)?\}")
 
 
 @dataclass(frozen=True)
 class CompiledIntent:
     spec: CustomIntent
-    patterns: tuple[re.Pattern[str], ...]
+    sentences: tuple[str, ...]  # in Home Assistant's format (old groups made slots)
+    lists: dict[str, list[str]]
 
 
-def _compile_template(template: str, slots: dict[str, list[str]], owner: str) -> re.Pattern[str]:
-    out: list[str] = []
-    group = 0
-    pos = 0
-    text = normalize_template(template)
-    token = re.compile(r"\(([^()]+)\)|\[([^\[\]]+)\]|\{([a-z_][a-z0-9_]*)\}|([^()\[\]{}]+)")
-    for m in token.finditer(text):
-        if m.start() != pos:
-            raise ConfigError(f"intents.{owner}: cannot read template {template!r}")
-        pos = m.end()
-        if m.group(1) is not None:
-            group += 1
-            options = "|".join(re.escape(normalize(o)) for o in m.group(1).split("|"))
-            out.append(f"(?P<group{group}>{options})")
-        elif m.group(2) is not None:
-            out.append(f"(?:{re.escape(normalize(m.group(2)))} )?")
-        elif m.group(3) is not None:
-            name = m.group(3)
-            if name not in slots:
+def _placeholders(spec: CustomIntent) -> list[str]:
+    names = []
+    for tmpl in (spec.topic, spec.payload, spec.reply):
+        try:
+            names += [f for _, f, _, _ in string.Formatter().parse(tmpl) if f]
+        except ValueError as exc:
+            raise ConfigError(f"intents.{spec.name}: bad template {tmpl!r}: {exc}") from None
+    return names
+
+
+def _upgrade(spec: CustomIntent) -> CompiledIntent:
+    """Turn old-format numbered groups into named slots; check every slot has values."""
+    lists = {name: [normalize(v) for v in values] for name, values in spec.slots.items()}
+    used = {int(p[5:]) for p in _placeholders(spec) if re.fullmatch(r"group[1-9][0-9]*", p)}
+    sentences = []
+    for sentence in spec.sentences:
+        count = 0
+
+        def numbered(m: re.Match[str]) -> str:
+            nonlocal count
+            count += 1
+            if count not in used:
+                return m.group(0)
+            values = [normalize(v) for v in m.group(1).split("|")]
+            lists.setdefault(f"group{count}", [])
+            lists[f"group{count}"] += [v for v in values if v not in lists[f"group{count}"]]
+            return "{" + f"group{count}" + "}"
+
+        sentences.append(_GROUP.sub(numbered, " ".join(sentence.lower().split())))
+    for sentence in sentences:
+        for name in _SLOT.findall(sentence):
+            if name not in lists:
                 raise ConfigError(
-                    f"intents.{owner}: template uses {{{name}}} but slots has no {name!r}"
+                    f"intents.{spec.name}: template uses {{{name}}} but slots has no {name!r}"
                 )
-            values = sorted((normalize(v) for v in slots[name]), key=len, reverse=True)
-            out.append(f"(?P<{name}>{'|'.join(re.escape(v) for v in values)})")
-        else:
-            out.append(re.escape(m.group(4)))
-    if pos != len(text):
-        raise ConfigError(f"intents.{owner}: cannot read template {template!r}")
-    pattern = "".join(out).replace(r"\ ", " ")
-    pattern = re.sub(r" +", " ", pattern).strip()
-    pattern = pattern.replace(")? ", ")?")  # "[please] turn" → "(?:please )?turn"
-    return re.compile(r"^(?:please )?" + pattern + r"(?: please)?$")
-
-
-def normalize_template(template: str) -> str:
-    return " ".join(template.lower().split())
+    return CompiledIntent(spec, tuple(sentences), lists)
 
 
 class CustomIntents:
+    """The user's sentences, compiled once; ``recognize`` then ``action`` for MQTT."""
+
     def __init__(self, specs: list[CustomIntent]) -> None:
-        self.compiled: list[CompiledIntent] = []
-        for spec in specs:
-            patterns = tuple(_compile_template(s, spec.slots, spec.name) for s in spec.sentences)
-            self.compiled.append(CompiledIntent(spec, patterns))
-            for tmpl in (spec.topic, spec.payload, spec.reply):
-                _check_placeholders(tmpl, spec)
+        self.compiled = [_upgrade(spec) for spec in specs]
+        for item in self.compiled:
+            _check_placeholders(item)
+        doc: dict[str, Any] = {
+            "language": "en",
+            "intents": {
+                item.spec.name: {"data": [{"sentences": list(item.sentences)}]}
+                for item in self.compiled
+            },
+            "lists": {},
+            "expansion_rules": EXPANSION_RULES,
+            "skip_words": SKIP_WORDS,
+        }
+        for item in self.compiled:
+            for name, values in item.lists.items():
+                known = doc["lists"].setdefault(name, {"values": []})["values"]
+                known += [v for v in values if v not in known]
+        self._order = {item.spec.name: i for i, item in enumerate(self.compiled)}
+        try:
+            self.intents = Intents.from_dict(doc)
+            for intent in self.intents.intents.values():
+                for data in intent.data:
+                    for sentence in data.sentences:  # hassil parses on first use
+                        _check_rules(sentence.expression, self.intents.expansion_rules)
+        except (HassilError, ParseError, ValueError, KeyError) as exc:
+            names = ", ".join(i.spec.name for i in self.compiled)
+            raise ConfigError(
+                f"intents ({names}): cannot read a sentence template: {exc}"
+            ) from None
+
+    @property
+    def lists(self) -> dict[str, list[str]]:
+        """Every slot's values, for the speech recognizer's grammar."""
+        merged: dict[str, list[str]] = {}
+        for item in self.compiled:
+            for name, values in item.lists.items():
+                merged.setdefault(name, [])
+                merged[name] += [v for v in values if v not in merged[name]]
+        return merged
 
     def recognize(self, text: str) -> Intent | None:
-        for item in self.compiled:
-            for pattern in item.patterns:
-                m = pattern.match(text)
-                if m:
-                    slots = {k: v for k, v in m.groupdict().items() if v is not None}
-                    return Intent(item.spec.name, slots)
+        if not self.compiled or not text:
+            return None
+        results = sorted(
+            recognize_all(text, self.intents, language="en"),
+            key=lambda r: self._order.get(r.intent.name, len(self._order)),
+        )
+        for result in results:
+            slots = {name: str(e.value) for name, e in result.entities.items()}
+            item = self.compiled[self._order[result.intent.name]]
+            lists = item.lists.items()
+            if all(slots[name] in values for name, values in lists if name in slots):
+                return Intent(result.intent.name, slots)
         return None
 
     def action(self, intent: Intent) -> tuple[str, str, str] | None:
@@ -93,21 +150,24 @@ class CustomIntents:
         return None
 
 
+def _check_rules(exp: Expression, rules: dict[str, Any]) -> None:
+    if isinstance(exp, RuleReference) and exp.rule_name not in rules:
+        raise ValueError(f"<{exp.rule_name}> is not an expansion rule ({', '.join(sorted(rules))})")
+    if isinstance(exp, Group):
+        for item in exp.items:
+            _check_rules(item, rules)
+
+
 class _Filler(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
 
 
-def _check_placeholders(template: str, spec: CustomIntent) -> None:
-    try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
-    except ValueError as exc:
-        raise ConfigError(f"intents.{spec.name}: bad template {template!r}: {exc}") from None
-    groups = max((s.count("(") for s in spec.sentences), default=0)
-    allowed = set(spec.slots) | {f"group{i}" for i in range(1, groups + 1)}
-    for name in names:
+def _check_placeholders(item: CompiledIntent) -> None:
+    allowed = set(item.lists)
+    for name in _placeholders(item.spec):
         if name not in allowed:
             raise ConfigError(
-                f"intents.{spec.name}: {{{name}}} in {template!r} is not a slot "
-                f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
+                f"intents.{item.spec.name}: {{{name}}} in the topic, payload or reply is not "
+                f"a slot (allowed: {', '.join(sorted(allowed)) or 'none'})"
             )

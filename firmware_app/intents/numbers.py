@@ -188,3 +188,32 @@ def spoken_duration(seconds: float) -> str:
     if hours and len(parts) == 3:  # drop seconds from long durations
         parts = parts[:2]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+DURATION_WORDS = (
+    set(ONES) | set(TENS) | set(UNITS) | {"hundred", "and", "of", "half", "quarter", "quarters"}
+)
+
+
+def is_duration(text: str) -> bool:
+    """True when ``text`` is a duration and nothing else ("five minutes", "an hour and a
+    half"), so a template's wildcard that swallowed more words ("ten minutes called pasta")
+    is refused instead of read loosely."""
+    words = text.lower().replace("-", " ").split()
+    if not words or not all(w in DURATION_WORDS or _digits(w) is not None for w in words):
+        return False
+    return parse_duration(text) is not None
+
+
+def number_words(n: int) -> str:
+    """0-999 in words, as a speech recognizer's dictionary spells them ("forty two")."""
+    if n < 0 or n > 999:
+        raise ValueError(f"number_words covers 0-999, not {n}")
+    small = {v: k for k, v in ONES.items() if k not in ("a", "an", "oh", "couple", "dozen")}
+    tens = {v: k for k, v in TENS.items()}
+    if n < 20:
+        return small[n]
+    if n < 100:
+        return tens[n - n % 10] + ("" if n % 10 == 0 else " " + small[n % 10])
+    rest = n % 100
+    return small[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))

@@ -24,5 +24,6 @@ def build_responder(settings: Settings, store: Store) -> LlmResponder | None:
     from firmware_app.config import read_secret
     from firmware_app.llm.responder import LlmResponder
 
-    key = read_secret(settings.llm.api_key, settings.llm.api_key_file, "llm_api_key")
+    llm = settings.llm
+    key = read_secret(llm.api_key, llm.api_key_file, "llm.api_key_file", "llm_api_key")
     return LlmResponder(settings.llm, store, key)

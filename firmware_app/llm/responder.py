@@ -18,8 +18,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -28,9 +28,10 @@ from pydantic import SecretStr
 from firmware_app.config import LlmSettings
 from firmware_app.llm.breaker import BreakerState, CircuitBreaker, Outcome
 from firmware_app.llm.client import ChatClient, LlmError, LlmHttpError, LlmUnreachable
+from firmware_app.llm.job import Job, Post, safe_post
 from firmware_app.llm.memory import ConversationMemory
 from firmware_app.llm.sentences import SentenceSplitter
-from firmware_app.messages import Notice, ReplyEnd, ReplySentence
+from firmware_app.messages import Notice
 from firmware_app.store import Store
 
 FALLBACK_UNREACHABLE = "Sorry, I can't reach my online brain right now."
@@ -42,45 +43,14 @@ FALLBACK_SPEECHLESS = "Sorry, I have no spoken answer for that."
 """Spoken when the answer held nothing speakable (only code, say)."""
 FALLBACK_EMPTY = "Sorry, I didn't catch that."
 """Spoken when there was no question to send."""
-FALLBACKS = (FALLBACK_UNREACHABLE, FALLBACK_BROKEN, FALLBACK_SPEECHLESS)
+FALLBACK_CUT_OFF = "Sorry, I lost the rest of that answer."
+"""Spoken after the sentences that were complete when an answer broke off."""
+FALLBACKS = (FALLBACK_UNREACHABLE, FALLBACK_BROKEN, FALLBACK_SPEECHLESS, FALLBACK_CUT_OFF)
 """Every fixed sentence a ReplyEnd may carry, for warming the speech cache at start."""
 CANCELLED = "cancelled"
-
-Post = Callable[[object], None]
-
-
-@dataclass
-class _Job:
-    """One request. Its lock orders posts against ``cancel``: once cancelled, nothing
-    more is posted for it."""
-
-    request: int
-    post: Post
-    deadline: float
-    """Loop-clock time by which the first word must have arrived."""
-    started: float
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    ended: bool = False
-    spoken: list[str] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-    """Set on the loop thread; only touched there."""
-    recorded: bool = False
-    """The breaker has been told this request's outcome (loop thread only)."""
-
-    def sentence(self, text: str) -> None:
-        with self.lock:
-            if self.ended:
-                return
-            self.spoken.append(text)
-            _safe_post(self.post, ReplySentence(self.request, text))
-
-    def end(self, error: str | None, fallback: str | None) -> bool:
-        with self.lock:
-            if self.ended:
-                return False
-            self.ended = True
-            _safe_post(self.post, ReplyEnd(self.request, error=error, fallback=fallback))
-            return True
+SETTLE_S = 0.3
+"""A sentence end followed by this long a pause in the stream counts as the end of a
+sentence: it is spoken now, not when (or if) the stream goes on."""
 
 
 class LlmResponder:
@@ -101,7 +71,9 @@ class LlmResponder:
         )
         self._secrets = [s for s in self.client.secret_words() if s]
         self._notice_post: Post | None = None
-        self._jobs: dict[int, _Job] = {}
+        self._last_attempt: dict[str, Any] | None = None
+        """Outcome of the last request that went out: ok, error, when (monotonic)."""
+        self._jobs: dict[int, Job] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -114,7 +86,7 @@ class LlmResponder:
     def respond(self, request: int, text: str, post: Callable[[object], None]) -> None:
         """Start answering; see the module docstring. Returns at once."""
         now = self._loop.time()
-        job = _Job(request, post, deadline=now + self.settings.deadline_s, started=now)
+        job = Job(request, post, deadline=now + self.settings.deadline_s, started=now)
         self._notice_post = post
         question = " ".join(text.split())
         with self._lock:
@@ -153,13 +125,23 @@ class LlmResponder:
             self._abandon(job, CANCELLED)
 
     def available(self) -> bool:
-        return self.breaker.state != "open"
+        """Whether the next question is expected to get an answer: the breaker lets requests
+        through and the last request that went out (if any) did not fail."""
+        last = self._last_attempt
+        return self.breaker.state != "open" and (last is None or last["ok"])
 
     def status(self) -> dict[str, Any]:
-        """For health reports: breaker state and which provider (never the key)."""
+        """For health reports, the one place the online model's state is read from: the
+        breaker, the last attempt, and which provider (never the key)."""
+        last = self._last_attempt
+        if last is not None:
+            last = {**last, "age_s": round(time.monotonic() - last["at"], 1)}
+            del last["at"]
         return {
+            "available": self.available(),
             "state": self.breaker.state,
             "failures": self.breaker.consecutive_failures,
+            "last_attempt": last,
             "host": self.client.host,
             "model": self.settings.model,
         }
@@ -184,7 +166,7 @@ class LlmResponder:
 
     # Inside --------------------------------------------------------------------------
 
-    async def _answer(self, job: _Job, question: str) -> None:
+    async def _answer(self, job: Job, question: str) -> None:
         splitter = SentenceSplitter()
         got_text = False
         error: str | None = None
@@ -192,6 +174,12 @@ class LlmResponder:
         outcome: Outcome = "failure"
         first_word_at: float | None = None
         loop = asyncio.get_running_loop()
+        pause: asyncio.TimerHandle | None = None
+        cancelled = False
+
+        def settle() -> None:
+            for sentence in splitter.settle():
+                job.sentence(sentence)
 
         try:
             if job.ended:  # cancelled before it started
@@ -202,13 +190,16 @@ class LlmResponder:
             async with asyncio.timeout_at(job.deadline) as scope:
 
                 def on_text(piece: str) -> None:
-                    nonlocal got_text, first_word_at
+                    nonlocal got_text, first_word_at, pause
                     if not got_text:
                         got_text = True
                         first_word_at = loop.time()
                         scope.reschedule(job.started + self.settings.total_timeout_s)
                     for sentence in splitter.feed(piece):
                         job.sentence(sentence)
+                    if pause is not None:
+                        pause.cancel()
+                    pause = loop.call_later(SETTLE_S, settle)
 
                 result = await self.client.stream(messages, on_text)
             for sentence in splitter.flush():
@@ -223,8 +214,9 @@ class LlmResponder:
         except asyncio.CancelledError:
             # cancel() or close(): the job has already been ended by them.
             outcome = "success" if got_text else "abandoned"
+            cancelled = True
         except TimeoutError:
-            fallback = FALLBACK_UNREACHABLE  # dropped if part of the answer was spoken
+            fallback = FALLBACK_UNREACHABLE
             if got_text:
                 outcome = "success"
                 error = f"answer cut off after {self.settings.total_timeout_s:g} s"
@@ -245,6 +237,21 @@ class LlmResponder:
             )
             fallback = FALLBACK_BROKEN
         finally:
+            if pause is not None:
+                pause.cancel()
+            worked = error is None or fallback == FALLBACK_SPEECHLESS
+            if error is not None:
+                # Broken off: what was complete is spoken, then a fallback that says so.
+                for sentence in splitter.complete():
+                    job.sentence(sentence)
+                if job.spoken:
+                    fallback = FALLBACK_CUT_OFF
+            if not cancelled and outcome != "abandoned":
+                self._last_attempt = {
+                    "ok": worked,
+                    "error": None if error is None else self._redact(error),
+                    "at": time.monotonic(),
+                }
             self._record(job, outcome)
             elapsed = loop.time() - job.started
             if error is not None and not job.ended:
@@ -277,27 +284,27 @@ class LlmResponder:
             logger.error("llm: cannot read the conversation: {}", type(exc).__name__)
             return []
 
-    def _finish(self, job: _Job, error: str | None, fallback: str | None) -> None:
+    def _finish(self, job: Job, error: str | None, fallback: str | None) -> None:
         if error is not None:
             error = self._redact(error)
-        job.end(error, fallback if not job.spoken else None)
+        job.end(error, fallback)
         with self._lock:
             if self._jobs.get(job.request) is job:
                 del self._jobs[job.request]
 
-    def _start(self, job: _Job, question: str) -> None:
+    def _start(self, job: Job, question: str) -> None:
         """On the loop: run the request as a task. Whatever becomes of the task (even a
         cancellation before it ever ran), the breaker hears about it, so a half-open probe
         can never be left holding its slot."""
         job.task = self._loop.create_task(self._answer(job, question))
         job.task.add_done_callback(lambda _task: self._record(job, "abandoned"))
 
-    def _record(self, job: _Job, outcome: Outcome) -> None:
+    def _record(self, job: Job, outcome: Outcome) -> None:
         if not job.recorded:
             job.recorded = True
             self.breaker.record(outcome)
 
-    def _abandon(self, job: _Job, why: str) -> None:
+    def _abandon(self, job: Job, why: str) -> None:
         job.end(why, None)
         # Callbacks run in order, so this comes after the task was started. A closed
         # loop runs nothing any more: then there is nothing to cancel.
@@ -305,7 +312,7 @@ class LlmResponder:
             self._loop.call_soon_threadsafe(self._cancel_task, job)
 
     @staticmethod
-    def _cancel_task(job: _Job) -> None:
+    def _cancel_task(job: Job) -> None:
         if job.task is not None:
             job.task.cancel()  # the stream's connection closes as the task unwinds
 
@@ -329,7 +336,7 @@ class LlmResponder:
             logger.info("llm: circuit breaker {}", state)
         post = self._notice_post
         if post is not None:
-            _safe_post(post, Notice("breaker", {"state": state}))
+            safe_post(post, Notice("breaker", {"state": state}))
 
     def _redact(self, text: str) -> str:
         """One line, no secret: the last guard before a message leaves this module."""
@@ -353,10 +360,3 @@ def _fallback_for(exc: LlmError) -> str:
     if isinstance(exc, LlmHttpError) and (exc.status == 429 or exc.status >= 500):
         return FALLBACK_UNREACHABLE
     return FALLBACK_BROKEN
-
-
-def _safe_post(post: Post, message: object) -> None:
-    try:
-        post(message)
-    except Exception as exc:  # the assistant is gone; nothing to tell
-        logger.warning("llm: cannot post {}: {}", type(message).__name__, exc)

@@ -60,6 +60,28 @@ class SentenceSplitter:
         self._in_fence = False
         return out
 
+    def settle(self) -> list[str]:
+        """The stream has paused: the text waiting ends with a sentence end mark (only the
+        next character could still say otherwise), so it is taken as complete and emitted.
+        A fragment with no end mark stays. Used when nothing arrived for a moment, so a
+        finished sentence is spoken now rather than when (or if) the stream goes on."""
+        if self._in_fence or self._raw.strip("`").strip():
+            return []
+        text = self._text.rstrip()
+        stripped = text.rstrip(_CLOSERS)
+        if not stripped or stripped[-1] not in _ENDERS + _IMMEDIATE:
+            return []
+        self._text = text
+        return self._cut(final=True)
+
+    def complete(self) -> list[str]:
+        """The stream failed: the sentences that were complete (see ``settle``); an
+        unfinished fragment is dropped, never spoken as if it were whole."""
+        out = self.settle()
+        self._raw = self._text = ""
+        self._in_fence = False
+        return out
+
     def _strip_fences(self, final: bool) -> None:
         while True:
             at = self._raw.find(_FENCE)

@@ -5,17 +5,11 @@ Three threads meet here and none waits on another:
 - the assistant's thread calls the bus observer, which only appends the event to a
   bounded deque (the oldest is dropped when it is full) and wakes the worker;
 - the worker thread (``mqtt-out``) turns events into messages, keeps the retained topics
-  (status, discovery, state, health, metrics) current, and hands messages to paho while
-  the broker is connected. Messages carry their birth time: those older than
-  ``mqtt.event_ttl_s`` when they could finally be sent are dropped, so a command-like
-  event is never replayed an hour late. Retained topics are not queued at all: their
-  latest value is republished on every (re)connect;
+  (status, discovery, state, health, metrics) current, and hands messages to the outbox
+  (``outbox.py``: bounded queues, message age limits, the acknowledgement window), which
+  delivers them while the broker is connected;
 - paho's network thread (``loop_start``) connects, reconnects with backoff, and delivers
   incoming commands, which are validated and posted to the assistant as messages.
-
-At most ``WINDOW`` messages are handed to paho and not yet acknowledged at a time. When
-the connection drops with some of them unacknowledged, they are taken back from paho on
-reconnecting and go through the same age check as everything else.
 """
 
 from __future__ import annotations
@@ -26,52 +20,31 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from loguru import logger
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_app import __version__
-from firmware_app.config import Settings, read_secret
-from firmware_app.errors import BadInputError, ConfigError
+from firmware_app.config import Settings
+from firmware_app.errors import ConfigError
 from firmware_app.events import Event, wall_now
 from firmware_app.messages import Message, Notice
 from firmware_app.metrics import Metrics
 from firmware_app.mqtt.commands import CommandHandler
+from firmware_app.mqtt.connect import paho_client
 from firmware_app.mqtt.discovery import discovery_messages
 from firmware_app.mqtt.health import SystemProbe
 from firmware_app.mqtt.hermes import SUBSCRIPTIONS as HERMES_SUBSCRIPTIONS
 from firmware_app.mqtt.hermes import Hermes
+from firmware_app.mqtt.outbox import Outbox, Outgoing, check_publish
 from firmware_app.mqtt.topics import Topics
 
-WINDOW = 32
-"""Most messages handed to paho and not yet acknowledged by the broker."""
-WINDOW_STALE_S = 10.0
-"""An unacknowledged message stops counting against the window after this long."""
-MAX_PUBLISH_BYTES = 256 * 1024
 PRIVATE_TYPES = ("transcript", "reply")
 """Events whose ``text`` is only published when ``mqtt.publish_transcripts`` is on."""
 HEALTH_TRIGGERS = ("mute", "volume", "breaker", "update")
 """Events that change what the health topic shows (Home Assistant's switch, slider,
 cloud and update entities read it), so it is republished at once."""
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    topic: str
-    payload: str
-    qos: int
-    retain: bool
-    born: float
-    """``wall`` seconds when the thing it reports happened."""
-    ttl: float | None
-    urgent: bool = False
-    """A command result or a home-automation publish (see ``MqttBridge._urgent``)."""
-
-    def expired(self) -> bool:
-        return self.ttl is not None and wall_now() - self.born > self.ttl
 
 
 class MqttBridge:
@@ -90,22 +63,11 @@ class MqttBridge:
         self._version = __version__
 
         self._inbox: deque[Event] = deque(maxlen=cfg.queue_size)
-        self._outbox: deque[Outgoing] = deque(maxlen=cfg.queue_size)
-        self._urgent: deque[Outgoing] = deque(maxlen=cfg.queue_size)
-        """Command results and home-automation publishes: sent before the event log, and
-        never pushed out of the queue by a flood of events."""
-        self._current: dict[str, str] = {}
-        self._dirty: set[str] = set()
-        self._current_lock = threading.Lock()
-        self._sent: dict[int, tuple[float, Outgoing]] = {}
-        """Handed to paho, not yet acknowledged by the broker (by message id)."""
-        self._acked_early: dict[int, float] = {}
-        """Acknowledgements that arrived before we recorded the message (by id, with time;
-        acknowledgements of QoS 0 and untracked messages land here too and age out)."""
-        self._sent_lock = threading.Lock()
+        self._inbox_dropped = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = False
+        self._subscribed = False
         self._closed = False
         self._offline_noticed = False
         self._last_problem: str | None = None
@@ -115,13 +77,13 @@ class MqttBridge:
         # what the health report adds from events
         self._latest_version: str | None = None
         self._update_active = False
-        self._breaker: str | None = None
-
-        self.counters = {"dropped": 0, "expired": 0, "published": 0}
+        self._update_server: str | None = None  # why the last release check failed
 
         self._commands = CommandHandler(self._post, self._publish_result)
         self._hermes = Hermes(cfg.device_id, self._post) if cfg.hermes else None
 
+        self._client = self._make_client()
+        self._outbox = Outbox(self._client, cfg.queue_size, self._wake.set)
         self._set_current(self.topics.status, "online")
         for topic, payload in discovery_messages(
             self.topics,
@@ -132,8 +94,6 @@ class MqttBridge:
         ):
             self._set_current(topic, payload)
         self._set_current(self.topics.state, self._initial_state())
-
-        self._client = self._make_client()
         self._worker = threading.Thread(target=self._run, name="mqtt-out", daemon=True)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -175,14 +135,23 @@ class MqttBridge:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Connected, and the broker has confirmed the command subscriptions (a command
+        published from now on reaches us)."""
+        return self._connected and self._subscribed
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Messages dropped (a queue was full), expired (too old to send) and published."""
+        counters = dict(self._outbox.counters)
+        counters["dropped"] += self._inbox_dropped
+        return counters
 
     def queued(self) -> int:
         """Messages waiting for the broker (events, results, custom publishes)."""
-        return len(self._outbox) + len(self._urgent) + len(self._inbox)
+        return self._outbox.queued() + len(self._inbox)
 
     def _pending(self) -> bool:
-        return bool(self._inbox or self._outbox or self._urgent or self._dirty or self._in_flight())
+        return bool(self._inbox) or self._outbox.pending()
 
     # -- publishing API --------------------------------------------------------------------
 
@@ -190,35 +159,13 @@ class MqttBridge:
         """Queue a message (custom home intents). Never blocks; delivered while within
         ``mqtt.event_ttl_s`` of now, else dropped. A topic with wildcards or no text is a
         BadInputError."""
-        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
-            raise BadInputError(f"not a topic one can publish to: {topic!r}")
-        if "\0" in topic or len(topic.encode("utf-8")) > 65535:
-            raise BadInputError("topic is not valid")
-        if qos not in (0, 1, 2):
-            raise BadInputError(f"qos must be 0, 1 or 2, not {qos!r}")
-        if len(payload.encode("utf-8")) > MAX_PUBLISH_BYTES:
-            raise BadInputError(f"payload larger than {MAX_PUBLISH_BYTES} bytes")
-        self._enqueue(
+        check_publish(topic, payload, qos)
+        self._outbox.put(
             Outgoing(topic, payload, qos, retain, wall_now(), self._cfg.event_ttl_s, urgent=True)
         )
 
-    def _enqueue(self, msg: Outgoing) -> None:
-        if len(self._urgent) == self._urgent.maxlen:
-            self.counters["dropped"] += 1
-        self._urgent.append(msg)
-        self._wake.set()
-
     def _set_current(self, topic: str, payload: str) -> None:
-        with self._current_lock:
-            if self._current.get(topic) == payload and topic not in self._dirty:
-                return
-            self._current[topic] = payload
-            self._dirty.add(topic)
-
-    def _mark_all_dirty(self) -> None:
-        with self._current_lock:
-            self._dirty.update(self._current)
-        self._wake.set()
+        self._outbox.set_current(topic, payload)
 
     # -- the assistant's side ---------------------------------------------------------------
 
@@ -226,7 +173,7 @@ class MqttBridge:
         """Runs on the assistant's thread: append and wake, nothing else."""
         inbox = self._inbox
         if len(inbox) == inbox.maxlen:
-            self.counters["dropped"] += 1
+            self._inbox_dropped += 1
         inbox.append(event)
         if not self._wake.is_set():  # a plain read; only the first of a burst pays the lock
             self._wake.set()
@@ -242,17 +189,8 @@ class MqttBridge:
 
     def _publish_result(self, result: dict[str, Any]) -> None:
         payload = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
-        self._enqueue(
-            Outgoing(
-                self.topics.cmd_result,
-                payload,
-                1,
-                False,
-                wall_now(),
-                self._cfg.event_ttl_s,
-                urgent=True,
-            )
-        )
+        ttl = self._cfg.event_ttl_s
+        self._outbox.put(Outgoing(self.topics.cmd_result, payload, 1, False, wall_now(), ttl, True))
 
     def _initial_state(self) -> str:
         state = getattr(self._assistant, "state", None)
@@ -284,7 +222,7 @@ class MqttBridge:
                     self._metrics_due = False
                     self._set_current(self.topics.metrics, _dumps(self.metrics.snapshot()))
                 if self._connected:
-                    self._send()
+                    self._outbox.send(lambda: self._connected)
             except Exception as exc:  # the worker must outlive any one bad event
                 logger.opt(exception=exc).error("MQTT worker: {}", exc)
                 time.sleep(0.1)
@@ -300,7 +238,7 @@ class MqttBridge:
             kind = event.type
             if kind == "state":
                 self._set_current(self.topics.state, str(event.fields.get("state", "")))
-            elif kind in HEALTH_TRIGGERS:
+            elif kind in HEALTH_TRIGGERS or _online_answer(event):
                 self._note(event)
                 self._health_due = True
             elif kind == "speak_end":
@@ -315,19 +253,17 @@ class MqttBridge:
                     self._outbox_event(topic, _dumps(message), event.wall, ttl)
 
     def _outbox_event(self, topic: str, payload: str, born: float, ttl: float) -> None:
-        if len(self._outbox) == self._outbox.maxlen:
-            self.counters["dropped"] += 1
-        self._outbox.append(Outgoing(topic, payload, 1, False, born, ttl))
+        self._outbox.put(Outgoing(topic, payload, 1, False, born, ttl))
 
     def _note(self, event: Event) -> None:
         f = event.fields
-        if event.type == "breaker":
-            self._breaker = str(f.get("state") or "") or None
-        elif event.type == "update":
+        if event.type == "update":
             if "active" in f:
                 self._update_active = bool(f.get("active"))
             if f.get("step") == "check" and f.get("ok", True) and f.get("version"):
                 self._latest_version = str(f["version"])
+            if f.get("step") == "check":  # "update server stale since …", until a good check
+                self._update_server = None if f.get("ok", True) else str(f.get("message", ""))
 
     def _health_payload(self) -> str:
         status: dict[str, Any] = {}
@@ -345,138 +281,31 @@ class MqttBridge:
         health.setdefault("wake_count", self.metrics.snapshot()["wake_count"])
         health["latest_version"] = self._latest_version or version
         health["update_active"] = self._update_active
+        health["update_server"] = self._update_server or "ok"
         health["cloud"] = self._cloud(status.get("llm"))
         health["mqtt"] = {"queued": self.queued(), **self.counters}
         return _dumps(health)
 
-    def _cloud(self, llm: Any) -> str | None:
-        """ON/OFF for the cloud binary sensor: the breaker's last reported state, else
-        what the assistant's status says; None when there is no cloud LLM."""
-        state = self._breaker
-        if state is None and isinstance(llm, dict):
-            if isinstance(llm.get("available"), bool):
-                return "ON" if llm["available"] else "OFF"
-            found = llm.get("breaker", llm.get("state"))
-            state = str(found) if found else None
-        if state is None:
-            return None
-        return "ON" if state == "closed" else "OFF"
-
-    def _send(self) -> None:
-        with self._current_lock:
-            retained = [(t, self._current[t]) for t in self._current if t in self._dirty]
-            self._dirty.clear()
-        for index, (topic, payload) in enumerate(retained):
-            if not self._hand_to_paho(Outgoing(topic, payload, 1, True, wall_now(), None)):
-                with self._current_lock:  # the rest go out on the next attempt
-                    self._dirty.update(t for t, _ in retained[index:])
-                return
-        for queue in (self._urgent, self._outbox):
-            while queue and self._connected:
-                if self._in_flight() >= WINDOW:
-                    self._wake.set()
-                    time.sleep(0.005)
-                    return
-                msg = queue.popleft()
-                if msg.expired():
-                    self.counters["expired"] += 1
-                    continue
-                if not self._hand_to_paho(msg):
-                    queue.appendleft(msg)
-                    return
-
-    def _hand_to_paho(self, msg: Outgoing) -> bool:
-        """False when paho refused it (so it stays ours to send later). A QoS 1 message
-        paho accepted is remembered until the broker acknowledges it: if the connection
-        drops first, it comes back to our queue (``_reclaim``), where its age is checked."""
-        # paho calls on_publish holding its own lock: never hold ours while calling paho
-        info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            return False
-        if info.rc == mqtt.MQTT_ERR_NO_CONN and msg.qos == 0:
-            return False
-        if msg.qos > 0:
-            with self._sent_lock:
-                if self._acked_early.pop(info.mid, None) is None:  # else: already acked
-                    self._sent[info.mid] = (time.monotonic(), msg)
-        self.counters["published"] += 1
-        return True
-
-    def _in_flight(self) -> int:
-        """Unacknowledged messages; one the broker ignores for long stops counting, so a
-        silent broker slows the flow without stopping it."""
-        now = time.monotonic()
-        with self._sent_lock:
-            stale = [mid for mid, (at, _) in self._sent.items() if now - at > WINDOW_STALE_S]
-            for mid in stale:
-                del self._sent[mid]
-            return len(self._sent)
-
-    def _on_publish(
-        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
-    ) -> None:
-        with self._sent_lock:
-            if self._sent.pop(mid, None) is None:
-                now = time.monotonic()
-                if len(self._acked_early) > 100:
-                    self._acked_early = {
-                        m: at for m, at in self._acked_early.items() if now - at < 5.0
-                    }
-                self._acked_early[mid] = now
-
-    def _reclaim(self, client: mqtt.Client) -> None:
-        """On reconnecting, before paho would re-send what the old connection left
-        unacknowledged: take it back, so what is now too old is dropped and retained
-        topics are not overwritten with stale values."""
-        drop = getattr(client, "drop_out_messages", None)  # paho-mqtt >= 2.0
-        if drop is None:
-            return
-        dropped = drop()
-        with self._sent_lock:
-            sent = dict(self._sent)
-            self._sent.clear()
-            self._acked_early.clear()
-        back: list[Outgoing] = []
-        for message in dropped:
-            entry = sent.get(message.mid)
-            if entry is None or (entry[1].retain and entry[1].topic in self._current):
-                continue  # ours to republish anyway, with its current value
-            if entry[1].expired():
-                self.counters["expired"] += 1
-            else:
-                back.append(entry[1])
-        for msg in reversed(back):
-            (self._urgent if msg.urgent else self._outbox).appendleft(msg)
+    @staticmethod
+    def _cloud(llm: Any) -> str | None:
+        """ON/OFF for the cloud binary sensor, from the online model's own status (its
+        ``available``: the breaker and the last attempt, kept in one place by the
+        responder); None when there is no cloud LLM."""
+        if isinstance(llm, dict) and isinstance(llm.get("available"), bool):
+            return "ON" if llm["available"] else "OFF"
+        return None
 
     # -- paho's side --------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self._cfg
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"ttbt5-{cfg.device_id}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        client.reconnect_delay_set(min_delay=1, max_delay=cfg.reconnect_max_s)
-        client.max_queued_messages_set(cfg.queue_size)
-        if cfg.username:
-            secret = read_secret(cfg.password, cfg.password_file, "mqtt_password")
-            client.username_pw_set(cfg.username, secret.get_secret_value() if secret else None)
-        elif cfg.password is not None or cfg.password_file is not None:
-            logger.warning("MQTT: a password is set but no mqtt.username; it is not sent")
-        if cfg.tls_ca is not None:
-            try:
-                client.tls_set(ca_certs=str(cfg.tls_ca))
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "strerror", None) or exc
-                raise ConfigError(f"mqtt.tls_ca: cannot load {cfg.tls_ca}: {reason}") from None
+        client = paho_client(self._cfg, f"ttbt5-{self._cfg.device_id}")
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = _no_delay
         return client
 
@@ -489,15 +318,24 @@ class MqttBridge:
         subscriptions = [(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)]
         if self._hermes is not None:
             subscriptions += [(topic, 1) for topic in HERMES_SUBSCRIPTIONS]
-        self._reclaim(client)
+        self._outbox.reclaim()
+        self._subscribed = False
         client.subscribe(subscriptions)
         self._connected = True
         self._last_problem = None
         logger.info("MQTT: connected to {}:{}", self._cfg.host, self._cfg.port)
-        self._mark_all_dirty()
+        self._outbox.mark_all_dirty()
         if self._offline_noticed:
             self._offline_noticed = False
             self._notice("online")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, *rest: Any) -> None:
+        self._subscribed = True
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+    ) -> None:
+        self._outbox.acknowledged(mid)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
@@ -527,7 +365,7 @@ class MqttBridge:
             if topic == self.topics.ha_status:
                 if msg.payload.strip().lower() == b"online":
                     logger.info("MQTT: Home Assistant is online; announcing the device again")
-                    self._mark_all_dirty()
+                    self._outbox.mark_all_dirty()
                 return
             name = self.topics.command_name(topic)
             if name is not None:
@@ -536,6 +374,12 @@ class MqttBridge:
                 self._hermes.handle(topic, bytes(msg.payload))
         except Exception as exc:  # never let one message end paho's thread
             logger.opt(exception=exc).error("MQTT: message on {!r} failed: {}", topic, exc)
+
+
+def _online_answer(event: Event) -> bool:
+    """An answer from the online model or its fallback: ``llm.available`` (the cloud
+    entity) follows the last attempt, so it may have changed without a breaker event."""
+    return event.type == "reply" and event.fields.get("source") in ("llm", "fallback")
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:

@@ -11,7 +11,7 @@ send naturally):
 - ``say``/``ask``: ``{"text": "..."}`` or the text itself;
 - ``mute``: ``{"muted": true}``, ``true``/``false`` or ``ON``/``OFF``;
 - ``volume``: ``{"volume": 40}`` or ``40`` (0-100);
-- ``listen``/``stop``/``update``: nothing, ``{}``, ``PRESS`` or ``install``.
+- ``listen``/``stop``/``update``/``false_wake``: nothing, ``{}``, ``PRESS`` or ``install``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ MAX_IN_FLIGHT = 32
 """Commands handed to the assistant and not yet answered; more are refused, so a flood
 cannot grow the assistant's queue without bound."""
 
-COMMANDS: tuple[CommandName, ...] = ("say", "ask", "listen", "stop", "mute", "volume", "update")
+COMMANDS: tuple[CommandName, ...] = (
+    "say", "ask", "listen", "stop", "mute", "volume", "update", "false_wake"
+)  # fmt: skip
 _PRESS_WORDS = {"", "press", "install", "{}"}
 _ON_WORDS = {"on": True, "off": False, "true": True, "false": False}
 
@@ -142,7 +144,7 @@ def _normalise(name: str, text: str, data: Any) -> Any:
         if isinstance(data, int) and not isinstance(data, bool):
             return {"volume": data}
         raise CommandError('volume wants a whole number 0-100 or {"volume": N}')
-    # listen, stop, update
+    # listen, stop, update, false_wake
     if data is None or (data is _NOT_JSON and text.lower() in _PRESS_WORDS):
         return {}
     if isinstance(data, str) and data.strip().lower() in _PRESS_WORDS:

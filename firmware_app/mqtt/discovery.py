@@ -112,6 +112,16 @@ def discovery_messages(
             },
         ),
         (
+            "button",
+            "false_wake",
+            {
+                "name": "That wasn't for me",
+                "command_topic": topics.cmd("false_wake"),
+                "payload_press": "PRESS",
+                "icon": "mdi:account-voice-off",
+            },
+        ),
+        (
             "sensor",
             "cpu_temperature",
             {

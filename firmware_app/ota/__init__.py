@@ -8,6 +8,8 @@ Layout under the update root (``/opt/ttbt5``)::
     current -> releases/<version>   what systemd starts
     previous -> releases/<version>  where a rollback goes
     pending.json                    an update switched over but not yet committed
+    state/                          the updater's journal, lock, failed versions and the
+                                    last pointer serial: root's, read-only to the service
 
 Config lives in /etc/ttbt5 and data in /var/lib/ttbt5, never inside a release, so updates
 and rollbacks cannot touch them.

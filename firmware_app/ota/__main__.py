@@ -1,4 +1,4 @@
-"""``python -m firmware_app.ota check|update|rollback|status|keygen|sign|build|verify``.
+"""``python -m firmware_app.ota check|update|rollback|status|keygen|sign|build|renew|verify``.
 
 Exit codes: 0 done, 1 refused or failed (one line on stderr says why), 2 bad usage or
 configuration. ``--debug`` shows tracebacks.
@@ -17,6 +17,7 @@ from loguru import logger
 from firmware_app.config import Settings, load_settings
 from firmware_app.errors import ConfigError, TTBT5Error
 from firmware_app.ota.bundle import build_bundle, collect_files, file_sha256, verify_bundle
+from firmware_app.ota.layout import UntrustedFileError, remove_untrusted
 from firmware_app.ota.manifest import (
     SIGNATURE_NAME,
     UpdateError,
@@ -26,8 +27,16 @@ from firmware_app.ota.manifest import (
     parse_version,
     sign,
 )
-from firmware_app.ota.remote import read_request, update_dir
+from firmware_app.ota.pointer import (
+    DEFAULT_EXPIRES_DAYS,
+    make_pointer,
+    new_pointer,
+    read_signed,
+    when,
+)
+from firmware_app.ota.remote import read_request
 from firmware_app.ota.update import APP_NAME, MB, StepFailed, Updater
+from firmware_app.ota.wheelhouse import bundle_hardware
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +78,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _updater(args: argparse.Namespace, settings: Settings, run_id: str | None = None) -> Updater:
+def _updater(
+    args: argparse.Namespace,
+    settings: Settings,
+    run_id: str | None = None,
+    python: str | None = None,
+) -> Updater:
     shown = {"pct": -1}
 
     def progress(done: int, total: int | None) -> None:
@@ -88,9 +102,10 @@ def _updater(args: argparse.Namespace, settings: Settings, run_id: str | None = 
 
     return Updater(
         settings.update,
-        journal=update_dir(settings) / "journal.jsonl",
+        record=True,
         progress=progress,
         run_id=run_id,
+        python=python or sys.executable,
     )
 
 
@@ -113,16 +128,20 @@ def _check(args: argparse.Namespace) -> int:
 def _update(args: argparse.Namespace) -> int:
     settings = _settings(args)
     force, version, run_id = args.force, args.version, None
-    if args.request is not None and args.request.exists():
+    if args.request is not None:
         try:
-            request = read_request(args.request)
-        finally:
-            args.request.unlink(missing_ok=True)  # consumed, even when malformed
+            request = read_request(args.request)  # consumed, even when malformed
+        except FileNotFoundError:
+            request = None  # started by the timer or by hand: a plain update
+        except UntrustedFileError:
+            remove_untrusted(args.request)
+            raise
+    if args.request is not None and request is not None:
         run_id, version = request["id"], request["version"]
         force = request["force"] and settings.update.allow_remote_force
         if request["force"] and not force:
             logger.warning("remote 'force' ignored: update.allow_remote_force is off")
-    updater = _updater(args, settings, run_id)
+    updater = _updater(args, settings, run_id, args.python)
     return 0 if updater.update(force=force, version=version) else 1
 
 
@@ -159,21 +178,52 @@ def _build(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / f"{APP_NAME}-{version}.tar"
     manifest = build_bundle(files, version, key, bundle, args.min_from)
-    pointer = {
-        "version": version,
-        "bundle": bundle.name,
-        "size": bundle.stat().st_size,
-        "sha256": file_sha256(bundle),
-    }
-    text = json.dumps(pointer, indent=2) + "\n"
-    (args.out / f"{APP_NAME}-{version}.json").write_text(text)
+    hardware = tuple(args.hardware) if args.hardware else bundle_hardware(list(wheels))
+    pointer = new_pointer(
+        version,
+        bundle.name,
+        bundle.stat().st_size,
+        file_sha256(bundle),
+        hardware=hardware,
+        serial=args.serial,
+        expires_days=args.expires_days,
+    )
+    text = make_pointer(pointer, key)
+    _write_new(args.out / f"{APP_NAME}-{version}.json", text)
     if not args.no_latest:
-        (args.out / "latest.json").write_text(text)
+        _write_new(args.out / "latest.json", text)
     print(
-        f"{bundle} ({len(manifest.files)} files, {pointer['size'] / MB:.1f} MB, "
-        f"sha256 {pointer['sha256'][:12]}...)"
+        f"{bundle} ({len(manifest.files)} files, {pointer.size / MB:.1f} MB, "
+        f"sha256 {pointer.sha256[:12]}..., for {', '.join(hardware)}, serial {pointer.serial}, "
+        f"expires {when(pointer.expires)})"
     )
     return 0
+
+
+def _renew(args: argparse.Namespace) -> int:
+    """Re-sign a pointer with a new serial and expiry: what a release server runs before
+    the old expiry, so devices can tell a live server from a frozen one."""
+    key = load_private_key(args.key)
+    data = read_signed(args.pointer.read_bytes(), key.public_key())
+    pointer = new_pointer(
+        str(data["version"]),
+        str(data["bundle"]),
+        int(str(data["size"])),
+        str(data["sha256"]),
+        hardware=tuple(str(h) for h in data["hardware"]),  # type: ignore[attr-defined]
+        serial=args.serial,
+        expires_days=args.expires_days,
+    )
+    _write_new(args.pointer, make_pointer(pointer, key))
+    expires = when(pointer.expires)
+    print(f"{args.pointer}: {pointer.version}, serial {pointer.serial}, expires {expires}")
+    return 0
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -184,6 +234,16 @@ def _verify(args: argparse.Namespace) -> int:
         f"sha256 {digest}"
     )
     return 0
+
+
+def _pointer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--serial", type=int, help="pointer serial (default: the time in seconds)")
+    p.add_argument(
+        "--expires-days",
+        type=float,
+        default=DEFAULT_EXPIRES_DAYS,
+        help=f"the pointer expires after this many days (default {DEFAULT_EXPIRES_DAYS:g})",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -208,6 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="request file left by the service (consumed; absent: plain update)",
     )
+    p.add_argument("--python", help="interpreter for the new release's venv (default: this one)")
     p.set_defaults(func=_update)
     p = sub.add_parser("rollback", help="switch back to the previous release")
     p.set_defaults(func=_rollback)
@@ -233,7 +294,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not (re)write latest.json (stage without announcing)",
     )
+    _pointer_options(p)
+    p.add_argument(
+        "--hardware",
+        action="append",
+        help="hardware the release is for, e.g. linux-aarch64 (default: from the wheels)",
+    )
     p.set_defaults(func=_build)
+    p = sub.add_parser("renew", help="re-sign a pointer with a new serial and expiry")
+    p.add_argument("pointer", type=Path, help="latest.json (rewritten in place)")
+    p.add_argument("--key", type=Path, required=True, help="private key (PEM)")
+    _pointer_options(p)
+    p.set_defaults(func=_renew)
     p = sub.add_parser("verify", help="verify a bundle against a public key")
     p.add_argument("bundle", type=Path)
     p.add_argument("--public-key", dest="public_key", type=Path, required=True)

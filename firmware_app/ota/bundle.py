@@ -1,9 +1,11 @@
 """Release bundles: a plain tar holding ``manifest.json``, ``manifest.sig`` and the files the
 manifest lists (the app wheel and a wheelhouse of its dependencies under ``wheels/``).
 
-Reading is paranoid because the bundle comes from the network: every member must be a
-regular file (or a directory) with a relative name free of ``..``; links, devices and fifos
-are refused outright. The Python on Raspberry Pi OS Bookworm (3.11.2) predates tarfile's
+Bundles are never compressed (the wheels inside already are), so reading one never
+expands anything; the updater has checked the whole file against the SHA-256 in the
+signed pointer before it gets here. Reading is paranoid anyway: every member must be a
+regular file (or a directory) with a relative name free of ``..``; links, devices and
+fifos are refused outright. The Python on Raspberry Pi OS Bookworm (3.11.2) predates tarfile's
 extraction filters, so nothing here uses ``tarfile.extract``: files are written one by one
 with ``O_EXCL | O_NOFOLLOW`` into a fresh directory, hashed again as they are written.
 """
@@ -129,8 +131,10 @@ def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 
 def _open(path: Path) -> tarfile.TarFile:
+    """Plain tar only: a compressed bundle would be expanded before its manifest's
+    signature is checked, and a small gzip can expand to gigabytes."""
     try:
-        return tarfile.open(path, "r:*")
+        return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"bundle {path.name} is not a readable tar file: {exc}") from None
 

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware_app.ota.layout import read_untrusted
+
 POLL_S = 0.2
+HEALTH_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,11 @@ class Health:
 
 
 def read_health(path: Path) -> Health | None:
-    """The current health record, or None if it is missing, half-written or malformed."""
+    """The current health record, or None if it is missing, half-written or malformed.
+    The service writes it and root reads it, so it is read as an untrusted file: a link or
+    a FIFO planted there counts as no health at all."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_untrusted(path, HEALTH_MAX_BYTES).decode("utf-8"))
         last = data.get("last_frame")
         return Health(
             version=str(data["version"]),

@@ -5,7 +5,8 @@ The voice service cannot update itself: it runs unprivileged with a read-only /o
 it would not survive its own restart to watch the health gate. So the hook only checks
 what is available (in process) and then *asks* for an update by dropping
 ``<data_dir>/update/request.json``; ``ttbt5-update.path`` starts ``ttbt5-update.service``
-(root), which runs the update and writes each step to ``<data_dir>/update/journal.jsonl``.
+(root), which runs the update and writes each step to ``<update.root>/state/journal.jsonl``
+(root's own directory: the service can read it, never write or replace it).
 The hook follows that journal and posts each line as an ``update`` notice. When the service
 is restarted mid-update, the new process picks the journal up where the old one stopped,
 so the health, commit and rollback results are still reported.
@@ -29,10 +30,12 @@ from loguru import logger
 
 from firmware_app.config import Settings
 from firmware_app.messages import Command, Message, Notice
+from firmware_app.ota.layout import Layout, read_untrusted
 from firmware_app.ota.manifest import UpdateError, parse_version
 from firmware_app.ota.update import StepFailed, StepResult, Updater
 
 POLL_S = 0.25
+REQUEST_MAX_BYTES = 4096
 CATCH_UP_WINDOW_S = 3600.0
 """At start, journal lines older than this are history, not news."""
 
@@ -51,11 +54,13 @@ def make_updater(
 
 
 def read_request(path: Path) -> dict[str, Any]:
-    """Parse and validate a request file (written by the less privileged service)."""
+    """Read, remove and validate a request file. The less privileged service writes it
+    and root reads it: a link, a FIFO or anything over 4 kB is refused without being
+    followed or read (UntrustedFileError), and it is removed even when malformed."""
+    raw = read_untrusted(path, REQUEST_MAX_BYTES, consume=True)
     try:
-        raw = path.read_bytes()[:4096]
         data = json.loads(raw)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise UpdateError(f"update request {path} is unreadable: {exc}") from None
     if not isinstance(data, dict):
         raise UpdateError("update request is not a JSON object")
@@ -79,7 +84,7 @@ class RemoteUpdater:
         self._post = post
         self._dir = update_dir(settings)
         self.request_file = self._dir / "request.json"
-        self.journal = self._dir / "journal.jsonl"
+        self.journal = Layout(settings.update.root).journal
         self._posted_file = self._dir / "posted"
         self._lock = threading.Lock()
         self._busy = False
@@ -241,6 +246,8 @@ class RemoteUpdater:
                     latest = checker.check()
                 except StepFailed as exc:
                     logger.info("release check failed: {}", exc)
+                    if exc.stale_since is not None:  # a frozen server is news, not noise
+                        self._notice(StepResult("check", False, str(exc), None, active=False))
                 else:
                     installed = checker.installed_version()
                     newer = installed is None or (

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Wake word figures on the wake corpus, printed as JSON.
+
+Run: .venv/bin/python scripts/bench_wake.py [--size full|ci] > wake.json
+
+For each engine (openWakeWord, microWakeWord) and each of its built-in models, as if that
+model alone were configured:
+- at its configured (default) threshold: false-reject rate on the positives (by voice and
+  condition), false accepts per hour of negative audio (ordinary speech, noise and other
+  models' sound-alikes), and accepts of its own sound-alikes ("Hey Jarvie");
+- a threshold sweep with the same figures, and the threshold the rule below picks;
+- CPU seconds per second of audio for one model through the product's detector, next to
+  the bare library doing the same work on the same audio (the ratio is the adapter's
+  overhead), and for all the engine's models at once.
+
+Threshold rule: the fewest false rejects plus sound-alike accepts (as fractions), among
+thresholds from 0.5 up (below that a two-hour corpus of synthetic speech cannot vouch for
+a home's false wakes) with at most 0.5 false accepts per hour; ties go higher.
+``--only cpu`` repeats just the CPU figures (cheap, but still run it alone).
+The full corpus has over an hour of negative audio; it is cached after the first run
+(``$TTBT5_WAKE_CORPUS_CACHE``). It is CPU-heavy: run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the corpus builder and its scoring
+
+import wake_corpus  # noqa: E402
+import wake_eval  # noqa: E402
+
+from firmware_app.config import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings  # noqa: E402
+from firmware_app.engines.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeScorer  # noqa: E402
+from firmware_app.engines.wake import (  # noqa: E402
+    OPENWAKEWORD_THRESHOLDS,
+    OpenWakeWordScorer,
+    build_wake_detector,
+    packaged_models_dir,
+    refractory_frames,
+)
+
+ENGINES = {
+    "openwakeword": (OpenWakeWordScorer, list(BUILTIN_WAKE_MODELS), OPENWAKEWORD_THRESHOLDS),
+    "microwakeword": (MicroWakeScorer, list(MICRO_WAKE_MODELS), MICROWAKEWORD_THRESHOLDS),
+}
+SWEEP = {
+    "openwakeword": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+    "microwakeword": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99],
+}
+MAX_FA_PER_HOUR = 0.5
+MIN_THRESHOLD = 0.5
+CPU_SLICE_S = 600
+
+
+def _alike_rate(figures: dict) -> float:
+    hits, clips = figures["sound_alike_accepts"].split("/")
+    return int(hits) / int(clips)
+
+
+def pick(sweep: dict[float, dict]) -> float | None:
+    allowed = [
+        (f["frr"] + _alike_rate(f), -t)
+        for t, f in sweep.items()
+        if f["fa_per_hour"] <= MAX_FA_PER_HOUR and t >= MIN_THRESHOLD
+    ]
+    return -min(allowed)[1] if allowed else None
+
+
+def model_figures(
+    corpus: wake_corpus.Corpus, traces: list, model: str, threshold: float, refractory: int
+) -> dict:
+    """One model alone at one threshold, decided by the product's PeakPicker."""
+    found = [
+        wake_eval.replay({model: trace[model]}, {model: threshold}, refractory) for trace in traces
+    ]
+    return wake_eval.tally(corpus, found[0], found[1], [model])[model].figures(corpus)
+
+
+def bare_openwakeword(audio: np.ndarray) -> float:
+    from openwakeword.model import Model
+
+    shared = packaged_models_dir()
+    model = Model(
+        wakeword_models=[str(shared / "hey_jarvis.tflite")],
+        inference_framework="tflite",
+        melspec_model_path=str(shared / "melspectrogram.tflite"),
+        embedding_model_path=str(shared / "embedding_model.tflite"),
+    )
+    start = time.process_time()
+    for pcm in wake_eval.frames(audio):
+        model.predict(np.frombuffer(pcm, dtype=np.int16))
+    return time.process_time() - start
+
+
+def bare_microwakeword(audio: np.ndarray) -> float:
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+
+    model, features = MicroWakeWord.from_builtin(Model.HEY_JARVIS), MicroWakeWordFeatures()
+    start = time.process_time()
+    for pcm in wake_eval.frames(audio):
+        for window in features.process_streaming(pcm):
+            model.process_streaming(window)
+    return time.process_time() - start
+
+
+def product(engine: str, audio: np.ndarray) -> float:
+    settings = WakeSettings(models=["hey_jarvis"], engines={"hey_jarvis": engine})  # type: ignore[dict-item]
+    detector = build_wake_detector(settings)
+    start = time.process_time()
+    for pcm in wake_eval.frames(audio):
+        detector.process(pcm)
+    return time.process_time() - start
+
+
+def cpu(engine: str, audio: np.ndarray, rounds: int = 2) -> dict:
+    """Best of ``rounds`` (the machine is shared): product and bare library, interleaved."""
+    bare = bare_openwakeword if engine == "openwakeword" else bare_microwakeword
+    ours, lib = [], []
+    for _ in range(rounds):
+        lib.append(bare(audio))
+        ours.append(product(engine, audio))
+    seconds = len(audio) / wake_corpus.RATE
+    return {
+        "audio_s": round(seconds, 1),
+        "cpu_s_per_audio_s": round(min(ours) / seconds, 5),
+        "bare_library_cpu_s_per_audio_s": round(min(lib) / seconds, 5),
+        "ratio_to_bare_library": round(min(ours) / min(lib), 3),
+    }
+
+
+def cpu_slice(corpus: wake_corpus.Corpus) -> np.ndarray:
+    """Ordinary talk, sound-alikes and noise: what an idle detector hears all day."""
+    return corpus.negatives.audio[: CPU_SLICE_S * wake_corpus.RATE]
+
+
+def engine_figures(name: str, corpus: wake_corpus.Corpus) -> dict:
+    make, models, defaults = ENGINES[name]
+    scorer = make(models)
+    traces, cpu_all = [], 0.0
+    for stream in (corpus.positives, corpus.negatives):
+        trace, spent = wake_eval.trace(scorer, stream)
+        traces.append(trace)
+        cpu_all += spent
+    refractory = refractory_frames(WakeSettings())
+    audio_s = corpus.positives.seconds + corpus.negatives.seconds
+    out: dict = {"models": {}, "sweep": {}, "suggested_threshold": {}}
+    for model in models:
+        threshold = defaults[model]
+        out["models"][model] = {
+            "threshold": threshold,
+            **model_figures(corpus, traces, model, threshold, refractory),
+        }
+        sweep = {t: model_figures(corpus, traces, model, t, refractory) for t in SWEEP[name]}
+        out["sweep"][model] = {
+            str(t): {k: f[k] for k in ("frr", "fa_per_hour", "sound_alike_accepts")}
+            for t, f in sweep.items()
+        }
+        out["suggested_threshold"][model] = pick(sweep)
+    out["cpu_one_model"] = cpu(name, cpu_slice(corpus))
+    out["cpu_all_models"] = {
+        "models": len(models),
+        "cpu_s_per_audio_s": round(cpu_all / audio_s, 5),
+    }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["ci", "full"], default="full")
+    parser.add_argument("--engine", choices=[*ENGINES, "both"], default="both")
+    parser.add_argument("--only", choices=["all", "cpu"], default="all")
+    args = parser.parse_args()
+    started = time.monotonic()
+    corpus = wake_corpus.build(list(BUILTIN_WAKE_MODELS), args.size)
+    spans = corpus.negatives.spans
+    report: dict = {
+        "corpus": {
+            "size": args.size,
+            "positive_clips": len(corpus.positives.spans),
+            "positive_s": round(corpus.positives.seconds, 1),
+            "negative_s": round(corpus.negatives.seconds, 1),
+            "ordinary_speech_s": round(
+                sum(s.end - s.start for s in spans if s.tag == "ordinary"), 1
+            ),
+            "noise_s": round(sum(s.end - s.start for s in spans if s.tag == "noise"), 1),
+            "sound_alike_clips": sum(s.tag == "sound-alike" for s in spans),
+            "build_s": round(time.monotonic() - started, 1),
+        },
+        "engines": {},
+    }
+    for name in ENGINES if args.engine == "both" else [args.engine]:
+        if args.only == "cpu":
+            report["engines"][name] = {"cpu_one_model": cpu(name, cpu_slice(corpus))}
+        else:
+            report["engines"][name] = engine_figures(name, corpus)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    json.dump(report, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

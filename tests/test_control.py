@@ -1,0 +1,220 @@
+"""One assistant per device: ``ttbt5 ask``/``say`` carried out by the running service over
+its control socket (a real Unix socket, the real Assistant on a real ALSA device)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
+from harness import wait_until
+
+from firmware_app import cli, control
+from firmware_app.assistant import Assistant
+from firmware_app.audio.alsa import AlsaSpeaker
+from firmware_app.control import MAX_REQUEST_BYTES, ControlError, ControlServer
+from firmware_app.events import Event
+from firmware_app.messages import Inbox, Stop
+from firmware_app.parts import RealClock
+from firmware_app.runtime import Engines, assembled
+
+
+class Service:
+    """The assistant running on its own thread, as under ``ttbt5 run``, with its socket."""
+
+    def __init__(self, settings, runtime_dir: Path) -> None:
+        self.events: list[Event] = []
+        self.inbox = Inbox()
+        engines = Engines(FakeWake(), FakeVad(), ScriptedStt(), None, FakeTts())
+        speaker = AlsaSpeaker("testspeaker", 16000, self.inbox.post)
+        self._assembly = assembled(
+            settings,
+            engines,
+            clock=RealClock(),
+            inbox=self.inbox,
+            speaker=speaker,
+            observers=[self.events.append],
+            extras=False,
+        )
+        self.assistant: Assistant = self._assembly.__enter__()
+        self.assistant.start()
+        self.path = runtime_dir / control.SOCKET_NAME
+        self.server = ControlServer(self.path, self.inbox.post, self.assistant.bus)
+        self.server.start()
+        self._thread = threading.Thread(target=self.assistant.run, daemon=True)
+        self._thread.start()
+
+    def of(self, type_: str) -> list[Event]:
+        return [e for e in list(self.events) if e.type == type_]
+
+    def close(self) -> None:
+        self.server.close()
+        self.inbox.post(Stop())
+        self._thread.join(timeout=5)
+        self._assembly.__exit__(None, None, None)
+
+
+@pytest.fixture
+def service(settings, tmp_path: Path) -> Iterator[Service]:
+    s = Service(settings, tmp_path / "run")
+    yield s
+    s.close()
+
+
+def raw(path: Path, data: bytes) -> list[dict[str, object]]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return [json.loads(line) for line in received.splitlines()]
+
+
+def test_ask_is_answered_by_the_running_service_as_if_heard(service: Service) -> None:
+    replies = control.request("ask", "hey jarvis what time is it", service.path)
+    assert replies is not None and len(replies) == 1 and replies[0].startswith("It's ")
+    assert service.of("transcript")[-1].fields["text"] == "what time is it"
+    assert control.request("ask", "repeat that", service.path) == replies
+
+
+def test_a_timer_set_with_ask_is_the_services_timer(service: Service) -> None:
+    assert control.request("ask", "set a pasta timer for one second", service.path) == [
+        "Pasta timer set for 1 second."
+    ]
+    wait_until(lambda: any(e.fields["action"] == "ring" for e in service.of("timer")))
+    assert service.of("timer")[-1].fields["name"] == "pasta"
+
+
+def test_say_returns_when_its_own_speech_was_heard(service: Service) -> None:
+    assert control.request("say", "dinner is ready", service.path) == []
+    (end,) = [e for e in service.of("speak_end") if e.fields["origin"] == "cmd"]
+    assert str(end.fields["request_id"]).startswith("control-") and end.fields["cut"] is False
+
+
+def test_a_request_the_assistant_refuses_is_an_error(service: Service) -> None:
+    with pytest.raises(ControlError, match="say needs a non-empty text"):
+        control.request("say", " ", service.path)
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"not json\n", "not JSON"),
+        (b'{"command": "shout", "text": "hi"}\n', "command"),
+        (b'{"command": "say", "text": "hi", "extra": 1}\n', "extra"),
+        (b'{"command": "say", "text": ""}\n', "text"),
+        (b"\xff\xfe\n", "UTF-8"),
+        (b"x" * (MAX_REQUEST_BYTES + 10), "too large"),
+        (b"", "not JSON"),
+    ],
+)
+def test_a_bad_request_gets_one_error_line_and_the_service_goes_on(
+    service: Service, payload: bytes, error: str
+) -> None:
+    answers = raw(service.path, payload)
+    assert len(answers) == 1 and answers[0]["ok"] is False
+    assert error in str(answers[0]["error"])
+    assert control.request("ask", "what time is it", service.path)  # still serving
+
+
+def test_the_socket_is_the_services_own(service: Service) -> None:
+    mode = stat.S_IMODE(service.path.stat().st_mode)
+    assert mode == 0o660 and stat.S_ISSOCK(service.path.stat().st_mode)
+
+
+def test_without_a_service_the_caller_runs_it_itself(tmp_path: Path) -> None:
+    assert control.request("ask", "what time is it", tmp_path / "control.sock") is None
+    stale = tmp_path / "stale.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(stale))
+    sock.close()  # a socket file left by a service that died
+    assert control.request("ask", "what time is it", stale) is None
+
+
+def test_the_command_line_uses_the_running_service(
+    service: Service, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(service.path.parent))
+    monkeypatch.setenv("TTBT5_DATA_DIR", str(service.path.parent / "cli-data"))
+    assert cli.main(["ask", "hey", "jarvis,", "what", "time", "is", "it"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("It's ") and service.of("reply")[-1].fields["text"] == printed
+    assert cli.main(["say", "the", "washing", "is", "done"]) == 0
+    assert any(e.fields.get("origin") == "cmd" for e in service.of("speak_end"))
+
+
+def test_ttbt5_run_serves_ttbt5_ask_and_say(tmp_path: Path, alsa_files) -> None:
+    """The appliance itself (real models, ALSA file devices) and the command line as two
+    processes: the typed request is the service's, and so is the timer it sets."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from firmware_app.events import read_events
+
+    mic, _ = alsa_files
+    mic.write_bytes(np.zeros(16000 * 60, dtype=np.int16).tobytes())  # a quiet kitchen
+    runtime_dir = tmp_path / "run"
+    runtime_dir.mkdir()
+    events = tmp_path / "events.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
+    env |= {
+        "RUNTIME_DIRECTORY": str(runtime_dir),
+        "TTBT5_DATA_DIR": str(tmp_path / "data"),
+        "TTBT5_AUDIO__INPUT_DEVICE": "testmic",
+        "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
+        "TTBT5_LOG__EVENTS": str(events),
+    }
+    root = Path(__file__).parent.parent
+    service = subprocess.Popen(
+        [sys.executable, "-m", "firmware_app", "run"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def ttbt5(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "firmware_app", *args],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    try:
+        wait_until(lambda: (runtime_dir / control.SOCKET_NAME).exists(), timeout=90)
+        asked = ttbt5("ask", "hey jarvis, set a pasta timer for two seconds")
+        assert asked.returncode == 0, asked.stderr
+        assert asked.stdout.strip() == "Pasta timer set for 2 seconds."
+        said = ttbt5("say", "dinner is ready")
+        assert said.returncode == 0 and said.stdout == "", said.stderr
+
+        def rang() -> bool:
+            return any(e["type"] == "timer" and e["action"] == "ring" for e in read_events(events))
+
+        wait_until(rang, timeout=30, what="the service's own timer to ring")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=30)
+    assert service.returncode == 0, err
+    got = read_events(events)
+    assert [e["text"] for e in got if e["type"] == "transcript"] == [
+        "set a pasta timer for two seconds"
+    ]
+    assert any(e["type"] == "speak_end" and e["origin"] == "cmd" for e in got)
+    assert not (runtime_dir / control.SOCKET_NAME).exists()  # removed on the way out

@@ -1,0 +1,71 @@
+"""``simulate --echo``: the whole assistant with what it plays coming back into its
+microphone at -12 and -6 dB (a speaker beside the mic). Real openWakeWord, Silero, Piper,
+speexdsp and pocketsphinx; a real LLM server on loopback gives the long answer to talk
+over; recognition is scripted (no English model ships)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from echo_support import barge_in, long_answers, own_audio, stop_alone, with_llm
+from llm_fake_server import FakeLlm
+
+from firmware_app.audio.echo import EchoPath
+from firmware_app.cli import _parser
+from firmware_app.config import Settings
+from firmware_app.engines.aec import speex_available
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not speex_available(), reason="libspeexdsp1 is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLlm]:
+    server = long_answers()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def echo_settings(tmp_path: Path, llm: FakeLlm) -> Settings:
+    return with_llm(Settings(data_dir=tmp_path / "data"), llm.url)
+
+
+@pytest.mark.parametrize("gain_db", [-12.0, -6.0])
+@pytest.mark.parametrize("gap_s", [1.3, 3.1])
+def test_the_wake_word_is_heard_over_its_own_answer(
+    echo_settings: Settings, engines_with, tmp_path: Path, gain_db: float, gap_s: float
+) -> None:
+    result = barge_in(echo_settings, engines_with(None), tmp_path, gain_db, gap_s)
+    assert result["barged"], result["transcripts"]
+
+
+@pytest.mark.parametrize("gain_db", [-12.0, -6.0])
+def test_its_own_answer_chimes_and_ring_wake_nothing(
+    echo_settings: Settings, engines_with, tmp_path: Path, gain_db: float
+) -> None:
+    result = own_audio(echo_settings, engines_with(None), tmp_path, gain_db)
+    assert result["rang"]
+    assert (result["wakes"], result["requests"], result["stops"]) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("ring", [False, True], ids=["answer", "ring"])
+def test_stop_alone_stops_the_answer_or_the_ring(
+    echo_settings: Settings, engines_with, tmp_path: Path, ring: bool
+) -> None:
+    gap = 4.7 if ring else 5.0
+    result = stop_alone(echo_settings, engines_with(None), tmp_path, -6.0, gap, ring)
+    assert result["stopped"]
+    assert (result["wakes"], result["requests"]) == (1, 1)  # no wake word, no request
+
+
+def test_the_echo_option_is_parsed_by_the_command_line() -> None:
+    args = _parser().parse_args(["simulate", "in.wav", "--echo=-6,20"])
+    assert args.echo == EchoPath(-6.0, 20.0)
+    assert _parser().parse_args(["simulate", "in.wav", "--echo", "-12"]).echo == EchoPath(-12.0)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["simulate", "in.wav", "--echo=loud"])

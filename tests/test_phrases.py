@@ -1,0 +1,198 @@
+"""Speech-to-phrase: the grammar compiled from the templates, and the real pocketsphinx
+recognizer on Piper speech (alone, and beside the real Vosk adapter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import conversation
+
+from firmware_app.config import CustomIntent, Settings
+from firmware_app.engines.grammar import GARBAGE_PREFIX, build_grammar
+from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber, dictionary_words
+from firmware_app.engines.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
+from firmware_app.events import Event
+from firmware_app.intents import normalize
+from firmware_app.intents.builtin import BUILTIN, recognize_builtin
+from firmware_app.intents.custom import CustomIntents
+
+KNOWN = dictionary_words().__contains__
+
+
+def fsg(jsgf: str, tmp_path: Path):
+    """The grammar as pocketsphinx compiles it, to ask which word strings it accepts."""
+    from pocketsphinx import Jsgf, LogMath
+
+    path = tmp_path / "g.jsgf"
+    path.write_text(jsgf)
+    grammar = Jsgf(str(path))
+    return grammar.build_fsg(grammar.get_rule("commands.utterance"), LogMath(), 7.5)
+
+
+def sampled_builtin_sentences() -> list[str]:
+    from hassil.intents import TextSlotList
+    from hassil.sample import sample_intents
+
+    lists = {
+        "duration": TextSlotList.from_strings(["five minutes", "an hour and a half"]),
+        "name": TextSlotList.from_strings(["pasta"]),
+    }
+    samples = sample_intents(
+        BUILTIN, slot_lists=lists, language="en", exclude_sentences_with_wildcards=False
+    )
+    # digits and "%" are typed forms; a recognizer spells numbers out
+    texts = [t for _, t in samples if not any(c.isdigit() or c == "%" for c in t)]
+    return texts[:: max(1, len(texts) // 1500)]
+
+
+def test_every_template_sentence_is_in_the_grammar(tmp_path):
+    grammar = build_grammar([BUILTIN], KNOWN)
+    model = fsg(grammar.jsgf, tmp_path)
+    texts = sampled_builtin_sentences()
+    assert len(texts) > 500
+    refused = []
+    for text in texts:
+        words = normalize(text).split()
+        if any(w in grammar.missing for w in words):
+            continue
+        if not model.accept(" ".join(words)):
+            refused.append(text)
+        assert recognize_builtin(" ".join(words)) is not None, text
+    assert refused == []
+
+
+def test_other_speech_is_only_accepted_through_the_garbage_loop(tmp_path):
+    model = fsg(build_grammar([BUILTIN], KNOWN).jsgf, tmp_path)
+    assert not model.accept("who was the first president")
+    question = ["who", "was", "the", "first", "president"]
+    assert model.accept(" ".join(GARBAGE_PREFIX + w for w in question))
+    # the end of the wake phrase may come first
+    assert model.accept("jarvis what time is it")
+    assert model.accept(f"{GARBAGE_PREFIX}us what time is it")
+
+
+def test_custom_sentences_and_timer_names_enter_the_grammar(tmp_path):
+    lights = CustomIntents(
+        [
+            CustomIntent(
+                name="light",
+                sentences=["turn (on|off) the {room} light", "zorblax the {room}"],
+                slots={"room": ["kitchen", "living room"]},
+                topic="t",
+            )
+        ]
+    )
+    grammar = build_grammar([BUILTIN, lights.intents], KNOWN, {"name": ["grandma"]})
+    model = fsg(grammar.jsgf, tmp_path)
+    assert model.accept("turn off the living room light")
+    assert not model.accept("turn off the garage light")
+    assert model.accept("cancel the grandma timer")
+    # a bare name answers "Which one?": only for timers in use, not every common name
+    assert model.accept("grandma") and model.accept("grandma one")
+    assert not model.accept("bath")
+    assert model.accept("set a timer for twenty five minutes")
+    # a word the dictionary lacks: that sentence is left out, and said so, never guessed
+    assert grammar.missing == {"zorblax"}
+    assert "zorblax" not in grammar.jsgf
+
+
+# --- the real recognizer on Piper speech
+
+
+@pytest.fixture(scope="module")
+def phrases():
+    return PhraseTranscriber(phrase_grammar_sources(Settings()))
+
+
+def hear(stt, text: str) -> str:
+    audio = conversation(0.3, text, 0.5).tobytes()
+    stt.start()
+    for i in range(0, len(audio), 2560):
+        stt.feed(audio[i : i + 2560])
+    return stt.finish()
+
+
+COMMANDS = [
+    ("What time is it?", "what time is it"),
+    ("Set a timer for ten minutes.", "set a timer for ten minutes"),
+    ("Cancel all timers.", "cancel all timers"),
+    ("How much time is left on the pasta timer?", "how much time is left on the pasta timer"),
+    ("What day of the week is it?", "what day of the week is it"),
+    ("Make it louder.", "make it louder"),
+    ("Set the volume to forty percent.", "set the volume to forty percent"),
+    ("Repeat that.", "repeat that"),
+]
+
+
+@pytest.mark.slow
+def test_commands_are_heard_exactly(phrases):
+    heard = {text: hear(phrases, text) for text, _ in COMMANDS}
+    exact = [text for text, want in COMMANDS if heard[text] == want]
+    assert len(exact) >= 7, heard
+    assert all(recognize_builtin(h) is not None for h in heard.values() if h), heard
+    assert phrases.finish_ms < 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who was the first president of France?",
+        "Tell me a joke about the moon.",
+        "Why is the sky blue?",
+    ],
+)
+def test_questions_are_out_of_grammar(phrases, question):
+    assert hear(phrases, question) == ""
+    assert phrases.out_of_grammar and phrases.last_text
+
+
+@pytest.mark.slow
+def test_silence_is_nothing_not_out_of_grammar(phrases):
+    stt = phrases
+    stt.start()
+    stt.feed(np.zeros(16000, dtype=np.int16).tobytes())
+    assert stt.finish() == "" and not stt.out_of_grammar
+
+
+@pytest.mark.slow
+def test_a_new_timer_name_rebuilds_the_grammar_once(phrases):
+    before = phrases.grammar
+    phrases.start()
+    phrases.finish()
+    assert phrases.grammar is before  # nothing changed: no rebuild per request
+    # the assistant's event bus tells it about a timer with a new name
+    phrases.observe(Event("timer", 0.0, 0.0, {"action": "set", "name": "grandma"}))
+    assert hear(phrases, "Cancel the grandma timer.") == "cancel the grandma timer"
+    assert phrases.grammar is not before and "grandma" in phrases.grammar.words
+    again = phrases.grammar
+    phrases.update_names(["grandma"])
+    hear(phrases, "Stop!")
+    assert phrases.grammar is again
+
+
+@pytest.mark.slow
+def test_hybrid_takes_commands_from_phrases_and_the_rest_from_vosk(phrases, ko_model_dir):
+    vosk = VoskTranscriber(ko_model_dir)  # a real model; Korean is what can be installed here
+    both = HybridTranscriber(phrases, vosk)
+    assert hear(both, "What time is it?") == "what time is it" and both.source == "phrases"
+    other = hear(both, "Who was the first president of France?")
+    assert both.source == "vosk" and not both.out_of_grammar
+    assert other and other != "what time is it"  # Vosk's own (Korean-model) transcript
+
+
+def test_engine_choice(tmp_path, ko_model_dir):
+    none = Settings(data_dir=tmp_path)
+    stt, problem, active = load_transcriber(none)
+    assert isinstance(stt, PhraseTranscriber) and problem is None
+    assert active.startswith("speech-to-phrase (commands only")
+    vosk_only = Settings(data_dir=tmp_path, stt={"engine": "vosk"})
+    stt, problem, active = load_transcriber(vosk_only)
+    assert stt is None and "models pull" in (problem or "") and active.startswith("none")
+    with_model = Settings(data_dir=tmp_path, stt={"model": ko_model_dir})
+    stt, _, active = load_transcriber(with_model)
+    assert isinstance(stt, HybridTranscriber) and active.startswith("speech-to-phrase + vosk")
+    only = Settings(data_dir=tmp_path, stt={"model": ko_model_dir, "engine": "phrases"})
+    assert isinstance(load_transcriber(only)[0], PhraseTranscriber)

@@ -1,0 +1,95 @@
+"""Recent wake clips: bounded, pre-roll plus two seconds, marked false, saved on request."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from firmware_app.audio.wavio import read_wav
+from firmware_app.messages import FRAME_SAMPLES
+from firmware_app.wake_clips import WakeClips
+
+
+def frame(i: int) -> bytes:
+    """A frame whose every sample is its index, so clips show which frames they hold."""
+    return np.full(FRAME_SAMPLES, i, dtype=np.int16).tobytes()
+
+
+def frame_ids(pcm: bytes | bytearray) -> list[int]:
+    samples = np.frombuffer(bytes(pcm), dtype=np.int16)
+    return [int(v) for v in samples[::FRAME_SAMPLES]]
+
+
+def feed(clips: WakeClips, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        clips.hear(frame(i))
+
+
+def test_clip_is_preroll_then_two_seconds():
+    clips = WakeClips(kept=3, preroll_s=0.4, after_s=2.0)
+    feed(clips, 0, 20)  # frame 19 is the one that woke
+    clip = clips.wake("hey_jarvis", 0.97, t=1.6)
+    assert not clip.complete
+    feed(clips, 20, 60)
+    assert clip.complete
+    assert frame_ids(clip.pcm) == list(range(15, 20)) + list(range(20, 45))
+    assert len(clip.pcm) == (5 + 25) * FRAME_SAMPLES * 2
+
+
+def test_only_the_last_few_are_kept():
+    clips = WakeClips(kept=2, preroll_s=0.16, after_s=0.16)
+    for n, score in enumerate([0.6, 0.7, 0.8, 0.9]):
+        feed(clips, n * 10, n * 10 + 5)
+        clips.wake("alexa", score, t=n)
+    assert [c.id for c in clips.clips()] == [3, 4]
+    assert clips.last() is not None and clips.last().score == 0.9
+
+
+def test_mark_false_counts_per_model_once():
+    clips = WakeClips()
+    assert clips.mark_false() is None  # nothing heard yet
+    feed(clips, 0, 5)
+    clips.wake("alexa", 0.8, t=0.4)
+    marked = clips.mark_false()
+    assert marked is not None and marked.false and marked.model == "alexa"
+    assert clips.mark_false() is None  # the same wake is not counted twice
+    clips.wake("hey_jarvis", 0.9, t=5.0)
+    clips.mark_false()
+    clips.wake("alexa", 0.7, t=9.0)
+    clips.mark_false()
+    assert clips.false_wakes == {"alexa": 2, "hey_jarvis": 1}
+
+
+def test_nothing_is_written_unless_asked(tmp_path):
+    clips = WakeClips(after_s=0.16)
+    feed(clips, 0, 5)
+    clips.wake("alexa", 0.8, t=0.4)
+    feed(clips, 5, 10)
+    assert clips.mark_false().saved is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_false_clip_is_saved_when_complete(tmp_path):
+    clips = WakeClips(preroll_s=0.24, after_s=0.4, save_dir=tmp_path / "false")
+    feed(clips, 0, 10)
+    clip = clips.wake("okay_nabu", 0.91, t=0.8)
+    clips.mark_false()  # marked before its two seconds are in: saved once they are
+    assert clip.saved is None
+    feed(clips, 10, 20)
+    assert clip.saved is not None and clip.saved.exists()
+    assert frame_ids(read_wav(clip.saved).tobytes()) == list(range(7, 15))
+    note = json.loads(clip.saved.with_suffix(".json").read_text())
+    assert note["model"] == "okay_nabu" and note["score"] == 0.91 and note["false"] is True
+
+
+def test_a_failed_save_does_not_raise(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    clips = WakeClips(after_s=0.08, save_dir=blocker / "clips")
+    feed(clips, 0, 3)
+    clips.wake("alexa", 0.8, t=0.2)
+    feed(clips, 3, 5)
+    marked = clips.mark_false()
+    assert marked is not None and marked.saved is None
+    assert clips.false_wakes == {"alexa": 1}
