@@ -241,6 +241,10 @@ class Assistant(Flow):
 
     def cmd_say(self, cmd: Command, args: TextArgs) -> State:
         origin = Origin.HERMES if cmd.source == "hermes" else Origin.COMMAND
+        output = (self.parts.audio_status() if self.parts.audio_status else {}).get("output")
+        if isinstance(output, dict) and output.get("status") == "missing":
+            self._answer(cmd, False, f"no speaker: {output.get('error') or 'missing'}")
+            return self.state
         if self.state in RESTING:
             self._answer(cmd, True)
             return self.speak(origin, args.text.strip(), cmd.request_id)
@@ -332,6 +336,9 @@ class Assistant(Flow):
             if where == "audio.input":
                 self._mic_fault = True
                 return ERROR if self.state in (IDLE, MUTED) else self.state
+            if where == "store":  # the LED shows it for a moment; health goes on saying it
+                self._error_until = self._t + self.settings.assistant.error_hold_s
+                return ERROR if self.state in (IDLE, MUTED) else self.state
         elif notice.kind in ("breaker", "update"):
             if notice.kind == "update":
                 self._updating = bool(fields.get("active"))
@@ -357,6 +364,7 @@ class Assistant(Flow):
             "errors": counts["errors"],
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
+            "store": self.store.status(),
             "stt": "ready" if self.stt is not None else (self.stt_problem or "missing"),
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),

@@ -184,6 +184,8 @@ def _store(settings: Settings) -> str:
     from firmware_app.store import Store
 
     store = Store(settings.store_path)
-    recovered = store.recovered_from
+    recovered, status = store.recovered_from, store.status()
     store.close()
+    if status["status"] != "ok":  # the service would run, but keep nothing
+        raise RuntimeError(f"{settings.store_path}: {status['error']}")
     return str(settings.store_path) + (f" (recovered; old file {recovered})" if recovered else "")

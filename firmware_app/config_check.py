@@ -55,7 +55,7 @@ def _problems(s: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
-    yield "data_dir", s.data_dir, _writable_dir
+    yield "data_dir", s.data_dir, _data_dir
     yield "stt.model", s.stt.model, _readable_dir
     yield "tts.voice", s.tts.voice, _voice
     for i, model in enumerate(s.wake.models):
@@ -104,6 +104,14 @@ def _readable_dir(path: Path) -> str | None:
     if not os.access(path, os.R_OK | os.X_OK):
         return f"{path} cannot be read (permissions)"
     return None
+
+
+def _data_dir(path: Path) -> str | None:
+    """A full or read-only data disk is not a config error: the store runs from memory and
+    says so in health (``check`` fails on it). A path that is no directory is one."""
+    if path.exists():
+        return None if path.is_dir() else f"{path} is not a directory"
+    return _writable_dir(path)
 
 
 def _writable_dir(path: Path) -> str | None:

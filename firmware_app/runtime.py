@@ -249,7 +249,7 @@ def assembled(
         stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
         if stt_observer is not None:
             bus.subscribe(stt_observer)
-        store = Store(settings.store_path)
+        store = Store(settings.store_path, post=inbox.post)
         stack.callback(store.close)
         ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
         speech = SpeechOutput(

@@ -7,8 +7,10 @@ simulation's, so runs stay deterministic.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -32,16 +34,43 @@ class Timer:
         return f"{self.name} timer" if self.name else f"{spoken_duration(self.seconds)} timer"
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def parse_timer(key: str, value: Any) -> tuple[Timer | None, str]:
+    """A stored row as a Timer, or None and why not. Every field is checked, because one
+    row of the wrong type must cost that timer, not every start of the service."""
+    if not isinstance(value, dict):
+        return None, f"a {type(value).__name__}, not an object"
+    if set(value) != {"id", "name", "seconds", "due"}:
+        return None, f"fields {sorted(value)}"
+    name, seconds, due = value["name"], _number(value["seconds"]), _number(value["due"])
+    if value["id"] != key:
+        return None, "its id does not match its key"
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        return None, "the name is not text"
+    if seconds is None or not 0 < seconds <= MAX_SECONDS:
+        return None, f"seconds must be a number from 0 to {MAX_SECONDS}"
+    if due is None:
+        return None, "due must be a number"
+    return Timer(key, name, seconds, due), ""
+
+
 class Timers:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._timers: dict[str, Timer] = {}
         for key, value in store.items(TABLE):
-            try:
-                self._timers[key] = Timer(**value)
-            except TypeError as exc:
-                logger.error("timers: dropping unreadable timer {}: {}", key, exc)
+            timer, problem = parse_timer(key, value)
+            if timer is None:
+                logger.error("timers: dropping unreadable timer {!r}: {}", key, problem)
                 store.delete(TABLE, key)
+            else:
+                self._timers[key] = timer
         self.next_due = min((t.due for t in self._timers.values()), default=float("inf"))
 
     def _changed(self) -> None:

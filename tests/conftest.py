@@ -69,12 +69,21 @@ def ko_model_dir() -> Path:
 ALSA_DIR = Path(tempfile.mkdtemp(prefix="ttbt5-alsa-"))
 ALSA_MIC = ALSA_DIR / "mic.raw"
 ALSA_SPEAKER = ALSA_DIR / "speaker.raw"
+ALSA_FIFO = ALSA_DIR / "mic.fifo"  # a capture device that stalls when nothing is written
+os.mkfifo(ALSA_FIFO)
 (ALSA_DIR / "asoundrc").write_text(f"""
 pcm.testmic {{
     type file
     slave.pcm "null"
     file "{ALSA_DIR}/mic-unused-playback.raw"
     infile "{ALSA_MIC}"
+    format "raw"
+}}
+pcm.testfifo {{
+    type file
+    slave.pcm "null"
+    file "{ALSA_DIR}/fifo-unused-playback.raw"
+    infile "{ALSA_FIFO}"
     format "raw"
 }}
 pcm.testspeaker {{

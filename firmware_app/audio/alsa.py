@@ -42,25 +42,103 @@ def _alsa() -> Any:
     return alsaaudio
 
 
+class MicrophoneStalled(Exception):
+    """The capture ended without an error."""
+
+
+class _Capture:
+    """One attempt at the device, opened and read on its own thread: a read that never
+    returns cannot hold up the supervisor. ``last_data``: the last sign of progress."""
+
+    def __init__(self, mic: Microphone) -> None:
+        self.mic = mic
+        self.abandoned = threading.Event()
+        self.opened = False
+        self.got_data = False
+        self.error: BaseException | None = None
+        self.last_data = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="mic-read", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        pcm: Any = None
+        try:
+            pcm = self.mic._open()
+            self.opened = True
+            self.last_data = time.monotonic()
+            self._read(pcm)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            if pcm is not None:
+                with contextlib.suppress(Exception):
+                    pcm.close()
+
+    def _read(self, pcm: Any) -> None:
+        mic = self.mic
+        need = FRAME_SAMPLES * 2
+        pending = bytearray()
+        while not self.abandoned.is_set():
+            length, data = pcm.read()
+            if self.abandoned.is_set():
+                return
+            if length < 0:  # -EPIPE: overrun; ALSA has recovered the stream
+                mic.xruns += 1
+                continue
+            if not data:
+                continue
+            self.got_data = True
+            self.last_data = time.monotonic()
+            pending.extend(data)
+            while len(pending) >= need:
+                while not mic._room() and not self.abandoned.is_set():
+                    self.last_data = time.monotonic()  # a slow consumer is not a stall
+                    time.sleep(0.005)
+                if self.abandoned.is_set():
+                    return
+                mic.frames += 1
+                mic._post(Frame(bytes(pending[:need]), wall_now()))
+                del pending[:need]
+
+
 class Microphone:
-    """Reads 80 ms periods from an ALSA capture device on its own thread and posts Frames.
+    """Reads 80 ms periods from an ALSA capture device and posts Frames.
+
+    A supervisor thread watches each capture attempt: a device that cannot be opened
+    (``missing``), fails while reading (``lost``), or delivers nothing for ``stall_s``
+    (``stalled``: a wedged USB device, or a capture that has ended) is reported once as an
+    ``error`` notice from ``audio.input`` (the assistant shows ERROR until frames flow
+    again) and reopened with capped exponential backoff. A read stuck in the driver is
+    abandoned rather than waited for; at most ``MAX_ABANDONED`` such threads are kept
+    before the supervisor waits for one of them to return.
 
     ``room`` lets the consumer apply back-pressure: the reader waits while too many frames
     are queued (a live device then overruns, which is counted; a file-backed device is
     simply read at the consumer's pace).
     """
 
+    MAX_ABANDONED = 3
+
     def __init__(
-        self, device: str, post: Post, room: Callable[[], bool], reopen_max_s: float = 30.0
+        self,
+        device: str,
+        post: Post,
+        room: Callable[[], bool],
+        reopen_max_s: float = 30.0,
+        stall_s: float = 2.0,
     ) -> None:
         self.device = device
         self._post = post
         self._room = room
         self._reopen_max_s = reopen_max_s
+        self._stall_s = stall_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._abandoned: list[_Capture] = []
         self.xruns = 0
         self.frames = 0
+        self.stalls = 0
+        self.reopens = 0
         self.status = "starting"
         self.last_error = ""
 
@@ -79,6 +157,8 @@ class Microphone:
             "status": self.status,
             "xruns": self.xruns,
             "frames": self.frames,
+            "stalls": self.stalls,
+            "reopens": self.reopens,
             "error": self.last_error,
         }
 
@@ -99,51 +179,48 @@ class Microphone:
         delay = 0.5
         reported = False
         while not self._stop.is_set():
-            try:
-                pcm = self._open()
-            except Exception as exc:
-                self.status, self.last_error = "missing", f"cannot open {self.device}: {exc}"
-                if not reported:
-                    logger.error("microphone {}", self.last_error)
-                    self._post(
-                        Notice("error", {"where": "audio.input", "message": self.last_error})
-                    )
-                    reported = True
+            self._abandoned = [c for c in self._abandoned if c.thread.is_alive()]
+            if len(self._abandoned) >= self.MAX_ABANDONED:
                 self._wait(delay)
-                delay = min(delay * 2, self._reopen_max_s)
                 continue
-            if reported or self.status != "starting":
-                logger.info("microphone {} is back", self.device)
-            self.status, self.last_error, delay, reported = "running", "", 0.5, False
-            try:
-                self._read(pcm)
-            except Exception as exc:
-                self.status, self.last_error = "lost", f"{self.device} stopped: {exc}"
-                logger.error("microphone {}", self.last_error)
-                self._post(Notice("error", {"where": "audio.input", "message": self.last_error}))
+            capture = _Capture(self)
+            status, message, flowed = self._watch(capture)
+            if self._stop.is_set():
+                break
+            if flowed:  # a new fault after audio flowed: report it, retry quickly
+                delay, reported = 0.5, False
+            self.status, self.last_error = status, message
+            if not reported:
+                logger.error("microphone {}", message)
+                self._post(Notice("error", {"where": "audio.input", "message": message}))
                 reported = True
-            finally:
-                with contextlib.suppress(Exception):
-                    pcm.close()
+            self._wait(delay)
+            delay, self.reopens = min(delay * 2, self._reopen_max_s), self.reopens + 1
         self.status = "stopped"
 
-    def _read(self, pcm: Any) -> None:
-        need = FRAME_SAMPLES * 2
-        pending = bytearray()
+    def _watch(self, capture: _Capture) -> tuple[str, str, bool]:
+        """Follow one attempt until it fails or stalls: (status, why, whether audio flowed)."""
+        flowed = False
         while not self._stop.is_set():
-            length, data = pcm.read()
-            if length < 0:  # -EPIPE: overrun; ALSA has recovered the stream
-                self.xruns += 1
-                continue
-            if not data:
-                continue
-            pending.extend(data)
-            while len(pending) >= need:
-                while not self._room() and not self._stop.is_set():
-                    time.sleep(0.005)
-                self.frames += 1
-                self._post(Frame(bytes(pending[:need]), wall_now()))
-                del pending[:need]
+            capture.thread.join(timeout=min(0.1, self._stall_s / 4))
+            if capture.got_data and not flowed:
+                flowed = True
+                if self.status != "starting":
+                    logger.info("microphone {} is back", self.device)
+                self.status, self.last_error = "running", ""
+            if not capture.thread.is_alive():
+                exc = capture.error or MicrophoneStalled("the capture ended")
+                if not capture.opened:
+                    return "missing", f"cannot open {self.device}: {exc}", flowed
+                return "lost", f"{self.device} stopped: {exc}", flowed
+            if time.monotonic() - capture.last_data > self._stall_s:
+                capture.abandoned.set()
+                self._abandoned.append(capture)
+                self.stalls += 1
+                what = "delivered no audio" if capture.opened else "did not open"
+                return "stalled", f"{self.device} {what} for {self._stall_s:g} s", flowed
+        capture.abandoned.set()
+        return "stopped", "", flowed
 
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -157,18 +234,27 @@ class AlsaSpeaker:
 
     The device is opened per utterance and closed after it drains, so an unplugged speaker
     only costs the utterance that was playing and a device that comes back is simply used.
+    It is also tried once at start and, while missing, every ``probe_s``: ``available()``
+    tells the truth before anything is said, and an utterance that could not be played is
+    never announced as started (so its requester hears that it was not spoken).
     """
 
     _CHUNK_S = 0.05  # written in small pieces so stop() takes effect within ~50 ms
 
     def __init__(
-        self, device: str, sample_rate: int, post: Post, tap: PlaybackTap | None = None
+        self,
+        device: str,
+        sample_rate: int,
+        post: Post,
+        tap: PlaybackTap | None = None,
+        probe_s: float = 10.0,
     ) -> None:
         self.device = device
         self.sample_rate = sample_rate
         self._post = post
         self._tap = tap
         """Told what is written (the echo canceller's reference), and when playback ends."""
+        self._probe_s = probe_s
         self._jobs: queue.Queue[tuple[str, int, bytes]] = queue.Queue()
         self._generation = 0
         self._lock = threading.Lock()
@@ -197,6 +283,10 @@ class AlsaSpeaker:
     def busy(self) -> bool:
         return self._busy.is_set() or not self._jobs.empty()
 
+    def available(self) -> bool:
+        """False while the device is known to be missing."""
+        return self.status != "missing"
+
     def stats(self) -> dict[str, Any]:
         return {"device": self.device, "status": self.status, "error": self.last_error}
 
@@ -217,8 +307,14 @@ class AlsaSpeaker:
         pcm: Any = None
         current = -1
         generation = 0
+        self._probe()
         while True:
-            kind, utterance, data = self._jobs.get()
+            try:
+                wait = self._probe_s if self.status == "missing" else None
+                kind, utterance, data = self._jobs.get(timeout=wait)
+            except queue.Empty:
+                self._probe()
+                continue
             if kind == "quit":
                 break
             with self._lock:
@@ -238,22 +334,16 @@ class AlsaSpeaker:
                 current = -1
                 continue
             self._busy.set()
-            if utterance != current:
-                current = utterance
-                self._post(PlaybackStarted(utterance))
             if pcm is None:
                 try:
                     pcm = self._open()
-                    self.status, self.last_error = "running", ""
                 except Exception as exc:
-                    if self.status != "missing":
-                        self.last_error = f"cannot open {self.device}: {exc}"
-                        logger.error("speaker {}", self.last_error)
-                        self._post(
-                            Notice("error", {"where": "audio.output", "message": self.last_error})
-                        )
-                    self.status = "missing"
+                    self._missing(exc)
                     continue
+                self.status, self.last_error = "running", ""
+            if utterance != current:
+                current = utterance
+                self._post(PlaybackStarted(utterance))
             step = int(self.sample_rate * self._CHUNK_S) * 2
             for start in range(0, len(data), step):
                 if generation != self._generation:
@@ -271,6 +361,26 @@ class AlsaSpeaker:
                     pcm = self._close(pcm, drain=False)
                     break
         self._close(pcm, drain=False)
+
+    def _probe(self) -> None:
+        """Open and close the device to learn whether it is there."""
+        try:
+            pcm = self._open()
+            with contextlib.suppress(Exception):
+                pcm.close()
+        except Exception as exc:
+            self._missing(exc)
+            return
+        if self.status == "missing":
+            logger.info("speaker {} is back", self.device)
+        self.status, self.last_error = "idle", ""
+
+    def _missing(self, exc: Exception) -> None:
+        if self.status != "missing":
+            self.last_error = f"cannot open {self.device}: {exc}"
+            logger.error("speaker {}", self.last_error)
+            self._post(Notice("error", {"where": "audio.output", "message": self.last_error}))
+        self.status = "missing"
 
     def _close(self, pcm: Any, drain: bool) -> Any:
         """Close ``pcm`` if open; always returns None, for ``pcm = self._close(pcm, ...)``."""

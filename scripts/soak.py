@@ -1,0 +1,356 @@
+"""Soak test: the real assistant (``ttbt5 run`` with its real engines) against a real
+Mosquitto, the loopback LLM server and a live-paced ALSA microphone, for a given time, with
+faults injected on a schedule. Prints JSON: RSS, open files and threads over time, commands
+sent vs answered, wakes answered, errors by kind, timers and settings kept.
+
+    sudo .venv/bin/python scripts/soak.py --duration 3600 --output soak.json
+
+Every cycle (``--cycle`` seconds) runs, in order: a spoken wake word and question, a burst
+of hostile payloads, LLM faults (error status, hang, malformed stream) under ``ask``, a
+retained command, the data directory filling up (a real small tmpfs; skipped with a note
+where mounting is not allowed) while volume and timers change, a microphone stall, and the
+broker going away (SIGTERM or SIGKILL, alternately) and coming back. Commands flow all the
+time except around the wake and the broker outage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+from audio_helpers import conversation  # noqa: E402
+from live_mic import MicFeeder  # noqa: E402
+from llm_fake_server import FakeLlm, hang, raw, sse, status  # noqa: E402
+from mqtt_broker import Broker  # noqa: E402
+from small_fs import SmallFs  # noqa: E402
+from soak_rig import Device, Observer, asoundrc, hostile_payloads  # noqa: E402
+
+DEVICE_ID = "soak"
+TIMER_NAMES = ["pasta", "tea", "eggs", "rice", "bread", "soup", "pizza", "cake", "beans"]
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.faults: dict[str, int] = {}
+        self.notes: list[str] = []
+        self.sent: list[str] = []
+        self.retained: list[str] = []
+        self.hostile = 0
+        self.wakes = {"played": 0, "detected": 0, "answered": 0}
+        self.last_volume: int | None = None
+        self.samples: list[dict[str, float]] = []
+        self.quiet = threading.Event()  # set: no commands now
+        self.done = threading.Event()
+        self.n = 0
+
+        self.broker = Broker(workdir)
+        conf = self.broker.conf.read_text().replace("persistence false", "persistence true")
+        conf += f"persistence_location {workdir}/\nautosave_interval 2\n"
+        self.broker.conf.write_text(conf)  # retained commands survive a restart
+        self.broker.start()
+        self.llm = FakeLlm(default=sse(["Here is a short answer.", "It has two sentences."]))
+        self.fs = SmallFs(workdir / "data", size_kb=args.tmpfs_kb)
+        try:
+            self.fs.mount()
+        except PermissionError as exc:
+            self.fs.path.mkdir(exist_ok=True)
+            self.notes.append(f"disk-full faults skipped: {exc}")
+        fifo = workdir / "mic.fifo"
+        self.feeder = MicFeeder(fifo)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
+        env = {
+            **base,
+            "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{asoundrc(workdir, fifo)}",
+            "GPIOZERO_PIN_FACTORY": "mock",
+            "TTBT5_DATA_DIR": str(self.fs.path),
+            "TTBT5_AUDIO__INPUT_DEVICE": "soakmic",
+            "TTBT5_AUDIO__OUTPUT_DEVICE": "soakspeaker",
+            "TTBT5_MQTT__HOST": self.broker.host,
+            "TTBT5_MQTT__PORT": str(self.broker.port),
+            "TTBT5_MQTT__DEVICE_ID": DEVICE_ID,
+            "TTBT5_MQTT__HEALTH_INTERVAL_S": "5",
+            "TTBT5_MQTT__RECONNECT_MAX_S": "2",
+            "TTBT5_LLM__URL": self.llm.url,
+            "TTBT5_LOG__EVENTS": str(workdir / "events.jsonl"),
+        }
+        self.observer = Observer(self.broker.host, self.broker.port, f"ttbt5/{DEVICE_ID}")
+        self.device = Device(env, workdir)
+        self.wake_audio = conversation(0.5, "Hey Jarvis, what time is it?", 2.0)
+
+    # --- the run
+    def run(self) -> dict[str, Any]:
+        start = time.monotonic()
+        self._wait_online(120)
+        threading.Thread(target=self._commands, daemon=True).start()
+        threading.Thread(target=self._sampler, daemon=True).start()
+        cycle = 0
+        while time.monotonic() - start < self.args.duration:
+            self._cycle(cycle, start)
+            cycle += 1
+        self.quiet.set()
+        time.sleep(self.args.grace)
+        self.done.set()
+        health = self.observer.health
+        exit_code = self.device.stop()
+        return self._report(time.monotonic() - start, cycle, health, exit_code)
+
+    def _cycle(self, cycle: int, start: float) -> None:
+        c0 = time.monotonic()
+        length = self.args.cycle
+
+        def at(fraction: float) -> None:
+            end = start + self.args.duration
+            while time.monotonic() < min(c0 + fraction * length, end):
+                self.device.check()
+                time.sleep(0.1)
+
+        self._send("ask", {"text": "cancel all timers"})
+        at(0.05)
+        self._wake()
+        at(0.2)
+        self._hostile(cycle)
+        at(0.25)
+        self._llm_faults()
+        at(0.32)
+        self._retained(cycle)
+        at(0.4)
+        self._disk_full(cycle, c0 + 0.58 * length)
+        at(0.62)
+        self.faults["mic_stall"] = self.faults.get("mic_stall", 0) + 1
+        self.feeder.stall(6.0)
+        at(0.75)
+        self._broker_outage(kill=cycle % 2 == 1)
+        at(1.0)
+
+    def _send(self, command: str, args: dict[str, Any]) -> None:
+        self.n += 1
+        rid = f"c-{self.n}"
+        if self.observer.publish(command, json.dumps({**args, "id": rid})):
+            self.sent.append(rid)
+            if command == "volume":
+                self.last_volume = int(args["volume"])
+
+    def _commands(self) -> None:
+        rotation = [
+            ("volume", lambda i: {"volume": 20 + i % 60}),
+            ("say", lambda i: {"text": f"Soak message number {i}."}),
+            ("mute", lambda i: {"muted": False}),
+            ("ask", lambda i: {"text": "what time is it"}),
+            ("stop", lambda i: {}),
+            ("ask", lambda i: {"text": f"tell me something about the number {i}"}),
+        ]
+        i = 0
+        while not self.done.is_set():
+            if not self.quiet.is_set():
+                name, make = rotation[i % len(rotation)]
+                self._send(name, make(i))
+                i += 1
+            time.sleep(self.args.command_s)
+
+    def _sampler(self) -> None:
+        t0 = time.monotonic()
+        while not self.done.is_set():
+            sample = self.device.sample()
+            if sample:
+                self.samples.append({"t": round(time.monotonic() - t0, 1), **sample})
+            self.done.wait(self.args.sample_s)
+
+    # --- faults
+    def _wake(self) -> None:
+        self.quiet.set()
+        time.sleep(2)
+        t = time.monotonic()
+        self.feeder.speak(self.wake_audio)
+        self.wakes["played"] += 1
+        deadline = t + 25
+        while time.monotonic() < deadline and not self.observer.since(t, "speak_end"):
+            time.sleep(0.2)
+        if self.observer.since(t, "wake"):
+            self.wakes["detected"] += 1
+            if self.observer.since(t, "reply"):
+                self.wakes["answered"] += 1
+        self.quiet.clear()
+
+    def _hostile(self, cycle: int) -> None:
+        for command, payload in hostile_payloads(str(cycle)):
+            if self.observer.publish(command, payload):
+                self.hostile += 1
+        self.faults["hostile_burst"] = self.faults.get("hostile_burst", 0) + 1
+
+    def _llm_faults(self) -> None:
+        self.llm.then(status(500), hang(), raw([b"data: {not json\n\n"]), status(429))
+        for i in range(4):
+            self._send("ask", {"text": f"what is the longest river number {i}"})
+            time.sleep(3)
+        self.faults["llm"] = self.faults.get("llm", 0) + 4
+
+    def _retained(self, cycle: int) -> None:
+        rid = f"r-{cycle}"
+        if self.observer.publish("volume", json.dumps({"volume": 7, "id": rid}), retain=True):
+            self.retained.append(rid)
+        self.faults["retained"] = self.faults.get("retained", 0) + 1
+
+    def _disk_full(self, cycle: int, until: float) -> None:
+        if not self.fs.mounted:
+            return
+        self.fs.fill()
+        self.faults["disk_full"] = self.faults.get("disk_full", 0) + 1
+        names = [TIMER_NAMES[(cycle * 3 + k) % len(TIMER_NAMES)] for k in range(3)]
+        for name in names:
+            self._send("ask", {"text": f"set a {name} timer for twenty hours"})
+            time.sleep(2)
+        self._send("ask", {"text": f"cancel the {names[0]} timer"})
+        while time.monotonic() < until:
+            time.sleep(0.2)
+        self.fs.free()
+
+    def _broker_outage(self, kill: bool) -> None:
+        self.quiet.set()
+        time.sleep(3)
+        if kill:
+            self.broker.kill()
+        else:
+            self.broker.stop()
+        self.faults["broker_outage"] = self.faults.get("broker_outage", 0) + 1
+        time.sleep(5)
+        self.broker.start()
+        self._wait_online(60)
+        self.quiet.clear()
+
+    def _wait_online(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self.observer.status = ""
+        while time.monotonic() < deadline:
+            self.device.check()
+            if self.observer.connected.is_set() and self.observer.status == "online":
+                return
+            time.sleep(0.2)
+        self.notes.append(f"device not online within {timeout} s")
+
+    # --- the report
+    def _report(
+        self, elapsed: float, cycles: int, health: dict[str, Any], exit_code: int | None
+    ) -> dict[str, Any]:
+        obs = self.observer
+        answered = [rid for rid in self.sent if rid in obs.results]
+        duplicates = [rid for rid in self.sent if len(obs.results.get(rid, [])) > 1]
+        hostile_answered = obs.anonymous_results + sum(
+            len(v) for k, v in obs.results.items() if k.startswith("h-")
+        )
+        redelivered = [r for rid in self.retained for r in obs.results.get(rid, [])[1:]]
+        stored = self._stored()
+        return {
+            "duration_s": round(elapsed, 1),
+            "cycles": cycles,
+            "process": _trend(self.samples),
+            "samples": self.samples,
+            "commands": {
+                "sent": len(self.sent),
+                "answered": len(answered),
+                "unanswered": len(self.sent) - len(answered),
+                "answered_twice": len(duplicates),
+                "ok": sum(1 for rid in answered if obs.results[rid][0].get("ok")),
+            },
+            "hostile": {"sent": self.hostile, "answered": hostile_answered},
+            "retained": {
+                "sent": len(self.retained),
+                "redelivered": len(redelivered),
+                "run_on_redelivery": sum(1 for r in redelivered if r.get("ok")),
+            },
+            "wakes": self.wakes,
+            "errors_by_kind": dict(obs.errors),
+            "events": dict(obs.events),
+            "store_status_seen": dict(obs.store_statuses),
+            "mic_status_seen": dict(obs.mic_statuses),
+            "timers": {
+                "in_memory": health.get("timers"),
+                "in_store": stored.get("timers"),
+                "lost": (health.get("timers") or 0) - (stored.get("timers") or 0),
+            },
+            "volume": {"in_memory": health.get("volume"), "in_store": stored.get("volume")},
+            "crashes": len(self.device.crashes),
+            "exit_code": exit_code,
+            "faults": self.faults,
+            "notes": self.notes,
+        }
+
+    def _stored(self) -> dict[str, Any]:
+        path = self.fs.path / "store.sqlite"
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+                timers = conn.execute("SELECT COUNT(*) FROM timers").fetchone()[0]
+                row = conn.execute("SELECT value FROM settings WHERE key='volume'").fetchone()
+        except sqlite3.Error as exc:
+            return {"error": str(exc)}
+        return {"timers": timers, "volume": json.loads(row[0]) if row else None}
+
+    def close(self) -> None:
+        self.done.set()
+        if self.device.proc is not None and self.device.proc.poll() is None:
+            self.device.stop()
+        self.observer.close()
+        self.feeder.close()
+        self.llm.close()
+        self.broker.stop()
+        self.fs.unmount()
+
+
+def _trend(samples: list[dict[str, float]]) -> dict[str, Any]:
+    """First/last/max of each figure, and RSS drift per hour after the first fifth (the
+    engines' warm-up), by least squares."""
+    out: dict[str, Any] = {}
+    for key in ("rss_mb", "fds", "threads"):
+        values = [s[key] for s in samples if key in s]
+        if values:
+            out[key] = {"first": values[0], "last": values[-1], "max": max(values)}
+    steady = [s for s in samples[len(samples) // 5 :] if "rss_mb" in s]
+    if len(steady) >= 3:
+        ts = [s["t"] for s in steady]
+        ys = [s["rss_mb"] for s in steady]
+        mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+        var = sum((t - mt) ** 2 for t in ts)
+        slope = sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0
+        out["rss_drift_mb_per_h"] = round(slope * 3600, 2)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=3600, help="seconds to run")
+    parser.add_argument("--cycle", type=float, default=300, help="seconds per fault cycle")
+    parser.add_argument("--command-s", type=float, default=2.0, help="seconds between commands")
+    parser.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--grace", type=float, default=20.0, help="seconds to wait for answers")
+    parser.add_argument("--tmpfs-kb", type=int, default=4096, help="size of the data tmpfs")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up: unmount, stop all
+    with tempfile.TemporaryDirectory(prefix="ttbt5-soak-") as tmp:
+        soak = Soak(args, Path(tmp))
+        try:
+            report = soak.run()
+        finally:
+            soak.close()
+    text = json.dumps(report, indent=1)
+    if args.output:
+        args.output.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
