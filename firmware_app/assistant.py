@@ -20,19 +20,7 @@ from pydantic import ValidationError
 
 from firmware_app import __version__
 from firmware_app.actions import FIXED_PHRASES, clock_time, strip_wake_words
-from firmware_app.flow import (
-    ALL,
-    BUSY,
-    ERROR,
-    IDLE,
-    LISTENING,
-    MUTED,
-    RESTING,
-    SPEAKING,
-    THINKING,
-    Flow,
-    State,
-)
+from firmware_app.flow import Flow
 from firmware_app.listener import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
 from firmware_app.machine import Row, table
 from firmware_app.messages import (
@@ -53,6 +41,18 @@ from firmware_app.messages import (
     Tick,
     VolumeArgs,
     WakeLost,
+)
+from firmware_app.states import (
+    ALL,
+    BUSY,
+    ERROR,
+    IDLE,
+    LISTENING,
+    MUTED,
+    RESTING,
+    SPEAKING,
+    THINKING,
+    State,
 )
 from firmware_app.utterances import Origin, Pending
 

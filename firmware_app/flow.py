@@ -7,8 +7,6 @@ dispatcher (`machine.Machine`) does, so every change goes through the table.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from loguru import logger
 
 from firmware_app.actions import (
@@ -54,26 +52,12 @@ from firmware_app.messages import (
 from firmware_app.metrics import Metrics
 from firmware_app.parts import Clock, Parts, RealClock, Responder
 from firmware_app.speech import SpeechOutput
+from firmware_app.states import BUSY, ERROR, LISTENING, RESTING, THINKING, State
 from firmware_app.store import Store
 from firmware_app.timers import Timer, Timers
 from firmware_app.utterances import MAX_ANNOUNCEMENTS, Origin
 from firmware_app.voice import Voice
 from firmware_app.wake_clips import WakeClips
-
-
-class State(StrEnum):
-    IDLE = "idle"
-    LISTENING = "listening"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
-    MUTED = "muted"
-    ERROR = "error"
-
-
-IDLE, LISTENING, THINKING, SPEAKING, MUTED, ERROR = State
-RESTING = frozenset({IDLE, MUTED, ERROR})
-BUSY = frozenset({THINKING, SPEAKING})
-ALL = frozenset(State)
 
 
 class Flow(Machine[State]):
@@ -167,7 +151,7 @@ class Flow(Machine[State]):
     def _resting_state(self) -> State:
         if self._mic_fault or self._t < self._error_until:
             return ERROR
-        return MUTED if self.muted else IDLE
+        return State.MUTED if self.muted else State.IDLE
 
     # --- listening
     def listen(self, preroll: tuple[bytes, ...] = (), followup: bool = False) -> State:
@@ -296,7 +280,7 @@ class Flow(Machine[State]):
         return self.state if self.state in BUSY else THINKING
 
     def on_playback_started(self, msg: PlaybackStarted) -> State:
-        return SPEAKING if self.voice.started(msg.utterance) else self.state
+        return State.SPEAKING if self.voice.started(msg.utterance) else self.state
 
     def on_playback_done(self, msg: PlaybackDone) -> State:
         if self.voice.done(msg.utterance) is None:

@@ -6,7 +6,7 @@ listed one by one: pip does not widen ``--platform manylinux_2_36_aarch64`` to t
 manylinux tags that tflite-runtime, lgpio and pyopen-wakeword are published for, and it
 evaluates dependency markers (``platform_machine == 'aarch64'``) for the build machine, not
 the target. Both are done here instead. Pure-Python projects published only as source
-(sqlitedict, srt) are built into ``py3-none-any`` wheels by the release build.
+(srt, for one) are built into ``py3-none-any`` wheels by the release build.
 
 pyalsaaudio publishes no Linux wheels at all. It goes into the bundle as its source
 distribution and the updater compiles it on the device, with the compiler and ALSA headers
