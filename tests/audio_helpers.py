@@ -27,8 +27,9 @@ def speech(text: str, length_scale: float | None = None) -> np.ndarray:
     from piper import SynthesisConfig
 
     voice = _voice()
-    # same audio on every run: repeatable tests
-    steady = SynthesisConfig(noise_w_scale=0.0, length_scale=length_scale)
+    # the same audio on every run and every machine (Piper's noise is unseeded): tests and
+    # the wake corpus's counts repeat exactly
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=length_scale)
     audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, steady)])
     return resample(audio, voice.config.sample_rate, RATE)
 

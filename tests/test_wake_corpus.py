@@ -23,17 +23,17 @@ KEYS = ("rejected", "false_accepts", "sound_alike_accepts", "confusions")
 EXPECTED: dict[str, dict[str, tuple]] = {
     # model: (false rejects of 15, false accepts, own sound-alikes accepted, confusions)
     "openwakeword": {
-        "hey_jarvis": (4, 0, "18/60", 0),
-        "alexa": (3, 0, "28/60", 0),
-        "hey_mycroft": (10, 1, "21/60", 0),
+        "hey_jarvis": (4, 0, "19/60", 0),
+        "alexa": (3, 0, "32/60", 0),
+        "hey_mycroft": (9, 1, "21/60", 0),
         "okay_nabu": (3, 0, "6/60", 0),
-        "hey_rhasspy": (11, 0, "21/60", 0),
+        "hey_rhasspy": (11, 0, "25/60", 0),
     },
     "microwakeword": {
         "hey_jarvis": (5, 0, "13/60", 0),
         "alexa": (0, 0, "12/60", 0),
-        "hey_mycroft": (6, 0, "14/60", 0),
-        "okay_nabu": (4, 0, "29/60", 0),
+        "hey_mycroft": (6, 0, "15/60", 0),
+        "okay_nabu": (4, 0, "27/60", 0),
     },
 }
 

@@ -94,7 +94,7 @@ PIPER_CI = [1.0, 1.25]
 SNRS = (20, 10, 5)
 CONDITIONS_FULL = ("clean", "snr20", "snr10", "snr5", "reverb")
 CONDITIONS_CI = ("clean", "snr10", "reverb")
-RECIPE = 2  # bump when rendering changes, so stale cached audio is not reused
+RECIPE = 3  # bump when rendering changes, so stale cached audio is not reused
 LEAD_S, TAIL_S = 0.6, 2.4  # a clip's silence around its phrase; > refractory time apart
 
 
