@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from audio_helpers import silence, speech
+from echo_support import STOP_LOOKALIKES
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.echo import EchoPath, PlaybackReference
@@ -51,16 +52,7 @@ REPLIES = [
     "Your next meeting is at nine thirty with the design team, in room four.",
     "The song playing now is called Blue in Green, from the album Kind of Blue.",
 ]
-ORDINARY = [
-    "The bus stops at the corner, and the shop is on top of the hill.",
-    "Don't stop the music, it is my favourite song.",
-    "He stopped by to say hello, then went to the store.",
-    "A stopwatch is on the table next to the stock report.",
-    "Please stay, the show starts soon.",
-    "Stephen stepped onto the stage at the top of the hour.",
-    "What is the weather like in Stockholm tomorrow?",
-    "Turn off the kitchen lights and set a timer for ten minutes.",
-]
+ORDINARY = STOP_LOOKALIKES
 ESPEAK_VOICES = [
     (v, s) for v in ("en-us", "en", "en-us+f3", "en-us+m3", "en+f2") for s in (130, 175, 220)
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,8 @@ for key in list(os.environ):
 # A runtime directory of this test run's own: a `ttbt5 run` started by a test listens
 # there, and `ttbt5 ask` in a test never reaches a service running elsewhere on the machine.
 os.environ["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="ttbt5-run-")
+
+from small_fs import SmallFs  # noqa: E402
 
 from firmware_app.config import Settings  # noqa: E402
 
@@ -116,3 +119,16 @@ def factory():
     yield mock
     mock.reset()
     Device.pin_factory = saved
+
+
+@pytest.fixture(name="small_fs")
+def small_fs_fixture(tmp_path: Path) -> Iterator[SmallFs]:
+    """A 2 MB tmpfs at ``tmp_path/data``; the test is skipped, saying why, where it cannot
+    be mounted."""
+    fs = SmallFs(tmp_path / "data", size_kb=2048)
+    try:
+        fs.mount()
+    except PermissionError as exc:
+        pytest.skip(f"needs a real small filesystem: {exc}")
+    yield fs
+    fs.unmount()

@@ -156,3 +156,16 @@ def stop_alone(
         "requests": types.count("transcript"),
         "events": events,
     }
+
+
+STOP_LOOKALIKES = [
+    "The bus stops at the corner, and the shop is on top of the hill.",
+    "Don't stop the music, it is my favourite song.",
+    "He stopped by to say hello, then went to the store.",
+    "A stopwatch is on the table next to the stock report.",
+    "Please stay, the show starts soon.",
+    "Stephen stepped onto the stage at the top of the hour.",
+    "Turn off the kitchen lights and set a timer for ten minutes.",
+    "What is the weather like in Stockholm tomorrow?",
+]
+"""Ordinary sentences full of "stop"-like sounds: none of them may count as "stop"."""

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from conftest import ALSA_FIFO
+from harness import wait_until
 from live_mic import MicFeeder
 
 from firmware_app.audio.alsa import AlsaSpeaker, Microphone
@@ -31,28 +32,21 @@ def drain(inbox: Inbox) -> list:
             return out
 
 
-def wait_for(predicate, timeout=10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not predicate():
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_a_stalled_microphone_is_reported_and_reopened(feeder):
     inbox = Inbox()
     mic = Microphone("testfifo", inbox.post, inbox.has_room, reopen_max_s=0.2, stall_s=0.6)
     mic.start()
     try:
-        assert wait_for(lambda: mic.frames >= 5 and mic.stats()["status"] == "running")
+        wait_until(lambda: mic.frames >= 5 and mic.stats()["status"] == "running", 10.0)
         feeder.stall(3600)  # the device stops delivering
-        assert wait_for(lambda: mic.stats()["status"] == "stalled")
+        wait_until(lambda: mic.stats()["status"] == "stalled", 10.0)
         time.sleep(1.0)  # still stalled: reopened with backoff, reported once
         stats = mic.stats()
         assert stats["status"] == "stalled" and stats["reopens"] >= 1
         assert "delivered no audio" in stats["error"]
         before = mic.frames
         feeder.stall(0)
-        assert wait_for(lambda: mic.stats()["status"] == "running" and mic.frames > before + 5)
+        wait_until(lambda: mic.stats()["status"] == "running" and mic.frames > before + 5, 10.0)
     finally:
         mic.close()
     msgs = drain(inbox)
@@ -69,11 +63,11 @@ def test_a_second_stall_after_recovery_is_reported_again(feeder):
     mic.start()
     try:
         for _ in range(2):
-            assert wait_for(lambda: mic.stats()["status"] == "running")
+            wait_until(lambda: mic.stats()["status"] == "running", 10.0)
             feeder.stall(3600)
-            assert wait_for(lambda: mic.stats()["status"] == "stalled")
+            wait_until(lambda: mic.stats()["status"] == "stalled", 10.0)
             feeder.stall(0)
-        assert wait_for(lambda: mic.stats()["status"] == "running")
+        wait_until(lambda: mic.stats()["status"] == "running", 10.0)
     finally:
         mic.close()
     errors = [m for m in drain(inbox) if isinstance(m, Notice)]
@@ -84,11 +78,11 @@ def test_a_missing_speaker_is_known_before_anything_is_said(alsa_files):
     inbox = Inbox()
     speaker = AlsaSpeaker("no_such_speaker_xyz", 22050, inbox.post, probe_s=0.1)
     try:
-        assert wait_for(lambda: not speaker.available())
+        wait_until(lambda: not speaker.available(), 10.0)
         assert speaker.stats()["status"] == "missing"
         speaker.play(4, b"\0\0" * 2205)
         speaker.finish(4)
-        assert wait_for(lambda: any(isinstance(m, PlaybackDone) for m in list(inbox.queue.queue)))
+        wait_until(lambda: any(isinstance(m, PlaybackDone) for m in list(inbox.queue.queue)), 10.0)
         time.sleep(0.3)  # probes go on while missing; they must not repeat the notice
     finally:
         speaker.close()
@@ -102,7 +96,7 @@ def test_a_present_speaker_is_available(alsa_files):
     inbox = Inbox()
     speaker = AlsaSpeaker("testspeaker", 22050, inbox.post)
     try:
-        assert wait_for(lambda: speaker.stats()["status"] == "idle")
+        wait_until(lambda: speaker.stats()["status"] == "idle", 10.0)
         assert speaker.available()
     finally:
         speaker.close()
@@ -149,7 +143,7 @@ def test_a_capture_that_fails_or_ends_is_reported_and_reopened(error, status):
     mic = ScriptedMicrophone(inbox, error)
     mic.start()
     try:
-        assert wait_for(lambda: len(mic.opened) >= 3)
+        wait_until(lambda: len(mic.opened) >= 3, 10.0)
         assert mic.stats()["status"] == status
     finally:
         mic.close()
@@ -160,4 +154,4 @@ def test_a_capture_that_fails_or_ends_is_reported_and_reopened(error, status):
     assert len(mic.opened) - 1 <= len(notices) <= len(mic.opened)
     assert all(n.fields["where"] == "audio.input" for n in notices)
     assert sum(isinstance(m, Frame) for m in msgs) >= 5 * 3
-    assert wait_for(lambda: all(pcm.closed for pcm in mic.opened[:-1]))
+    wait_until(lambda: all(pcm.closed for pcm in mic.opened[:-1]), 10.0)

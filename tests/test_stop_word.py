@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audio_helpers import conversation, silence, speech
+from echo_support import STOP_LOOKALIKES
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.echo import EchoPath, PlaybackReference
@@ -16,16 +17,6 @@ from firmware_app.messages import FRAME_SAMPLES, SAMPLE_RATE
 
 pytest.importorskip("pocketsphinx")
 
-ORDINARY = [
-    "The bus stops at the corner, and the shop is on top of the hill.",
-    "Don't stop the music, it is my favourite song.",
-    "He stopped by to say hello, then went to the store.",
-    "A stopwatch is on the table next to the stock report.",
-    "Please stay, the show starts soon.",
-    "Stephen stepped onto the stage at the top of the hour.",
-    "Turn off the kitchen lights and set a timer for ten minutes.",
-    "What is the weather like in Stockholm tomorrow?",
-]
 REPLIES = [
     "The weather today is sunny with a high of twenty two degrees and a light breeze.",
     "Tomorrow brings rain in the afternoon, so take an umbrella when you go out.",
@@ -59,7 +50,7 @@ def test_stop_said_alone_is_heard_once(spotter: PocketsphinxStopSpotter, text: s
 
 def test_no_stop_in_ordinary_speech(spotter: PocketsphinxStopSpotter) -> None:
     spotter.reset()
-    audio = np.concatenate([np.concatenate([speech(t), silence(0.6)]) for t in ORDINARY])
+    audio = np.concatenate([np.concatenate([speech(t), silence(0.6)]) for t in STOP_LOOKALIKES])
     assert stops_in(spotter, audio) == []
 
 

@@ -7,32 +7,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-from small_fs import SmallFs
+from harness import wait_until
 
 from firmware_app.messages import Notice
 from firmware_app.store import Store
 from firmware_app.timers import Timers
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    fs = SmallFs(tmp_path / "small", size_kb=1024)
-    try:
-        fs.mount()
-    except PermissionError as exc:
-        pytest.skip(f"needs a real small filesystem: {exc}")
-    yield fs
-    fs.unmount()
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def seeded(path: Path) -> None:
@@ -123,7 +102,7 @@ def test_disk_full_while_running_keeps_everything_and_writes_it_later(small_fs):
     assert status["pending"] >= 3
     assert [n.fields["where"] for n in notices] == ["store"]  # one notice, not one per write
     small_fs.free()
-    assert wait_for(lambda: store.status()["status"] == "ok")
+    wait_until(lambda: store.status()["status"] == "ok", 10.0)
     assert store.status()["pending"] == 0
     store.close()
     again = Store(path)
@@ -143,7 +122,7 @@ def test_disk_full_at_start_is_not_corruption(small_fs):
     store.put("settings", "volume", 60)
     assert store.get("settings", "volume") == 60
     small_fs.free()
-    assert wait_for(lambda: store.status()["status"] == "ok")
+    wait_until(lambda: store.status()["status"] == "ok", 10.0)
     store.close()
     assert on_disk(path, "settings")["volume"] == "60"
     assert not list(small_fs.path.glob("*.corrupt-*"))
@@ -163,7 +142,7 @@ def test_read_only_at_start_runs_from_memory_then_writes(small_fs):
     time.sleep(0.3)
     assert store.status()["status"] == "degraded"  # still read-only: still kept in memory
     small_fs.writable()
-    assert wait_for(lambda: store.status()["status"] == "ok")
+    wait_until(lambda: store.status()["status"] == "ok", 10.0)
     store.close()
     assert on_disk(path, "settings")["muted"] == "false"
     assert len(on_disk(path, "timers")) == 3
@@ -175,7 +154,7 @@ def test_missing_directory_that_cannot_be_made_runs_from_memory(small_fs):
     store.put("settings", "volume", 20)
     assert store.get("settings", "volume") == 20 and store.status()["status"] == "degraded"
     small_fs.writable()
-    assert wait_for(lambda: store.status()["status"] == "ok")
+    wait_until(lambda: store.status()["status"] == "ok", 10.0)
     store.close()
     assert on_disk(small_fs.path / "sub" / "store.sqlite", "settings") == {"volume": "20"}
 
@@ -192,6 +171,6 @@ def test_deletes_and_clears_made_while_degraded_reach_the_disk(small_fs):
     store.put("settings", "volume", 11)
     assert store.status()["status"] == "degraded"
     small_fs.free()
-    assert wait_for(lambda: store.status()["status"] == "ok")
+    wait_until(lambda: store.status()["status"] == "ok", 10.0)
     store.close()
     assert on_disk(path, "timers") == {} and on_disk(path, "settings") == {"volume": "11"}

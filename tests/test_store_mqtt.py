@@ -10,25 +10,12 @@ import threading
 from typing import Any
 
 import numpy as np
-import pytest
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 from mqtt_broker import Broker, Listener
-from small_fs import SmallFs
 
 from firmware_app import runtime, simulation
 from firmware_app.audio.wavio import write_wav
 from firmware_app.config import MqttSettings, Settings
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    fs = SmallFs(tmp_path / "data", size_kb=2048)
-    try:
-        fs.mount()
-    except PermissionError as exc:
-        pytest.skip(f"needs a real small filesystem: {exc}")
-    yield fs
-    fs.unmount()
 
 
 def test_commands_are_answered_while_the_disk_is_full(broker: Broker, small_fs, tmp_path):

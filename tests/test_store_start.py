@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from mqtt_broker import Listener
-from small_fs import SmallFs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,17 +28,6 @@ def ttbt5(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         check=False,
     )
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    fs = SmallFs(tmp_path / "data", size_kb=2048)
-    try:
-        fs.mount()
-    except PermissionError as exc:
-        pytest.skip(f"needs a real small filesystem: {exc}")
-    yield fs
-    fs.unmount()
 
 
 def seed(data: Path) -> None:

@@ -14,13 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_app.config import WakeSettings
-from firmware_app.engines.wake import (
-    Detector,
-    PeakPicker,
-    model_name,
-    refractory_frames,
-    threshold_for,
-)
+from firmware_app.engines.wake import Detector, model_name, picker_for
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 
 # Chosen on the wake corpus by scripts/bench_wake.py's rule, as for openWakeWord
@@ -87,8 +81,4 @@ class MicroWake(Detector):
     def __init__(self, settings: WakeSettings, models: Sequence[str] | None = None) -> None:
         chosen = list(models if models is not None else settings.models)
         scorer = MicroWakeScorer(chosen)
-        thresholds = {
-            name: threshold_for(settings, model, MICROWAKEWORD_THRESHOLDS)
-            for name, model in zip(scorer.names, chosen, strict=True)
-        }
-        super().__init__(scorer, PeakPicker(thresholds, refractory_frames(settings)))
+        super().__init__(scorer, picker_for(settings, scorer, chosen, MICROWAKEWORD_THRESHOLDS))

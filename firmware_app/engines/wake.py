@@ -186,15 +186,19 @@ class OpenWakeWord(Detector):
     def __init__(self, settings: WakeSettings, models: Sequence[str] | None = None) -> None:
         chosen = list(models if models is not None else settings.models)
         scorer = OpenWakeWordScorer(chosen)
-        thresholds = {
-            name: threshold_for(settings, model, OPENWAKEWORD_THRESHOLDS)
-            for name, model in zip(scorer.names, chosen, strict=True)
-        }
-        super().__init__(scorer, PeakPicker(thresholds, refractory_frames(settings)))
+        super().__init__(scorer, picker_for(settings, scorer, chosen, OPENWAKEWORD_THRESHOLDS))
 
 
-def refractory_frames(settings: WakeSettings) -> int:
-    return round(settings.refractory_s / FRAME_SECONDS)
+def picker_for(
+    settings: WakeSettings, scorer: ScoringEngine, chosen: list[str], defaults: dict[str, float]
+) -> PeakPicker:
+    """The peak picker for ``scorer``'s models: each at its threshold (the setting for the
+    model, the global one, else the engine's measured default)."""
+    thresholds = {
+        name: threshold_for(settings, model, defaults)
+        for name, model in zip(scorer.names, chosen, strict=True)
+    }
+    return PeakPicker(thresholds, round(settings.refractory_s / FRAME_SECONDS))
 
 
 class WakeEngines:
