@@ -221,6 +221,9 @@ class Soak:
     def _broker_outage(self, kill: bool) -> None:
         self.quiet.set()
         time.sleep(3)
+        # The broker keeps the old retained status and health; only a health report made
+        # after the outage began shows the device is back (commands sent before are lost).
+        fresh = float(self.observer.health.get("uptime_s") or 0) + 6
         if kill:
             self.broker.kill()
         else:
@@ -228,18 +231,21 @@ class Soak:
         self.faults["broker_outage"] = self.faults.get("broker_outage", 0) + 1
         time.sleep(5)
         self.broker.start()
-        self._wait_online(60)
+        self._wait_online(60, fresh)
         self.quiet.clear()
 
-    def _wait_online(self, timeout: float) -> None:
+    def _wait_online(self, timeout: float, uptime_after: float = 0) -> None:
         deadline = time.monotonic() + timeout
-        self.observer.status = ""
         while time.monotonic() < deadline:
             self.device.check()
-            if self.observer.connected.is_set() and self.observer.status == "online":
+            uptime = self.observer.health.get("uptime_s")
+            fresh = isinstance(uptime, int | float) and uptime > uptime_after
+            if self.observer.connected.is_set() and self.observer.status == "online" and fresh:
                 return
             time.sleep(0.2)
-        self.notes.append(f"device not online within {timeout} s")
+        seen = self.observer.status or "nothing"
+        state = "connected" if self.observer.connected.is_set() else "not connected"
+        self.notes.append(f"device not online within {timeout} s (observer {state}, saw {seen})")
 
     # --- the report
     def _report(
