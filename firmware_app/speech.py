@@ -35,7 +35,8 @@ from loguru import logger
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
 from firmware_app.engines import Speaker, Synthesizer
-from firmware_app.engines.tts import MAX_PIECE_CHARS, release_free_memory
+from firmware_app.engines.tts import MAX_PIECE_CHARS
+from firmware_app.heap import release_free_memory
 from firmware_app.llm.sentences import SentenceSplitter
 from firmware_app.messages import Notice
 

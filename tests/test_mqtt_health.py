@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import stat
 from pathlib import Path
 
+import pytest
+
+from firmware_app.heap import heap_stats
 from firmware_app.mqtt.health import SystemProbe, cpu_temperature, parse_throttled
 
 
@@ -51,6 +55,8 @@ def test_probe_with_a_vcgencmd(tmp_path: Path) -> None:
     assert health["throttled"]["arm_frequency_capped_occurred"] is True
     assert health["disk_free_mb"] > 0  # measured on the nearest existing parent
     assert health["memory"]["total_mb"] > 0 and health["memory"]["process_rss_mb"] > 0
+    heap = health["memory"]["heap"]
+    assert heap is None or (heap["in_use_mb"] > 0 and heap["free_mb"] >= 0)
     assert 0.0 <= health["cpu_percent"] <= 100.0 * 64
     assert health["boot_time"].endswith("+00:00")
 
@@ -61,3 +67,25 @@ def test_probe_without_vcgencmd(tmp_path: Path) -> None:
     broken.chmod(0o755)
     assert SystemProbe(tmp_path, vcgencmd=str(broken)).collect()["throttled"] is None
     assert SystemProbe(tmp_path, vcgencmd=str(tmp_path / "absent")).collect()["throttled"] is None
+
+
+def test_heap_figures_follow_what_the_c_heap_holds() -> None:
+    """A block the engines' C code would allocate shows in ``in_use_mb`` and leaves it when
+    freed: the figure that tells a leak from fragmentation on a speaker that has grown."""
+    before = heap_stats()
+    if before is None:
+        pytest.skip("this C library does not report its heap (mallinfo2 is glibc's)")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    block = libc.malloc(64 * 2**20)
+    try:
+        during = heap_stats()
+    finally:
+        libc.free(block)
+    after = heap_stats()
+    assert during is not None and after is not None
+    assert during["in_use_mb"] - before["in_use_mb"] >= 60
+    assert abs(after["in_use_mb"] - before["in_use_mb"]) < 4
+    assert after["free_mb"] >= 0

@@ -10,8 +10,6 @@ returned.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 from firmware_app.config import TtsSettings
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
+from firmware_app.heap import release_free_memory
 
 MAX_PIECE_CHARS = 60
 """Longest text ``SpeechOutput`` hands over at once (a sentence, or part of a long one)."""
@@ -143,21 +142,3 @@ class _ShrinkingSession:
 
     def run(self, output_names: Any, input_feed: dict[str, Any]) -> Any:
         return self._session.run(output_names, input_feed, self.options)
-
-
-_libc: Any = None
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the system (glibc's ``malloc_trim``); elsewhere a no-op.
-    Without it the large blocks of one synthesis stay in the process after it is done."""
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _libc = ctypes.CDLL(name) if name else False
-        except OSError:
-            _libc = False
-    trim = getattr(_libc, "malloc_trim", None) if _libc else None
-    if trim is not None:
-        trim(0)

@@ -13,6 +13,8 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from firmware_app.heap import heap_stats
+
 THERMAL_ROOT = Path("/sys/class/thermal")
 
 # `vcgencmd get_throttled` bits (Raspberry Pi firmware documentation).
@@ -89,6 +91,7 @@ class SystemProbe:
                 "available_mb": memory.available // 2**20,
                 "percent": memory.percent,
                 "process_rss_mb": round(self._process.memory_info().rss / 2**20, 1),
+                "heap": heap_stats(),
             },
             "disk_free_mb": self._disk_free_mb(),
         }
