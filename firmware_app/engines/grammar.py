@@ -82,12 +82,17 @@ def duration_rule() -> str:
     )
 
 
+def _words(body: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", re.sub(r"<[^>]*>", " ", body))
+
+
 class _Compiler:
     def __init__(self, has_word: Callable[[str], bool], wildcards: dict[str, list[str]]) -> None:
         self.has_word = has_word
         self.wildcards = wildcards
         self.rules: dict[str, str | None] = {"number": _under_100(), "duration": duration_rule()}
-        self.words: set[str] = set()
+        # every word the grammar holds, the fixed rules' included: the decoder's dictionary
+        self.words: set[str] = {w for body in self.rules.values() for w in _words(body or "")}
         self.missing: set[str] = set()
         self.intents: list[Intents] = []
 

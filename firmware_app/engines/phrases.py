@@ -17,15 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
+from firmware_app.engines.pronunciations import decoder, entries, pronunciations
 from firmware_app.engines.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
-from firmware_app.errors import EngineUnavailableError
 from firmware_app.events import Event
 from firmware_app.messages import SAMPLE_RATE
 
@@ -34,24 +32,6 @@ OUT_OF_GRAMMAR_REPLY = (
     "For other questions, install a speech model with: ttbt5 models pull."
 )
 SEARCH = "commands"
-
-
-def _model_dir() -> Path:
-    try:
-        from pocketsphinx import get_model_path
-    except ImportError as exc:
-        raise EngineUnavailableError(f"pocketsphinx cannot be loaded ({exc})") from exc
-    return Path(get_model_path()) / "en-us"
-
-
-@cache
-def dictionary_words() -> frozenset[str]:
-    """Words the packaged pronunciation dictionary knows (alternates folded)."""
-    words = set()
-    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as lines:
-        for line in lines:
-            words.add(line.split(" ", 1)[0].split("(", 1)[0])
-    return frozenset(words)
 
 
 class PhraseTranscriber:
@@ -63,14 +43,9 @@ class PhraseTranscriber:
         sources: Callable[[Iterable[str]], Grammar],
         timer_names: Iterable[str] = (),
     ) -> None:
-        try:
-            from pocketsphinx import Config, Decoder
-        except ImportError as exc:
-            raise EngineUnavailableError(f"pocketsphinx cannot be loaded ({exc})") from exc
-        model = _model_dir()
-        config = Config(
-            hmm=str(model / "en-us"),
-            dict=str(model / "cmudict-en-us.dict"),
+        garbage = entries(GARBAGE_WORDS, prefix=GARBAGE_PREFIX, first_only=True)
+        self._decoder: Any = decoder(
+            garbage,
             samprate=SAMPLE_RATE,
             bestpath=False,  # the lattice pass adds up to a second at the end, for nothing
             # Where cepstral mean normalization starts before it has heard the room: the
@@ -79,22 +54,15 @@ class PhraseTranscriber:
             cmninit="60,3,-1",
             loglevel="FATAL",
         )
-        self._decoder: Any = Decoder(config)
+        self._in_dictionary: set[str] = set()  # words added for the grammar so far
         self._sources = sources
         self._lock = threading.Lock()  # update_names may come from another thread
         self._names: frozenset[str] = frozenset()
         self._pending: frozenset[str] | None = frozenset(timer_names)
-        self._add_garbage_words()
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
         self.last_text = ""  # what was heard, garbage included, for logs and tests
         self.finish_ms = 0.0  # time the last ``finish`` took
-
-    def _add_garbage_words(self) -> None:
-        words = [w for w in GARBAGE_WORDS if w in dictionary_words()]
-        for i, word in enumerate(words):
-            phones = self._decoder.lookup_word(word)
-            self._decoder.add_word(GARBAGE_PREFIX + word, phones, i == len(words) - 1)
 
     def _rebuild(self) -> Grammar:
         with self._lock:
@@ -103,6 +71,7 @@ class PhraseTranscriber:
             return self.grammar
         started = time.monotonic()
         grammar = self._sources(sorted(names))
+        self._add_words(grammar.words | {w for w in WAKE_WORDS if w in pronunciations()})
         self._decoder.add_jsgf_string(SEARCH, grammar.jsgf)
         self._decoder.activate_search(SEARCH)
         self._names = names
@@ -115,6 +84,14 @@ class PhraseTranscriber:
             "speech-to-phrase grammar built in {:.0f} ms", 1000 * (time.monotonic() - started)
         )
         return grammar
+
+    def _add_words(self, words: Iterable[str]) -> None:
+        """The grammar's words the decoder's dictionary does not hold yet."""
+        new = sorted(set(words) - self._in_dictionary)
+        lines = [line.split(" ", 1) for line in entries(new)]
+        for i, (word, phones) in enumerate(lines):
+            self._decoder.add_word(word, phones, i == len(lines) - 1)
+        self._in_dictionary.update(new)
 
     def update_names(self, names: Iterable[str]) -> None:
         """Timer names in use; the grammar is rebuilt before the next utterance if they

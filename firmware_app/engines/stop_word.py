@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from firmware_app.engines.pronunciations import decoder, entries
 from firmware_app.errors import EngineUnavailableError
 
 RATE = 16000
@@ -47,13 +48,17 @@ class PocketsphinxStopSpotter:
         min_level: float = 1000.0,
     ) -> None:
         try:
-            from pocketsphinx import Decoder
+            import pocketsphinx  # noqa: F401
         except ImportError as exc:
             raise EngineUnavailableError(
                 "the stop word needs the pocketsphinx package; reinstall with scripts/setup.sh"
             ) from exc
-        self._decoder: Any = Decoder(
-            keyphrase=phrase, kws_threshold=threshold, samprate=RATE, loglevel="FATAL"
+        self._decoder: Any = decoder(
+            entries(phrase.split()),
+            keyphrase=phrase,
+            kws_threshold=threshold,
+            samprate=RATE,
+            loglevel="FATAL",
         )
         self._pause = max(1, pause_ms // 10)
         self._quiet_ratio = float(10.0 ** (-quiet_db / 20.0))

@@ -99,14 +99,14 @@ def phrase_grammar_sources(settings: Settings) -> Callable[[Iterable[str]], Gram
     """What the speech-to-phrase grammar is built from: the built-in sentences, the
     answers to "Which one?", the custom sentences in config, and timer names."""
     from firmware_app.engines.grammar import build_grammar
-    from firmware_app.engines.phrases import dictionary_words
+    from firmware_app.engines.pronunciations import pronunciations
     from firmware_app.intents.builtin import BUILTIN, FOLLOWUP
     from firmware_app.intents.custom import CustomIntents
 
     custom = CustomIntents(settings.intents).intents
 
     def sources(names: Iterable[str]) -> Grammar:
-        known = dictionary_words().__contains__
+        known = pronunciations().__contains__
         return build_grammar([BUILTIN, FOLLOWUP, custom], known, {"name": list(names)})
 
     return sources
