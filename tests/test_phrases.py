@@ -217,3 +217,16 @@ def test_the_dictionary_is_searched_in_place_like_the_file_reads():
     for missing in ["", "zzzzqq", "readd", "a(2)", "ça"]:
         assert missing not in dictionary
     assert len(dictionary) == sum(len(v) for v in expected.values())
+
+
+def test_recognizers_need_no_writable_disk(monkeypatch):
+    """A full or read-only disk at start must not take speech recognition away: the
+    decoders' dictionaries are built in memory."""
+    import tempfile
+
+    from firmware_app.engines.pronunciations import decoder, entries
+    from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/ttbt5-no-tmp")
+    assert decoder(entries(["what", "time"])).lookup_word("time") == "T AY M"
+    assert PocketsphinxStopSpotter().process(bytes(3200)) is False

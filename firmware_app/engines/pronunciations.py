@@ -11,7 +11,7 @@ starts from a dictionary of just the words it needs.
 from __future__ import annotations
 
 import bisect
-import tempfile
+import os
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -84,16 +84,22 @@ def entries(words: Iterable[str], prefix: str = "", first_only: bool = False) ->
     return lines
 
 
-def decoder(lines: list[str], **config: Any) -> Any:
+def decoder(lines: list[str], keyphrase: str | None = None, **config: Any) -> Any:
     """A pocketsphinx decoder for the en-us model whose dictionary holds only ``lines``
-    (more words can be added later with ``add_word``)."""
+    (more words can be added later with ``add_word``), spotting ``keyphrase`` if given.
+    Nothing is written to disk: it starts from an empty dictionary, so a full or
+    read-only disk cannot take the recognizer away."""
     try:
         from pocketsphinx import Config, Decoder
     except ImportError as exc:
         raise EngineUnavailableError(f"pocketsphinx cannot be loaded ({exc})") from exc
     if not lines:
         raise EngineUnavailableError("pocketsphinx: no word of the vocabulary is in its dictionary")
-    with tempfile.TemporaryDirectory(prefix="ttbt5-dict-") as tmp:
-        path = Path(tmp) / "words.dict"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return Decoder(Config(hmm=str(model_dir() / "en-us"), dict=str(path), **config))
+    decoder = Decoder(Config(hmm=str(model_dir() / "en-us"), dict=os.devnull, **config))
+    for i, line in enumerate(lines):
+        word, phones = line.split(" ", 1)
+        decoder.add_word(word, phones, i == len(lines) - 1)
+    if keyphrase is not None:
+        decoder.add_keyphrase("keyphrase", keyphrase)
+        decoder.activate_search("keyphrase")
+    return decoder
