@@ -13,6 +13,7 @@
   and TTS first audio; how many requests were heard right; the intent matcher's time per
   request over the natural-phrasings table; the grammar's build time.
 - startup: models loaded and assistant ready, and peak RSS, in a fresh process.
+- memory: RSS each part adds as it loads on defaults (wake, VAD, STT, TTS, stop word, echo).
 """
 
 from __future__ import annotations
@@ -314,6 +315,51 @@ print(json.dumps({"models_loaded_s": round(t_models, 2), "ready_s": round(t_read
 """
 
 
+MEMORY_CHILD = r"""
+import gc, json, tempfile
+from pathlib import Path
+import psutil
+from firmware_app.heap import release_free_memory
+process = psutil.Process()
+def rss():
+    gc.collect()
+    release_free_memory()
+    return process.memory_info().rss / 2**20
+parts, last = {}, rss()
+def part(name, load):
+    global last
+    kept = load()
+    now = rss()
+    parts[name] = round(now - last, 1)
+    last = now
+    return kept
+from firmware_app.config import Settings
+s = part("python, settings", lambda: Settings(data_dir=Path(tempfile.mkdtemp())))
+from firmware_app import runtime
+part("imports", lambda: None)
+from firmware_app.engines.wake import build_wake_detector
+from firmware_app.engines.vad import SileroVad
+from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+from firmware_app.engines.aec import make_echo_canceller
+kept = [part("wake (openWakeWord)", lambda: build_wake_detector(s.wake)),
+        part("vad (Silero)", SileroVad),
+        part("stt (speech-to-phrase)", lambda: runtime.load_stt(s)),
+        part("tts (Piper)", lambda: runtime.load_tts(s)),
+        part("stop word", lambda: PocketsphinxStopSpotter(threshold=s.echo.stop_threshold)),
+        part("echo canceller", lambda: make_echo_canceller(s.echo.engine, s.echo.tail_ms))]
+print(json.dumps({"rss_added_mb": parts, "rss_mb": round(last, 1)}))
+"""
+
+
+def memory_by_part() -> dict:
+    """RSS each part adds as it loads, on defaults, in the order ``ttbt5 run`` loads
+    them, in a fresh process (freed pages handed back before each reading)."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def startup(stt: str) -> dict:
     """In a fresh process: on defaults (``stt="default"``: speech-to-phrase, nothing
     downloaded) or with a Vosk model as well (``"vosk"``)."""
@@ -332,13 +378,13 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument(
-        "--only", choices=["idle_cost", "response", "english", "startup"], action="append"
+        "--only", choices=["idle_cost", "response", "english", "startup", "memory"], action="append"
     )
     args = parser.parse_args()
     from loguru import logger
 
     logger.remove()
-    wanted = set(args.only or ["idle_cost", "response", "english", "startup"])
+    wanted = set(args.only or ["idle_cost", "response", "english", "startup", "memory"])
     report: dict = {
         "machine": {"python": sys.version.split()[0], "cpus": __import__("os").cpu_count()}
     }
@@ -351,6 +397,8 @@ def main() -> None:
     if "startup" in wanted:
         report["startup"] = startup("default")
         report["startup_vosk"] = startup("vosk")
+    if "memory" in wanted:
+        report["memory"] = memory_by_part()
     print(json.dumps(report, indent=2))
 
 

@@ -167,8 +167,8 @@ class Soak:
             sample = self.device.sample()
             heap = self.observer.health.get("memory", {}).get("heap")
             if sample and isinstance(heap, dict):  # the C heap, from the last health report
-                sample["heap_in_use_mb"] = heap.get("in_use_mb", 0)
-                sample["heap_free_mb"] = heap.get("free_mb", 0)
+                sample["heap_in_use_mb"] = heap["in_use_mb"]
+                sample["heap_free_mb"] = heap["free_mb"]
             if sample:
                 self.samples.append({"t": round(time.monotonic() - t0, 1), **sample})
             self.done.wait(self.args.sample_s)

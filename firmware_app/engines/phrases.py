@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
-from firmware_app.engines.pronunciations import decoder, entries, pronunciations
+from firmware_app.engines.pronunciations import add_words, decoder, entries
 from firmware_app.engines.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 from firmware_app.events import Event
 from firmware_app.messages import SAMPLE_RATE
@@ -71,7 +71,7 @@ class PhraseTranscriber:
             return self.grammar
         started = time.monotonic()
         grammar = self._sources(sorted(names))
-        self._add_words(grammar.words | {w for w in WAKE_WORDS if w in pronunciations()})
+        self._add_words(grammar.words | set(WAKE_WORDS))  # words it lacks are skipped
         self._decoder.add_jsgf_string(SEARCH, grammar.jsgf)
         self._decoder.activate_search(SEARCH)
         self._names = names
@@ -88,9 +88,7 @@ class PhraseTranscriber:
     def _add_words(self, words: Iterable[str]) -> None:
         """The grammar's words the decoder's dictionary does not hold yet."""
         new = sorted(set(words) - self._in_dictionary)
-        lines = [line.split(" ", 1) for line in entries(new)]
-        for i, (word, phones) in enumerate(lines):
-            self._decoder.add_word(word, phones, i == len(lines) - 1)
+        add_words(self._decoder, entries(new))
         self._in_dictionary.update(new)
 
     def update_names(self, names: Iterable[str]) -> None:

@@ -73,33 +73,49 @@ def pronunciations() -> Pronunciations:
     return Pronunciations(model_dir() / "cmudict-en-us.dict")
 
 
-def entries(words: Iterable[str], prefix: str = "", first_only: bool = False) -> list[str]:
-    """Dictionary lines for ``words`` (those it knows), spelt with ``prefix``; alternates
-    numbered as in the file."""
-    lines = []
+def entries(
+    words: Iterable[str], prefix: str = "", first_only: bool = False
+) -> list[tuple[str, str]]:
+    """(word, phones) for each of ``words`` the dictionary knows, spelt with ``prefix``;
+    alternates numbered as in the file."""
+    found = []
     for word in words:
         phones = pronunciations().phones(word)
         for k, p in enumerate(phones[:1] if first_only else phones):
-            lines.append(f"{prefix}{word}{'' if k == 0 else f'({k + 1})'} {p}")
-    return lines
+            found.append((f"{prefix}{word}{'' if k == 0 else f'({k + 1})'}", p))
+    return found
 
 
-def decoder(lines: list[str], keyphrase: str | None = None, **config: Any) -> Any:
-    """A pocketsphinx decoder for the en-us model whose dictionary holds only ``lines``
-    (more words can be added later with ``add_word``), spotting ``keyphrase`` if given.
-    Nothing is written to disk: it starts from an empty dictionary, so a full or
-    read-only disk cannot take the recognizer away."""
+def add_words(decoder: Any, words: list[tuple[str, str]]) -> None:
+    """Into a decoder's dictionary; its search is updated once, with the last word."""
+    for i, (word, phones) in enumerate(words):
+        decoder.add_word(word, phones, i == len(words) - 1)
+
+
+def decoder(words: list[tuple[str, str]], keyphrase: str | None = None, **config: Any) -> Any:
+    """A pocketsphinx decoder for the en-us model whose dictionary holds only ``words``
+    (more can be added later with ``add_words``), spotting ``keyphrase`` (by default the
+    first word, a placeholder until the caller activates its own search: a decoder with
+    no search would load the model's 40 MB language model).
+
+    Nothing is written to disk: the dictionary is handed over in an anonymous in-memory
+    file, so a full or read-only disk cannot take the recognizer away."""
     try:
         from pocketsphinx import Config, Decoder
     except ImportError as exc:
         raise EngineUnavailableError(f"pocketsphinx cannot be loaded ({exc})") from exc
-    if not lines:
+    if not words:
         raise EngineUnavailableError("pocketsphinx: no word of the vocabulary is in its dictionary")
-    decoder = Decoder(Config(hmm=str(model_dir() / "en-us"), dict=os.devnull, **config))
-    for i, line in enumerate(lines):
-        word, phones = line.split(" ", 1)
-        decoder.add_word(word, phones, i == len(lines) - 1)
-    if keyphrase is not None:
-        decoder.add_keyphrase("keyphrase", keyphrase)
-        decoder.activate_search("keyphrase")
-    return decoder
+    text = "".join(f"{word} {phones}\n" for word, phones in words)
+    fd = os.memfd_create("ttbt5-words.dict")
+    with open(fd, "w", encoding="utf-8") as dictionary:
+        dictionary.write(text)
+        dictionary.flush()
+        return Decoder(
+            Config(
+                hmm=str(model_dir() / "en-us"),
+                dict=f"/proc/self/fd/{fd}",
+                keyphrase=keyphrase or words[0][0],
+                **config,
+            )
+        )
