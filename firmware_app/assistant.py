@@ -300,9 +300,16 @@ class Assistant(Flow):
         if clip is None:
             self._answer(cmd, False, "no wake to mark: none heard yet, or marked already")
             return self.state
-        self._emit("false_wake", model=clip.model, score=clip.score, wake_t=round(clip.t, 3))
+        dropped = self.drop_false_wake(clip.t)
+        self._emit(
+            "false_wake",
+            model=clip.model,
+            score=clip.score,
+            wake_t=round(clip.t, 3),
+            dropped=dropped,
+        )
         self._answer(cmd, True)
-        return self.rest() if self.state == LISTENING else self.state
+        return self.state if dropped is None else self.rest()
 
     # --- the button
     def on_press(self, _: object) -> State:
@@ -345,6 +352,10 @@ class Assistant(Flow):
             self._emit(notice.kind, **fields)
         elif notice.kind in ("offline", "online"):
             self._offline = notice.kind == "offline"
+        elif notice.kind == "hotword":
+            self.set_wake_word(bool(fields.get("on")), str(fields.get("reason", "")))
+        elif notice.kind == "back":
+            self._emit("back", where=str(fields.get("where", "unknown")))
         return self.state
 
     # --- health

@@ -117,6 +117,8 @@ class Flow(Machine[State]):
         self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
         self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
         self._stt_open = False
+        self._wake_off: set[str] = set()  # why wakes are off (Hermes hotword/toggleOff)
+        self._opened_at: float | None = None  # the wake (its t) the request was opened by
         self._audio: list[bytes] | None = None
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
@@ -193,13 +195,39 @@ class Flow(Machine[State]):
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
+        if self._wake_off:
+            logger.debug("wake word {} ignored: turned off ({})", model, ", ".join(self._wake_off))
+            return self.state
         self._emit("wake", model=model, score=score)
         self.clips.wake(model, score, self._t)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
         self.interrupt()
+        self._opened_at = self._t
         return self.listen(woke.preroll)
+
+    def set_wake_word(self, on: bool, reason: str) -> None:
+        """Wakes stop while any reason holds them off (Rhasspy's dialogue manager turns
+        them off for a session or while it plays audio, and on again with the same
+        reason); turning on without a reason clears them all."""
+        if on and reason:
+            self._wake_off.discard(reason)
+        elif on:
+            self._wake_off.clear()
+        else:
+            self._wake_off.add(reason)
+        self._emit("wake_word", on=not self._wake_off, reasons=sorted(self._wake_off))
+
+    def drop_false_wake(self, wake_t: float) -> str | None:
+        """ "That wasn't for me": the request the wake at ``wake_t`` opened is dropped,
+        whatever it has reached (listening, thinking, its answer playing); returns the state
+        it was dropped in, or None when that wake opened nothing still going."""
+        if self._opened_at != wake_t or self.state in RESTING:
+            return None
+        dropped = self.state.value
+        self.interrupt("false wake")
+        return dropped
 
     def on_wake_lost(self, lost: WakeLost) -> State:
         self._emit("wake_lost", model=None, score=None, reason=lost.reason)
@@ -315,6 +343,7 @@ class Flow(Machine[State]):
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
         self._followup, self._question, self._asker = False, None, None
+        self._opened_at = None
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -329,10 +358,11 @@ class Flow(Machine[State]):
         self.voice.ring(f"Your {timer.label()} is done.", self.settings.assistant.ring_repeats)
         return THINKING
 
-    def interrupt(self) -> None:
+    def interrupt(self, reason: str = "interrupted") -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
-        self.voice.cut("interrupted")
+        self.voice.cut(reason)
         self._followup, self._question, self._asker = False, None, None
+        self._opened_at = None
         if self._request and self.responder is not None:
             self.responder.cancel(self._request)
         self._request = 0

@@ -138,10 +138,13 @@ class Notice:
     - ``breaker`` {state: closed|open|half_open}: the LLM circuit breaker changed;
     - ``update`` {step, ok, message, version, active}: an OTA step finished; ``active`` true
       while an update is in progress (LED shows ``updating``);
-    - ``offline`` / ``online`` {where}: the network or broker went away / came back.
+    - ``offline`` / ``online`` {where}: the network or broker went away / came back;
+    - ``hotword`` {on, reason}: Hermes' ``hotword/toggleOff``/``toggleOn``: wakes stop
+      while any reason holds them off;
+    - ``back`` {where}: a device that failed works again (``audio.output``).
     """
 
-    kind: Literal["error", "breaker", "update", "offline", "online"]
+    kind: Literal["error", "breaker", "update", "offline", "online", "hotword", "back"]
     fields: dict[str, Any] = field(default_factory=dict)
 
 

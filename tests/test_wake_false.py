@@ -50,7 +50,12 @@ def test_marking_the_last_wake_false(rig: Rig, tmp_path: Path):
     assert got[-1] == (True, None)
     assert rig.assistant.state.value == "idle"  # the request it opened is dropped
     [event] = rig.of("false_wake")
-    assert event.fields == {"model": "hey_jarvis", "score": 0.9, "wake_t": round(woke.t, 3)}
+    assert event.fields == {
+        "model": "hey_jarvis",
+        "score": 0.9,
+        "wake_t": round(woke.t, 3),
+        "dropped": "listening",
+    }
     rig.post(Command("false_wake", reply=reply))
     assert got[-1][0] is False  # the same wake is not counted twice
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from loguru import logger
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_app import __version__
 from firmware_app.config import Settings
@@ -32,7 +33,7 @@ from firmware_app.events import Event, wall_now
 from firmware_app.messages import Message, Notice
 from firmware_app.metrics import Metrics
 from firmware_app.mqtt.commands import CommandHandler
-from firmware_app.mqtt.connect import paho_client
+from firmware_app.mqtt.connect import paho_client, step_down_to_311
 from firmware_app.mqtt.discovery import discovery_messages
 from firmware_app.mqtt.health import SystemProbe
 from firmware_app.mqtt.hermes import SUBSCRIPTIONS as HERMES_SUBSCRIPTIONS
@@ -101,7 +102,9 @@ class MqttBridge:
     def start(self) -> None:
         self._assistant.bus.subscribe(self._on_event)
         self._worker.start()
-        self._client.connect_async(str(self._cfg.host), self._cfg.port, self._cfg.keepalive_s)
+        self._client.connect_async(
+            str(self._cfg.host), self._cfg.port, self._cfg.keepalive_s, clean_start=True
+        )
         self._client.loop_start()
         logger.info(
             "MQTT: connecting to {}:{} as {} (topics under {}/)",
@@ -298,7 +301,7 @@ class MqttBridge:
     # -- paho's side --------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = paho_client(self._cfg, f"ttbt5-{self._cfg.device_id}")
+        client = paho_client(self._cfg, f"ttbt5-{self._cfg.device_id}", mqtt.MQTTv5)
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -313,11 +316,25 @@ class MqttBridge:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
+            if step_down_to_311(client, reason):
+                logger.warning(
+                    "MQTT: the broker at {}:{} speaks only MQTT 3.1.1; connecting with it. "
+                    "A command published with the retain flag while this device is connected "
+                    "then reaches it as a live one",
+                    self._cfg.host,
+                    self._cfg.port,
+                )
+                return  # paho connects again, now with 3.1.1
             self._problem(f"the broker refused the connection: {reason}")
             return
-        subscriptions = [(self.topics.cmd_filter, 1), (self.topics.ha_status, 1)]
-        if self._hermes is not None:
-            subscriptions += [(topic, 1) for topic in HERMES_SUBSCRIPTIONS]
+        subscriptions = [
+            (topic, _subscription(client))
+            for topic in (
+                self.topics.cmd_filter,
+                self.topics.ha_status,
+                *(HERMES_SUBSCRIPTIONS if self._hermes is not None else ()),
+            )
+        ]
         self._outbox.reclaim()
         self._subscribed = False
         client.subscribe(subscriptions)
@@ -371,7 +388,7 @@ class MqttBridge:
             if name is not None:
                 self._commands.handle(name, bytes(msg.payload), retained=bool(msg.retain))
             elif self._hermes is not None and topic in HERMES_SUBSCRIPTIONS:
-                self._hermes.handle(topic, bytes(msg.payload))
+                self._hermes.handle(topic, bytes(msg.payload), retained=bool(msg.retain))
         except Exception as exc:  # never let one message end paho's thread
             logger.opt(exception=exc).error("MQTT: message on {!r} failed: {}", topic, exc)
 
@@ -380,6 +397,15 @@ def _online_answer(event: Event) -> bool:
     """An answer from the online model or its fallback: ``llm.available`` (the cloud
     entity) follows the last attempt, so it may have changed without a breaker event."""
     return event.type == "reply" and event.fields.get("source") in ("llm", "fallback")
+
+
+def _subscription(client: mqtt.Client) -> Any:
+    """QoS 1; with MQTT 5 also Retain-As-Published, so a command published with the retain
+    flag while we are subscribed still carries the flag and is refused like one stored
+    earlier (MQTT 3.1.1 clears the flag for live subscribers)."""
+    if client.protocol == mqtt.MQTTv5:
+        return SubscribeOptions(qos=1, retainAsPublished=True)
+    return 1
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:

@@ -4,9 +4,11 @@ Out: ``hermes/hotword/<wakewordId>/detected``, ``hermes/asr/textCaptured``,
 ``hermes/intent/<intentName>`` or ``hermes/nlu/intentNotRecognized``, and
 ``hermes/tts/sayFinished``, with Rhasspy's camelCase payloads and ``siteId`` = the device
 id; ``sayFinished`` is sent when the speech a ``hermes/tts/say`` asked for ends (heard,
-cut or not spoken), with that request's ``id``. In: ``hermes/tts/say`` and
-``hermes/dialogueManager/startSession`` for our site (or with no ``siteId``). No audio
-frames travel over MQTT.
+cut or not spoken), with that request's ``id``. In: ``hermes/tts/say``,
+``hermes/dialogueManager/startSession`` and ``hermes/hotword/toggleOff``/``toggleOn`` for
+our site (or with no ``siteId``). No audio frames travel over MQTT. A request published
+with the retain flag is ignored, like a retained command: the broker would replay it at
+every reconnect.
 
 Hermes flows consume recognised text, so turning ``mqtt.hermes`` on publishes it on these
 topics whatever ``mqtt.publish_transcripts`` says.
@@ -23,13 +25,19 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firmware_app.events import Event
-from firmware_app.messages import MAX_TEXT_CHARS, Command, Message
+from firmware_app.messages import MAX_TEXT_CHARS, Command, Message, Notice
 from firmware_app.mqtt import topics as t
 from firmware_app.mqtt.commands import MAX_PAYLOAD_BYTES
 
 NOT_RECOGNIZED = {"", "none", "unknown", "fallback", "llm", "not_recognized"}
 """Intent names that mean no local intent matched."""
-SUBSCRIPTIONS = (t.HERMES_TTS_SAY, t.HERMES_START_SESSION)
+SUBSCRIPTIONS = (
+    t.HERMES_TTS_SAY,
+    t.HERMES_START_SESSION,
+    t.HERMES_HOTWORD_OFF,
+    t.HERMES_HOTWORD_ON,
+)
+MAX_REASON_CHARS = 64
 
 
 class _In(BaseModel):
@@ -47,6 +55,15 @@ class TtsSay(_In):
 class SessionInit(_In):
     type: Literal["action", "notification"] = "action"
     text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+
+
+class Toggle(_In):
+    """``hotword/toggleOff``/``toggleOn``: Rhasspy's dialogue manager turns the wake word
+    off for a reason (``dialogueSession``, ``ttsSay``, ``playAudio``...) and on again with
+    the same reason; wakes are off while any reason holds."""
+
+    siteId: str | None = None
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
 
 
 class StartSession(_In):
@@ -179,9 +196,12 @@ class Hermes:
 
     # -- in ----------------------------------------------------------------------------
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Never raises; a malformed request is logged in one line and ignored (Hermes has
-        no reply channel for it)."""
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Never raises; a malformed or retained request is logged in one line and ignored
+        (Hermes has no reply channel for it)."""
+        if retained:
+            logger.info("Hermes message on {} ignored: published with the retain flag", topic)
+            return
         try:
             data = _load(payload)
             if topic == t.HERMES_TTS_SAY:
@@ -197,6 +217,12 @@ class Hermes:
                     self._command("say", {"text": start.init.text}, None)
                 elif start.init.type == "action":
                     self._command("listen", {}, None)
+            elif topic in (t.HERMES_HOTWORD_OFF, t.HERMES_HOTWORD_ON):
+                toggle = Toggle.model_validate(data)
+                if toggle.siteId not in (None, self.site_id):
+                    return
+                on = topic == t.HERMES_HOTWORD_ON
+                self._post(Notice("hotword", {"on": on, "reason": toggle.reason}))
         except (ValueError, ValidationError) as exc:
             logger.info("Hermes message on {} ignored: {}", topic, _first_line(exc))
 

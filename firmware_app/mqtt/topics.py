@@ -12,6 +12,8 @@ HERMES_TTS_SAY_FINISHED = "hermes/tts/sayFinished"
 HERMES_START_SESSION = "hermes/dialogueManager/startSession"
 HERMES_TEXT_CAPTURED = "hermes/asr/textCaptured"
 HERMES_NOT_RECOGNIZED = "hermes/nlu/intentNotRecognized"
+HERMES_HOTWORD_OFF = "hermes/hotword/toggleOff"
+HERMES_HOTWORD_ON = "hermes/hotword/toggleOn"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
