@@ -32,6 +32,12 @@ from firmware_app.config_errors import (
     refuse_private_keys,
     refuse_unknown_environment,
 )
+from firmware_app.config_files import (
+    CONFIG_MAX,
+    SECRET_MAX,
+    read_capped_text,
+    shown_path,
+)
 from firmware_app.config_sections import (
     GpioSettings,
     LlmSettings,
@@ -337,22 +343,20 @@ def load_settings(path: str | Path | None = None) -> Settings:
     file = config_path(path)
     data: dict[str, Any] = {}
     if file is not None:
+        shown = shown_path(file)
+        text = read_capped_text(file, "config file", CONFIG_MAX)
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {file} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {file} cannot be read: {exc}") from None
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+            raise ConfigError(f"config file {shown} is not valid TOML: {exc}") from None
         except RecursionError:
-            raise ConfigError(f"config file {file} nests too deeply to be valid") from None
+            raise ConfigError(f"config file {shown} nests too deeply to be valid") from None
     refuse_private_keys(data, file)
     refuse_unknown_environment(Settings, os.environ)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, file)) from None
+        raise ConfigError(describe_validation_error(exc, file, os.environ)) from None
     except SettingsError as exc:
         raise ConfigError(describe_environment_error(exc, os.environ)) from None
     except RecursionError:
@@ -373,19 +377,10 @@ def read_secret(
     if cred_dir:
         candidates.append(Path(cred_dir) / credential)
     for path in candidates:
-        where = f"{key}: " if key and path == file else ""
-        try:
-            text = path.read_text(encoding="utf-8").strip().splitlines()
-        except OSError as exc:
-            if path == file:
-                raise ConfigError(
-                    f"{where}cannot read secret file {path}: {exc.strerror}"
-                ) from None
+        named = key if key and path == file else f"the {credential} credential"
+        if path != file and not path.exists():
             continue
-        except UnicodeDecodeError:
-            raise ConfigError(f"{where}secret file {path} is binary, not text") from None
-        if text and "\0" in text[0]:
-            raise ConfigError(f"{where}secret file {path} is binary, not text")
+        text = read_capped_text(path, named, SECRET_MAX).strip().splitlines()
         if text and text[0].strip():
             return SecretStr(text[0].strip())
     return None

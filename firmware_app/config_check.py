@@ -14,6 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from firmware_app.config import BUILTIN_WAKE_MODELS, Settings
+from firmware_app.config_files import (
+    JSON_MAX,
+    PEM_MAX,
+    SECRET_MAX,
+    FileRefused,
+    check_regular,
+    read_capped_text,
+)
 from firmware_app.errors import ConfigError
 
 Check = Callable[[Path], str | None]
@@ -87,10 +95,12 @@ def _intent_problems(s: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _readable_file(path: Path) -> str | None:
-    if not path.exists():
-        return f"{path} does not exist"
-    if not path.is_file():
-        return f"{path} is not a file"
+    """A file an engine or library opens itself (a model, a public key): a regular file,
+    not a FIFO or a device that would hang or never end."""
+    try:
+        check_regular(path, "")
+    except FileRefused as exc:
+        return exc.problem
     if not os.access(path, os.R_OK):
         return f"{path} cannot be read (permissions)"
     return None
@@ -142,30 +152,21 @@ def _writable_file(path: Path) -> str | None:
 def _text_file(path: Path) -> str | None:
     """A secret file: readable, one line of text (a binary file is a mistake: the wrong
     file, or a key in DER form)."""
-    problem = _readable_file(path)
-    if problem:
-        return problem
     try:
-        head = path.read_bytes()[:4096]
-    except OSError as exc:
-        return f"{path} cannot be read: {exc.strerror}"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"{path} is binary, not a line of text"
-    if "\0" in text:
-        return f"{path} is binary, not a line of text"
+        text = read_capped_text(path, "", SECRET_MAX)
+    except FileRefused as exc:
+        return exc.problem
     if not text.strip():
         return f"{path} is empty"
     return None
 
 
 def _certificates(path: Path) -> str | None:
-    problem = _readable_file(path)
-    if problem:
-        return problem
     try:
-        ssl.create_default_context(cafile=str(path))
+        pem = read_capped_text(path, "", PEM_MAX)
+        ssl.create_default_context(cadata=pem)
+    except FileRefused as exc:
+        return exc.problem
     except (OSError, ssl.SSLError, ValueError):
         return f"{path} holds no PEM certificate"
     return None
@@ -176,6 +177,10 @@ def _voice(path: Path) -> str | None:
     if problem:
         return problem
     config = Path(f"{path}.json")
-    if not config.is_file():
+    if not config.exists():
         return f"the voice's config {config} does not exist (it belongs beside the .onnx)"
+    try:
+        check_regular(config, "", JSON_MAX)
+    except FileRefused as exc:
+        return exc.problem
     return None

@@ -139,5 +139,5 @@ def test_missing_password_file(password_broker: Broker, tmp_path: Path) -> None:
     settings = settings_for(
         password_broker, tmp_path, username="ttbt5", password_file=tmp_path / "nope"
     )
-    with pytest.raises(ConfigError, match="cannot read secret file"):
+    with pytest.raises(ConfigError, match=r"^mqtt\.password_file: .*nope does not exist"):
         start_mqtt(settings, FakeAssistant())

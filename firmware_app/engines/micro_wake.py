@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_app.config import WakeSettings
+from firmware_app.config_files import JSON_MAX, FileRefused, check_regular
 from firmware_app.engines.wake import Detector, model_name, picker_for
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 
@@ -44,8 +45,10 @@ def load_model(name: str) -> Any:
     lib = _library()
     if name.endswith(".json"):
         path = Path(name).expanduser()
-        if not path.is_file():
-            raise ModelMissingError(f"microWakeWord model {path} does not exist")
+        try:
+            check_regular(path, "wake.models", JSON_MAX)
+        except FileRefused as exc:
+            raise ModelMissingError(f"microWakeWord model: {exc.problem}") from None
         return lib.MicroWakeWord.from_config(path)
     return lib.MicroWakeWord.from_builtin(lib.Model(name))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_app.config import TtsSettings
+from firmware_app.config_files import JSON_MAX, FileRefused, check_regular, read_capped_text
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 from firmware_app.heap import release_free_memory
 
@@ -46,11 +47,15 @@ class PiperSynthesizer:
     def __init__(self, settings: TtsSettings, steady: bool = False) -> None:
         voice = settings.voice or default_voice()
         key = "tts.voice: " if settings.voice else ""
-        if not voice.is_file():
-            raise ModelMissingError(f"{key}Piper voice {voice} does not exist")
         config = Path(f"{voice}.json")
-        if not config.is_file():
-            raise ModelMissingError(f"{key}Piper voice config {config} does not exist")
+        try:
+            check_regular(voice, "tts.voice")
+        except FileRefused as exc:
+            raise ModelMissingError(f"{key}Piper voice {exc.problem}") from None
+        try:
+            config_text = read_capped_text(config, "tts.voice", JSON_MAX)
+        except FileRefused as exc:
+            raise ModelMissingError(f"{key}Piper voice config {exc.problem}") from None
         try:
             import onnxruntime
             from piper import PiperVoice, SynthesisConfig
@@ -63,7 +68,7 @@ class PiperSynthesizer:
             options.intra_op_num_threads = 1
             options.use_deterministic_compute = True
         try:
-            voice_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+            voice_config = PiperConfig.from_dict(json.loads(config_text))
             session = onnxruntime.InferenceSession(
                 str(voice), sess_options=options, providers=["CPUExecutionProvider"]
             )

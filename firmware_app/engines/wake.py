@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from firmware_app.config import BUILTIN_WAKE_MODELS, WakeEngineName, WakeSettings
+from firmware_app.config_files import FileRefused, check_regular
 from firmware_app.engines import Detection
 from firmware_app.errors import EngineUnavailableError, ModelMissingError
 from firmware_app.messages import FRAME_SECONDS
@@ -129,8 +130,10 @@ def model_path(name: str) -> Path:
     if name in BUILTIN_WAKE_MODELS:
         return packaged_models_dir() / f"{name}.tflite"
     path = Path(name).expanduser()
-    if not path.is_file():
-        raise ModelMissingError(f"wake word model {path} does not exist")
+    try:
+        check_regular(path, "wake.models")
+    except FileRefused as exc:
+        raise ModelMissingError(f"wake word model: {exc.problem}") from None
     return path
 
 

@@ -36,7 +36,8 @@ from tenacity import (
 
 from firmware_app import __version__
 from firmware_app.config import LlmSettings
-from firmware_app.errors import ConfigError, TTBT5Error
+from firmware_app.config_files import ca_context
+from firmware_app.errors import TTBT5Error
 from firmware_app.llm.sse import Event, SseParser, parse_event, parse_plain
 
 MAX_USER_CHARS = 2000
@@ -351,14 +352,7 @@ def _tls_context(settings: LlmSettings) -> ssl.SSLContext | bool:
     """Verification is always on; ``tls_ca`` only adds trust for a private CA."""
     if settings.tls_ca is None:
         return True
-    try:
-        context = ssl.create_default_context(cafile=str(settings.tls_ca))
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or "not a PEM certificate"
-        raise ConfigError(f"llm.tls_ca: cannot load {settings.tls_ca}: {reason}") from None
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+    return ca_context(settings.tls_ca, "llm.tls_ca")
 
 
 def _is_local(host: str) -> bool:

@@ -15,7 +15,7 @@ from loguru import logger
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_app.config import MqttSettings, read_secret
-from firmware_app.errors import ConfigError
+from firmware_app.config_files import ca_context
 
 UNSUPPORTED_PROTOCOL = 132
 """The CONNACK reason a broker gives (or paho reads from an MQTT 3.1.1 refusal) when it
@@ -40,11 +40,7 @@ def paho_client(cfg: MqttSettings, client_id: str, protocol: int = mqtt.MQTTv311
     elif cfg.password is not None or cfg.password_file is not None:
         logger.warning("MQTT: a password is set but no mqtt.username; it is not sent")
     if cfg.tls_ca is not None:
-        try:
-            client.tls_set(ca_certs=str(cfg.tls_ca))
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise ConfigError(f"mqtt.tls_ca: cannot load {cfg.tls_ca}: {reason}") from None
+        client.tls_set_context(ca_context(cfg.tls_ca, "mqtt.tls_ca"))
     return client
 
 

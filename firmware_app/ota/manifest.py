@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from packaging.version import InvalidVersion, Version
 
+from firmware_app.config_files import PEM_MAX, FileRefused, read_capped
 from firmware_app.errors import TTBT5Error
 
 MANIFEST_NAME = "manifest.json"
@@ -153,8 +154,12 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        pem = read_capped(path, "update.public_key", PEM_MAX)
+    except FileRefused as exc:
+        raise UpdateError(f"cannot load public key: {exc.problem}") from None
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
         raise UpdateError(f"cannot load public key {path}: {_reason(exc)}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise UpdateError(f"{path} is not an Ed25519 public key")
