@@ -100,12 +100,12 @@ def test_secret_and_ca_files_that_are_fifos(tmp_path: Path, fifo: Path) -> None:
         del os.environ["CREDENTIALS_DIRECTORY"]
 
 
-def test_a_file_that_grows_past_its_cap_while_read(tmp_path: Path) -> None:
+def test_a_file_one_byte_over_its_cap(tmp_path: Path) -> None:
     path = tmp_path / "growing"
     path.write_bytes(b"x" * 100)
     assert read_capped(path, "k", 100) == b"x" * 100
     path.write_bytes(b"x" * 101)
-    with pytest.raises(FileRefused, match="^k: .* is 101 bytes"):
+    with pytest.raises(FileRefused, match=r"^k: .* is 101 bytes"):
         read_capped(path, "k", 100)
 
 
@@ -135,9 +135,7 @@ def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
         '{"api_key": "' + SECRET + '", "surprise": 1}',
     ],
 )
-def test_a_malformed_environment_table_never_echoes_its_secret(
-    tmp_path: Path, table: str
-) -> None:
+def test_a_malformed_environment_table_never_echoes_its_secret(tmp_path: Path, table: str) -> None:
     config = tmp_path / "config.toml"
     config.write_text("")
     line = one_error_line(validate("--config", str(config), env={"TTBT5_LLM": table}))
