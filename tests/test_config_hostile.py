@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.config import read_secret
-from firmware_app.config_files import MIB, FileRefused, read_capped
-from firmware_app.errors import ConfigError
+from firmware_app.config.files import MIB, FileRefused, read_capped
+from firmware_app.config.settings import read_secret
+from firmware_app.core.errors import ConfigError
 
 SECRET = "sk-VERYSECRET-0123456789"
 GUARD_S = 60  # a hang fails the test instead of the suite; not a performance figure

@@ -14,7 +14,7 @@ import pytest
 from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 from mqtt_broker import Broker, Listener, settings_for
 
-from firmware_app.mqtt import MqttBridge, start_mqtt
+from firmware_app.edges.mqtt import MqttBridge, start_mqtt
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.mqtt import start_mqtt
-from firmware_app.mqtt.commands import RETAINED
+from firmware_app.edges.mqtt import start_mqtt
+from firmware_app.edges.mqtt.commands import RETAINED
 
 HERMES_SAY = "hermes/tts/say"
 
