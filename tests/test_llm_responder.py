@@ -294,22 +294,45 @@ def test_a_cancelled_probe_does_not_hold_the_breaker(server: FakeLlm, make: Any)
     assert posts.breaker_states()[-1] == "closed"
 
 
-def test_429_waits_for_retry_after(server: FakeLlm, make: Any) -> None:
+def test_429_falls_back_at_once_and_holds_the_next_request(server: FakeLlm, make: Any) -> None:
+    """Waiting for Retry-After inside the request would leave the user in silence: the
+    fallback comes at once, and the next request respects it instead."""
+    server.then(status(429, headers={"Retry-After": "30"}))
+    posts = Posts()
+    responder = make(server.url, deadline_s=20)
+    responder.respond(1, "hi", posts)
+    end = posts.end(1, timeout=10)  # long before the 30 s the server asked for
+    assert "HTTP 429" in end.error and "Retry-After" in end.error
+    assert end.fallback == FALLBACK_UNREACHABLE
+    assert responder.status()["retry_after_s"] > 20 and not responder.available()
+
+    responder.respond(2, "and now?", posts)
+    held = posts.end(2, timeout=10)
+    assert held.fallback == FALLBACK_UNREACHABLE and "Retry-After" in held.error
+    assert len(server.requests) == 1  # the second question never went out
+
+
+def test_after_retry_after_the_next_request_goes_out(server: FakeLlm, make: Any) -> None:
     server.then(status(429, headers={"Retry-After": "1"}), sse(["Fine."]))
     posts = Posts()
-    make(server.url, deadline_s=5).respond(1, "hi", posts)
-    assert posts.end(1).error is None
-    assert posts.sentences(1) == ["Fine."]
+    responder = make(server.url, deadline_s=5)
+    responder.respond(1, "hi", posts)
+    assert posts.end(1).fallback == FALLBACK_UNREACHABLE
+    assert len(server.requests) == 1
+    time.sleep(1.2)
+    responder.respond(2, "hi again", posts)
+    assert posts.end(2).error is None
+    assert posts.sentences(2) == ["Fine."]
     first, second = server.requests
     assert second.t - first.t >= 0.95
 
 
-def test_429_beyond_the_deadline_gives_up_at_once(server: FakeLlm, make: Any) -> None:
-    server.then(status(429, headers={"Retry-After": "30"}))
+def test_503_with_retry_after_is_not_waited_for_either(server: FakeLlm, make: Any) -> None:
+    server.then(status(503, headers={"Retry-After": "30"}))
     posts = Posts()
-    make(server.url, deadline_s=3).respond(1, "hi", posts)
-    end = posts.end(1, timeout=2.5)
-    assert "HTTP 429" in end.error and end.fallback == FALLBACK_UNREACHABLE
+    make(server.url, deadline_s=20).respond(1, "hi", posts)
+    end = posts.end(1, timeout=10)
+    assert "HTTP 503" in end.error and end.fallback == FALLBACK_UNREACHABLE
     assert len(server.requests) == 1
 
 

@@ -4,6 +4,9 @@ closed ─(``failures`` consecutive failures)─► open ─(``reset_s``)─► 
 half_open lets exactly one request through: its success closes the breaker, its failure
 opens it again; other requests meanwhile get the fallback at once.
 
+Apart from the states, a server's ``Retry-After`` (HTTP 429, 503) holds every request
+until that time (``hold``): they get the fallback at once and nothing goes out.
+
 Written here rather than taken from pybreaker: pybreaker wraps a synchronous call and
 holds its lock for the whole call (a streamed answer lasts seconds, and our requests run
 as asyncio tasks on another thread), times the open state with the wall clock (a Pi
@@ -40,6 +43,7 @@ class CircuitBreaker:
         self._count = 0  # consecutive failures
         self._opened_at = 0.0
         self._probing = False
+        self._held_until = 0.0  # the server's Retry-After, on our clock
         self._notify_lock = threading.Lock()
         self._reported: BreakerState = "closed"
 
@@ -62,7 +66,9 @@ class CircuitBreaker:
         outcome is recorded."""
         with self._lock:
             changed = self._maybe_half_open()
-            if self._state == "closed":
+            if self._clock() < self._held_until:
+                allowed = False
+            elif self._state == "closed":
                 allowed = True
             elif self._state == "half_open" and not self._probing:
                 self._probing = allowed = True
@@ -70,6 +76,17 @@ class CircuitBreaker:
                 allowed = False
         self._notify(changed)
         return allowed
+
+    def hold(self, seconds: float) -> None:
+        """The server asked us to wait (``Retry-After``): no request goes out for
+        ``seconds`` (a later, longer hold extends it; a shorter one never shortens it)."""
+        with self._lock:
+            self._held_until = max(self._held_until, self._clock() + max(0.0, seconds))
+
+    def held_s(self) -> float:
+        """Seconds left of the server's ``Retry-After`` (0: not held)."""
+        with self._lock:
+            return max(0.0, self._held_until - self._clock())
 
     def record(self, outcome: Outcome) -> None:
         """The outcome of a request that ``allow`` let through. ``abandoned`` (cancelled

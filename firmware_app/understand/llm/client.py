@@ -8,8 +8,10 @@ messages are one line built here, never the provider's text: a provider's 401 bo
 quote part of the key.
 
 Retries (tenacity) happen only before the first token, only for errors that a retry can
-fix: connection failures, 429 (honouring ``Retry-After``) and 5xx. A 4xx is final. The
-caller wraps the whole call in its circuit breaker and first-word deadline.
+fix: connection failures and 5xx without ``Retry-After``. A 4xx (429 included) is final,
+and so is a status with ``Retry-After``: the server said when to come back, which the
+responder honours for the next request. The caller wraps the whole call in its circuit
+breaker and first-word deadline.
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ class LlmHttpError(LlmError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-        self.retryable = status == 429 or status >= 500
+        # A 429, or any status with Retry-After, says when to come back: waiting for it
+        # inside this request would leave the user in silence, so the fallback is spoken
+        # at once and the responder holds the *next* request until then.
+        self.retryable = status >= 500 and retry_after is None
 
 
 class LlmBadReply(LlmError):

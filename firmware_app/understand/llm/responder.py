@@ -103,12 +103,13 @@ class LlmResponder:
             self._finish(job, "nothing to ask", FALLBACK_EMPTY)
             return
         if not self.breaker.allow():
-            logger.info("llm: request {} not sent: circuit breaker {}", request, self.breaker.state)
-            self._finish(
-                job,
-                "online model paused after repeated failures (circuit breaker open)",
-                FALLBACK_UNREACHABLE,
-            )
+            held = self.breaker.held_s()
+            if held > 0:
+                why = f"the online model asked to wait (Retry-After): {held:.0f} s left"
+            else:
+                why = "online model paused after repeated failures (circuit breaker open)"
+            logger.info("llm: request {} not sent: {}", request, why)
+            self._finish(job, why, FALLBACK_UNREACHABLE)
             return
         try:
             self._loop.call_soon_threadsafe(self._start, job, question)
@@ -128,7 +129,8 @@ class LlmResponder:
         """Whether the next question is expected to get an answer: the breaker lets requests
         through and the last request that went out (if any) did not fail."""
         last = self._last_attempt
-        return self.breaker.state != "open" and (last is None or last["ok"])
+        held = self.breaker.held_s() > 0
+        return not held and self.breaker.state != "open" and (last is None or last["ok"])
 
     def status(self) -> dict[str, Any]:
         """For health reports, the one place the online model's state is read from: the
@@ -141,6 +143,7 @@ class LlmResponder:
             "available": self.available(),
             "state": self.breaker.state,
             "failures": self.breaker.consecutive_failures,
+            "retry_after_s": round(self.breaker.held_s(), 1),
             "last_attempt": last,
             "host": self.client.host,
             "model": self.settings.model,
@@ -226,6 +229,9 @@ class LlmResponder:
             outcome = "success" if got_text else "failure"
             error = str(exc)
             fallback = _fallback_for(exc)
+            if isinstance(exc, LlmHttpError) and exc.retry_after is not None:
+                self.breaker.hold(exc.retry_after)
+                error += f"; next request in {exc.retry_after:.0f} s (Retry-After)"
         except Exception as exc:  # a bug must cost one answer, never the service
             # No traceback: its locals would include the request headers.
             outcome = "success" if got_text else "failure"
