@@ -96,7 +96,11 @@ pcm.testspeaker {{
     format "raw"
 }}
 """)
-os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{ALSA_DIR}/asoundrc"
+# Devices a test plugs in and unplugs by rewriting this file (see ``hotplug``); ALSA
+# rereads its configuration when a file's modification time changes.
+ALSA_HOTPLUG = ALSA_DIR / "hotplug.conf"
+ALSA_HOTPLUG.write_text("")
+os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{ALSA_DIR}/asoundrc:{ALSA_HOTPLUG}"
 
 
 @pytest.fixture

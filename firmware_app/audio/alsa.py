@@ -229,14 +229,20 @@ class Microphone:
             self._stop.wait(min(0.5, end - time.monotonic()))
 
 
+_FAILED = ("missing", "lost")
+"""Speaker states that are probed until the device opens again."""
+
+
 class AlsaSpeaker:
     """Plays utterances on an ALSA playback device from its own thread.
 
     The device is opened per utterance and closed after it drains, so an unplugged speaker
     only costs the utterance that was playing and a device that comes back is simply used.
-    It is also tried once at start and, while missing, every ``probe_s``: ``available()``
-    tells the truth before anything is said, and an utterance that could not be played is
-    never announced as started (so its requester hears that it was not spoken).
+    It is also tried once at start and, while missing or lost, every ``probe_s``:
+    ``available()`` tells the truth before anything is said, and an utterance that could not
+    be played is never announced as started (so its requester hears that it was not
+    spoken). A failure is reported once (a ``Notice("error")``) and the device coming back
+    once (a ``Notice("back")``), however many probes it took.
     """
 
     _CHUNK_S = 0.05  # written in small pieces so stop() takes effect within ~50 ms
@@ -310,7 +316,7 @@ class AlsaSpeaker:
         self._probe()
         while True:
             try:
-                wait = self._probe_s if self.status == "missing" else None
+                wait = self._probe_s if self.status in _FAILED else None
                 kind, utterance, data = self._jobs.get(timeout=wait)
             except queue.Empty:
                 self._probe()
@@ -340,7 +346,7 @@ class AlsaSpeaker:
                 except Exception as exc:
                     self._missing(exc)
                     continue
-                self.status, self.last_error = "running", ""
+                self._working("running")
             if utterance != current:
                 current = utterance
                 self._post(PlaybackStarted(utterance))
@@ -371,12 +377,17 @@ class AlsaSpeaker:
         except Exception as exc:
             self._missing(exc)
             return
-        if self.status == "missing":
+        self._working("idle")
+
+    def _working(self, status: str) -> None:
+        """The device opened: after a failure it is back, said once."""
+        if self.status in _FAILED:
             logger.info("speaker {} is back", self.device)
-        self.status, self.last_error = "idle", ""
+            self._post(Notice("back", {"where": "audio.output"}))
+        self.status, self.last_error = status, ""
 
     def _missing(self, exc: Exception) -> None:
-        if self.status != "missing":
+        if self.status not in _FAILED:  # one report per episode, not one per probe
             self.last_error = f"cannot open {self.device}: {exc}"
             logger.error("speaker {}", self.last_error)
             self._post(Notice("error", {"where": "audio.output", "message": self.last_error}))

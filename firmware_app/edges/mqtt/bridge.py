@@ -43,7 +43,7 @@ from firmware_app.system.metrics import Metrics
 
 PRIVATE_TYPES = ("transcript", "reply")
 """Events whose ``text`` is only published when ``mqtt.publish_transcripts`` is on."""
-HEALTH_TRIGGERS = ("mute", "volume", "breaker", "update")
+HEALTH_TRIGGERS = ("mute", "volume", "breaker", "update", "back")
 """Events that change what the health topic shows (Home Assistant's switch, slider,
 cloud and update entities read it), so it is republished at once."""
 
