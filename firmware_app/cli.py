@@ -16,6 +16,7 @@ from firmware_app import __version__
 from firmware_app.config.reference import settings_as_toml
 from firmware_app.config.settings import Settings, load_settings
 from firmware_app.core.errors import BadInputError, ConfigError, TTBT5Error
+from firmware_app.system.log_sink import StderrSink, stderr_is_terminal
 
 EXIT_CONFIG = 2
 LOCAL_HELP = (
@@ -33,7 +34,12 @@ def _setup_logging(level: str, debug: bool) -> None:
         else "{time:HH:mm:ss.SSS} {level: <7} {message}"
     )
     logger.add(
-        sys.stderr, level="DEBUG" if debug else level, format=fmt, diagnose=False, backtrace=debug
+        StderrSink(),
+        level="DEBUG" if debug else level,
+        format=fmt,
+        colorize=stderr_is_terminal(),
+        diagnose=False,
+        backtrace=debug,
     )
 
 

@@ -26,7 +26,16 @@ for key in list(os.environ):
 # there, and `ttbt5 ask` in a test never reaches a service running elsewhere on the machine.
 os.environ["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="ttbt5-run-")
 
+from loguru import logger  # noqa: E402
 from small_fs import SmallFs  # noqa: E402
+
+from firmware_app.system.log_sink import StderrSink  # noqa: E402
+
+# Loguru's default handler holds the stderr of the moment it was imported: a stream pytest
+# replaces and closes. The product's sink looks stderr up per line, so a thread that logs
+# late never writes into a closed capture.
+logger.remove()
+logger.add(StderrSink(), level="DEBUG")
 
 from firmware_app.config.settings import Settings  # noqa: E402
 

@@ -37,13 +37,14 @@ from firmware_app.ota.pointer import (
 from firmware_app.ota.remote import read_request
 from firmware_app.ota.update import APP_NAME, MB, StepFailed, Updater
 from firmware_app.ota.wheelhouse import bundle_hardware
+from firmware_app.system.log_sink import StderrSink
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger.remove()
     logger.add(
-        sys.stderr,
+        StderrSink(),
         level="DEBUG" if args.debug else "INFO",
         format="{level: <7} {message}",
         backtrace=False,
