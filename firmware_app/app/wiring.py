@@ -241,7 +241,12 @@ def assembled(
             stack.callback(speaker.close)
         bus = EventBus()
         if events is not None:
-            writer = JsonlWriter(events)
+            writer = JsonlWriter(
+                events,
+                max_bytes=int(settings.log.events_max_mb * 1024 * 1024),
+                keep=settings.log.events_keep,
+                key="log.events" if events == settings.log.events else "--events",
+            )
             stack.callback(writer.close)
             bus.subscribe(writer)
         for observer in observers or []:

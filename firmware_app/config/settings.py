@@ -245,6 +245,12 @@ class LogSettings(Section):
     """Log level on stderr (the journal under systemd)."""
     events: Path | None = None
     """Write the event log (JSON Lines) here during ``run``."""
+    events_max_mb: float = Field(10.0, ge=0.001, le=10_000)
+    """Size at which the event log file is rotated: it becomes ``<name>.1`` and a new
+    file starts (also for ``simulate --events``)."""
+    events_keep: int = Field(3, ge=0, le=100)
+    """Rotated event log files kept (``<name>.1`` is the newest); older ones are deleted.
+    At most (1 + ``events_keep``) × ``events_max_mb`` is used (40 MB by default)."""
     save_audio: Path | None = None
     """Directory where each request's audio is saved as WAV (off unless set)."""
 

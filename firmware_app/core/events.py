@@ -10,17 +10,27 @@ hand work off, never block.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from loguru import logger
 
+from firmware_app.core.errors import ConfigError
+
 PROCESS_START = time.monotonic()
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+"""The event log file's size before it is rotated (``log.events_max_mb``)."""
+DEFAULT_KEEP = 3
+"""Rotated event log files kept (``log.events_keep``)."""
 
 # The documented types (docs/events.md has every field).
 EVENT_TYPES = (
@@ -110,24 +120,97 @@ def _name(observer: Observer) -> str:
 
 
 class JsonlWriter:
-    """Writes each event as one JSON line, flushed at once so a crash loses nothing."""
+    """Writes each event as one JSON line, straight to the file (nothing buffered, so a
+    crash loses nothing), and keeps the log bounded: when the file would pass ``max_bytes``
+    it becomes ``<name>.1`` (``.1`` becomes ``.2`` ... up to ``keep`` old files, the
+    oldest dropped) and a new file starts. ``keep = 0`` keeps no old file.
 
-    def __init__(self, path: Path | str) -> None:
+    The path must name a regular file (or none yet): a FIFO or a device is refused when
+    the writer is made, never waited on. A write that fails (a full or read-only disk)
+    costs that event, is logged once, and writing resumes when the disk takes it again."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep: int = DEFAULT_KEEP,
+        key: str = "log.events",
+    ) -> None:
         self._path = Path(path)
+        self._max_bytes = max(1, int(max_bytes))
+        self._keep = max(0, int(keep))
+        self._key = key
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self._path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self._failing = False
+        self._closed = False
+        self._fd: int | None = None
+        self._size = 0
+        self._open()
+
+    def _open(self, truncate: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self._path, flags | (os.O_TRUNC if truncate else 0), 0o644)
+        except OSError as exc:
+            raise ConfigError(f"{self._key}: cannot open {self._path}: {exc.strerror}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise ConfigError(f"{self._key}: {self._path} is not a regular file")
+        os.set_blocking(fd, True)
+        self._fd, self._size = fd, info.st_size
 
     def __call__(self, event: Event) -> None:
-        line = event.to_json() + "\n"
+        data = (event.to_json() + "\n").encode("utf-8")
         with self._lock:
-            if not self._file.closed:
-                self._file.write(line)
-                self._file.flush()
+            if self._closed:
+                return
+            try:
+                if self._fd is None:  # a rotation could not start the new file
+                    self._open()
+                if self._size > 0 and self._size + len(data) > self._max_bytes:
+                    self._rotate()
+                assert self._fd is not None
+                written = os.write(self._fd, data)
+                if written != len(data):  # the disk filled mid-line: take the half back
+                    os.ftruncate(self._fd, self._size)
+                    raise OSError(errno.ENOSPC, "no room for a whole line")
+                self._size += len(data)
+            except (OSError, ConfigError) as exc:
+                if not self._failing:
+                    self._failing = True
+                    logger.error(
+                        "event log {}: cannot write ({}); events are not logged until it works",
+                        self._path,
+                        getattr(exc, "strerror", None) or exc,
+                    )
+                return
+            if self._failing:
+                self._failing = False
+                logger.info("event log {}: writing again", self._path)
+
+    def _rotate(self) -> None:
+        """Under the lock: shift the old files along and start a new one."""
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        if self._keep == 0:
+            self._open(truncate=True)
+            return
+        for n in range(self._keep - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{n}")
+            if older.exists():
+                os.replace(older, self._path.with_name(f"{self._path.name}.{n + 1}"))
+        os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
+        self._open()
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def read_events(path: Path | str) -> list[dict[str, Any]]:
