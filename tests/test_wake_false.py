@@ -141,3 +141,42 @@ def test_home_assistant_button_marks_a_real_wake(broker: Broker, tmp_path: Path,
     samples = read_wav(clip)
     assert 3.5 < len(samples) / 16000 <= 4.1  # pre-roll and two seconds
     assert np.abs(samples).max() > 3000  # the wake phrase is in it
+
+
+def test_false_wake_while_the_online_answer_is_on_its_way(settings: Settings) -> None:
+    """The request the false wake opened is waiting for the online model (a real HTTP
+    server on 127.0.0.1 that answers after a second): it is cancelled, and its answer,
+    when it comes, is never spoken."""
+    import time
+
+    from fakes import SPEECH, ScriptedStt
+    from harness import wait_until
+    from llm_fake_server import FakeLlm, timed
+
+    from firmware_app.config.settings import LlmSettings
+    from firmware_app.understand.llm.responder import LlmResponder
+
+    server = FakeLlm(default=timed([(1.0, "The sky is blue because of scattering.")]))
+    responder = LlmResponder(LlmSettings(url=server.url, deadline_s=10), None)
+    rig = Rig(settings, stt=ScriptedStt("why is the sky blue"), responder=responder)
+    try:
+        rig.feed(WAKE)
+        rig.feed(SPEECH, 0.8)
+        rig.feed(SILENT, 1.0)
+        assert rig.assistant.state.value == "thinking" and rig.assistant.awaiting_answer()
+        wait_until(lambda: len(server.requests) == 1, what="the question at the server")
+        got, reply = answers()
+        rig.post(Command("false_wake", reply=reply))
+        assert got == [(True, None)]
+        assert rig.of("false_wake")[-1].fields["dropped"] == "thinking"
+        assert rig.assistant.state.value == "idle" and not rig.assistant.awaiting_answer()
+        time.sleep(1.5)  # the answer would have streamed in by now
+        rig.feed(SILENT, 1.0)
+        assert not [e for e in rig.of("reply") if e.fields["source"] == "llm"]
+        assert not [e for e in rig.of("speak_start") if e.fields.get("origin") == "llm"]
+        assert len(server.requests) == 1
+        wait_until(lambda: server.disconnects or server.stream_ends, what="the stream closed")
+    finally:
+        rig.close()
+        responder.close()
+        server.close()
