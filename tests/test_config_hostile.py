@@ -117,6 +117,15 @@ def test_a_megabyte_unknown_key_and_value_are_quoted_short(tmp_path: Path) -> No
     config.write_text('[mqtt]\nport = "' + "9" * 900_000 + 'x"\n')
     line = one_error_line(validate("--config", str(config)))
     assert "bad value for 'mqtt.port'" in line and len(line) < 300
+    config.write_text(
+        '[[intents]]\nname = "x"\nsentences = ["turn on the light"]\n'
+        'topic = "home/#' + "b" * 300_000 + '"\n'
+    )
+    line = one_error_line(validate("--config", str(config)))
+    assert "intents[0].topic:" in line and "wildcard" in line and len(line) < 200
+    config.write_text('[wake]\nmodels = ["' + "m" * 300_000 + '"]\n')
+    line = one_error_line(validate("--config", str(config)))
+    assert "'wake.models'" in line and len(line) < 400  # the path, the value, the rule
 
 
 def test_environment_errors_name_the_variable(tmp_path: Path) -> None:

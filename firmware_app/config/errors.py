@@ -30,7 +30,7 @@ def refuse_private_keys(data: dict[str, Any], file: Path | None) -> None:
     where = f" in {shown_path(file)}" if file else ""
     for key in data:
         if key.startswith("_"):
-            raise ConfigError(f"unknown key {_short(key)}{where}: no setting starts with '_'")
+            raise ConfigError(f"unknown key {quoted(key)}{where}: no setting starts with '_'")
 
 
 def _setting_exists(root: type[BaseModel], parts: list[str]) -> bool:
@@ -59,7 +59,7 @@ def refuse_unknown_environment(root: type[BaseModel], environ: Mapping[str, str]
         if not _setting_exists(root, parts):
             raise ConfigError(
                 f"unknown environment variable {_cut(name)}: there is no setting "
-                f"{_short('.'.join(parts))} (variables are TTBT5_<SECTION>__<KEY>, e.g. "
+                f"{quoted('.'.join(parts))} (variables are TTBT5_<SECTION>__<KEY>, e.g. "
                 "TTBT5_VAD__SILENCE_MS)"
             )
 
@@ -89,7 +89,7 @@ def describe_validation_error(
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = [str(part) for part in first["loc"]]
-    key = _short(".".join(loc) or "(top level)")
+    key = quoted(".".join(loc) or "(top level)")
     variable = _variable_for(loc, environ or {})
     where = f" from {variable}" if variable else f" in {shown_path(file)}" if file else ""
     msg = _cut(first["msg"])
@@ -131,7 +131,7 @@ def _shown(key: str, value: Any) -> str:
         return "(hidden)"
     if not isinstance(value, int | float | bool | None) and looks_secret(_text_of(value)):
         return "(hidden: it holds a secret)"
-    return _short(value)
+    return quoted(value)
 
 
 def _text_of(value: Any) -> str:
@@ -144,7 +144,8 @@ def _text_of(value: Any) -> str:
         return ""
 
 
-def _short(value: Any) -> str:
+def quoted(value: Any) -> str:
+    """A value as error lines quote it: its repr, at most 80 characters."""
     if isinstance(value, str) and len(value) > 200:
         value = value[:200]  # repr of a 50 MB string is not built to print 80 characters
     text = repr(value)

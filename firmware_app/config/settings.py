@@ -29,6 +29,7 @@ from pydantic_settings import (
 from firmware_app.config.errors import (
     describe_environment_error,
     describe_validation_error,
+    quoted,
     refuse_private_keys,
     refuse_unknown_environment,
 )
@@ -111,7 +112,8 @@ class WakeSettings(Section):
                 continue
             if not name.endswith((".tflite", ".onnx", ".json")):
                 raise ValueError(
-                    f"{name!r} is neither a built-in model ({', '.join(BUILTIN_WAKE_MODELS)}) "
+                    f"{quoted(name)} is neither a built-in model "
+                    f"({', '.join(BUILTIN_WAKE_MODELS)}) "
                     "nor a path to a .tflite/.onnx (openWakeWord) or .json (microWakeWord) file"
                 )
         return models
@@ -121,23 +123,27 @@ class WakeSettings(Section):
     def _thresholds_in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
         for name, value in thresholds.items():
             if not 0.0 < value < 1.0:
-                raise ValueError(f"threshold {value} for {name!r} must be between 0 and 1")
+                raise ValueError(f"threshold {value} for {quoted(name)} must be between 0 and 1")
         return thresholds
 
     @model_validator(mode="after")
     def _engine_fits_model(self) -> WakeSettings:
         for name in [*self.engines, *self.thresholds]:
             if name not in self.models:
-                raise ValueError(f"{name!r} is not one of the wake models {self.models}")
+                raise ValueError(
+                    f"{quoted(name)} is not one of the wake models {quoted(self.models)}"
+                )
         for name in self.models:
             micro = self.engine_of(name) == "microwakeword"
             if micro and not (name in MICRO_WAKE_MODELS or name.endswith(".json")):
                 raise ValueError(
-                    f"microwakeword has no model {name!r}: use one of "
+                    f"microwakeword has no model {quoted(name)}: use one of "
                     f"{', '.join(MICRO_WAKE_MODELS)} or a path to a .json model"
                 )
             if not micro and name.endswith(".json"):
-                raise ValueError(f"{name!r} is a microWakeWord model: set engines.{name}")
+                raise ValueError(
+                    f"{quoted(name)} is a microWakeWord model: set engines.{quoted(name)}"
+                )
         return self
 
     def engine_of(self, model: str) -> WakeEngineName:

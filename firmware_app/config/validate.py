@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from firmware_app.config.errors import quoted
 from firmware_app.config.files import (
     JSON_MAX,
     PEM_MAX,
@@ -88,7 +89,7 @@ def _intent_problems(s: Settings) -> Iterator[tuple[str, str]]:
         except (ConfigError, ValueError) as exc:
             yield key, f"({spec.name}) {exc}"
         if "#" in spec.topic or "+" in spec.topic:
-            yield f"{key}.topic", f"{spec.topic!r} holds an MQTT wildcard ('#' or '+')"
+            yield f"{key}.topic", f"{quoted(spec.topic)} holds an MQTT wildcard ('#' or '+')"
 
 
 # -- path checks --------------------------------------------------------------------------
