@@ -74,7 +74,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "mqtt.tls_ca", s.mqtt.tls_ca, _certificates
     yield "llm.api_key_file", s.llm.api_key_file, _text_file
     yield "llm.tls_ca", s.llm.tls_ca, _certificates
-    yield "update.public_key", s.update.public_key, _readable_file
+    yield "update.public_key", s.update.public_key, _pem_file
     yield "log.events", s.log.events, _writable_file
     yield "log.save_audio", s.log.save_audio, _writable_dir
 
@@ -159,6 +159,15 @@ def _text_file(path: Path) -> str | None:
         return exc.problem
     if not text.strip():
         return f"{path} is empty"
+    return None
+
+
+def _pem_file(path: Path) -> str | None:
+    """A key file: a regular file no larger than a PEM file can be."""
+    try:
+        check_regular(path, "", PEM_MAX)
+    except FileRefused as exc:
+        return exc.problem
     return None
 
 
