@@ -102,3 +102,23 @@ def test_false_wake_stops_the_answer_it_opened(
     listener.publish(bridge.topics.cmd("false_wake"), "")
     settle_until(rig, lambda: len(rig.of("false_wake")) == 2, "the second false wake")
     assert rig.of("false_wake")[-1].fields["dropped"] is None
+
+
+def test_a_toggle_flood_stays_small(rig_bridge: tuple[Rig, MqttBridge], listener: Listener) -> None:
+    """A stranger repeating toggleOff, or inventing reasons, cannot grow what the assistant
+    holds; a toggleOn without a reason turns the wake word back on."""
+    rig, _ = rig_bridge
+    off = "hermes/hotword/toggleOff"
+    for _ in range(50):
+        listener.publish(off, json.dumps({"reason": "same"}))
+    for n in range(100):
+        listener.publish(off, json.dumps({"reason": f"made-up-{n}"}))
+    listener.publish("hermes/hotword/toggleOn", "{}")
+    settle_until(
+        rig, lambda: rig.of("wake_word") and rig.of("wake_word")[-1].fields["on"], "back on"
+    )
+    events = rig.of("wake_word")
+    assert max(len(e.fields["reasons"]) for e in events) == 16
+    assert len(events) <= 1 + 100 + 1  # the 49 repeats of "same" were never posted
+    ask_aloud(rig)
+    assert len(rig.of("wake")) == 1

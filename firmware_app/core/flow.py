@@ -59,6 +59,9 @@ from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.llm.sentences import asks_question
 from firmware_app.understand.timers import Timer, Timers
 
+MAX_WAKE_OFF_REASONS = 16
+"""Distinct reasons held for the wake word being off (Rhasspy uses a handful)."""
+
 
 class Flow(Machine[State]):
     """The handlers and actions the table names, and the state they share."""
@@ -215,8 +218,10 @@ class Flow(Machine[State]):
             self._wake_off.discard(reason)
         elif on:
             self._wake_off.clear()
-        else:
+        elif len(self._wake_off) < MAX_WAKE_OFF_REASONS or reason in self._wake_off:
             self._wake_off.add(reason)
+        else:  # a flood of made-up reasons: wakes stay off, the set stays small
+            return
         self._emit("wake_word", on=not self._wake_off, reasons=sorted(self._wake_off))
 
     def drop_false_wake(self, wake_t: float) -> str | None:

@@ -86,6 +86,7 @@ class Hermes:
         self._wakeword_id: str | None = None
         self._input: str | None = None
         self._awaiting_intent = False
+        self._last_toggle: tuple[bool, str] | None = None  # paho's thread only
 
     # -- out ---------------------------------------------------------------------------
 
@@ -221,8 +222,10 @@ class Hermes:
                 toggle = Toggle.model_validate(data)
                 if toggle.siteId not in (None, self.site_id):
                     return
-                on = topic == t.HERMES_HOTWORD_ON
-                self._post(Notice("hotword", {"on": on, "reason": toggle.reason}))
+                toggled = (topic == t.HERMES_HOTWORD_ON, toggle.reason)
+                if toggled != self._last_toggle:  # a repeat changes nothing: not posted
+                    self._last_toggle = toggled
+                    self._post(Notice("hotword", {"on": toggled[0], "reason": toggled[1]}))
         except (ValueError, ValidationError) as exc:
             logger.info("Hermes message on {} ignored: {}", topic, _first_line(exc))
 
