@@ -87,7 +87,7 @@ def idle_cost(seconds: float) -> dict:
                 for pcm in frames:
                     bare.predict(np.frombuffer(pcm, dtype=np.int16))
                 bare_cpu = time.process_time() - t0
-                assistant.listener.reset()
+                assistant.hearing.reset()
                 t0 = time.process_time()
                 for i, pcm in enumerate(frames):
                     clock.set((i + 1) * 0.08)

@@ -22,7 +22,14 @@ from firmware_app.core.messages import (
     ReplySentence,
     WakeLost,
 )
-from firmware_app.listen.segmenter import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
+from firmware_app.listen.segmenter import (
+    NoSpeech,
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Transcript,
+    Woke,
+)
 
 
 class Responder:
@@ -76,7 +83,7 @@ def payload_for(a: Assistant, event: str) -> object:
         "too_long": TooLong(1.0),
         "no_speech": NoSpeech(),
         "wake_lost": WakeLost(),
-        "heard": "what time is it",
+        "heard": Transcript("what time is it"),
         "reply_sentence": ReplySentence(request, "Because of scattering."),
         "reply_end": ReplyEnd(request),
         "playback_started": PlaybackStarted(current),

@@ -20,30 +20,32 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from loguru import logger
 
-from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference, PlaybackTap
+from firmware_app.audio.echo import PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import (
     Detection,
+    EchoCanceller,
     Speaker,
     SpeechDetector,
+    StopSpotter,
     Synthesizer,
     Transcriber,
     WakeDetector,
 )
 from firmware_app.core.errors import EngineUnavailableError
 from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
-from firmware_app.core.messages import Frame, Inbox, Message, Stop
+from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
     AlwaysClaim,
     Clock,
-    NoEcho,
-    NoStopSpotter,
     Parts,
     RealClock,
     Responder,
     Updater,
+    WakeArbiter,
 )
+from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
 from firmware_app.system.store import Store
 
@@ -177,48 +179,56 @@ def _updater(settings: Settings, edges: Edges) -> Updater | None:
     return make_updater(settings, edges.post)
 
 
-def _hearing(
-    settings: Settings, engines: Engines, parts: Parts, stack: ExitStack, extras: bool
-) -> tuple[Parts, WakeDetector]:
-    """The echo canceller, the stop word and (``extras``, with a broker) wake arbitration,
-    as configured, unless the caller brought its own. A part that cannot be loaded is
-    left out with a warning: the assistant still works without it."""
-    if isinstance(engines.wake, NoWake):
-        return parts, engines.wake  # no microphone: nothing to hear
-    wake = engines.wake
-    changes: dict[str, object] = {}
+def build_hearing(
+    settings: Settings, engines: Engines, reference: PlaybackReference | None = None
+) -> Hearing:
+    """The microphone's path: the echo canceller and the stop word as configured (a part
+    that cannot be loaded is left out with a warning: the assistant still works without
+    it), with ``reference`` (what the speaker played) for frames that arrive without one."""
+    echo: EchoCanceller | None = None
+    stop: StopSpotter | None = None
     cfg = settings.echo
-    if isinstance(parts.echo, NoEcho) and cfg.engine != "off":
-        from firmware_app.listen.echo_canceller import make_echo_canceller
+    if not isinstance(engines.wake, NoWake):  # with no microphone there is nothing to hear
+        if cfg.engine != "off":
+            from firmware_app.listen.echo_canceller import make_echo_canceller
 
-        try:
-            changes["echo"] = make_echo_canceller(cfg.engine, cfg.tail_ms)
-        except EngineUnavailableError as exc:
-            logger.warning("echo cancellation is off: {}", exc)
-    if isinstance(parts.stop_spotter, NoStopSpotter) and cfg.stop_word:
-        from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+            try:
+                echo = make_echo_canceller(cfg.engine, cfg.tail_ms)
+            except EngineUnavailableError as exc:
+                logger.warning("echo cancellation is off: {}", exc)
+        if cfg.stop_word:
+            from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 
-        try:
-            changes["stop_spotter"] = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
-        except EngineUnavailableError as exc:
-            logger.warning("the stop word is off: {}", exc)
+            try:
+                stop = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
+            except EngineUnavailableError as exc:
+                logger.warning("the stop word is off: {}", exc)
+    return Hearing.from_settings(
+        settings,
+        engines.wake,
+        engines.vad,
+        engines.stt,
+        echo=echo,
+        reference=reference if echo is not None else None,
+        stop=stop,
+    )
+
+
+def _arbiter(
+    settings: Settings, engines: Engines, hearing: Hearing, stack: ExitStack
+) -> WakeArbiter | None:
+    """Wake arbitration with the devices on the same broker, when configured; a claim says
+    how loud the wake word was here, as hearing measured it."""
     arbitration = settings.arbitration
-    if (
-        extras
-        and arbitration.enabled
-        and settings.mqtt.host
-        and isinstance(parts.arbiter, AlwaysClaim)
-    ):
-        from firmware_app.edges.mqtt.arbitration import LevelMeter, MeteredWake, MqttWakeArbiter
+    if isinstance(engines.wake, NoWake) or not (arbitration.enabled and settings.mqtt.host):
+        return None
+    from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter
 
-        meter = LevelMeter()
-        wake = MeteredWake(wake, meter)
-        arbiter = MqttWakeArbiter(
-            settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=meter
-        )
-        stack.callback(arbiter.close)
-        changes["arbiter"] = arbiter
-    return replace(parts, **changes), wake  # type: ignore[arg-type]
+    arbiter = MqttWakeArbiter(
+        settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=hearing.level
+    )
+    stack.callback(arbiter.close)
+    return arbiter
 
 
 @contextmanager
@@ -233,9 +243,11 @@ def assembled(
     observers: list[Callable[[Event], None]] | None = None,
     extras: bool = True,
     parts: Parts | None = None,
+    reference: PlaybackReference | None = None,
 ) -> Iterator[Assistant]:
-    """Build the assistant with its store, voice, observers and (``extras``) MQTT, GPIO
-    and updates; tear it all down after, the speaker included."""
+    """Build the assistant with its hearing, store, voice, observers and (``extras``) MQTT,
+    GPIO and updates; tear it all down after, the speaker included. ``reference`` is what
+    the speaker played, for microphone frames that do not carry it."""
     with ExitStack() as stack:
         if isinstance(speaker, Closable):
             stack.callback(speaker.close)
@@ -260,16 +272,19 @@ def assembled(
         if isinstance(responder, Closable):
             stack.callback(responder.close)
         edges = Edges(bus, inbox)
-        parts, wake = _hearing(settings, engines, parts or Parts(), stack, extras)
+        hearing = build_hearing(settings, engines, reference)
+        parts = parts or Parts()
+        if extras and isinstance(parts.arbiter, AlwaysClaim):
+            arbiter = _arbiter(settings, engines, hearing, stack)
+            if arbiter is not None:
+                parts = replace(parts, arbiter=arbiter)
         mqtt = _mqtt(settings, edges, stack) if extras else None
         if extras:
             home = mqtt.publish if mqtt is not None else None
             parts = replace(parts, updater=_updater(settings, edges), home_publish=home)
         assistant = Assistant(
             settings,
-            wake=wake,
-            vad=engines.vad,
-            stt=engines.stt,
+            hearing=hearing,
             speech=speech,
             store=store,
             inbox=inbox,
@@ -309,14 +324,7 @@ def run(settings: Settings) -> int:
     # (docs/echo.md: how it is aligned).
     reference = PlaybackReference(keep_s=10.0)
     tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
-
-    def post(msg: Message) -> None:
-        if isinstance(msg, Frame) and msg.ref is None and settings.echo.engine != "off":
-            played = reference.window(msg.t - CAPTURE_LEAD_S, len(msg.pcm) // 2)
-            msg = replace(msg, ref=played.tobytes())
-        inbox.post(msg)
-
-    mic = Microphone(audio.input_device, post, inbox.has_room, audio.reopen_max_s)
+    mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
     speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post, tap=tap)
 
     def heartbeat(frame: bool) -> None:
@@ -337,6 +345,7 @@ def run(settings: Settings) -> int:
         speaker=speaker,
         events=settings.log.events,
         parts=parts,
+        reference=reference,
     ) as assistant:
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -52,7 +52,15 @@ from firmware_app.core.states import (
     THINKING,
     State,
 )
-from firmware_app.listen.segmenter import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
+from firmware_app.listen.hearing import StopSaid
+from firmware_app.listen.segmenter import (
+    NoSpeech,
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Transcript,
+    Woke,
+)
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
 
@@ -110,7 +118,7 @@ class Assistant(Flow):
 
     def start(self) -> None:
         """Announce the initial state, deal with timers that expired while we were off."""
-        self.listener.reset()
+        self.hearing.reset()
         self._emit("state", state=self.state.value)
         self.settled()
         now = self.clock.epoch()
@@ -195,17 +203,8 @@ class Assistant(Flow):
             self.parts.heartbeat(True)
         if self.muted:
             return  # privacy: muted audio reaches no engine
-        pcm = frame.pcm if frame.ref is None else self.parts.echo.process(frame.pcm, frame.ref)
-        if (self.state == SPEAKING or self.voice.ringing) and self.parts.stop_spotter.process(pcm):
-            self.fire("stop_word")
-        self.clips.hear(pcm)  # before the listener: a clip starts with the frame that woke
-        heard = self.listener.process(pcm, self._t)
-        if self.state == LISTENING:
-            if self.stt is not None:
-                self.stt.feed(pcm)
-            if self._audio is not None:
-                self._audio.append(pcm)
-        for event in heard:
+        stop_armed = self.state == SPEAKING or self.voice.ringing
+        for event in self.hearing.hear(frame, self._t, stop_armed=stop_armed):
             self.fire(_EVENT_OF[type(event)], event)
 
     def _advance(self, t: float) -> None:
@@ -258,7 +257,7 @@ class Assistant(Flow):
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
         self._asker = cmd.request_id  # its reply and speech carry the request's id
-        self.fire("heard", strip_wake_words(args.text.strip()))
+        self.fire("heard", Transcript(strip_wake_words(args.text.strip())))
         self._answer(cmd, True)
         return THINKING
 
@@ -296,7 +295,7 @@ class Assistant(Flow):
     def cmd_false_wake(self, cmd: Command, _: NoArgs) -> State:
         """ "That wasn't for me": the last wake is counted false (and saved, if configured);
         a request it opened is dropped."""
-        clip = self.clips.mark_false()
+        clip = self.hearing.clips.mark_false()
         if clip is None:
             self._answer(cmd, False, "no wake to mark: none heard yet, or marked already")
             return self.state
@@ -365,7 +364,7 @@ class Assistant(Flow):
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
             "store": self.store.status(),
-            "stt": "ready" if self.stt is not None else (self.stt_problem or "missing"),
+            "stt": "ready" if self.hearing.recognizer else (self.stt_problem or "missing"),
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
@@ -373,6 +372,7 @@ class Assistant(Flow):
 
 
 _EVENT_OF: dict[type, str] = {
+    StopSaid: "stop_word",
     Woke: "wake",
     SpeechStarted: "speech_started",
     SpeechEnded: "speech_ended",

@@ -1,6 +1,9 @@
 """The engines the assistant moves data between. Each is a plain synchronous object behind
-a Protocol of two or three methods, so tests pass fakes to the Assistant's constructor.
-The real adapters live in the sibling modules and import their heavy libraries lazily."""
+a Protocol of two or three methods, so tests pass fakes to the constructors (`Hearing`,
+`SpeechOutput`, the `Assistant`). The real adapters live in the stage packages (``listen/``,
+``recognize/``, ``speak/``) and import their heavy libraries lazily. The echo canceller and
+the stop spotter are optional: their defaults do nothing, so hearing never asks whether
+one exists."""
 
 from __future__ import annotations
 
@@ -31,6 +34,44 @@ class SpeechDetector(Protocol):
         ...
 
     def reset(self) -> None: ...
+
+
+class EchoCanceller(Protocol):
+    def process(self, mic: bytes, ref: bytes) -> bytes:
+        """The microphone frame with the speaker's sound (``ref``) taken out."""
+        ...
+
+    def reset(self) -> None:
+        """Forget adaptation state (the audio path was restarted)."""
+        ...
+
+
+class StopSpotter(Protocol):
+    def process(self, pcm: bytes) -> bool:
+        """Feed one frame; True when "stop" ends in it."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+class NoEcho:
+    """No echo canceller: the microphone frame passes unchanged."""
+
+    def process(self, mic: bytes, ref: bytes) -> bytes:
+        return mic
+
+    def reset(self) -> None:
+        pass
+
+
+class NoStopSpotter:
+    """No stop word: only the wake word, the button or a command stop speech."""
+
+    def process(self, pcm: bytes) -> bool:
+        return False
+
+    def reset(self) -> None:
+        pass
 
 
 class Transcriber(Protocol):

@@ -11,7 +11,6 @@ from loguru import logger
 
 from firmware_app.config.settings import Settings
 from firmware_app.core.dispatcher import Machine
-from firmware_app.core.engines import SpeechDetector, Transcriber, WakeDetector
 from firmware_app.core.events import Event, EventBus, wall_now
 from firmware_app.core.messages import (
     Inbox,
@@ -26,15 +25,15 @@ from firmware_app.core.messages import (
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
 from firmware_app.core.states import BUSY, ERROR, LISTENING, RESTING, THINKING, State
 from firmware_app.edges.gpio.patterns import choose_pattern
+from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
-    Segmenter,
     SpeechEnded,
     SpeechStarted,
     TooLong,
+    Transcript,
     Woke,
     save_request_audio,
 )
-from firmware_app.listen.wake_clips import WakeClips
 from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin
@@ -67,9 +66,7 @@ class Flow(Machine[State]):
         self,
         settings: Settings,
         *,
-        wake: WakeDetector,
-        vad: SpeechDetector,
-        stt: Transcriber | None,
+        hearing: Hearing,
         speech: SpeechOutput,
         store: Store,
         inbox: Inbox | None = None,
@@ -80,7 +77,7 @@ class Flow(Machine[State]):
         parts: Parts | None = None,
     ) -> None:
         self.settings = settings
-        self.stt = stt
+        self.hearing = hearing
         self.stt_problem = stt_problem
         self.store = store
         self.clock: Clock = clock or RealClock()
@@ -94,20 +91,11 @@ class Flow(Machine[State]):
         no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
         custom = CustomIntents(settings.intents)
         self.actions = Actions(self.timers, custom, self._emit, self.parts.home_publish, no_home)
-        self.listener = Segmenter(
-            wake,
-            vad,
-            threshold=settings.vad.threshold,
-            silence_s=settings.vad.silence_ms / 1000,
-            max_request_s=settings.vad.max_request_s,
-            preroll_ms=settings.wake.preroll_ms,
-        )
         self.muted = bool(store.get("settings", "muted", False))
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
         speech.volume = self.volume
         self.metrics = Metrics()  # the counters, derived from the events like everywhere
         self.bus.subscribe(self.metrics)
-        self.clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
@@ -116,8 +104,6 @@ class Flow(Machine[State]):
         self._question: Question | None = None  # a local question waiting for its answer
         self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
         self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
-        self._stt_open = False
-        self._audio: list[bytes] | None = None
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
@@ -166,35 +152,20 @@ class Flow(Machine[State]):
         self._listen_with = ((), False)
         vad = self.settings.vad
         timeout = (self.settings.llm.followup_s or vad.start_timeout_s) if followup else None
-        self.listener.begin(self._t, timeout or vad.start_timeout_s)
-        if self.stt is not None:
-            self.stt.start()
-            self._stt_open = True
-            for pcm in preroll:
-                self.stt.feed(pcm)
-        self._audio = list(preroll) if self.settings.log.save_audio else None
+        self.hearing.begin(self._t, timeout or vad.start_timeout_s, preroll)
         self._emit("listening")
         if self.settings.audio.chimes and not followup:
             self.voice.chime("wake")
 
     def exit_listening(self) -> None:
-        self.listener.end()
-        self._finish_stt()
+        self.hearing.end()  # the recognizer is finished once, however listening ends
 
     def exit_speaking(self) -> None:
-        self.parts.stop_spotter.reset()
-
-    def _finish_stt(self) -> str:
-        """The transcript; the transcriber is finished once per request, however it ends."""
-        if self.stt is None or not self._stt_open:
-            return ""
-        self._stt_open = False
-        return self.stt.finish()
+        self.hearing.disarm_stop()
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
-        self.clips.wake(model, score, self._t)
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
@@ -212,20 +183,24 @@ class Flow(Machine[State]):
     def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
         # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
         self._emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
-        if self._audio:
-            save_request_audio(self.settings, self._audio, self.clock.epoch())
-        self.fire("heard", None if self.stt is None else strip_wake_words(self._finish_stt()))
+        if ended.audio:
+            save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
+        heard = ended.transcript
+        if heard.text is not None:
+            heard = Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
+        self.fire("heard", heard)
         return THINKING
 
     # --- understanding
-    def think(self, text: str | None) -> State:
-        """A request, heard or typed (None: heard, but there is no speech model)."""
+    def think(self, heard: Transcript) -> State:
+        """A request, heard or typed (text None: heard, but there is no speech model)."""
+        text = heard.text
         self._emit("transcript", text=text or "")
         question, self._question = self._question, None
         if text is None:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
-            if getattr(self.stt, "out_of_grammar", False):  # speech, but no command in it
+            if heard.out_of_grammar:  # speech, but no command in it
                 return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
@@ -384,7 +359,7 @@ class Flow(Machine[State]):
             self.muted = muted
             self.store.put("settings", "muted", muted)
             if not muted:
-                self.listener.reset()  # it heard nothing while muted: drop what it held
+                self.hearing.reset()  # it heard nothing while muted: drop what it held
             logger.info("microphone {}", "muted" if muted else "unmuted")
         self._emit("mute", muted=self.muted)
         if muted and self.state == LISTENING:
