@@ -1,14 +1,14 @@
-"""The assistant: one state machine, the whole of it in the table below.
+"""The assistant: one state machine, the whole of it in the table (``core/table.py``).
 
-Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; the
-listener turns frames into wake and speech events. Each event is looked up in
-`TRANSITIONS` by (state, event); its handler (here or in `flow.Flow`) does the work and
-returns the next state, which must be one the row allows. The dispatcher
-(`machine.Machine`) alone changes state, running the `EXIT` action of the old state and
-the `ENTRY` action of the new one: leaving LISTENING always finishes the transcriber,
-exactly once. An event with no row in the current state is ignored there. Muted is a
-guard, not a copy of the machine: muted frames reach no engine and listening is refused;
-``muted`` only names the resting state then.
+Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
+turns frames into wake and speech events. Each event is looked up in the table by (state,
+event); its handler (here or in `flow.Flow`) does the work and returns the next state,
+which must be one the row allows. The dispatcher (`dispatcher.Machine`) alone changes
+state, running the exit action of the old state and the entry action of the new one:
+leaving LISTENING always finishes the recognizer, exactly once. An event with no row in
+the current state is ignored there. Muted is a guard, not a copy of the machine: muted
+frames reach no engine and listening is refused; ``muted`` only names the resting state
+then.
 """
 
 from __future__ import annotations
@@ -19,29 +19,22 @@ from loguru import logger
 from pydantic import ValidationError
 
 from firmware_app import __version__
-from firmware_app.core.dispatcher import Row, table
 from firmware_app.core.flow import Flow
 from firmware_app.core.messages import (
     Button,
     Command,
-    CommandArgs,
+    Fault,
     Frame,
     Message,
     MuteArgs,
     NoArgs,
     Notice,
-    PlaybackDone,
-    PlaybackStarted,
-    ReplyEnd,
-    ReplySentence,
     Stop,
     TextArgs,
     Tick,
     VolumeArgs,
-    WakeLost,
 )
 from firmware_app.core.states import (
-    ALL,
     BUSY,
     ERROR,
     IDLE,
@@ -50,67 +43,15 @@ from firmware_app.core.states import (
     RESTING,
     SPEAKING,
     THINKING,
+    Happening,
     State,
 )
-from firmware_app.listen.hearing import StopSaid
-from firmware_app.listen.segmenter import (
-    NoSpeech,
-    SpeechEnded,
-    SpeechStarted,
-    TooLong,
-    Transcript,
-    Woke,
-)
+from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
 
-# fmt: off
-TRANSITIONS: dict[tuple[State, str], Row[State]] = table([
-    # in states            event               handler                may go to
-    (ALL - {MUTED, LISTENING}, "wake",         "on_wake",             ALL - {MUTED}),
-    ({LISTENING},          "speech_started",   "on_speech_started",   {LISTENING}),
-    ({LISTENING},          "speech_ended",     "on_speech_ended",     {THINKING}),
-    ({LISTENING},          "too_long",         "on_speech_ended",     {THINKING}),
-    ({LISTENING},          "no_speech",        "rest",                RESTING | {THINKING}),
-    ({LISTENING},          "wake_lost",        "on_wake_lost",        RESTING | {THINKING}),
-    ({THINKING},           "heard",            "think",               RESTING | {THINKING}),
-    (BUSY,                 "reply_sentence",   "on_reply_sentence",   BUSY),
-    (BUSY,                 "reply_end",        "on_reply_end",        BUSY),
-    (BUSY,                 "playback_started", "on_playback_started", BUSY),
-    (BUSY,                 "playback_done",    "on_playback_done",    ALL),
-    (BUSY,                 "stop_word",        "on_stop_word",        RESTING | {THINKING}),
-    (RESTING,              "started",          "rest",                RESTING | {THINKING}),
-    (RESTING,              "timer_due",        "rest",                RESTING | {THINKING}),
-    ({ERROR},              "error_over",       "rest",                RESTING | {THINKING}),
-    (ALL,                  "press",            "on_press",            ALL),
-    (ALL,                  "hold",             "on_hold",             ALL),
-    (RESTING | {SPEAKING}, "double",           "on_double",           ALL),
-    (ALL,                  "command",          "on_command",          ALL),
-    (ALL,                  "notice",           "on_notice",           ALL),
-    (ALL,                  "fault",            "on_fault",            {ERROR}),
-])
-ENTRY = {LISTENING: "enter_listening"}
-EXIT = {LISTENING: "exit_listening", SPEAKING: "exit_speaking"}
-
-COMMANDS: dict[str, tuple[type[CommandArgs], str]] = {
-    # name      payload model  handler
-    "say":     (TextArgs,      "cmd_say"),
-    "ask":     (TextArgs,      "cmd_ask"),
-    "listen":  (NoArgs,        "cmd_listen"),
-    "stop":    (NoArgs,        "cmd_stop"),
-    "mute":    (MuteArgs,      "cmd_mute"),
-    "volume":  (VolumeArgs,    "cmd_volume"),
-    "update":  (NoArgs,        "cmd_update"),
-    "false_wake": (NoArgs,     "cmd_false_wake"),
-}
-# fmt: on
-
 
 class Assistant(Flow):
-    transitions = TRANSITIONS
-    entry = ENTRY
-    exit = EXIT
-
     # --- the edges' door and the loops
     def post(self, msg: Message) -> None:
         """Thread-safe: the only way anything outside acts on the assistant."""
@@ -130,7 +71,7 @@ class Assistant(Flow):
             self._emit("timer", action="missed", **fields)
             text = f"While I was off, your {timer.label()} went off at {clock_time(timer.due)}."
             self.voice.queue(Pending(Origin.ANNOUNCEMENT, text), force=True)
-        self.fire("started")
+        self.fire(Happening.STARTED)
         phrases = list(FIXED_PHRASES)
         if self.responder is not None:
             from firmware_app.understand.llm.responder import FALLBACKS
@@ -176,7 +117,7 @@ class Assistant(Flow):
             )
             if isinstance(msg, Command):
                 self._answer(msg, False, f"{msg.name} failed: {type(exc).__name__}")
-            self.fire("fault", ("assistant", f"{type(exc).__name__}: {exc}"))
+            self.fire(Happening.FAULT, Fault("assistant", f"{type(exc).__name__}: {exc}"))
 
     def _route(self, msg: Message) -> None:
         """Messages become table events (frames through the listener)."""
@@ -189,15 +130,15 @@ class Assistant(Flow):
         elif isinstance(msg, Stop):
             self._running = False
         elif isinstance(msg, Button):
-            self.fire(msg.gesture)
+            self.fire(self._table.GESTURES[msg.gesture], msg)
         else:
-            self.fire(_EVENT_OF[type(msg)], msg)
+            self.fire(self._table.EVENT_OF[type(msg)], msg)
 
     # --- audio
     def _on_frame(self, frame: Frame) -> None:
         if self._mic_fault:
             self._mic_fault = False
-            self.fire("error_over")
+            self.fire(Happening.ERROR_OVER)
         self._advance(frame.t)
         if self.parts.heartbeat is not None:
             self.parts.heartbeat(True)
@@ -205,22 +146,22 @@ class Assistant(Flow):
             return  # privacy: muted audio reaches no engine
         stop_armed = self.state == SPEAKING or self.voice.ringing
         for event in self.hearing.hear(frame, self._t, stop_armed=stop_armed):
-            self.fire(_EVENT_OF[type(event)], event)
+            self.fire(self._table.EVENT_OF[type(event)], event)
 
     def _advance(self, t: float) -> None:
         self._t = max(self._t, t)
         if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
-            self.fire("error_over")
+            self.fire(Happening.ERROR_OVER)
         if self.timers.next_due <= self.clock.epoch():
-            self.fire("timer_due")
+            self.fire(Happening.TIMER_DUE)
 
     # --- commands (MQTT, Hermes, the control socket, the command line)
     def on_command(self, cmd: Command) -> State:
-        spec = COMMANDS.get(cmd.name)
-        if spec is None:
+        row = self._table.COMMANDS.get(cmd.name)
+        if row is None:
             self._answer(cmd, False, f"unknown command {cmd.name!r}")
             return self.state
-        model, handler = spec
+        model = row.args
         if "text" in model.model_fields and not str(cmd.args.get("text", "")).strip():
             self._answer(cmd, False, f"{cmd.name} needs a non-empty text")
             return self.state
@@ -228,8 +169,7 @@ class Assistant(Flow):
             args = model.model_validate(cmd.args)
         except ValidationError as exc:  # a bug in the sender: answered and reported
             raise ValueError(str(exc).splitlines()[0]) from None
-        after: State = getattr(self, handler)(cmd, args)
-        return after
+        return row.handler(self, cmd, args)
 
     def _answer(self, cmd: Command, ok: bool, error: str | None = None) -> None:
         if cmd.reply is not None:
@@ -257,7 +197,7 @@ class Assistant(Flow):
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
         self._asker = cmd.request_id  # its reply and speech carry the request's id
-        self.fire("heard", Transcript(strip_wake_words(args.text.strip())))
+        self.fire(Happening.HEARD, Transcript(strip_wake_words(args.text.strip())))
         self._answer(cmd, True)
         return THINKING
 
@@ -371,22 +311,4 @@ class Assistant(Flow):
         }
 
 
-_EVENT_OF: dict[type, str] = {
-    StopSaid: "stop_word",
-    Woke: "wake",
-    SpeechStarted: "speech_started",
-    SpeechEnded: "speech_ended",
-    TooLong: "too_long",
-    NoSpeech: "no_speech",
-    WakeLost: "wake_lost",
-    Command: "command",
-    Notice: "notice",
-    PlaybackStarted: "playback_started",
-    PlaybackDone: "playback_done",
-    ReplySentence: "reply_sentence",
-    ReplyEnd: "reply_end",
-}
-"""The table event each message or listener event is."""
-
-
-__all__ = ["COMMANDS", "TRANSITIONS", "Assistant", "State"]
+__all__ = ["Assistant", "State"]

@@ -1,11 +1,13 @@
 """What the assistant does between events: listening, understanding, speaking.
 
-`Flow` holds the handlers and the entry and exit actions the table in ``core/assistant.py``
+`Flow` holds the handlers and the entry and exit actions the table in ``core/table.py``
 names, and the state they share. Handlers return the next state and never set it; the
-dispatcher (`machine.Machine`) does, so every change goes through the table.
+dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
 
 from loguru import logger
 
@@ -13,6 +15,7 @@ from firmware_app.config.settings import Settings
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.events import Event, EventBus, wall_now
 from firmware_app.core.messages import (
+    Fault,
     Inbox,
     Notice,
     PlaybackDone,
@@ -23,7 +26,15 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
-from firmware_app.core.states import BUSY, ERROR, LISTENING, RESTING, THINKING, State
+from firmware_app.core.states import (
+    BUSY,
+    ERROR,
+    LISTENING,
+    RESTING,
+    THINKING,
+    Happening,
+    State,
+)
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
@@ -58,9 +69,14 @@ from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.llm.sentences import asks_question
 from firmware_app.understand.timers import Timer, Timers
 
+if TYPE_CHECKING:
+    from firmware_app.core.assistant import Assistant
 
-class Flow(Machine[State]):
+
+class Flow:
     """The handlers and actions the table names, and the state they share."""
+
+    machine: Machine[Assistant, State, Happening]
 
     def __init__(
         self,
@@ -108,13 +124,33 @@ class Flow(Machine[State]):
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
         self._running = False
-        super().__init__(self._resting_state())
+        # the table names the assistant's methods: it is read once the class exists
+        from firmware_app.core import table
+
+        self._table = table
+        self.machine = Machine(
+            cast("Assistant", self),
+            self._resting_state(),
+            table.TRANSITIONS,
+            table.ENTRY,
+            table.EXIT,
+            self.changed,
+            self.settled,
+        )
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    def fire(self, event: Happening, payload: object = None) -> None:
+        """The one door to the table (see `dispatcher.Machine.fire`)."""
+        self.machine.fire(event, payload)
 
     @property
     def speech(self) -> SpeechOutput:
         return self.voice.speech
 
-    # --- the dispatcher's hooks
+    # --- what the dispatcher calls back
     def changed(self, before: State, after: State) -> None:
         logger.info("state {} → {}", before.value, after.value)
         self._emit("state", state=after.value)
@@ -188,7 +224,7 @@ class Flow(Machine[State]):
         heard = ended.transcript
         if heard.text is not None:
             heard = Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
-        self.fire("heard", heard)
+        self.fire(Happening.HEARD, heard)
         return THINKING
 
     # --- understanding
@@ -323,9 +359,9 @@ class Flow(Machine[State]):
         self.interrupt()
         return self.rest()
 
-    def on_fault(self, fault: tuple[str, str]) -> State:
+    def on_fault(self, fault: Fault) -> State:
         """Something failed mid-request: say so, show the error for a moment, recover."""
-        where, message = fault
+        where, message = fault.where, fault.message
         self.last_error = f"{where}: {message}"
         self._emit("error", where=where, message=message)
         self.interrupt()

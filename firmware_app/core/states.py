@@ -1,4 +1,5 @@
-"""The assistant's states and the groups the transition table names."""
+"""The words of the assistant's table: its states, the groups the rows name, and the
+happenings it reacts to (each named once; `table.EVENT_OF` says which message is which)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,29 @@ RESTING = frozenset({IDLE, MUTED, ERROR})
 """Where the machine waits for the next wake or command."""
 BUSY = frozenset({THINKING, SPEAKING})
 ALL = frozenset(State)
+
+
+class Happening(StrEnum):
+    """Everything the table reacts to."""
+
+    WAKE = "wake"
+    SPEECH_STARTED = "speech_started"
+    SPEECH_ENDED = "speech_ended"
+    TOO_LONG = "too_long"
+    NO_SPEECH = "no_speech"
+    WAKE_LOST = "wake_lost"
+    HEARD = "heard"
+    REPLY_SENTENCE = "reply_sentence"
+    REPLY_END = "reply_end"
+    PLAYBACK_STARTED = "playback_started"
+    PLAYBACK_DONE = "playback_done"
+    STOP_WORD = "stop_word"
+    STARTED = "started"
+    TIMER_DUE = "timer_due"
+    ERROR_OVER = "error_over"
+    PRESS = "press"
+    HOLD = "hold"
+    DOUBLE = "double"
+    COMMAND = "command"
+    NOTICE = "notice"
+    FAULT = "fault"

@@ -1,0 +1,166 @@
+"""The assistant's table: every happening it reacts to, in which states, handled by which
+method, going to which states; the entry and exit actions; the commands.
+
+Each happening is named once (`Happening`) and carries one payload type; `EVENT_OF` says
+which happening each message or heard event is, and is checked against the rows when this
+module loads. Handlers are the assistant's methods themselves, so the type checker sees
+that each takes what its event carries and returns a state. resting = idle, muted, error;
+busy = thinking, speaking. An event with no row in the current state is ignored there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_args
+
+from firmware_app.core.assistant import Assistant
+from firmware_app.core.dispatcher import Row, on, table
+from firmware_app.core.messages import (
+    COMMAND_ARGS,
+    Button,
+    Command,
+    CommandArgs,
+    CommandName,
+    Fault,
+    MuteArgs,
+    NoArgs,
+    Notice,
+    PlaybackDone,
+    PlaybackStarted,
+    ReplyEnd,
+    ReplySentence,
+    TextArgs,
+    VolumeArgs,
+    WakeLost,
+)
+from firmware_app.core.states import (
+    ALL,
+    BUSY,
+    ERROR,
+    LISTENING,
+    MUTED,
+    RESTING,
+    SPEAKING,
+    THINKING,
+    Happening,
+    State,
+)
+from firmware_app.listen.hearing import StopSaid
+from firmware_app.listen.segmenter import (
+    NoSpeech,
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Transcript,
+    Woke,
+)
+
+H = Happening
+A = Assistant
+Nothing = type(None)
+
+# fmt: off
+TRANSITIONS: dict[tuple[State, Happening], Row[Assistant, State]] = table([
+    # in states                 event               payload          handler                may go to
+    on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             ALL - {MUTED}),
+    on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {LISTENING}),
+    on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,     {THINKING}),
+    on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,     {THINKING}),
+    on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                RESTING | {THINKING}),
+    on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,        RESTING | {THINKING}),
+    on({THINKING},               H.HEARD,            Transcript,      A.think,               RESTING | {THINKING}),
+    on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   BUSY),
+    on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        BUSY),
+    on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, BUSY),
+    on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    ALL),
+    on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,        RESTING | {THINKING}),
+    on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
+    on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
+    on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
+    on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
+    on(ALL,                      H.HOLD,             Button,          A.on_hold,             ALL),
+    on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           ALL),
+    on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
+    on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           ALL),
+    on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
+])
+ENTRY: dict[State, Callable[[Assistant], None]] = {LISTENING: A.enter_listening}
+EXIT: dict[State, Callable[[Assistant], None]] = {
+    LISTENING: A.exit_listening,
+    SPEAKING: A.exit_speaking,
+}
+# fmt: on
+
+EVENT_OF: dict[type, Happening] = {
+    Woke: H.WAKE,
+    SpeechStarted: H.SPEECH_STARTED,
+    SpeechEnded: H.SPEECH_ENDED,
+    TooLong: H.TOO_LONG,
+    NoSpeech: H.NO_SPEECH,
+    StopSaid: H.STOP_WORD,
+    WakeLost: H.WAKE_LOST,
+    Command: H.COMMAND,
+    Notice: H.NOTICE,
+    PlaybackStarted: H.PLAYBACK_STARTED,
+    PlaybackDone: H.PLAYBACK_DONE,
+    ReplySentence: H.REPLY_SENTENCE,
+    ReplyEnd: H.REPLY_END,
+}
+"""The happening each message or heard event is (checked below against the rows)."""
+
+GESTURES: dict[str, Happening] = {"press": H.PRESS, "hold": H.HOLD, "double": H.DOUBLE}
+"""The happening each button gesture is."""
+
+
+Args = TypeVar("Args", bound=CommandArgs)
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    args: type[CommandArgs]
+    """The payload model the command's ``args`` must match."""
+    handler: Callable[[Assistant, Command, Any], State]
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
+
+
+def command(args: type[Args], handler: Callable[[Assistant, Command, Args], State]) -> CommandRow:
+    """A command's row; the type checker sees that the handler takes that payload model."""
+    return CommandRow(args, handler)
+
+
+# fmt: off
+COMMANDS: dict[CommandName, CommandRow] = {
+    # name        payload model        handler
+    "say":        command(TextArgs,    A.cmd_say),
+    "ask":        command(TextArgs,    A.cmd_ask),
+    "listen":     command(NoArgs,      A.cmd_listen),
+    "stop":       command(NoArgs,      A.cmd_stop),
+    "mute":       command(MuteArgs,    A.cmd_mute),
+    "volume":     command(VolumeArgs,  A.cmd_volume),
+    "update":     command(NoArgs,      A.cmd_update),
+    "false_wake": command(NoArgs,      A.cmd_false_wake),
+}
+# fmt: on
+
+
+def _check() -> None:
+    """The mappings agree with the rows: a happening's payload is the class that maps to
+    it, and every command name has one row and one payload model."""
+    for (_, event), row in TRANSITIONS.items():
+        for cls, happening in EVENT_OF.items():
+            if happening == event and row.payload is not cls:
+                raise TypeError(f"{event} carries {row.payload.__name__}, not {cls.__name__}")
+    if set(COMMANDS) != set(get_args(CommandName)) or any(
+        row.args is not COMMAND_ARGS[name] for name, row in COMMANDS.items()
+    ):
+        raise TypeError("the commands table, CommandName and COMMAND_ARGS disagree")
+
+
+_check()
+
+
+__all__ = ["COMMANDS", "ENTRY", "EVENT_OF", "EXIT", "GESTURES", "TRANSITIONS", "Happening"]
