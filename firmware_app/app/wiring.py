@@ -45,6 +45,7 @@ from firmware_app.core.parts import (
     Updater,
     WakeArbiter,
 )
+from firmware_app.core.status import StatusBoard
 from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
 from firmware_app.system.store import Store
@@ -134,22 +135,18 @@ class Closable(Protocol):
 
 class Edges:
     """What the MQTT bridge sees of the assistant: the event bus and the queue, which
-    exist before the assistant, and its status, readable once it is built (health reports
-    start after that)."""
+    exist before the assistant, and the status it publishes (`StatusBoard`)."""
 
-    def __init__(self, bus: EventBus, inbox: Inbox) -> None:
+    def __init__(self, bus: EventBus, inbox: Inbox, board: StatusBoard) -> None:
         self.bus = bus
         self._inbox = inbox
-        self._status: Callable[[], dict[str, object]] = lambda: {"state": "idle"}
+        self._board = board
 
     def post(self, msg: Message) -> None:
         self._inbox.post(msg)
 
     def status(self) -> dict[str, object]:
-        return self._status()
-
-    def serve(self, status: Callable[[], dict[str, object]]) -> None:
-        self._status = status
+        return self._board.read()
 
 
 def _responder(settings: Settings, store: Store) -> Responder | None:
@@ -271,7 +268,8 @@ def assembled(
         responder = _responder(settings, store)
         if isinstance(responder, Closable):
             stack.callback(responder.close)
-        edges = Edges(bus, inbox)
+        board = StatusBoard()
+        edges = Edges(bus, inbox, board)
         hearing = build_hearing(settings, engines, reference)
         parts = parts or Parts()
         if extras and isinstance(parts.arbiter, AlwaysClaim):
@@ -293,8 +291,8 @@ def assembled(
             responder=responder,
             stt_problem=engines.stt_problem,
             parts=parts,
+            board=board,
         )
-        edges.serve(assistant.status)
         if mqtt is not None:
             mqtt.start()  # reports start with the assistant's own status
         if store.recovered_from is not None:

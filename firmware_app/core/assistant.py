@@ -18,7 +18,6 @@ import queue
 from loguru import logger
 from pydantic import ValidationError
 
-from firmware_app import __version__
 from firmware_app.core.flow import Flow
 from firmware_app.core.messages import (
     Button,
@@ -111,6 +110,7 @@ class Assistant(Flow):
     def handle(self, msg: Message) -> None:
         try:
             self._route(msg)
+            self._publish_status(frame=isinstance(msg, Frame))
         except Exception as exc:  # one bad message must not end the assistant
             logger.opt(exception=exc).error(
                 "assistant: {} while handling {}", exc, type(msg).__name__
@@ -285,30 +285,6 @@ class Assistant(Flow):
         elif notice.kind in ("offline", "online"):
             self._offline = notice.kind == "offline"
         return self.state
-
-    # --- health
-    def status(self) -> dict[str, object]:
-        audio = self.parts.audio_status() if self.parts.audio_status else {}
-        counts = self.metrics.snapshot()
-        llm: dict[str, object] | None = None
-        if self.responder is not None:
-            breaker = self.responder.status().get("state")
-            llm = {"available": self.responder.available(), "breaker": breaker}
-        return {
-            "version": __version__,
-            "state": self.state.value,
-            "muted": self.muted,
-            "volume": self.volume,
-            "wake_count": counts["wake_count"],
-            "errors": counts["errors"],
-            "last_error": self.last_error,
-            "timers": len(self.timers.active()),
-            "store": self.store.status(),
-            "stt": "ready" if self.hearing.recognizer else (self.stt_problem or "missing"),
-            "audio": audio,
-            "tts_cache": self.speech.cache_stats(),
-            "llm": llm,
-        }
 
 
 __all__ = ["Assistant", "State"]

@@ -7,10 +7,12 @@ dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, cast
 
 from loguru import logger
 
+from firmware_app import __version__
 from firmware_app.config.settings import Settings
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.events import Event, EventBus, wall_now
@@ -35,6 +37,7 @@ from firmware_app.core.states import (
     Happening,
     State,
 )
+from firmware_app.core.status import StatusBoard
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
@@ -91,6 +94,7 @@ class Flow:
         responder: Responder | None = None,
         stt_problem: str | None = None,
         parts: Parts | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         self.settings = settings
         self.hearing = hearing
@@ -101,6 +105,7 @@ class Flow:
         self.responder = responder
         self.inbox = inbox or Inbox()
         self.parts = parts or Parts()
+        self.board = board or StatusBoard()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
@@ -137,6 +142,8 @@ class Flow:
             self.changed,
             self.settled,
         )
+        self._published, self._published_state = 0.0, self.state
+        self._publish_status()  # readers see the real status from the start
 
     @property
     def state(self) -> State:
@@ -380,6 +387,40 @@ class Flow:
     def awaiting_answer(self) -> bool:
         """An answer is streaming in (the LLM): it arrives over real time."""
         return self._request != 0
+
+    # --- health
+    def _publish_status(self, frame: bool = False) -> None:
+        """Publish the status for other threads (`StatusBoard`); while frames stream in,
+        at most every half second unless the state changed."""
+        now = time.monotonic()
+        if frame and now - self._published < 0.5 and self._published_state == self.state:
+            return
+        self._published, self._published_state = now, self.state
+        self.board.publish(self.status())
+
+    def status(self) -> dict[str, object]:
+        """The status now (this thread only; other threads read `board`)."""
+        audio = self.parts.audio_status() if self.parts.audio_status else {}
+        counts = self.metrics.snapshot()
+        llm: dict[str, object] | None = None
+        if self.responder is not None:
+            breaker = self.responder.status().get("state")
+            llm = {"available": self.responder.available(), "breaker": breaker}
+        return {
+            "version": __version__,
+            "state": self.state.value,
+            "muted": self.muted,
+            "volume": self.volume,
+            "wake_count": counts["wake_count"],
+            "errors": counts["errors"],
+            "last_error": self.last_error,
+            "timers": len(self.timers.active()),
+            "store": self.store.status(),
+            "stt": "ready" if self.hearing.recognizer else (self.stt_problem or "missing"),
+            "audio": audio,
+            "tts_cache": self.speech.cache_stats(),
+            "llm": llm,
+        }
 
     # --- settings
     def set_volume(self, level: int) -> None:

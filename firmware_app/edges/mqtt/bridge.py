@@ -266,15 +266,7 @@ class MqttBridge:
                 self._update_server = None if f.get("ok", True) else str(f.get("message", ""))
 
     def _health_payload(self) -> str:
-        status: dict[str, Any] = {}
-        for attempt in range(3):  # read from another thread: a collection may change under it
-            try:
-                status = dict(self._assistant.status())
-                break
-            except Exception as exc:
-                if attempt == 2:
-                    logger.warning("MQTT: assistant status unavailable: {}", exc)
-                    status = {"status_error": str(exc)}
+        status: dict[str, Any] = dict(self._assistant.status())  # the last one published
         version = str(status.get("version") or self._version)
         health: dict[str, Any] = {**status, **self._probe.collect()}
         health["version"] = version
