@@ -169,7 +169,8 @@ class Assistant(Flow):
             args = model.model_validate(cmd.args)
         except ValidationError as exc:  # a bug in the sender: answered and reported
             raise ValueError(str(exc).splitlines()[0]) from None
-        return row.handler(self, cmd, args)
+        after: State = row.handler(self, cmd, args)
+        return after
 
     def _answer(self, cmd: Command, ok: bool, error: str | None = None) -> None:
         if cmd.reply is not None:
