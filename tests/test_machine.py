@@ -79,7 +79,7 @@ def rig_in(settings, state: State) -> Rig:
 
 def payload_for(a: Assistant, event: str) -> object:
     current = a.voice.current.id if a.voice.current is not None else 99
-    request = a._request or 98
+    request = a.turn.request or 98
     return {
         "wake": Woke(Detection("hey_jarvis", 0.8), ()),
         "speech_started": SpeechStarted(1.0),

@@ -104,7 +104,7 @@ class Assistant(Flow):
     def idle(self, queue: bool = True) -> bool:
         """Nothing being synthesized or announced, no answer on its way (and, with
         ``queue``, no message waiting)."""
-        busy = self.voice.busy() or self._request != 0
+        busy = self.voice.busy() or self.turn.request != 0
         return not busy and (not queue or self.inbox.empty())
 
     def handle(self, msg: Message) -> None:
@@ -197,7 +197,7 @@ class Assistant(Flow):
     def cmd_ask(self, cmd: Command, args: TextArgs) -> State:
         """Typed text handled as if it had been heard (wake words and all)."""
         self.interrupt()
-        self._asker = cmd.request_id  # its reply and speech carry the request's id
+        self.turn.asker = cmd.request_id  # its reply and speech carry the request's id
         self.fire(Happening.HEARD, Transcript(strip_wake_words(args.text.strip())))
         self._answer(cmd, True)
         return THINKING

@@ -8,6 +8,7 @@ dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from loguru import logger
@@ -76,6 +77,21 @@ if TYPE_CHECKING:
     from firmware_app.core.assistant import Assistant
 
 
+@dataclass
+class Turn:
+    """One exchange with the user, from the request to the last word of its answer. The
+    last reply is not part of it: "say that again" outlives the turn."""
+
+    asker: RequestId = None
+    """Who typed the request (a ``cmd/ask`` id): its reply and speech carry that id."""
+    request: int = 0
+    """The online model's request being answered (0: none)."""
+    question: Question | None = None
+    """A local question ("Which one?") waiting for its answer."""
+    followup: bool = False
+    """Listen again without the wake word after this reply."""
+
+
 class Flow:
     """The handlers and actions the table names, and the state they share."""
 
@@ -120,10 +136,7 @@ class Flow:
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
-        self._request = 0  # the LLM request being answered (0: none)
-        self._followup = False  # listen again without the wake word after this reply
-        self._question: Question | None = None  # a local question waiting for its answer
-        self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
+        self.turn = Turn()
         self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
@@ -239,7 +252,7 @@ class Flow:
         """A request, heard or typed (text None: heard, but there is no speech model)."""
         text = heard.text
         self._emit("transcript", text=text or "")
-        question, self._question = self._question, None
+        question, self.turn.question = self.turn.question, None
         if text is None:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
@@ -259,8 +272,8 @@ class Flow:
             return self.reply(UNKNOWN, Origin.FALLBACK, cache=True)
         if self.settings.audio.chimes:  # the answer takes a moment: say we heard
             self.voice.chime("done")
-        self._request = self.voice.utterances.new_id()
-        self.responder.respond(self._request, text, self._from_responder)
+        self.turn.request = self.voice.utterances.new_id()
+        self.responder.respond(self.turn.request, text, self._from_responder)
         return THINKING
 
     def _carry_out(self, outcome: Outcome) -> State:
@@ -274,7 +287,7 @@ class Flow:
         if text is None:
             return self.rest()
         if outcome.question is not None and not self.muted:
-            self._question, self._followup = outcome.question, True
+            self.turn.question, self.turn.followup = outcome.question, True
         return self.reply(text, Origin.LOCAL, cache=outcome.cache)
 
     # --- speaking
@@ -282,14 +295,14 @@ class Flow:
         """Answer the request: a ``reply`` event, remembered for "repeat that", spoken."""
         self._emit_reply(text, origin.value)
         self.last_reply = text
-        return self.speak(origin, text, self._asker, cache=cache)
+        return self.speak(origin, text, self.turn.asker, cache=cache)
 
     def _emit_reply(self, text: str, source: str) -> None:
         """A ``reply`` event; one answering a typed request names it (``request_id``)."""
-        if self._asker is None:
+        if self.turn.asker is None:
             self._emit("reply", text=text, source=source)
         else:
-            self._emit("reply", text=text, source=source, request_id=self._asker)
+            self._emit("reply", text=text, source=source, request_id=self.turn.asker)
 
     def speak(
         self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
@@ -303,21 +316,21 @@ class Flow:
     def on_playback_done(self, msg: PlaybackDone) -> State:
         if self.voice.done(msg.utterance) is None:
             return self.state  # a chime, or speech that was already cut
-        self._asker = None
-        if self._followup and not self.muted:
-            self._followup = False
+        self.turn.asker = None
+        if self.turn.followup and not self.muted:
+            self.turn.followup = False
             return self.listen(followup=True)
         return self.rest()
 
     def on_reply_sentence(self, msg: ReplySentence) -> State:
-        if msg.request == self._request:
-            self.voice.stream(msg.text, self._asker)
+        if msg.request == self.turn.request:
+            self.voice.stream(msg.text, self.turn.asker)
         return self.state
 
     def on_reply_end(self, msg: ReplyEnd) -> State:
-        if msg.request != self._request:
+        if msg.request != self.turn.request:
             return self.state
-        self._request = 0
+        self.turn.request = 0
         if msg.error:
             self._emit("error", where="llm", message=msg.error)
         current = self.voice.current
@@ -326,13 +339,13 @@ class Flow:
         self._emit_reply(current.text, "llm")
         self.last_reply = current.text
         if self.settings.llm.followup_s > 0 and asks_question(current.text):
-            self._followup = True
+            self.turn.followup = True
         self.voice.end_stream()
         return self.state
 
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
-        self._followup, self._question, self._asker = False, None, None
+        self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -350,10 +363,9 @@ class Flow:
     def interrupt(self) -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
         self.voice.cut("interrupted")
-        self._followup, self._question, self._asker = False, None, None
-        if self._request and self.responder is not None:
-            self.responder.cancel(self._request)
-        self._request = 0
+        if self.turn.request and self.responder is not None:
+            self.responder.cancel(self.turn.request)
+        self.turn = Turn()
         self.speech.cancel()
 
     def on_stop_word(self, _: object = None) -> State:
@@ -386,7 +398,7 @@ class Flow:
 
     def awaiting_answer(self) -> bool:
         """An answer is streaming in (the LLM): it arrives over real time."""
-        return self._request != 0
+        return self.turn.request != 0
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
