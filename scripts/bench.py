@@ -337,7 +337,7 @@ from firmware_app.config.settings import Settings
 s = part("python, settings", lambda: Settings(data_dir=Path(tempfile.mkdtemp())))
 from firmware_app.app import wiring
 part("imports", lambda: None)
-from firmware_app.listen.wake import build_wake_detector
+from firmware_app.listen.wake_engines import build_wake_detector
 from firmware_app.listen.vad import SileroVad
 from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 from firmware_app.listen.echo_canceller import make_echo_canceller

@@ -24,7 +24,7 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.states import Happening, State
-from firmware_app.core.table import COMMANDS, ENTRY, EXIT, TRANSITIONS
+from firmware_app.core.table import Table
 from firmware_app.listen.hearing import StopSaid
 from firmware_app.listen.segmenter import (
     NoSpeech,
@@ -34,6 +34,9 @@ from firmware_app.listen.segmenter import (
     Transcript,
     Woke,
 )
+
+TABLE = Table.of(Assistant)
+TRANSITIONS, ENTRY, EXIT, COMMANDS = TABLE.transitions, TABLE.entry, TABLE.exit, TABLE.commands
 
 
 class Responder:

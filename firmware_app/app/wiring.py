@@ -109,7 +109,7 @@ def load_engines(
 ) -> Engines:
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.listen.vad import SileroVad
-    from firmware_app.listen.wake import build_wake_detector
+    from firmware_app.listen.wake_engines import build_wake_detector
 
     started = time.monotonic()
     wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
@@ -310,7 +310,8 @@ def assembled(
 def run(settings: Settings) -> int:
     """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
     from firmware_app.app.control import ControlServer, socket_path
-    from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+    from firmware_app.audio.capture import Microphone
+    from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.system.notify import Notifier
 
     notifier = Notifier()

@@ -45,6 +45,7 @@ from firmware_app.core.states import (
     Happening,
     State,
 )
+from firmware_app.core.table import EVENT_OF, GESTURES
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
@@ -130,9 +131,9 @@ class Assistant(Flow):
         elif isinstance(msg, Stop):
             self._running = False
         elif isinstance(msg, Button):
-            self.fire(self._table.GESTURES[msg.gesture], msg)
+            self.fire(GESTURES[msg.gesture], msg)
         else:
-            self.fire(self._table.EVENT_OF[type(msg)], msg)
+            self.fire(EVENT_OF[type(msg)], msg)
 
     # --- audio
     def _on_frame(self, frame: Frame) -> None:
@@ -146,7 +147,7 @@ class Assistant(Flow):
             return  # privacy: muted audio reaches no engine
         stop_armed = self.state == SPEAKING or self.voice.ringing
         for event in self.hearing.hear(frame, self._t, stop_armed=stop_armed):
-            self.fire(self._table.EVENT_OF[type(event)], event)
+            self.fire(EVENT_OF[type(event)], event)
 
     def _advance(self, t: float) -> None:
         self._t = max(self._t, t)
@@ -157,7 +158,7 @@ class Assistant(Flow):
 
     # --- commands (MQTT, Hermes, the control socket, the command line)
     def on_command(self, cmd: Command) -> State:
-        row = self._table.COMMANDS.get(cmd.name)
+        row = self.table.commands.get(cmd.name)
         if row is None:
             self._answer(cmd, False, f"unknown command {cmd.name!r}")
             return self.state

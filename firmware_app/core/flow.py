@@ -39,6 +39,7 @@ from firmware_app.core.states import (
     State,
 )
 from firmware_app.core.status import StatusBoard
+from firmware_app.core.table import Table
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
@@ -142,16 +143,14 @@ class Flow:
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
         self._running = False
-        # the table names the assistant's methods: it is read once the class exists
-        from firmware_app.core import table
-
-        self._table = table
+        owner = cast("Assistant", self)  # the table names the assistant's methods
+        self.table = Table.of(type(owner))
         self.machine = Machine(
-            cast("Assistant", self),
+            owner,
             self._resting_state(),
-            table.TRANSITIONS,
-            table.ENTRY,
-            table.EXIT,
+            self.table.transitions,
+            self.table.entry,
+            self.table.exit,
             self.changed,
             self.settled,
         )

@@ -2,19 +2,22 @@
 method, going to which states; the entry and exit actions; the commands.
 
 Each happening is named once (`Happening`) and carries one payload type; `EVENT_OF` says
-which happening each message or heard event is, and is checked against the rows when this
-module loads. Handlers are the assistant's methods themselves, so the type checker sees
-that each takes what its event carries and returns a state. resting = idle, muted, error;
-busy = thinking, speaking. An event with no row in the current state is ignored there.
+which happening each message or heard event is, and is checked against the rows when the
+table is made. Handlers are the assistant's methods themselves (``A`` is the assistant's
+class), so the type checker sees that each takes what its event carries and returns a
+state. resting = idle, muted, error; busy = thinking, speaking. An event with no row in
+the current state is ignored there.
+
+The table is made from the class it is read by (`Table.of`), so this module needs the
+assistant only to be type-checked: no import cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core.assistant import Assistant
 from firmware_app.core.dispatcher import Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -47,6 +50,9 @@ from firmware_app.core.states import (
     State,
 )
 from firmware_app.listen.hearing import StopSaid
+
+if TYPE_CHECKING:
+    from firmware_app.core.assistant import Assistant
 from firmware_app.listen.segmenter import (
     NoSpeech,
     SpeechEnded,
@@ -57,40 +63,47 @@ from firmware_app.listen.segmenter import (
 )
 
 H = Happening
-A = Assistant
 Nothing = type(None)
+Transitions = dict[tuple[State, Happening], Row["Assistant", State]]
+Action = Callable[["Assistant"], None]
 
-# fmt: off
-TRANSITIONS: dict[tuple[State, Happening], Row[Assistant, State]] = table([
-    # in states                 event               payload          handler                may go to
-    on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             ALL - {MUTED}),
-    on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {LISTENING}),
-    on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,     {THINKING}),
-    on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,     {THINKING}),
-    on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                RESTING | {THINKING}),
-    on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,        RESTING | {THINKING}),
-    on({THINKING},               H.HEARD,            Transcript,      A.think,               RESTING | {THINKING}),
-    on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   BUSY),
-    on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        BUSY),
-    on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, BUSY),
-    on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    ALL),
-    on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,        RESTING | {THINKING}),
-    on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
-    on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
-    on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
-    on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
-    on(ALL,                      H.HOLD,             Button,          A.on_hold,             ALL),
-    on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           ALL),
-    on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
-    on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           ALL),
-    on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
-])
-ENTRY: dict[State, Callable[[Assistant], None]] = {LISTENING: A.enter_listening}
-EXIT: dict[State, Callable[[Assistant], None]] = {
-    LISTENING: A.exit_listening,
-    SPEAKING: A.exit_speaking,
-}
-# fmt: on
+
+def transitions(A: type[Assistant]) -> Transitions:
+    # fmt: off
+    return table([
+        # in states                 event               payload          handler                may go to
+        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             ALL - {MUTED}),
+        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {LISTENING}),
+        on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,     {THINKING}),
+        on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,     {THINKING}),
+        on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                RESTING | {THINKING}),
+        on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,        RESTING | {THINKING}),
+        on({THINKING},               H.HEARD,            Transcript,      A.think,               RESTING | {THINKING}),
+        on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   BUSY),
+        on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        BUSY),
+        on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, BUSY),
+        on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    ALL),
+        on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,        RESTING | {THINKING}),
+        on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
+        on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
+        on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
+        on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
+        on(ALL,                      H.HOLD,             Button,          A.on_hold,             ALL),
+        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           ALL),
+        on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
+        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           ALL),
+        on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
+    ])
+    # fmt: on
+
+
+def entry(A: type[Assistant]) -> dict[State, Action]:
+    return {LISTENING: A.enter_listening}
+
+
+def exit_(A: type[Assistant]) -> dict[State, Action]:
+    return {LISTENING: A.exit_listening, SPEAKING: A.exit_speaking}
+
 
 EVENT_OF: dict[type, Happening] = {
     Woke: H.WAKE,
@@ -132,35 +145,54 @@ def command(args: type[Args], handler: Callable[[Assistant, Command, Args], Stat
     return CommandRow(args, handler)
 
 
-# fmt: off
-COMMANDS: dict[CommandName, CommandRow] = {
-    # name        payload model        handler
-    "say":        command(TextArgs,    A.cmd_say),
-    "ask":        command(TextArgs,    A.cmd_ask),
-    "listen":     command(NoArgs,      A.cmd_listen),
-    "stop":       command(NoArgs,      A.cmd_stop),
-    "mute":       command(MuteArgs,    A.cmd_mute),
-    "volume":     command(VolumeArgs,  A.cmd_volume),
-    "update":     command(NoArgs,      A.cmd_update),
-    "false_wake": command(NoArgs,      A.cmd_false_wake),
-}
-# fmt: on
+def commands(A: type[Assistant]) -> dict[CommandName, CommandRow]:
+    # fmt: off
+    return {
+        # name        payload model        handler
+        "say":        command(TextArgs,    A.cmd_say),
+        "ask":        command(TextArgs,    A.cmd_ask),
+        "listen":     command(NoArgs,      A.cmd_listen),
+        "stop":       command(NoArgs,      A.cmd_stop),
+        "mute":       command(MuteArgs,    A.cmd_mute),
+        "volume":     command(VolumeArgs,  A.cmd_volume),
+        "update":     command(NoArgs,      A.cmd_update),
+        "false_wake": command(NoArgs,      A.cmd_false_wake),
+    }
+    # fmt: on
 
 
-def _check() -> None:
-    """The mappings agree with the rows: a happening's payload is the class that maps to
-    it, and every command name has one row and one payload model."""
-    for (_, event), row in TRANSITIONS.items():
-        for cls, happening in EVENT_OF.items():
-            if happening == event and row.payload is not cls:
-                raise TypeError(f"{event} carries {row.payload.__name__}, not {cls.__name__}")
-    if set(COMMANDS) != set(get_args(CommandName)) or any(
-        row.args is not COMMAND_ARGS[name] for name, row in COMMANDS.items()
-    ):
-        raise TypeError("the commands table, CommandName and COMMAND_ARGS disagree")
+@dataclass(frozen=True)
+class Table:
+    """The whole table, bound to the class whose methods it names."""
+
+    transitions: Transitions
+    entry: dict[State, Action]
+    exit: dict[State, Action]
+    commands: dict[CommandName, CommandRow]
+
+    @staticmethod
+    def of(A: type[Assistant]) -> Table:
+        """The table for the class (made and checked once)."""
+        made = _MADE.get(A)
+        if made is None:
+            made = _MADE[A] = Table(transitions(A), entry(A), exit_(A), commands(A))
+            made.check()
+        return made
+
+    def check(self) -> None:
+        """The mappings agree with the rows: a happening's payload is the class that maps
+        to it, and every command name has one row and its one payload model."""
+        for (_, event), row in self.transitions.items():
+            for cls, happening in EVENT_OF.items():
+                if happening == event and row.payload is not cls:
+                    raise TypeError(f"{event} carries {row.payload.__name__}, not {cls.__name__}")
+        if set(self.commands) != set(get_args(CommandName)) or any(
+            row.args is not COMMAND_ARGS[name] for name, row in self.commands.items()
+        ):
+            raise TypeError("the commands table, CommandName and COMMAND_ARGS disagree")
 
 
-_check()
+_MADE: dict[type, Table] = {}
 
 
-__all__ = ["COMMANDS", "ENTRY", "EVENT_OF", "EXIT", "GESTURES", "TRANSITIONS", "Happening"]
+__all__ = ["EVENT_OF", "GESTURES", "CommandRow", "Table", "commands", "transitions"]
