@@ -23,6 +23,17 @@ O = TypeVar("O")  # noqa: E741 - the handlers' owner
 P = TypeVar("P")
 
 
+class Stay:
+    """In a row's destinations: the handler may leave the machine in the state it was in
+    (whichever of the row's states that is)."""
+
+    def __repr__(self) -> str:
+        return "STAY"
+
+
+STAY = Stay()
+
+
 @dataclass(frozen=True)
 class Row(Generic[O, S]):
     handler: Callable[[O, Any], S]
@@ -31,11 +42,16 @@ class Row(Generic[O, S]):
     payload: type
     """What the event carries (``type(None)``: nothing)."""
     allowed: frozenset[S]
-    """The states the handler may return."""
+    """The states the handler may go to."""
+    stays: bool = False
+    """The handler may also stay in the state it was called in."""
 
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    def allows(self, before: S, after: S) -> bool:
+        return after in self.allowed or (self.stays and after == before)
 
 
 def on(
@@ -43,14 +59,16 @@ def on(
     event: E,
     payload: type[P],
     handler: Callable[[O, P], S],
-    allowed: Iterable[S],
+    allowed: Iterable[S | Stay],
 ) -> tuple[Iterable[S], E, Row[O, S]]:
     """One line of a table: in ``states``, ``event`` carrying a ``payload`` is handled by
     ``handler`` (the type checker sees that it takes that payload), which returns one of
-    ``allowed``."""
+    ``allowed`` (`STAY`: the state it was called in)."""
     if isinstance(states, str) or isinstance(allowed, str):
         raise TypeError(f"{event}: give states as a set, not a single state")
-    return states, event, Row(handler, payload, frozenset(allowed))
+    goes = [s for s in allowed if not isinstance(s, Stay)]
+    stays = any(isinstance(s, Stay) for s in allowed)
+    return states, event, Row(handler, payload, frozenset(goes), stays)
 
 
 def table(rows: Iterable[tuple[Iterable[S], E, Row[O, S]]]) -> dict[tuple[S, E], Row[O, S]]:
@@ -112,7 +130,7 @@ class Machine(Generic[O, S, E]):
         if not isinstance(payload, row.payload):
             raise TypeError(f"{event} carries {type(payload).__name__}, not {row.payload}")
         after = row.handler(self.owner, payload)
-        if after not in row.allowed:
+        if not row.allows(self.state, after):
             raise IllegalTransition(f"{self.state.value} × {event} returned {after!r}")
         if after != self.state:
             before = self.state

@@ -155,6 +155,7 @@ class Flow:
             self.settled,
         )
         self._published, self._published_state = 0.0, self.state
+        self._status_failed = False
         self._publish_status()  # readers see the real status from the start
 
     @property
@@ -407,7 +408,15 @@ class Flow:
         if frame and now - self._published < 0.5 and self._published_state == self.state:
             return
         self._published, self._published_state = now, self.state
-        self.board.publish(self.status())
+        try:
+            status = self.status()
+        except Exception as exc:  # a part's figures failing must not stop the assistant
+            if not self._status_failed:
+                logger.opt(exception=exc).error("status: {}", exc)
+            self._status_failed = True
+            return
+        self._status_failed = False
+        self.board.publish(status)
 
     def status(self) -> dict[str, object]:
         """The status now (this thread only; other threads read `board`)."""

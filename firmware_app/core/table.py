@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core.dispatcher import Row, on, table
+from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
     Button,
@@ -72,26 +72,26 @@ def transitions(A: type[Assistant]) -> Transitions:
     # fmt: off
     return table([
         # in states                 event               payload          handler                may go to
-        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             ALL - {MUTED}),
-        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {LISTENING}),
+        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             {LISTENING, STAY}),
+        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {STAY}),
         on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,     {THINKING}),
         on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,     {THINKING}),
         on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                RESTING | {THINKING}),
         on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,        RESTING | {THINKING}),
         on({THINKING},               H.HEARD,            Transcript,      A.think,               RESTING | {THINKING}),
-        on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   BUSY),
-        on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        BUSY),
-        on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, BUSY),
-        on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    ALL),
+        on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   {STAY}),
+        on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        {STAY}),
+        on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, {SPEAKING, STAY}),
+        on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    RESTING | {LISTENING, THINKING, STAY}),
         on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,        RESTING | {THINKING}),
         on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
         on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
         on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
         on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
-        on(ALL,                      H.HOLD,             Button,          A.on_hold,             ALL),
-        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           ALL),
+        on(ALL,                      H.HOLD,             Button,          A.on_hold,             RESTING | {THINKING, STAY}),
+        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           {THINKING, STAY}),
         on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
-        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           ALL),
+        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           {ERROR, STAY}),
         on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
     ])
     # fmt: on
