@@ -33,7 +33,7 @@ from firmware_app.core.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.core.errors import EngineUnavailableError
+from firmware_app.core.errors import EngineUnavailableError, FaultCode
 from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
@@ -297,7 +297,7 @@ def assembled(
             mqtt.start()  # reports start with the assistant's own status
         if store.recovered_from is not None:
             message = f"corrupt store moved to {store.recovered_from.name}"
-            bus.publish(Event("error", 0.0, 0.0, {"where": "store", "message": message}))
+            bus.publish(Event("error", 0.0, 0.0, {"where": FaultCode.STORE, "message": message}))
         if extras:
             from firmware_app.edges.gpio import start_gpio
 

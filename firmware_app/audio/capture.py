@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from firmware_app.audio.alsa import Post, load_alsa
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import wall_now
 from firmware_app.core.messages import (
     FRAME_SAMPLES,
@@ -176,7 +177,7 @@ class Microphone:
             self.status, self.last_error = status, message
             if not reported:
                 logger.error("microphone {}", message)
-                self._post(Notice("error", {"where": "audio.input", "message": message}))
+                self._post(Notice("error", {"where": FaultCode.AUDIO_INPUT, "message": message}))
                 reported = True
             self._wait(delay)
             delay, self.reopens = min(delay * 2, self._reopen_max_s), self.reopens + 1

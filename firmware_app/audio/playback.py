@@ -15,6 +15,7 @@ from loguru import logger
 
 from firmware_app.audio.alsa import Post, load_alsa
 from firmware_app.audio.echo import PlaybackTap
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import (
     Notice,
     PlaybackDone,
@@ -149,7 +150,9 @@ class AlsaSpeaker:
                     self.status, self.last_error = "lost", f"{self.device}: {exc}"
                     logger.error("speaker {}", self.last_error)
                     self._post(
-                        Notice("error", {"where": "audio.output", "message": self.last_error})
+                        Notice(
+                            "error", {"where": FaultCode.AUDIO_OUTPUT, "message": self.last_error}
+                        )
                     )
                     pcm = self._close(pcm, drain=False)
                     break
@@ -172,7 +175,9 @@ class AlsaSpeaker:
         if self.status != "missing":
             self.last_error = f"cannot open {self.device}: {exc}"
             logger.error("speaker {}", self.last_error)
-            self._post(Notice("error", {"where": "audio.output", "message": self.last_error}))
+            self._post(
+                Notice("error", {"where": FaultCode.AUDIO_OUTPUT, "message": self.last_error})
+            )
         self.status = "missing"
 
     def _close(self, pcm: Any, drain: bool) -> Any:

@@ -18,6 +18,7 @@ import queue
 from loguru import logger
 from pydantic import ValidationError
 
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.flow import Flow
 from firmware_app.core.messages import (
     Button,
@@ -118,7 +119,7 @@ class Assistant(Flow):
             )
             if isinstance(msg, Command):
                 self._answer(msg, False, f"{msg.name} failed: {type(exc).__name__}")
-            self.fire(Happening.FAULT, Fault("assistant", f"{type(exc).__name__}: {exc}"))
+            self.fire(Happening.FAULT, Fault(FaultCode.ASSISTANT, f"{type(exc).__name__}: {exc}"))
 
     def _route(self, msg: Message) -> None:
         """Messages become table events (frames through the listener)."""
@@ -274,10 +275,10 @@ class Assistant(Flow):
             where, message = str(fields.get("where", "unknown")), str(fields.get("message", ""))
             self.last_error = f"{where}: {message}"
             self._emit("error", where=where, message=message)
-            if where == "audio.input":
+            if where == FaultCode.AUDIO_INPUT:
                 self._mic_fault = True
                 return ERROR if self.state in (IDLE, MUTED) else self.state
-            if where == "store":  # the LED shows it for a moment; health goes on saying it
+            if where == FaultCode.STORE:  # the LED shows it for a moment; health goes on saying it
                 self._error_until = self._t + self.settings.assistant.error_hold_s
                 return ERROR if self.state in (IDLE, MUTED) else self.state
         elif notice.kind in ("breaker", "update"):

@@ -16,6 +16,7 @@ from loguru import logger
 from firmware_app import __version__
 from firmware_app.config.settings import Settings
 from firmware_app.core.dispatcher import Machine
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Event, EventBus, wall_now
 from firmware_app.core.messages import (
     Fault,
@@ -332,7 +333,7 @@ class Flow:
             return self.state
         self.turn.request = 0
         if msg.error:
-            self._emit("error", where="llm", message=msg.error)
+            self._emit("error", where=FaultCode.LLM, message=msg.error)
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
             return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)

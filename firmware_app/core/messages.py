@@ -12,6 +12,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from firmware_app.core.errors import FaultCode
+
 FRAME_SAMPLES = 1280  # 80 ms at 16 kHz
 SAMPLE_RATE = 16000
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
@@ -154,7 +156,7 @@ class Fault:
     """Something failed while the assistant handled a message: it says so, shows the
     error for a moment and recovers."""
 
-    where: str
+    where: FaultCode
     """The stage that failed (the ``error`` event's ``where``)."""
     message: str
 

@@ -35,6 +35,7 @@ from loguru import logger
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
 from firmware_app.core.engines import Speaker, Synthesizer
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
 from firmware_app.system.heap import release_free_memory
@@ -158,7 +159,7 @@ class SpeechOutput:
                     self._add(utterance, "text", (piece, cache))
         if refused:
             logger.warning("speech: queue full; a text of {} characters was refused", len(text))
-            self._post(Notice("error", {"where": "tts", "message": "speech queue full"}))
+            self._post(Notice("error", {"where": FaultCode.TTS, "message": "speech queue full"}))
             return False
         return True
 
@@ -259,7 +260,7 @@ class SpeechOutput:
                     self._run(job)
             except Exception as exc:
                 logger.opt(exception=exc).error("tts failed: {}", exc)
-                self._post(Notice("error", {"where": "tts", "message": str(exc)[:200]}))
+                self._post(Notice("error", {"where": FaultCode.TTS, "message": str(exc)[:200]}))
                 if job.utterance > 0:
                     self.speaker.finish(job.utterance)
             finally:

@@ -9,6 +9,7 @@ failed) is reported as ``speak_dropped``; for a remote ``say`` that was not hear
 
 from __future__ import annotations
 
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import RequestId
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.utterances import CHIME_ID, Origin, Pending, Utterance, Utterances
@@ -98,7 +99,7 @@ class Voice:
             self._emit("speak_dropped", **done.fields(), reason=reason or "nothing to play")
         if done.origin in REMOTE and (reason is not None or not done.started):
             what = "cut off" if done.started else "not spoken"
-            self._emit("error", where="say", message=self._describe(done, what, reason))
+            self._emit("error", where=FaultCode.SAY, message=self._describe(done, what, reason))
         if done.origin == Origin.TIMER:
             self.ringing = False
         return done
@@ -115,7 +116,7 @@ class Voice:
             self._emit("speak_dropped", **fields, request_id=pending.request_id, reason=reason)
             if pending.origin in REMOTE:
                 message = f"say {pending.request_id!r} not spoken: {reason}"
-                self._emit("error", where="say", message=message)
+                self._emit("error", where=FaultCode.SAY, message=message)
 
     def busy(self) -> bool:
         return self.speech.busy() or bool(self.utterances.waiting)
