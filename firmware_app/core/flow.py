@@ -53,8 +53,7 @@ from firmware_app.listen.segmenter import (
 )
 from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
-from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin
-from firmware_app.speak.voice import Voice
+from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin, Voice
 from firmware_app.system.metrics import Metrics
 from firmware_app.system.store import Store
 from firmware_app.understand.actions import (
