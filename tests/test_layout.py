@@ -4,6 +4,7 @@ the root, and no import cycle between modules (imports only for type checking as
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "firmware_app"
@@ -71,3 +72,32 @@ def test_the_architecture_doc_names_every_stage() -> None:
     doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
     for stage in STAGES:
         assert f"{stage}/" in doc, stage
+
+
+def test_the_architecture_doc_shows_the_tree_as_it_is() -> None:
+    """Every module of the stages (their sub-packages aside) is in the doc's tree, and every
+    file the tree names exists."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    tree = doc.split("## Layout", 1)[1].split("```")[1]
+    named = set(re.findall(r"\b(\w+\.py)\b", tree))
+    shown = {
+        p.name
+        for stage in STAGES - {"ota", "edges"}
+        for p in (PACKAGE / stage).glob("*.py")
+        if p.name != "__init__.py"
+    }
+    assert shown <= named
+    existing = {p.name for p in PACKAGE.rglob("*.py")}
+    assert named <= existing
+
+
+def test_the_frame_path_in_the_doc_is_the_codes_and_never_climbs_back() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    block = doc.split("A frame's path", 1)[1].split("```")[1]
+    path = re.findall(r"^(\w+/\w+\.py)", block, re.M)
+    assert len(path) <= 4 and all((PACKAGE / p).is_file() for p in path)
+    known = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    upstream = {"firmware_app.app.wiring", "firmware_app.core.assistant", "firmware_app.core.flow"}
+    for module in path[2:]:  # hearing and what it hands frames to
+        assert not imports(PACKAGE / module, known) & upstream, module
+    assert "firmware_app.listen.segmenter" in imports(PACKAGE / path[2], known)
