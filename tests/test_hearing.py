@@ -35,6 +35,9 @@ class RecordingStt:
         self.calls.append("finish")
         return self.text
 
+    def observe(self, event: object) -> None:  # a grammar recognizer hears the events
+        pass
+
 
 class RecordingStop:
     def __init__(self, hears_stop_at: int | None = None) -> None:

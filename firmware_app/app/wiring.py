@@ -26,6 +26,7 @@ from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import (
     Detection,
     EchoCanceller,
+    GrammarTranscriber,
     Speaker,
     SpeechDetector,
     StopSpotter,
@@ -255,9 +256,8 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
-        stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
-        if stt_observer is not None:
-            bus.subscribe(stt_observer)
+        if isinstance(engines.stt, GrammarTranscriber):  # timer names for its grammar
+            bus.subscribe(engines.stt.observe)
         store = Store(settings.store_path, post=inbox.post)
         stack.callback(store.close)
         ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from firmware_app.core.events import Event
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,36 @@ class Transcriber(Protocol):
         ...
 
 
+@runtime_checkable
+class GrammarTranscriber(Transcriber, Protocol):
+    """A transcriber that hears only the sentences it was given (speech-to-phrase)."""
+
+    out_of_grammar: bool
+    """After ``finish``: speech was heard, but none of the sentences it knows."""
+
+    def observe(self, event: Event) -> None:
+        """Every event of the assistant: names it should now hear (timers) come from them."""
+        ...
+
+
 class Synthesizer(Protocol):
     sample_rate: int
 
     def synthesize(self, text: str) -> Iterator[bytes]:
         """Yield S16_LE mono PCM at ``sample_rate``, one chunk per sentence."""
         ...
+
+
+@runtime_checkable
+class InterruptibleSynthesizer(Synthesizer, Protocol):
+    """A synthesizer whose run can be aborted from another thread (Piper): warming the
+    cache gives way at once when live speech arrives."""
+
+    def interrupt(self) -> None:
+        """Abort the run under way and every one after it until ``resume``."""
+        ...
+
+    def resume(self) -> None: ...
 
 
 class Speaker(Protocol):

@@ -21,6 +21,7 @@ from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference
 from firmware_app.config.settings import Settings
 from firmware_app.core.engines import (
     EchoCanceller,
+    GrammarTranscriber,
     NoEcho,
     NoStopSpotter,
     SpeechDetector,
@@ -187,9 +188,10 @@ class Hearing:
             return Transcript(None)
         if not was_open:
             return Transcript("")
-        text = self.recognizer.finish()
-        # only speech-to-phrase knows sentences it cannot match
-        out_of_grammar = bool(getattr(self.recognizer, "out_of_grammar", False))
+        recognizer = self.recognizer
+        text = recognizer.finish()
+        # only a recognizer given its sentences can hear speech that is none of them
+        out_of_grammar = isinstance(recognizer, GrammarTranscriber) and recognizer.out_of_grammar
         return Transcript(text, out_of_grammar=not text and out_of_grammar)
 
 

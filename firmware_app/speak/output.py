@@ -34,7 +34,7 @@ from loguru import logger
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
-from firmware_app.core.engines import Speaker, Synthesizer
+from firmware_app.core.engines import InterruptibleSynthesizer, Speaker, Synthesizer
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
@@ -122,10 +122,8 @@ class SpeechOutput:
         self._clock = clock
         self._audio_end = 0.0  # when the audio handed to the speaker will have played
         self._warming_now = False
-        interrupt = getattr(tts, "interrupt", None)
-        resume = getattr(tts, "resume", None)
-        self._interrupt = interrupt if callable(interrupt) else None
-        self._resume = resume if callable(resume) else None
+        self._interrupt = tts.interrupt if isinstance(tts, InterruptibleSynthesizer) else None
+        self._resume = tts.resume if isinstance(tts, InterruptibleSynthesizer) else None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
         self._cache_entries = cache_entries
         self.cache_hits = 0
