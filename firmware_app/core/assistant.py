@@ -122,7 +122,7 @@ class Assistant(Flow):
             self.fire(Happening.FAULT, Fault(FaultCode.ASSISTANT, f"{type(exc).__name__}: {exc}"))
 
     def _route(self, msg: Message) -> None:
-        """Messages become table events (frames through the listener)."""
+        """Messages become table events (frames through hearing)."""
         if isinstance(msg, Frame):
             self._on_frame(msg)
         elif isinstance(msg, Tick):

@@ -3,7 +3,7 @@
 It owns the wake word detector, the voice activity detector and the pre-roll, and turns
 frames into a handful of domain events: `Woke`, `SpeechStarted`, `SpeechEnded`,
 `NoSpeech` and `TooLong`. The assistant never looks at probabilities or counts frames; it
-only reacts to these. Time is the assistant clock carried by each frame, so the listener
+only reacts to these. Time is the assistant clock carried by each frame, so the segmenter
 behaves the same under ``simulate`` as live.
 """
 
