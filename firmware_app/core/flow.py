@@ -96,8 +96,6 @@ class Turn:
 class Flow:
     """The handlers and actions the table names, and the state they share."""
 
-    machine: Machine[Assistant, State, Happening]
-
     def __init__(
         self,
         settings: Settings,
