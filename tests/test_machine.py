@@ -23,8 +23,7 @@ from firmware_app.core.messages import (
     ReplySentence,
     WakeLost,
 )
-from firmware_app.core.states import Happening, State
-from firmware_app.core.table import Table
+from firmware_app.core.table import Happening, State, Table
 from firmware_app.listen.hearing import StopSaid
 from firmware_app.listen.segmenter import (
     NoSpeech,

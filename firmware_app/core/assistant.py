@@ -34,9 +34,11 @@ from firmware_app.core.messages import (
     Tick,
     VolumeArgs,
 )
-from firmware_app.core.states import (
+from firmware_app.core.table import (
     BUSY,
     ERROR,
+    EVENT_OF,
+    GESTURES,
     IDLE,
     LISTENING,
     MUTED,
@@ -46,7 +48,6 @@ from firmware_app.core.states import (
     Happening,
     State,
 )
-from firmware_app.core.table import EVENT_OF, GESTURES
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words

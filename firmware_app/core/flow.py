@@ -30,7 +30,8 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
-from firmware_app.core.states import (
+from firmware_app.core.status import StatusBoard
+from firmware_app.core.table import (
     BUSY,
     ERROR,
     LISTENING,
@@ -38,9 +39,8 @@ from firmware_app.core.states import (
     THINKING,
     Happening,
     State,
+    Table,
 )
-from firmware_app.core.status import StatusBoard
-from firmware_app.core.table import Table
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (

@@ -1,5 +1,5 @@
-"""The assistant's table: every happening it reacts to, in which states, handled by which
-method, going to which states; the entry and exit actions; the commands.
+"""The assistant's table: its states, every happening it reacts to, in which states,
+handled by which method, going to which states; the entry and exit actions; the commands.
 
 Each happening is named once (`Happening`) and carries one payload type; `EVENT_OF` says
 which happening each message or heard event is, and is checked against the rows when the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from firmware_app.core.dispatcher import STAY, Row, on, table
@@ -37,18 +38,6 @@ from firmware_app.core.messages import (
     VolumeArgs,
     WakeLost,
 )
-from firmware_app.core.states import (
-    ALL,
-    BUSY,
-    ERROR,
-    LISTENING,
-    MUTED,
-    RESTING,
-    SPEAKING,
-    THINKING,
-    Happening,
-    State,
-)
 from firmware_app.listen.hearing import StopSaid
 
 if TYPE_CHECKING:
@@ -61,6 +50,49 @@ from firmware_app.listen.segmenter import (
     Transcript,
     Woke,
 )
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    MUTED = "muted"
+    ERROR = "error"
+
+
+IDLE, LISTENING, THINKING, SPEAKING, MUTED, ERROR = State
+RESTING = frozenset({IDLE, MUTED, ERROR})
+"""Where the machine waits for the next wake or command."""
+BUSY = frozenset({THINKING, SPEAKING})
+ALL = frozenset(State)
+
+
+class Happening(StrEnum):
+    """Everything the table reacts to."""
+
+    WAKE = "wake"
+    SPEECH_STARTED = "speech_started"
+    SPEECH_ENDED = "speech_ended"
+    TOO_LONG = "too_long"
+    NO_SPEECH = "no_speech"
+    WAKE_LOST = "wake_lost"
+    HEARD = "heard"
+    REPLY_SENTENCE = "reply_sentence"
+    REPLY_END = "reply_end"
+    PLAYBACK_STARTED = "playback_started"
+    PLAYBACK_DONE = "playback_done"
+    STOP_WORD = "stop_word"
+    STARTED = "started"
+    TIMER_DUE = "timer_due"
+    ERROR_OVER = "error_over"
+    PRESS = "press"
+    HOLD = "hold"
+    DOUBLE = "double"
+    COMMAND = "command"
+    NOTICE = "notice"
+    FAULT = "fault"
+
 
 H = Happening
 Nothing = type(None)
@@ -195,4 +227,16 @@ class Table:
 _MADE: dict[type, Table] = {}
 
 
-__all__ = ["EVENT_OF", "GESTURES", "CommandRow", "Table", "commands", "transitions"]
+__all__ = [
+    "ALL",
+    "BUSY",
+    "EVENT_OF",
+    "GESTURES",
+    "RESTING",
+    "CommandRow",
+    "Happening",
+    "State",
+    "Table",
+    "commands",
+    "transitions",
+]
