@@ -424,6 +424,8 @@ class Flow:
         if self.responder is not None:
             breaker = self.responder.status().get("state")
             llm = {"available": self.responder.available(), "breaker": breaker}
+        ready = self.hearing.recognizer is not None
+        stt = "ready" if ready else (self.stt_problem or "missing")
         return {
             "version": __version__,
             "state": self.state.value,
@@ -434,7 +436,7 @@ class Flow:
             "last_error": self.last_error,
             "timers": len(self.timers.active()),
             "store": self.store.status(),
-            "stt": "ready" if self.hearing.recognizer else (self.stt_problem or "missing"),
+            "stt": stt,
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
