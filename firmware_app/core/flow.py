@@ -53,6 +53,7 @@ from firmware_app.listen.segmenter import (
 )
 from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
+from firmware_app.speak.sentences import asks_question
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin, Voice
 from firmware_app.system.metrics import Metrics
 from firmware_app.system.store import Store
@@ -71,7 +72,6 @@ from firmware_app.understand.actions import (
 from firmware_app.understand.intents import normalize
 from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
-from firmware_app.understand.llm.sentences import asks_question
 from firmware_app.understand.timers import Timer, Timers
 
 if TYPE_CHECKING:

@@ -38,8 +38,8 @@ from firmware_app.core.engines import InterruptibleSynthesizer, Speaker, Synthes
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
+from firmware_app.speak.sentences import SentenceSplitter
 from firmware_app.system.heap import release_free_memory
-from firmware_app.understand.llm.sentences import SentenceSplitter
 
 MAX_LIVE_JOBS = 256
 """Pieces of live speech (text, chimes, pauses) waiting for synthesis; at 60 characters a
