@@ -209,8 +209,8 @@ def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.core.engines import GrammarTranscriber
     from firmware_app.core.errors import ModelMissingError
     from firmware_app.core.messages import FRAME_SAMPLES
-    from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
     from firmware_app.recognize.stt import load_transcriber
+    from firmware_app.understand.actions import OUT_OF_GRAMMAR_REPLY
 
     samples = read_wav(path)
     stt, problem, _ = load_transcriber(settings)

@@ -51,7 +51,6 @@ from firmware_app.listen.segmenter import (
     Woke,
     save_request_audio,
 )
-from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.sentences import asks_question
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin, Voice
@@ -63,6 +62,7 @@ from firmware_app.understand.actions import (
     NO_SERVICE,
     NOT_HEARD,
     NOTHING_SAID,
+    OUT_OF_GRAMMAR_REPLY,
     UNKNOWN,
     Actions,
     Outcome,
