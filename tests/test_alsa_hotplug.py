@@ -17,7 +17,7 @@ from conftest import ALSA_DIR, ALSA_HOTPLUG
 from fakes import Rig
 from harness import wait_until
 
-from firmware_app.audio.alsa import AlsaSpeaker
+from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.config.settings import Settings
 from firmware_app.core.messages import Inbox, Notice, PlaybackDone, PlaybackStarted
 
