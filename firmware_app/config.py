@@ -33,6 +33,7 @@ from firmware_app.config_errors import (
     refuse_unknown_environment,
 )
 from firmware_app.config_sections import (
+    EsphomeSettings,
     GpioSettings,
     LlmSettings,
     MqttSettings,
@@ -297,6 +298,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     echo: EchoSettings = EchoSettings()
     arbitration: ArbitrationSettings = ArbitrationSettings()
+    esphome: EsphomeSettings = EsphomeSettings()
 
     @classmethod
     def settings_customise_sources(
