@@ -223,8 +223,9 @@ class EsphomeSettings(Section):
     not connected, the local brain answers as usual."""
     host: str = "0.0.0.0"
     """Address the API listens on (all addresses by default)."""
-    port: int = Field(6053, ge=1, le=65535)
-    """TCP port of the API (6053 is ESPHome's)."""
+    port: int = Field(6053, ge=0, le=65535)
+    """TCP port of the API (6053 is ESPHome's; 0 picks a free one, which the zeroconf
+    advertisement then carries)."""
     name: str | None = Field(None, pattern=r"^[a-z0-9-]{1,31}$")
     """Device name shown to Home Assistant (lower-case letters, digits, ``-``); default:
     ``ttbt5-`` and the device id."""

@@ -35,7 +35,7 @@ HANDSHAKE_S = 10.0
 PING_AFTER_S = 30.0
 DEAD_AFTER_S = 50.0
 MAX_BACKLOG = 1024 * 1024
-KEEPALIVE_CHECK_S = 5.0
+KEEPALIVE_CHECK_S = 1.0
 
 
 class Handler(Protocol):
@@ -189,6 +189,8 @@ class ApiServer:
         self.psk = psk
         self.max_connections = max_connections
         self.connections: list[Connection] = []
+        self.handshake_s = HANDSHAKE_S
+        self.check_every_s = KEEPALIVE_CHECK_S
         self._server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
 
@@ -237,11 +239,11 @@ class ApiServer:
     async def _watch(self) -> None:
         """Handshake deadlines and keepalive, for every connection."""
         while True:
-            await asyncio.sleep(KEEPALIVE_CHECK_S)
+            await asyncio.sleep(self.check_every_s)
             now = time.monotonic()
             for conn in list(self.connections):
                 silent = now - conn.last_heard
-                if not conn.connected and now - conn.opened > HANDSHAKE_S:
+                if not conn.connected and now - conn.opened > self.handshake_s:
                     logger.info("esphome: {} dropped: no handshake in time", conn.peer)
                     conn.close()
                 elif silent > DEAD_AFTER_S:
