@@ -143,6 +143,8 @@ class FakeHome:
         self.event(Ev.VOICE_ASSISTANT_RUN_END)
 
     def close(self) -> None:
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.run(self.client.disconnect(), timeout=5)

@@ -16,6 +16,9 @@ from firmware_app.machine import IllegalTransition, Row, table
 from firmware_app.messages import (
     Button,
     Command,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     Notice,
     PlaybackDone,
     PlaybackStarted,
@@ -84,6 +87,9 @@ def payload_for(a: Assistant, event: str) -> object:
         "command": Command("stop"),
         "notice": Notice("offline", {"where": "mqtt"}),
         "fault": ("test", "boom"),
+        "home_stage": HomeStage(a.home.run or 97, "lost"),
+        "home_audio": HomeAudio("announce", 7, b"\0\0" * 1600, 16000, "Dinner"),
+        "home_timer": HomeTimer("finished", "t1", "pasta", 60, 0),
     }.get(event)
 
 

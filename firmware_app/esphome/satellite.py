@@ -23,7 +23,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf.message import Message as Proto
 from loguru import logger
@@ -39,7 +39,12 @@ from firmware_app.messages import Command, HomeAudio, HomeStage, HomeTimer, Mess
 
 MAX_HELD_FRAMES = 50  # 4 s of audio waiting for Home Assistant to accept the run
 SENSOR_EVERY_S = 60.0
-TIMER_EVENTS = {0: "started", 1: "updated", 2: "cancelled", 3: "finished"}
+TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] = {
+    0: "started",
+    1: "updated",
+    2: "cancelled",
+    3: "finished",
+}
 FEATURES = proto.VOICE_ASSISTANT | proto.API_AUDIO | proto.TIMERS | proto.ANNOUNCE
 FEATURES |= proto.START_CONVERSATION
 # VoiceAssistantEvent numbers
@@ -268,10 +273,13 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
-                timer = HomeTimer(event, msg.timer_id[:64], msg.name[:64])  # type: ignore[arg-type]
                 self._post(
                     HomeTimer(
-                        timer.event, timer.id, timer.name, msg.total_seconds, msg.seconds_left
+                        event,
+                        str(msg.timer_id)[:64],
+                        str(msg.name)[:64],
+                        int(msg.total_seconds),
+                        int(msg.seconds_left),
                     )
                 )
         elif isinstance(msg, pb.MediaPlayerCommandRequest):
