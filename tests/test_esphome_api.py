@@ -18,10 +18,10 @@ from aioesphomeapi.model import VoiceAssistantEventType as Ev
 from esphome_support import TEST_KEY, FakeHome, WavServer, tone_wav
 from harness import wait_until
 
-from firmware_app.config import Settings
-from firmware_app.esphome.frames import MAX_FRAME
-from firmware_app.esphome.wiring import build_satellite
-from firmware_app.messages import Command, HomeAudio, HomeStage, HomeTimer
+from firmware_app.config.settings import Settings
+from firmware_app.core.messages import Command, HomeAudio, HomeStage, HomeTimer
+from firmware_app.edges.esphome.frames import MAX_FRAME
+from firmware_app.edges.esphome.wiring import build_satellite
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def test_announcements_timers_volume_and_mute_reach_the_assistant(make, wavs):
         audio = next(m for m in posted if isinstance(m, HomeAudio))
         assert audio.kind == "announce" and audio.text == "News" and audio.rate == 16000
         assert len(audio.pcm) == 2 * (3200 + 8000)  # the chime, then the news resampled
-        from firmware_app.events import Event
+        from firmware_app.core.events import Event
 
         sat(Event("speak_start", 0, 0, {"origin": "home", "request_id": audio.key}))
         sat(Event("speak_end", 0, 0, {"origin": "home", "request_id": audio.key}))

@@ -15,10 +15,10 @@ from esphome_support import FakeHome, WavServer, tone_wav
 from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt, frame_of
 from harness import wait_until
 
-from firmware_app.config import Settings
-from firmware_app.esphome.wiring import build_satellite
-from firmware_app.messages import Command
-from firmware_app.parts import Parts
+from firmware_app.config.settings import Settings
+from firmware_app.core.messages import Command
+from firmware_app.core.parts import Parts
+from firmware_app.edges.esphome.wiring import build_satellite
 
 
 class Home:
