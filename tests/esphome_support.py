@@ -69,6 +69,21 @@ class WavServer:
         self.httpd.server_close()
 
 
+def reply_events(
+    url: str, text: str, continue_conversation: bool
+) -> list[tuple[Ev, dict[str, str] | None]]:
+    cont = "1" if continue_conversation else "0"
+    return [
+        (Ev.VOICE_ASSISTANT_STT_VAD_END, None),
+        (Ev.VOICE_ASSISTANT_STT_END, {"text": text}),
+        (Ev.VOICE_ASSISTANT_INTENT_START, None),
+        (Ev.VOICE_ASSISTANT_INTENT_END, {"conversation_id": "c1", "continue_conversation": cont}),
+        (Ev.VOICE_ASSISTANT_TTS_START, {"text": text}),
+        (Ev.VOICE_ASSISTANT_TTS_END, {"url": url}),
+        (Ev.VOICE_ASSISTANT_RUN_END, None),
+    ]
+
+
 class FakeHome:
     """Home Assistant as far as the API goes: connects, subscribes to the voice
     assistant, answers pipeline starts (``answer``: the port, None to refuse, or
@@ -86,6 +101,9 @@ class FakeHome:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.client: APIClient | None = None
+        self.auto_reply: str | None = None
+        """A TTS URL: the pipeline's events up to the run's end are sent by themselves
+        as soon as the stream ends (``end=True``), as Home Assistant would."""
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -104,6 +122,7 @@ class FakeHome:
                 handle_announcement_finished=self._finished,
             )
             self.client.subscribe_states(self.states.append)
+            await self.client.device_info()  # a round trip: the subscription is in place
 
     async def _start(
         self, conversation_id: str, flags: int, settings: Any, phrase: str | None
@@ -115,6 +134,9 @@ class FakeHome:
 
     async def _stop(self, abort: bool) -> None:
         self.stops.append(abort)
+        if not abort and self.auto_reply and self.client is not None:
+            for kind, data in reply_events(self.auto_reply, "", False):
+                self.client.send_voice_assistant_event(kind, data)
 
     async def _audio(self, data: bytes) -> None:
         self.audio.append(data)
@@ -131,16 +153,8 @@ class FakeHome:
 
     def pipeline_reply(self, url: str, text: str = "", continue_conversation: bool = False) -> None:
         """What Home Assistant sends after the end of speech, up to the run's end."""
-        self.event(Ev.VOICE_ASSISTANT_STT_VAD_END)
-        self.event(Ev.VOICE_ASSISTANT_STT_END, {"text": text})
-        self.event(Ev.VOICE_ASSISTANT_INTENT_START)
-        cont = "1" if continue_conversation else "0"
-        self.event(
-            Ev.VOICE_ASSISTANT_INTENT_END, {"conversation_id": "c1", "continue_conversation": cont}
-        )
-        self.event(Ev.VOICE_ASSISTANT_TTS_START, {"text": text})
-        self.event(Ev.VOICE_ASSISTANT_TTS_END, {"url": url})
-        self.event(Ev.VOICE_ASSISTANT_RUN_END)
+        for kind, data in reply_events(url, text, continue_conversation):
+            self.event(kind, data)
 
     def close(self) -> None:
         if self.loop.is_closed() or not self.loop.is_running():

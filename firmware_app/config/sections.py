@@ -249,7 +249,8 @@ class EsphomeSettings(Section):
     fetch_timeout_s: float = Field(10.0, ge=1.0, le=120.0)
     """Longest time to fetch one WAV URL."""
     max_connections: int = Field(8, ge=1, le=64)
-    """Connections served at once; more are closed as they arrive."""
+    """Connections served at once; a new one beyond that pushes out the oldest that has
+    not finished its handshake, and is closed when every slot holds a connected client."""
 
     @field_validator("encryption_key")
     @classmethod
