@@ -299,3 +299,31 @@ def test_hostile_clients_cost_nothing_and_never_stop_home_assistant(make):
         assert fresh[0].name == "ttbt5-kitchen"
     finally:
         home.close()
+
+
+def test_a_dead_peer_is_pinged_then_dropped_and_home_assistant_can_reconnect(make):
+    sat, _ = make()
+    sat.server.ping_after_s, sat.server.dead_after_s = 0.5, 1.5
+    from firmware_app.edges.esphome.frames import PlainFraming
+    from firmware_app.edges.esphome.proto import decode, encode, pb
+
+    framing = PlainFraming()
+    peer = socket.create_connection(("127.0.0.1", sat.port))
+    hello = [encode(pb.HelloRequest(client_info="dead")), encode(pb.ConnectRequest())]
+    peer.sendall(framing.encode(hello))
+    peer.settimeout(5)
+    got: list[str] = []
+    started = time.monotonic()
+    while True:  # it never answers the pings: it is dropped
+        data = peer.recv(4096)
+        if not data:
+            break
+        got += [type(decode(t, p)).__name__ for t, p in framing.feed(data)]
+    assert "PingRequest" in got and time.monotonic() - started < 4
+    assert not sat.server.connections
+    home = FakeHome(sat.port)  # a restarted Home Assistant connects again
+    try:
+        home.connect()
+        wait_until(lambda: sat.connected, what="subscribed again")
+    finally:
+        home.close()

@@ -190,6 +190,8 @@ class ApiServer:
         self.max_connections = max_connections
         self.connections: list[Connection] = []
         self.handshake_s = HANDSHAKE_S
+        self.ping_after_s = PING_AFTER_S
+        self.dead_after_s = DEAD_AFTER_S
         self.check_every_s = KEEPALIVE_CHECK_S
         self._server: asyncio.Server | None = None
         self._keepalive: asyncio.Task[None] | None = None
@@ -246,10 +248,10 @@ class ApiServer:
                 if not conn.connected and now - conn.opened > self.handshake_s:
                     logger.info("esphome: {} dropped: no handshake in time", conn.peer)
                     conn.close()
-                elif silent > DEAD_AFTER_S:
+                elif silent > self.dead_after_s:
                     logger.warning("esphome: {} dropped: silent for {:.0f} s", conn.peer, silent)
                     conn.close()
-                elif silent > PING_AFTER_S:
+                elif silent > self.ping_after_s:
                     conn.send(pb.PingRequest())
 
 
