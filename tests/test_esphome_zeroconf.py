@@ -51,7 +51,9 @@ BROWSER = textwrap.dedent(
                 found[name] = {
                     "port": info.port,
                     "addresses": info.parsed_addresses(),
-                    "properties": {k.decode(): (v or b"").decode() for k, v in info.properties.items()},
+                    "properties": {
+                        k.decode(): (v or b"").decode() for k, v in info.properties.items()
+                    },
                 }
         update_service = add_service
         def remove_service(self, zc, type_, name):
