@@ -109,6 +109,7 @@ def test_with_home_assistant_the_pipeline_answers_and_the_local_brain_stays_sile
     played = home.rig.speaker.samples()
     assert np.abs(played).max() > 4000  # the tone, resampled to the voice's rate
     assert home.rig.states()[-1] == "idle"
+    wait_until(lambda: ha.finished == [True], what="Home Assistant told the reply played")
 
 
 def test_without_home_assistant_the_local_brain_answers(homes):

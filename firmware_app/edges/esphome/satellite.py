@@ -13,7 +13,9 @@ state machine acts on them. Every stage of a run has a deadline, so no run hangs
 | the reply after ``TTS_START``/``TTS_END`` | ``fetch_timeout_s`` + ``stage_timeout_s`` | ``lost`` |
 
 The audio after the wake word is held (at most ``MAX_HELD_FRAMES``) until Home Assistant
-accepts the run, then streamed frame by frame; the wake word itself is never sent.
+accepts the run, then streamed frame by frame; the wake word itself is never sent. When
+the reply or an announcement has played (or was cut), ``VoiceAssistantAnnounceFinished``
+tells Home Assistant, which keeps its satellite "responding" until then.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
 
 MAX_HELD_FRAMES = 50  # 4 s of audio waiting for Home Assistant to accept the run
+MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
 SENSOR_EVERY_S = 60.0
 TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] = {
     0: "started",
@@ -372,6 +375,7 @@ class Satellite:
             return
         if self.run is run:
             self._finish(run)
+            self._await_played(run.id, run.conn)
             self._post(HomeAudio("reply", run.id, pcm, rate, listen_after=run.listen_after))
 
     @property
@@ -403,10 +407,17 @@ class Satellite:
         if not parts:
             conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
             return
-        self._announcing[key] = conn
+        self._await_played(key, conn)
         text = str(msg.text)[:500]
         listen = bool(msg.start_conversation)
         self._post(HomeAudio("announce", key, b"".join(parts), rate, text, listen))
+
+    def _await_played(self, key: int, conn: Connection) -> None:
+        """Home Assistant is told when ``key`` has played; the oldest are forgotten (the
+        assistant dropped them unplayed) once ``MAX_AWAITED`` wait."""
+        while len(self._announcing) >= MAX_AWAITED:
+            self._announcing.pop(next(iter(self._announcing)))
+        self._announcing[key] = conn
 
     def _on_media_command(self, conn: Connection, msg: Proto) -> None:
         if msg.has_volume:
