@@ -3,17 +3,8 @@
 The assistant calls `Satellite.start/feed/end/abort` (the `parts.Satellite` part) from its
 own thread; they only schedule work on the loop. What Home Assistant says becomes
 HomeStage/HomeAudio/HomeTimer messages and commands in the assistant's inbox: only the
-state machine acts on them. Every stage of a run has a deadline, so no run hangs:
-
-| waiting for | deadline | then |
-|---|---|---|
-| ``VoiceAssistantResponse`` after the start | ``pipeline_answer_s`` | ``unanswered``: local brain |
-| the next event after the end of speech | ``stage_timeout_s`` | ``lost``: local brain |
-| the answer after ``INTENT_START`` | ``answer_timeout_s`` | ``lost`` |
-| the reply after ``TTS_START``/``TTS_END`` | ``fetch_timeout_s`` + ``stage_timeout_s`` | ``lost`` |
-
-The audio after the wake word is held (at most ``MAX_HELD_FRAMES``) until Home Assistant
-accepts the run, then streamed frame by frame; the wake word itself is never sent. When
+state machine acts on them. The runs of Home Assistant's pipeline, with their deadlines,
+are `pipeline.Pipeline`'s; announcements, media, timers, volume and mute are here. When
 the reply or an announcement has played (or was cut), ``VoiceAssistantAnnounceFinished``
 tells Home Assistant, which keeps its satellite "responding" until then.
 """
@@ -22,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from google.protobuf.message import Message as Proto
@@ -33,13 +22,13 @@ from loguru import logger
 from firmware_app import __version__
 from firmware_app.config.settings import EsphomeSettings
 from firmware_app.core.events import Event
-from firmware_app.core.messages import Command, HomeAudio, HomeStage, HomeTimer, Message
+from firmware_app.core.messages import Command, HomeAudio, HomeTimer, Message
 from firmware_app.edges.esphome import entities, proto
 from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
+from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
 
-MAX_HELD_FRAMES = 50  # 4 s of audio waiting for Home Assistant to accept the run
 MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
 SENSOR_EVERY_S = 60.0
 TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] = {
@@ -50,21 +39,6 @@ TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] 
 }
 FEATURES = proto.VOICE_ASSISTANT | proto.API_AUDIO | proto.TIMERS | proto.ANNOUNCE
 FEATURES |= proto.START_CONVERSATION
-# VoiceAssistantEvent numbers
-ERROR, RUN_START, RUN_END, STT_START, STT_END, INTENT_START, INTENT_END = range(7)
-TTS_START, TTS_END, STT_VAD_END = 7, 8, 12
-
-
-@dataclass
-class Run:
-    id: int
-    conn: Connection
-    answered: bool = False
-    ended: bool = False
-    held: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_HELD_FRAMES))
-    deadline: asyncio.TimerHandle | None = None
-    fetch: asyncio.Task[tuple[bytes, int]] | None = None
-    listen_after: bool = False
 
 
 class Satellite:
@@ -103,11 +77,16 @@ class Satellite:
         )
         self.home: Connection | None = None
         """The connection subscribed to the voice assistant (Home Assistant)."""
-        self.run: Run | None = None
         self._ids = itertools.count(1)
         self._announcing: dict[int, Connection] = {}
-        self._conversation = ""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.pipeline = Pipeline(
+            cfg,
+            post=post,
+            loop=self.loop.loop,
+            spawn=self._spawn,
+            await_played=self._await_played,
+        )
         self.port = 0
 
     # --- lifecycle (any thread) ----------------------------------------------------------
@@ -140,17 +119,17 @@ class Satellite:
         if home is None or home.closed:
             return 0
         run = next(self._ids)
-        self.loop.call(self._begin, run, home, wake_phrase, followup)
+        self.loop.call(self.pipeline.begin, run, home, wake_phrase, followup)
         return run
 
     def feed(self, run: int, pcm: bytes) -> None:
-        self.loop.call(self._feed, run, pcm)
+        self.loop.call(self.pipeline.feed, run, pcm)
 
     def end(self, run: int) -> None:
-        self.loop.call(self._end, run)
+        self.loop.call(self.pipeline.end, run)
 
     def abort(self, run: int) -> None:
-        self.loop.call(self._abort, run)
+        self.loop.call(self.pipeline.abort, run)
 
     # --- bus observer (assistant thread) -------------------------------------------------
     def __call__(self, event: Event) -> None:
@@ -158,67 +137,6 @@ class Satellite:
             self.loop.call(self._on_event, event)
 
     # --- runs (loop thread) ------------------------------------------------------------
-    def _begin(self, run_id: int, conn: Connection, phrase: str, followup: bool) -> None:
-        if self.run is not None:
-            self._finish(self.run, stop=True)
-        run = self.run = Run(run_id, conn)
-        conn.send(
-            pb.VoiceAssistantRequest(
-                start=True,
-                conversation_id=self._conversation if followup else "",
-                flags=0,
-                audio_settings=pb.VoiceAssistantAudioSettings(volume_multiplier=1.0),
-                wake_word_phrase=phrase,
-            )
-        )
-        self._deadline(run, self.cfg.pipeline_answer_s, "unanswered")
-
-    def _feed(self, run_id: int, pcm: bytes) -> None:
-        run = self.run
-        if run is None or run.id != run_id or run.ended:
-            return
-        if run.answered:
-            run.conn.send(pb.VoiceAssistantAudio(data=pcm))
-        else:
-            run.held.append(pcm)
-
-    def _end(self, run_id: int) -> None:
-        run = self.run
-        if run is None or run.id != run_id or run.ended:
-            return
-        run.ended = True
-        if run.answered:
-            run.conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
-
-    def _abort(self, run_id: int) -> None:
-        run = self.run
-        if run is not None and run.id == run_id:
-            self._finish(run, stop=True)
-
-    def _finish(self, run: Run, stop: bool = False) -> None:
-        if run.deadline is not None:
-            run.deadline.cancel()
-        if run.fetch is not None and not run.fetch.done():
-            run.fetch.cancel()
-        if stop:
-            run.conn.send(pb.VoiceAssistantRequest(start=False))
-        if self.run is run:
-            self.run = None
-
-    def _deadline(self, run: Run, seconds: float, stage: str) -> None:
-        if run.deadline is not None:
-            run.deadline.cancel()
-        run.deadline = self.loop.loop.call_later(seconds, self._expired, run, stage, seconds)
-
-    def _expired(self, run: Run, stage: str, seconds: float) -> None:
-        if self.run is not run:
-            return
-        logger.warning("esphome: Home Assistant did not answer within {} s: {}", seconds, stage)
-        self._finish(run, stop=True)
-        reason = f"no answer within {seconds:g} s"
-        self._post(HomeStage(run.id, stage, {"reason": reason}))  # type: ignore[arg-type]
-
     # --- the handler (loop thread) -------------------------------------------------------
     def device_info(self) -> Proto:
         return pb.DeviceInfoResponse(
@@ -249,10 +167,7 @@ class Satellite:
         if conn is self.home:
             self.home = None
             logger.info("esphome: Home Assistant went away ({})", conn.peer)
-        run = self.run
-        if run is not None and run.conn is conn:
-            self._finish(run)
-            self._post(HomeStage(run.id, "lost", {"reason": "disconnected"}))
+        self.pipeline.on_closed(conn)
         for key in [k for k, c in self._announcing.items() if c is conn]:
             del self._announcing[key]
 
@@ -268,9 +183,9 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantSetConfiguration):
             logger.info("esphome: wake words are chosen in [wake] models on the speaker")
         elif isinstance(msg, pb.VoiceAssistantResponse):
-            self._on_response(conn, msg)
+            self.pipeline.on_response(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantEventResponse):
-            self._on_pipeline_event(conn, msg)
+            self.pipeline.on_event(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantAnnounceRequest):
             self._spawn(self._announce(conn, msg))
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
@@ -302,81 +217,6 @@ class Satellite:
             active_wake_words=self.wake_words,
             max_active_wake_words=len(self.wake_words),
         )
-
-    def _on_response(self, conn: Connection, msg: Proto) -> None:
-        run = self.run
-        if run is None or run.conn is not conn or run.answered:
-            return
-        if msg.error or msg.port != 0:
-            self._finish(run)
-            reason = "refused" if msg.error else "wants UDP audio"
-            self._post(HomeStage(run.id, "unanswered", {"reason": reason}))
-            return
-        run.answered = True
-        if run.deadline is not None:
-            run.deadline.cancel()
-        for pcm in run.held:
-            conn.send(pb.VoiceAssistantAudio(data=pcm))
-        run.held.clear()
-        if run.ended:
-            conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
-
-    def _on_pipeline_event(self, conn: Connection, msg: Proto) -> None:
-        run = self.run
-        if run is None or run.conn is not conn:
-            return
-        data = {d.name: d.value for d in msg.data}
-        kind = msg.event_type
-        cfg = self.cfg
-        if kind in (STT_VAD_END, STT_END):
-            text = data.get("text", "")[:500]
-            self._post(HomeStage(run.id, "stt_end", {"text": text} if kind == STT_END else {}))
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-        elif kind == INTENT_START:
-            self._deadline(run, cfg.answer_timeout_s, "lost")
-        elif kind == INTENT_END:
-            run.listen_after = data.get("continue_conversation") == "1"
-            self._conversation = data.get("conversation_id", "")[:128]
-            self._post(HomeStage(run.id, "intent", {"continue_conversation": run.listen_after}))
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-        elif kind == TTS_START:
-            self._deadline(run, cfg.fetch_timeout_s + cfg.stage_timeout_s, "lost")
-        elif kind == TTS_END:
-            url = data.get("url", "")
-            if url:
-                run.fetch = self._spawn(fetch_wav(url, self._max_bytes, cfg.fetch_timeout_s))
-            self._deadline(run, cfg.fetch_timeout_s + cfg.stage_timeout_s, "lost")
-        elif kind == ERROR:
-            self._finish(run)
-            fields = {"code": data.get("code", "")[:64], "message": data.get("message", "")[:200]}
-            self._post(HomeStage(run.id, "error", fields))
-        elif kind == RUN_END:
-            self._spawn(self._run_end(run))
-        elif run.answered and run.ended and kind != RUN_START:
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-
-    async def _run_end(self, run: Run) -> None:
-        """The reply, once fetched, then the run is over."""
-        if self.run is not run:
-            return
-        fetch = run.fetch
-        if fetch is None:
-            self._finish(run)
-            self._post(HomeStage(run.id, "end"))
-            return
-        try:
-            pcm, rate = await fetch
-        except (FetchError, asyncio.CancelledError) as exc:
-            if self.run is run:
-                self._finish(run)
-                message = str(exc) or "cancelled"
-                self._post(HomeStage(run.id, "error", {"code": "fetch", "message": message}))
-            return
-        if self.run is run:
-            self._finish(run)
-            self._await_played(run.id, run.conn)
-            self._post(HomeAudio("reply", run.id, pcm, rate, listen_after=run.listen_after))
 
     @property
     def _max_bytes(self) -> int:
