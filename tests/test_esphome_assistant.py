@@ -24,9 +24,9 @@ from firmware_app.edges.esphome.wiring import build_satellite
 class Home:
     """A Rig whose assistant has a real satellite, and Home Assistant's client."""
 
-    def __init__(self, tmp_path, answer=0, connect=True, **esphome) -> None:
+    def __init__(self, tmp_path, answer=0, connect=True, audio=None, **esphome) -> None:
         cfg = {"enabled": True, "host": "127.0.0.1", "port": 0, **esphome}
-        self.settings = Settings(data_dir=tmp_path / "data", esphome=cfg)
+        self.settings = Settings(data_dir=tmp_path / "data", esphome=cfg, audio=audio or {})
         self.stack = ExitStack()
         box: list[Rig] = []
         sat = build_satellite(
@@ -225,3 +225,46 @@ def test_volume_from_home_assistant_and_back(homes):
         lambda: any(getattr(s, "volume", None) == pytest.approx(0.6) for s in home.ha.states),
         what="the volume reported",
     )
+
+
+def test_start_conversation_listens_after_the_announcement(homes, wavs):
+    import asyncio
+
+    home = homes()
+    wavs.files["q.wav"] = tone_wav(0.3, 16000)
+
+    async def start_conversation():
+        assert home.ha.client is not None
+        return await home.ha.client.send_voice_assistant_announcement_await_response(
+            wavs.url("q.wav"), 10, text="Shall I close the blinds?", start_conversation=True
+        )
+
+    future = asyncio.run_coroutine_threadsafe(start_conversation(), home.ha.loop)
+    home.pump(lambda: home.ha.starts, what="the conversation's run")
+    assert future.result(5).success is True
+    assert home.ha.starts == [{"conversation_id": "", "phrase": None}]
+    assert home.rig.assistant.state.value == "listening"
+
+
+def test_a_new_wake_word_while_home_assistant_answers_stops_its_run(homes):
+    home = homes(answer_timeout_s=30.0)
+    home.request()
+    wait_until(lambda: home.ha.stops == [False], what="end=True")
+    home.ha.event(Ev.VOICE_ASSISTANT_INTENT_START)
+    home.rig.feed(WAKE)  # barge-in: the user starts over
+    wait_until(lambda: home.ha.stops == [False, True], what="the old run aborted")
+    wait_until(lambda: len(home.ha.starts) == 2, what="a new run")
+    assert "reply" not in home.rig.types()
+
+
+def test_with_chimes_off_a_pipeline_error_is_spoken(tmp_path, wavs):
+    home = Home(tmp_path, audio={"chimes": False})
+    try:
+        home.request()
+        wait_until(lambda: home.ha.stops == [False], what="end=True")
+        home.ha.event(Ev.VOICE_ASSISTANT_ERROR, {"code": "intent-failed", "message": "boom"})
+        home.pump(lambda: "speak_start" in home.rig.types(), what="the spoken error")
+        assert home.rig.of("speak_start")[0].fields["origin"] == "fallback"
+        assert "reply" not in home.rig.types()
+    finally:
+        home.close()
