@@ -268,3 +268,19 @@ def test_with_chimes_off_a_pipeline_error_is_spoken(tmp_path, wavs):
         assert "reply" not in home.rig.types()
     finally:
         home.close()
+
+
+def test_a_hung_home_assistant_is_noticed_by_its_missing_pong(homes):
+    home = homes()  # the default stage deadline: only the ping can notice it in time
+    home.rig.feed(WAKE)
+    home.rig.feed(SPEECH, 1.0)
+    wait_until(lambda: home.ha.audio, what="the run accepted")
+    home.ha.loop.call_soon_threadsafe(time.sleep, 4.0)  # its process hangs, TCP stays up
+    home.rig.feed(SILENT, 0.8)
+    ended = time.monotonic()
+    assert "end_of_speech" in home.satellite_stages()
+    home.pump(lambda: "reply" in home.rig.types(), timeout=5, what="the local reply")
+    assert time.monotonic() - ended < 3.0
+    assert home.rig.of("reply")[0].fields["source"] == "local"
+    lost = next(e for e in home.rig.of("satellite") if e.fields["stage"] == "lost")
+    assert lost.fields["reason"] == "no answer within 1 s"

@@ -4,6 +4,7 @@ satellite's loop. Every stage of a run has a deadline, so no run hangs:
 | waiting for | deadline | then |
 |---|---|---|
 | ``VoiceAssistantResponse`` after the start | ``pipeline_answer_s`` | ``unanswered``: local brain |
+| a ping sent with the end of speech | ``ALIVE_S`` (1 s) | ``lost``: local brain (hung) |
 | the next event after the end of speech | ``stage_timeout_s`` | ``lost``: local brain |
 | the answer after ``INTENT_START`` | ``answer_timeout_s`` | ``lost`` |
 | the reply after ``TTS_START``/``TTS_END`` | ``fetch_timeout_s`` + ``stage_timeout_s`` | ``lost`` |
@@ -16,6 +17,7 @@ reply (the ``TTS_END`` URL, fetched) is posted to the assistant once the run has
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import Connection
 
 MAX_HELD_FRAMES = 50  # 4 s of audio waiting for Home Assistant to accept the run
+ALIVE_S = 1.0
+"""After the end of speech, Home Assistant must answer a ping within this."""
 # VoiceAssistantEvent numbers
 ERROR, RUN_START, RUN_END, STT_START, STT_END, INTENT_START, INTENT_END = range(7)
 TTS_START, TTS_END, STT_VAD_END = 7, 8, 12
@@ -109,8 +113,7 @@ class Pipeline:
             return
         run.ended = True
         if run.answered:
-            run.conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
+            self._end_stream(run)
 
     def abort(self, run_id: int) -> None:
         run = self.run
@@ -156,8 +159,20 @@ class Pipeline:
             conn.send(pb.VoiceAssistantAudio(data=pcm))
         run.held.clear()
         if run.ended:
-            conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
+            self._end_stream(run)
+
+    def _end_stream(self, run: Run) -> None:
+        """``end=True``, then make sure Home Assistant is still there: a ping it must
+        answer within ``ALIVE_S`` (its client answers pings at once, however long its
+        pipeline takes), so a hung Home Assistant is given up long before a stage's
+        deadline."""
+        run.conn.send(pb.VoiceAssistantAudio(end=True), pb.PingRequest())
+        self._deadline(run, self.cfg.stage_timeout_s, "lost")
+        self._loop.call_later(ALIVE_S, self._alive, run, time.monotonic())
+
+    def _alive(self, run: Run, since: float) -> None:
+        if self.run is run and run.conn.last_heard < since:
+            self._expired(run, "lost", ALIVE_S)
 
     def on_event(self, conn: Connection, msg: Proto) -> None:
         run = self.run
