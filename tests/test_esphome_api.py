@@ -327,3 +327,32 @@ def test_a_dead_peer_is_pinged_then_dropped_and_home_assistant_can_reconnect(mak
         wait_until(lambda: sat.connected, what="subscribed again")
     finally:
         home.close()
+
+
+def test_a_flood_of_announcements_costs_at_most_a_few_fetches(make):
+    from aioesphomeapi.api_pb2 import VoiceAssistantAnnounceRequest
+
+    sat, posted = make(fetch_timeout_s=2.0)
+    stall = socket.socket()  # a server that accepts and never answers
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(64)
+    url = f"http://127.0.0.1:{stall.getsockname()[1]}/slow.wav"
+    home = FakeHome(sat.port)
+    try:
+        home.connect()
+
+        async def flood():
+            assert home.client is not None
+            conn = home.client._get_connection()
+            for _ in range(10):
+                conn.send_message(VoiceAssistantAnnounceRequest(media_id=url))
+
+        home.run(flood())
+        wait_until(lambda: len(home.finished) == 6, what="the refused ones answered at once")
+        time.sleep(0.3)
+        assert home.finished == [False] * 6  # the other four are still fetching
+        wait_until(lambda: len(home.finished) == 10, what="the fetches timed out")
+        assert not any(isinstance(m, HomeAudio) for m in posted)
+    finally:
+        home.close()
+        stall.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from google.protobuf.message import Message as Proto
@@ -30,6 +30,7 @@ from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
 
 MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
+MAX_FETCHES = 4  # announcements and media being fetched at once
 SENSOR_EVERY_S = 60.0
 TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] = {
     0: "started",
@@ -80,6 +81,7 @@ class Satellite:
         self._ids = itertools.count(1)
         self._announcing: dict[int, Connection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._fetches = 0
         self.pipeline = Pipeline(
             cfg,
             post=post,
@@ -187,7 +189,11 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantEventResponse):
             self.pipeline.on_event(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantAnnounceRequest):
-            self._spawn(self._announce(conn, msg))
+            if self._fetches >= MAX_FETCHES:
+                logger.warning("esphome: announcement refused: {} fetches already", MAX_FETCHES)
+                conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
+            else:
+                self._fetch(self._announce(conn, msg))
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
@@ -252,6 +258,15 @@ class Satellite:
         listen = bool(msg.start_conversation)
         self._post(HomeAudio("announce", key, b"".join(parts), rate, text, listen))
 
+    def _fetch(self, job: Coroutine[Any, Any, None]) -> None:
+        """Runs a fetch, counted from now until it ends, so a flood of URLs costs at most
+        ``MAX_FETCHES`` at once."""
+        self._fetches += 1
+        self._spawn(job).add_done_callback(self._fetched)
+
+    def _fetched(self, _: asyncio.Task[Any]) -> None:
+        self._fetches -= 1
+
     def _await_played(self, key: int, conn: Connection) -> None:
         """Home Assistant is told when ``key`` has played; the oldest are forgotten (the
         assistant dropped them unplayed) once ``MAX_AWAITED`` wait."""
@@ -270,7 +285,10 @@ class Satellite:
                 self._post(Command("mute", {"muted": msg.command == 3}, source="esphome"))
         if msg.has_media_url:
             announce = bool(msg.has_announcement and msg.announcement)
-            self._spawn(self._media(conn, str(msg.media_url), announce))
+            if self._fetches >= MAX_FETCHES:
+                logger.warning("esphome: media refused: {} fetches already", MAX_FETCHES)
+            else:
+                self._fetch(self._media(conn, str(msg.media_url), announce))
 
     async def _media(self, conn: Connection, url: str, announce: bool) -> None:
         try:
