@@ -12,7 +12,11 @@ from contextlib import ExitStack
 
 import pytest
 from aioesphomeapi import APIClient
-from aioesphomeapi.core import InvalidEncryptionKeyAPIError, RequiresEncryptionAPIError
+from aioesphomeapi.core import (
+    BadMACAddressAPIError,
+    InvalidEncryptionKeyAPIError,
+    RequiresEncryptionAPIError,
+)
 from aioesphomeapi.model import MediaPlayerFormatPurpose, VoiceAssistantFeature
 from aioesphomeapi.model import VoiceAssistantEventType as Ev
 from esphome_support import TEST_KEY, FakeHome, WavServer, tone_wav
@@ -51,8 +55,8 @@ def client_run(coro, timeout=15):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def _info(port: int, psk: str | None = None):
-    cli = APIClient("127.0.0.1", port, "", noise_psk=psk)
+async def _info(port: int, psk: str | None = None, mac: str | None = None):
+    cli = APIClient("127.0.0.1", port, "", noise_psk=psk, expected_mac=mac)
     await cli.connect(login=True)
     try:
         info = await cli.device_info()
@@ -110,6 +114,11 @@ def test_encryption_with_home_assistants_client_and_plaintext_refused(make):
         client_run(_info(sat.port, wrong))
     info, _, _ = client_run(_info(sat.port, TEST_KEY))  # still serving after the refusals
     assert info.name == "ttbt5-kitchen"
+    # Home Assistant checks the MAC in the encrypted hello against the one it stored
+    plain_mac = sat.mac.replace(":", "").lower()
+    info, _, _ = client_run(_info(sat.port, TEST_KEY, plain_mac))
+    with pytest.raises(BadMACAddressAPIError):
+        client_run(_info(sat.port, TEST_KEY, "020000000000"))
 
 
 def test_a_bad_key_is_one_line_naming_the_key():

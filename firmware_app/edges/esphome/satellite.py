@@ -24,6 +24,7 @@ from firmware_app.config.settings import EsphomeSettings
 from firmware_app.core.events import Event
 from firmware_app.core.messages import Command, HomeAudio, HomeTimer, Message
 from firmware_app.edges.esphome import entities, proto
+from firmware_app.edges.esphome.advertise import ESPHOME_VERSION
 from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
 from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
@@ -146,7 +147,7 @@ class Satellite:
             name=self.name,
             friendly_name=f"TTBT5 {self.name.removeprefix('ttbt5-')}",
             mac_address=self.mac,
-            esphome_version=f"{__version__} (ttbt5)",
+            esphome_version=ESPHOME_VERSION,  # the API it speaks; ours is project_version
             model="TTBT5 voice assistant",
             manufacturer="TTBT5",
             project_name="ttbt5.voice-assistant",
