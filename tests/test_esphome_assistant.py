@@ -284,3 +284,11 @@ def test_a_hung_home_assistant_is_noticed_by_its_missing_pong(homes):
     assert home.rig.of("reply")[0].fields["source"] == "local"
     lost = next(e for e in home.rig.of("satellite") if e.fields["stage"] == "lost")
     assert lost.fields["reason"] == "no answer within 1 s"
+
+
+def test_health_says_whether_home_assistant_is_connected(homes):
+    home = homes(connect=False)
+    status = home.rig.assistant.status()["satellite"]
+    assert status == {"connected": False, "peer": None, "clients": 0, "encrypted": False}
+    home.ha.connect()
+    wait_until(lambda: home.rig.assistant.status()["satellite"]["connected"], what="health")

@@ -387,6 +387,7 @@ class Assistant(Flow):
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
+            "satellite": self.parts.satellite.status(),
         }
 
 

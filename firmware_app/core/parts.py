@@ -72,6 +72,11 @@ class Satellite(Protocol):
         """The request was dropped here (stop, mute, no speech, a new wake word)."""
         ...
 
+    def status(self) -> dict[str, object] | None:
+        """For health: whether Home Assistant is connected, and from where (None: no
+        satellite configured)."""
+        ...
+
 
 class Clock(Protocol):
     def t(self) -> float:
@@ -146,6 +151,9 @@ class NoSatellite:
 
     def abort(self, run: int) -> None:
         pass
+
+    def status(self) -> dict[str, object] | None:
+        return None
 
 
 Updater = Callable[[Command], None]

@@ -134,6 +134,16 @@ class Satellite:
     def abort(self, run: int) -> None:
         self.loop.call(self.pipeline.abort, run)
 
+    def status(self) -> dict[str, object] | None:
+        home = self.home
+        connected = home is not None and not home.closed
+        return {
+            "connected": connected,
+            "peer": home.peer if home is not None and connected else None,
+            "clients": len(self.server.connections),
+            "encrypted": self.server.psk is not None,
+        }
+
     # --- bus observer (assistant thread) -------------------------------------------------
     def __call__(self, event: Event) -> None:
         if event.type in ("volume", "mute", "speak_start", "speak_end", "speak_dropped"):
