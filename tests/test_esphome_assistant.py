@@ -24,9 +24,11 @@ from firmware_app.edges.esphome.wiring import build_satellite
 class Home:
     """A Rig whose assistant has a real satellite, and Home Assistant's client."""
 
-    def __init__(self, tmp_path, answer=0, connect=True, audio=None, **esphome) -> None:
+    def __init__(self, tmp_path, answer=0, connect=True, audio=None, wake=None, **esphome) -> None:
         cfg = {"enabled": True, "host": "127.0.0.1", "port": 0, **esphome}
-        self.settings = Settings(data_dir=tmp_path / "data", esphome=cfg, audio=audio or {})
+        self.settings = Settings(
+            data_dir=tmp_path / "data", esphome=cfg, audio=audio or {}, wake=wake or {}
+        )
         self.stack = ExitStack()
         box: list[Rig] = []
         sat = build_satellite(
@@ -292,3 +294,22 @@ def test_health_says_whether_home_assistant_is_connected(homes):
     assert status == {"connected": False, "peer": None, "clients": 0, "encrypted": False}
     home.ha.connect()
     wait_until(lambda: home.rig.assistant.status()["satellite"]["connected"], what="health")
+
+
+def test_home_assistant_chooses_which_wake_words_are_answered(tmp_path):
+    home = Home(tmp_path, wake={"models": ["hey_jarvis", "alexa"]})
+    try:
+        ha = home.ha
+
+        async def choose():
+            assert ha.client is not None
+            await ha.client.set_voice_assistant_configuration(["alexa"])
+            return await ha.client.get_voice_assistant_configuration(5)
+
+        config = ha.run(choose())
+        assert config.active_wake_words == ["alexa"]
+        home.rig.feed(WAKE)  # the fake wake detector hears "hey_jarvis": turned off
+        assert home.rig.of("wake_lost")[0].fields["reason"] == "inactive"
+        assert home.rig.assistant.state.value == "idle" and not ha.starts
+    finally:
+        home.close()

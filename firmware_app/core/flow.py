@@ -203,6 +203,9 @@ class Flow(Machine[State]):
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
         self.clips.wake(model, score, self._t)
+        if not self.parts.satellite.hears(model):  # turned off from Home Assistant
+            self._emit("wake_lost", model=model, score=score, reason="inactive")
+            return self.state
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state

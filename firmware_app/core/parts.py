@@ -60,6 +60,10 @@ class Satellite(Protocol):
         went to, or 0 when Home Assistant is not there (the local brain answers)."""
         ...
 
+    def hears(self, model: str) -> bool:
+        """Whether this wake word is one to answer (Home Assistant can turn some off)."""
+        ...
+
     def feed(self, run: int, pcm: bytes) -> None:
         """One frame of the request's audio (after the wake word)."""
         ...
@@ -142,6 +146,9 @@ class NoSatellite:
 
     def start(self, wake_phrase: str, followup: bool) -> int:
         return 0
+
+    def hears(self, model: str) -> bool:
+        return True
 
     def feed(self, run: int, pcm: bytes) -> None:
         pass

@@ -43,6 +43,11 @@ FEATURES = proto.VOICE_ASSISTANT | proto.API_AUDIO | proto.TIMERS | proto.ANNOUN
 FEATURES |= proto.START_CONVERSATION
 
 
+def wake_id(model: str) -> str:
+    """A wake model as the API names it: ``hey_jarvis`` (a path's stem for a file)."""
+    return model.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
 class Satellite:
     """The `parts.Satellite` part, the API server's `Handler` and an event-bus observer."""
 
@@ -65,6 +70,9 @@ class Satellite:
         self.name = name
         self.mac = mac
         self.wake_words = wake_words
+        self.active = list(wake_words)
+        """The wake words the speaker answers; Home Assistant's wake word select (or ours)
+        chooses among the configured ones."""
         self.volume = volume
         self.muted = muted
         self.playing = False
@@ -134,6 +142,20 @@ class Satellite:
     def abort(self, run: int) -> None:
         self.loop.call(self.pipeline.abort, run)
 
+    def hears(self, model: str) -> bool:
+        return wake_id(model) in self.active
+
+    def _activate(self, words: list[str]) -> None:
+        """Home Assistant chose the wake words to answer (unknown ones are ignored; a
+        choice of none leaves the speaker waking only by the button and commands)."""
+        self.active = [w for w in self.wake_words if w in words]
+        logger.info("esphome: wake words now {}", self.active or "none")
+        self._broadcast(self._select_state())
+
+    def _select_state(self) -> Proto:
+        state = self.active[0] if self.active else self.wake_words[0]
+        return pb.SelectStateResponse(key=entities.WAKE_WORD, state=state)
+
     def status(self) -> dict[str, object] | None:
         home = self.home
         connected = home is not None and not home.closed
@@ -171,7 +193,7 @@ class Satellite:
     def states(self) -> list[Proto]:
         out = [
             entities.media_state(self.playing, self.volume, self.muted),
-            pb.SelectStateResponse(key=entities.WAKE_WORD, state=self.wake_words[0]),
+            self._select_state(),
             pb.SwitchStateResponse(key=entities.MUTE, state=self.muted),
         ]
         return out + entities.sensor_states(self._safe_status())
@@ -194,7 +216,7 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantConfigurationRequest):
             conn.send(self._configuration())
         elif isinstance(msg, pb.VoiceAssistantSetConfiguration):
-            logger.info("esphome: wake words are chosen in [wake] models on the speaker")
+            self._activate([str(w) for w in msg.active_wake_words])
         elif isinstance(msg, pb.VoiceAssistantResponse):
             self.pipeline.on_response(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantEventResponse):
@@ -222,7 +244,7 @@ class Satellite:
         elif isinstance(msg, pb.SwitchCommandRequest) and msg.key == entities.MUTE:
             self._post(Command("mute", {"muted": bool(msg.state)}, source="esphome"))
         elif isinstance(msg, pb.SelectCommandRequest) and msg.key == entities.WAKE_WORD:
-            conn.send(pb.SelectStateResponse(key=entities.WAKE_WORD, state=self.wake_words[0]))
+            self._activate([str(msg.state)])
 
     def _configuration(self) -> Proto:
         words = [
@@ -231,7 +253,7 @@ class Satellite:
         ]
         return pb.VoiceAssistantConfigurationResponse(
             available_wake_words=words,
-            active_wake_words=self.wake_words,
+            active_wake_words=self.active,
             max_active_wake_words=len(self.wake_words),
         )
 
