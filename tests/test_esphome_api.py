@@ -365,3 +365,28 @@ def test_a_flood_of_announcements_costs_at_most_a_few_fetches(make):
     finally:
         home.close()
         stall.close()
+
+
+def test_progress_during_a_long_answer_keeps_the_answers_deadline(make, wavs):
+    sat, posted = make(stage_timeout_s=0.5, answer_timeout_s=5.0)
+    home = FakeHome(sat.port)
+    try:
+        home.connect()
+        wait_until(lambda: sat.connected, what="subscribed")
+        run = sat.start("hey jarvis", False)
+        sat.end(run)
+        wait_until(lambda: home.stops == [False], what="end=True")
+        home.event(Ev.VOICE_ASSISTANT_INTENT_START)
+        for _ in range(4):  # an agent thinking for 3 s, saying so now and then
+            time.sleep(0.7)  # longer than a stage's deadline, well within the answer's
+            home.event(Ev.VOICE_ASSISTANT_STT_VAD_START)
+        assert not any(m.stage == "lost" for m in posted if isinstance(m, HomeStage))
+        wavs.files["late.wav"] = tone_wav(0.2)
+        for kind, data in (
+            (Ev.VOICE_ASSISTANT_TTS_END, {"url": wavs.url("late.wav")}),
+            (Ev.VOICE_ASSISTANT_RUN_END, None),
+        ):
+            home.event(kind, data)
+        wait_until(lambda: any(isinstance(m, HomeAudio) for m in posted), what="the reply")
+    finally:
+        home.close()

@@ -48,6 +48,8 @@ class Run:
     ended: bool = False
     held: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_HELD_FRAMES))
     deadline: asyncio.TimerHandle | None = None
+    waiting: tuple[float, str] | None = None
+    """The current stage's deadline (seconds, and the stage reported when it passes)."""
     fetch: asyncio.Task[tuple[bytes, int]] | None = None
     listen_after: bool = False
 
@@ -86,6 +88,9 @@ class Pipeline:
     def begin(self, run_id: int, conn: Connection, phrase: str, followup: bool) -> None:
         if self.run is not None:
             self._finish(self.run, stop=True)
+        if conn.closed:  # it went away since the assistant asked
+            self._post(HomeStage(run_id, "unanswered", {"reason": "disconnected"}))
+            return
         run = self.run = Run(run_id, conn)
         conn.send(
             pb.VoiceAssistantRequest(
@@ -133,6 +138,7 @@ class Pipeline:
     def _deadline(self, run: Run, seconds: float, stage: str) -> None:
         if run.deadline is not None:
             run.deadline.cancel()
+        run.waiting = (seconds, stage)
         run.deadline = self._loop.call_later(seconds, self._expired, run, stage, seconds)
 
     def _expired(self, run: Run, stage: str, seconds: float) -> None:
@@ -205,8 +211,8 @@ class Pipeline:
             self._post(HomeStage(run.id, "error", fields))
         elif kind == RUN_END:
             self._spawn(self._run_end(run))
-        elif run.answered and run.ended and kind != RUN_START:
-            self._deadline(run, cfg.stage_timeout_s, "lost")
+        elif run.answered and run.ended and kind != RUN_START and run.waiting is not None:
+            self._deadline(run, *run.waiting)  # progress within the stage: its clock restarts
 
     async def _run_end(self, run: Run) -> None:
         """The reply, once fetched, then the run is over."""
