@@ -146,9 +146,13 @@ class Satellite:
         return wake_id(model) in self.active
 
     def _activate(self, words: list[str]) -> None:
-        """Home Assistant chose the wake words to answer (unknown ones are ignored; a
-        choice of none leaves the speaker waking only by the button and commands)."""
-        self.active = [w for w in self.wake_words if w in words]
+        """Home Assistant chose the wake words to answer (unknown ones are ignored; an
+        empty choice leaves the speaker waking only by the button and commands)."""
+        known = [w for w in self.wake_words if w in words]
+        if words and not known:
+            logger.info("esphome: unknown wake words {} ignored", words[:4])
+        else:
+            self.active = known
         logger.info("esphome: wake words now {}", self.active or "none")
         self._broadcast(self._select_state())
 
@@ -171,7 +175,6 @@ class Satellite:
         if event.type in ("volume", "mute", "speak_start", "speak_end", "speak_dropped"):
             self.loop.call(self._on_event, event)
 
-    # --- runs (loop thread) ------------------------------------------------------------
     # --- the handler (loop thread) -------------------------------------------------------
     def device_info(self) -> Proto:
         return pb.DeviceInfoResponse(
