@@ -390,3 +390,17 @@ def test_progress_during_a_long_answer_keeps_the_answers_deadline(make, wavs):
         wait_until(lambda: any(isinstance(m, HomeAudio) for m in posted), what="the reply")
     finally:
         home.close()
+
+
+def test_config_validate_names_a_bad_key_file(tmp_path):
+    from firmware_app.config.validate import problems
+
+    key = tmp_path / "esphome.key"
+    key.write_text("not base64!\n")
+    settings = Settings(
+        data_dir=tmp_path / "data", esphome={"enabled": True, "encryption_key_file": key}
+    )
+    found = problems(settings)
+    assert any(p.startswith("esphome.encryption_key_file") and "base64" in p for p in found)
+    key.write_text(TEST_KEY + "\n")
+    assert not [p for p in problems(settings) if p.startswith("esphome")]
