@@ -171,7 +171,7 @@ def test_no_answer_to_the_start_gives_the_request_back_within_the_deadline(make)
         started = time.monotonic()
         run = sat.start("hey jarvis", False)
         wait_until(lambda: any(isinstance(m, HomeStage) for m in posted), what="unanswered")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2.0  # the 1 s deadline, not "never"
         assert posted == [HomeStage(run, "unanswered", {"reason": "no answer within 1 s"})]
     finally:
         home.close()
@@ -201,7 +201,7 @@ def test_a_silent_home_assistant_after_the_end_of_speech_is_lost_after_the_stage
         wait_until(lambda: home.stops, what="end")
         ended = time.monotonic()
         wait_until(lambda: any(isinstance(m, HomeStage) for m in posted), what="lost")
-        assert time.monotonic() - ended < 1.5
+        assert time.monotonic() - ended < 2.0  # the 0.5 s deadline, not "never"
         assert posted[-1].stage == "lost"
         wait_until(lambda: home.stops == [False, True], what="the run stopped on HA's side")
     finally:
