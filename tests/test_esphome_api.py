@@ -404,3 +404,24 @@ def test_config_validate_names_a_bad_key_file(tmp_path):
     assert any(p.startswith("esphome.encryption_key_file") and "base64" in p for p in found)
     key.write_text(TEST_KEY + "\n")
     assert not [p for p in problems(settings) if p.startswith("esphome")]
+
+
+def test_check_sees_the_api_as_home_assistant_would(make, tmp_path):
+    from firmware_app.edges.esphome.probe import probe_satellite
+
+    sat, _ = make(TEST_KEY)
+    cfg = {"enabled": True, "host": "127.0.0.1", "port": sat.port, "encryption_key": TEST_KEY}
+    settings = Settings(data_dir=tmp_path / "data", esphome=cfg, mqtt={"device_id": "kitchen"})
+    line = probe_satellite(settings)
+    assert line.startswith(f"serving on port {sat.port} as ttbt5-kitchen") and "encrypted" in line
+    wrong = {**cfg, "encryption_key": base64.b64encode(bytes(32)).decode()}
+    with pytest.raises(InvalidEncryptionKeyAPIError):
+        probe_satellite(Settings(data_dir=tmp_path / "data", esphome=wrong))
+    sat.close()
+    assert "free" in probe_satellite(settings)
+    with socket.socket() as other:  # another program holds the port, and says nothing
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", sat.port))
+        other.listen(1)
+        with pytest.raises(RuntimeError, match="not as the ESPHome API"):
+            probe_satellite(settings)
