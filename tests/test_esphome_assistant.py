@@ -313,3 +313,14 @@ def test_home_assistant_chooses_which_wake_words_are_answered(tmp_path):
         assert home.rig.assistant.state.value == "idle" and not ha.starts
     finally:
         home.close()
+
+
+def test_a_home_assistant_whose_pipeline_never_starts_leaves_it_to_the_local_brain(homes):
+    home = homes()
+    home.ha.runs_pipeline = False  # it accepts the run, but has no pipeline to run it
+    home.request()
+    wait_until(lambda: home.ha.stops == [False], what="end=True")
+    ended = time.monotonic()
+    home.pump(lambda: "reply" in home.rig.types(), timeout=5, what="the local reply")
+    assert time.monotonic() - ended < 3.0  # not the 4 s stage deadline
+    assert home.rig.of("reply")[0].fields["source"] == "local"

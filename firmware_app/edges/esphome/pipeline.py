@@ -5,6 +5,7 @@ satellite's loop. Every stage of a run has a deadline, so no run hangs:
 |---|---|---|
 | ``VoiceAssistantResponse`` after the start | ``pipeline_answer_s`` | ``unanswered``: local brain |
 | a ping sent with the end of speech | ``ALIVE_S`` (1 s) | ``lost``: local brain (hung) |
+| any pipeline event by the end of speech + ``ALIVE_S`` | | ``lost``: its pipeline never started |
 | the next event after the end of speech | ``stage_timeout_s`` | ``lost``: local brain |
 | the answer after ``INTENT_START`` | ``answer_timeout_s`` | ``lost`` |
 | the reply after ``TTS_START``/``TTS_END`` | ``fetch_timeout_s`` + ``stage_timeout_s`` | ``lost`` |
@@ -49,6 +50,8 @@ class Run:
     held: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_HELD_FRAMES))
     deadline: asyncio.TimerHandle | None = None
     waiting: tuple[float, str] | None = None
+    started: bool = False
+    """Home Assistant's pipeline said something (its RUN_START comes at once)."""
     """The current stage's deadline (seconds, and the stage reported when it passes)."""
     fetch: asyncio.Task[tuple[bytes, int]] | None = None
     listen_after: bool = False
@@ -173,7 +176,9 @@ class Pipeline:
         pipeline takes), so a hung Home Assistant is given up long before a stage's
         deadline."""
         run.conn.send(pb.VoiceAssistantAudio(end=True), pb.PingRequest())
-        self._deadline(run, self.cfg.stage_timeout_s, "lost")
+        # a pipeline that never started (Home Assistant accepted the run, but its pipeline
+        # cannot run: no speech-to-text set up, say) has said nothing by now
+        self._deadline(run, self.cfg.stage_timeout_s if run.started else ALIVE_S, "lost")
         self._loop.call_later(ALIVE_S, self._alive, run, time.monotonic())
 
     def _alive(self, run: Run, since: float) -> None:
@@ -187,6 +192,10 @@ class Pipeline:
         data = {d.name: d.value for d in msg.data}
         kind = msg.event_type
         cfg = self.cfg
+        if not run.started:
+            run.started = True  # its pipeline runs (RUN_START comes first)
+            if run.ended and kind not in (ERROR, RUN_END):
+                self._deadline(run, cfg.stage_timeout_s, "lost")
         if kind in (STT_VAD_END, STT_END):
             text = data.get("text", "")[:500]
             self._post(HomeStage(run.id, "stt_end", {"text": text} if kind == STT_END else {}))
