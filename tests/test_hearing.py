@@ -108,6 +108,34 @@ def test_the_recognizer_hears_the_preroll_first_then_the_request(settings: Setti
     assert stt.fed[len(woke.preroll) :] == [frame_of(SPEECH)]
 
 
+def test_the_relay_gets_the_request_after_the_preroll_until_it_ends(settings: Settings) -> None:
+    """Home Assistant hears what the recognizer hears of the request, the wake word aside,
+    the frame that ended speech included, and nothing after."""
+    stt, relayed = RecordingStt(), []
+    f = Feeder(hearing_for(settings, stt))
+    f.frames(SILENT, 0.4)
+    [woke] = f.frame(WAKE)
+    f.hearing.begin(f.t, 5.0, woke.preroll, relay=relayed.append)
+    assert relayed == []  # the pre-roll holds the wake word
+    heard = f.frames(SPEECH, 0.8) + f.frames(SILENT, 2.0)
+    assert any(isinstance(e, SpeechEnded) for e in heard)
+    assert relayed == stt.fed[len(woke.preroll) :] and frame_of(SPEECH) in relayed
+    count = len(relayed)
+    f.frames(SPEECH, 0.4)
+    f.hearing.begin(f.t, 5.0)  # the next request has no relay unless it is given one
+    f.frames(SPEECH, 0.4)
+    assert len(relayed) == count
+
+
+def test_ending_the_request_early_gives_its_transcript_once(settings: Settings) -> None:
+    stt = RecordingStt()
+    f = Feeder(hearing_for(settings, stt))
+    f.hearing.begin(f.t, 5.0)
+    f.frames(SPEECH, 0.4)
+    assert f.hearing.end().text == "what time is it"
+    assert f.hearing.end().text == "" and stt.calls == ["start", "finish"]
+
+
 @pytest.mark.parametrize("ending", ["speech_ended", "too_long", "no_speech", "ended_early"])
 def test_the_recognizer_is_finished_once_however_the_request_ends(
     settings: Settings, ending: str

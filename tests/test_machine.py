@@ -16,6 +16,9 @@ from firmware_app.core.messages import (
     Button,
     Command,
     Fault,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     Notice,
     PlaybackDone,
     PlaybackStarted,
@@ -101,6 +104,9 @@ def payload_for(a: Assistant, event: str) -> object:
         "press": Button("press"),
         "hold": Button("hold"),
         "double": Button("double"),
+        "home_stage": HomeStage(a.turn.run or 97, "lost"),
+        "home_audio": HomeAudio("announce", 7, b"\0\0" * 1600, 16000, "Dinner"),
+        "home_timer": HomeTimer("finished", "t1", "pasta", 60, 0),
     }.get(event)
 
 

@@ -116,7 +116,7 @@ def _variable_for(loc: list[str], environ: Mapping[str, str]) -> str | None:
     return None
 
 
-SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret")
+SECRET_WORDS = ("password", "api_key", "apikey", "encryption_key", "token", "secret")
 
 
 def looks_secret(key: str) -> bool:

@@ -40,6 +40,7 @@ from firmware_app.config.files import (
     shown_path,
 )
 from firmware_app.config.sections import (
+    EsphomeSettings,
     GpioSettings,
     LlmSettings,
     MqttSettings,
@@ -315,6 +316,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     echo: EchoSettings = EchoSettings()
     arbitration: ArbitrationSettings = ArbitrationSettings()
+    esphome: EsphomeSettings = EsphomeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ from firmware_app.config.files import (
     check_regular,
     read_capped_text,
 )
+from firmware_app.config.sections import check_noise_key
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, Settings
 from firmware_app.core.errors import ConfigError
 
@@ -73,6 +74,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "mqtt.password_file", s.mqtt.password_file, _text_file
     yield "mqtt.tls_ca", s.mqtt.tls_ca, _certificates
     yield "llm.api_key_file", s.llm.api_key_file, _text_file
+    yield "esphome.encryption_key_file", s.esphome.encryption_key_file, _noise_key_file
     yield "llm.tls_ca", s.llm.tls_ca, _certificates
     yield "update.public_key", s.update.public_key, _pem_file
     yield "log.events", s.log.events, _writable_file
@@ -159,6 +161,22 @@ def _text_file(path: Path) -> str | None:
         return exc.problem
     if not text.strip():
         return f"{path} is empty"
+    return None
+
+
+def _noise_key_file(path: Path) -> str | None:
+    """The satellite's key file: one line, the key as ESPHome writes it (base64, 32 bytes)."""
+    try:
+        text = read_capped_text(path, "", SECRET_MAX)
+    except FileRefused as exc:
+        return exc.problem
+    lines = text.strip().splitlines()
+    if not lines:
+        return f"{path} is empty"
+    try:
+        check_noise_key(lines[0])
+    except ValueError as exc:
+        return f"{path}: the key {exc}"
     return None
 
 

@@ -25,6 +25,9 @@ from firmware_app.core.messages import (
     Command,
     Fault,
     Frame,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     Message,
     MuteArgs,
     NoArgs,
@@ -48,6 +51,7 @@ from firmware_app.core.table import (
     Happening,
     State,
 )
+from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
@@ -107,7 +111,7 @@ class Assistant(Flow):
     def idle(self, queue: bool = True) -> bool:
         """Nothing being synthesized or announced, no answer on its way (and, with
         ``queue``, no message waiting)."""
-        busy = self.voice.busy() or self.turn.request != 0
+        busy = self.voice.busy() or self.awaiting_answer()
         return not busy and (not queue or self.inbox.empty())
 
     def handle(self, msg: Message) -> None:
@@ -300,6 +304,16 @@ class Assistant(Flow):
         elif notice.kind == "back":
             self._emit("back", where=str(fields.get("where", "unknown")))
         return self.state
+
+    # --- Home Assistant's pipeline (the satellite: firmware_app/edges/esphome/turns.py)
+    def on_home_stage(self, msg: HomeStage) -> State:
+        return home_turns.on_stage(self, msg)
+
+    def on_home_audio(self, msg: HomeAudio) -> State:
+        return home_turns.on_audio(self, msg)
+
+    def on_home_timer(self, msg: HomeTimer) -> State:
+        return home_turns.on_timer(self, msg)
 
 
 __all__ = ["Assistant", "State"]

@@ -20,6 +20,7 @@ from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Event, EventBus, wall_now
 from firmware_app.core.messages import (
     Fault,
+    HomeAudio,
     Inbox,
     Notice,
     PlaybackDone,
@@ -41,6 +42,7 @@ from firmware_app.core.table import (
     State,
     Table,
 )
+from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
@@ -67,7 +69,7 @@ from firmware_app.understand.actions import (
     Actions,
     Outcome,
     Question,
-    strip_wake_words,
+    without_wake_words,
 )
 from firmware_app.understand.intents import normalize
 from firmware_app.understand.intents.builtin import recognize_builtin
@@ -93,6 +95,16 @@ class Turn:
     """Listen again without the wake word after this reply."""
     opened_by: float | None = None
     """The wake (its time) that opened this request, so "that wasn't for me" can drop it."""
+    run: int = 0
+    """The Home Assistant pipeline run the request went to (0: the local brain answers)."""
+    handed: bool = False
+    """Speech ended and Home Assistant has the request: its answer is on its way."""
+    heard: Transcript | None = None
+    """What the speaker heard itself, answered here if Home Assistant does not answer."""
+
+    def release(self) -> None:
+        """Home Assistant is done with the request (answered, failed, gone or withdrawn)."""
+        self.run, self.handed, self.heard = 0, False, None
 
 
 class Flow:
@@ -138,7 +150,11 @@ class Flow:
         self.last_reply = ""
         self._t = 0.0
         self.turn = Turn()
-        self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
+        self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
+        """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
+        self.held: HomeAudio | None = None
+        """An announcement or media from Home Assistant that came mid-request: it plays
+        when the request is over."""
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
@@ -196,25 +212,43 @@ class Flow:
         return State.MUTED if self.muted else State.IDLE
 
     # --- listening
-    def listen(self, preroll: tuple[bytes, ...] = (), followup: bool = False) -> State:
-        """Go to LISTENING (its entry action starts the transcriber); refused while muted."""
+    def listen(
+        self, preroll: tuple[bytes, ...] = (), followup: bool = False, phrase: str = ""
+    ) -> State:
+        """Go to LISTENING (its entry action starts the transcriber); refused while muted.
+        ``phrase``: the wake word that opened the request, as Home Assistant is told it."""
         if self.muted:
             return self._resting_state()
-        self._listen_with = (preroll, followup)
+        self._listen_with = (preroll, followup, phrase)
         return LISTENING
 
     def enter_listening(self) -> None:
-        preroll, followup = self._listen_with
-        self._listen_with = ((), False)
+        preroll, followup, phrase = self._listen_with
+        self._listen_with = ((), False, "")
         vad = self.settings.vad
         timeout = (self.settings.llm.followup_s or vad.start_timeout_s) if followup else None
-        self.hearing.begin(self._t, timeout or vad.start_timeout_s, preroll)
+        # the request's audio after the pre-roll also goes to Home Assistant, if it takes it
+        self.hearing.begin(self._t, timeout or vad.start_timeout_s, preroll, relay=self._relay)
         self._emit("listening")
         if self.settings.audio.chimes and not followup:
             self.voice.chime("wake")
+        home_turns.offer(self, phrase, followup)
 
     def exit_listening(self) -> None:
         self.hearing.end()  # the recognizer is finished once, however listening ends
+        if not self.turn.handed:  # Home Assistant was not given the request: withdrawn
+            self._withdraw_run()
+
+    def _relay(self, pcm: bytes) -> None:
+        """One frame of the open request, for Home Assistant while it listens to it."""
+        if self.turn.run and not self.turn.handed:
+            self.parts.satellite.feed(self.turn.run, pcm)
+
+    def _withdraw_run(self) -> None:
+        """Home Assistant stops working on this turn's request (if it had it)."""
+        if self.turn.run:
+            self.parts.satellite.abort(self.turn.run)
+        self.turn.release()
 
     def exit_speaking(self) -> None:
         self.hearing.disarm_stop()
@@ -222,12 +256,15 @@ class Flow:
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
+        if not self.parts.satellite.hears(model):  # turned off from Home Assistant
+            self._emit("wake_lost", model=model, score=score, reason="inactive")
+            return self.state
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
         self.interrupt()
         self.turn.opened_by = self._t
-        return self.listen(woke.preroll)
+        return self.listen(woke.preroll, phrase=home_turns.wake_phrase(model))
 
     def set_wake_word(self, on: bool, reason: str) -> None:
         """Wakes stop while any reason holds them off (Rhasspy's dialogue manager turns
@@ -261,9 +298,9 @@ class Flow:
         self._emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
         if ended.audio:
             save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
-        heard = ended.transcript
-        if heard.text is not None:
-            heard = Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
+        heard = without_wake_words(ended.transcript)
+        if self.turn.run:  # Home Assistant answers this one
+            return home_turns.hand_over(self, heard)
         self.fire(Happening.HEARD, heard)
         return THINKING
 
@@ -365,7 +402,11 @@ class Flow:
 
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
+        self._withdraw_run()
         self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
+        held = home_turns.take_held(self)
+        if held is not None:
+            return held
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -385,6 +426,7 @@ class Flow:
         self.voice.cut(reason)
         if self.turn.request and self.responder is not None:
             self.responder.cancel(self.turn.request)
+        self._withdraw_run()
         self.turn = Turn()
         self.speech.cancel()
 
@@ -417,8 +459,9 @@ class Flow:
             logger.error("responder posted a {}; ignored", type(msg).__name__)
 
     def awaiting_answer(self) -> bool:
-        """An answer is streaming in (the LLM): it arrives over real time."""
-        return self.turn.request != 0
+        """An answer is on its way (the LLM's stream, Home Assistant's pipeline): it
+        arrives over real time."""
+        return self.turn.request != 0 or self.turn.handed
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
@@ -462,6 +505,7 @@ class Flow:
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
+            "satellite": self.parts.satellite.status(),
         }
 
     # --- settings

@@ -7,6 +7,8 @@ attached to the assistant after it is built, so what it depends on is visible in
 
 - `WakeArbiter`: several speakers in one home hear the same wake word; only the one that
   claims it answers, the others go back to idle without a sound.
+- `Satellite`: Home Assistant, connected over the ESPHome native API, takes requests to
+  its own pipeline; without it (or while it is away) the local brain answers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,38 @@ from firmware_app.core.messages import Command
 class WakeArbiter(Protocol):
     def claim(self, model: str, score: float) -> bool:
         """Called on each wake word: True to answer it here, False to stay silent."""
+        ...
+
+
+class Satellite(Protocol):
+    """Hands requests to Home Assistant's pipeline. Called on the assistant's thread and
+    never blocks: what Home Assistant says comes back as HomeStage/HomeAudio/HomeTimer
+    messages in the inbox."""
+
+    def start(self, wake_phrase: str, followup: bool) -> int:
+        """A request begins (wake word, button, follow-up): the id of the pipeline run it
+        went to, or 0 when Home Assistant is not there (the local brain answers)."""
+        ...
+
+    def hears(self, model: str) -> bool:
+        """Whether this wake word is one to answer (Home Assistant can turn some off)."""
+        ...
+
+    def feed(self, run: int, pcm: bytes) -> None:
+        """One frame of the request's audio (after the wake word)."""
+        ...
+
+    def end(self, run: int) -> None:
+        """The speaker's own voice detector heard the end of speech."""
+        ...
+
+    def abort(self, run: int) -> None:
+        """The request was dropped here (stop, mute, no speech, a new wake word)."""
+        ...
+
+    def status(self) -> dict[str, object] | None:
+        """For health: whether Home Assistant is connected, and from where (None: no
+        satellite configured)."""
         ...
 
 
@@ -65,6 +99,28 @@ class AlwaysClaim:
         return True
 
 
+class NoSatellite:
+    """No Home Assistant satellite: every request is answered by the local brain."""
+
+    def start(self, wake_phrase: str, followup: bool) -> int:
+        return 0
+
+    def hears(self, model: str) -> bool:
+        return True
+
+    def feed(self, run: int, pcm: bytes) -> None:
+        pass
+
+    def end(self, run: int) -> None:
+        pass
+
+    def abort(self, run: int) -> None:
+        pass
+
+    def status(self) -> dict[str, object] | None:
+        return None
+
+
 Updater = Callable[[Command], None]
 """Carries out an ``update`` command and answers it (``Command.reply``) itself."""
 HomePublish = Callable[[str, str], None]
@@ -82,6 +138,7 @@ class Parts:
     where the assistant says so: no updater → updates are refused)."""
 
     arbiter: WakeArbiter = field(default_factory=AlwaysClaim)
+    satellite: Satellite = field(default_factory=NoSatellite)
     updater: Updater | None = None
     home_publish: HomePublish | None = None
     heartbeat: Heartbeat | None = None
@@ -94,9 +151,11 @@ __all__ = [
     "Clock",
     "Heartbeat",
     "HomePublish",
+    "NoSatellite",
     "Parts",
     "RealClock",
     "Responder",
+    "Satellite",
     "Updater",
     "WakeArbiter",
 ]

@@ -27,6 +27,9 @@ from firmware_app.core.messages import (
     CommandArgs,
     CommandName,
     Fault,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     MuteArgs,
     NoArgs,
     Notice,
@@ -92,6 +95,9 @@ class Happening(StrEnum):
     COMMAND = "command"
     NOTICE = "notice"
     FAULT = "fault"
+    HOME_STAGE = "home_stage"
+    HOME_AUDIO = "home_audio"
+    HOME_TIMER = "home_timer"
 
 
 H = Happening
@@ -125,6 +131,9 @@ def transitions(A: type[Assistant]) -> Transitions:
         on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
         on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           {ERROR, STAY}),
         on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
+        on(ALL,                      H.HOME_STAGE,       HomeStage,       A.on_home_stage,       RESTING | {THINKING, STAY}),
+        on(ALL,                      H.HOME_AUDIO,       HomeAudio,       A.on_home_audio,       {THINKING, STAY}),
+        on(ALL,                      H.HOME_TIMER,       HomeTimer,       A.on_home_timer,       {THINKING, STAY}),
     ])
     # fmt: on
 
@@ -151,6 +160,9 @@ EVENT_OF: dict[type, Happening] = {
     PlaybackDone: H.PLAYBACK_DONE,
     ReplySentence: H.REPLY_SENTENCE,
     ReplyEnd: H.REPLY_END,
+    HomeStage: H.HOME_STAGE,
+    HomeAudio: H.HOME_AUDIO,
+    HomeTimer: H.HOME_TIMER,
 }
 """The happening each message or heard event is (checked below against the rows)."""
 

@@ -5,9 +5,11 @@ this order: the speaker's echo is taken out (with the playback heard during that
 the reference), its loudness is measured (for wake arbitration), the stop spotter hears it
 when the caller has armed it (the assistant speaks or a timer rings), the wake clips keep
 it, the segmenter runs the wake word, pre-roll and voice detection, and while a request is
-open the recognizer is fed. The recognizer is opened by `begin` (pre-roll first) and
-finished exactly once per request: when the segmenter ends the request (the transcript
-rides on the `SpeechEnded`/`TooLong` event), or when the caller calls `end` first.
+open the recognizer is fed (and the request's relay, when the caller gave one: Home
+Assistant listening to the same request). The recognizer is opened by `begin` (pre-roll
+first) and finished exactly once per request: when the segmenter ends the request (the
+transcript rides on the `SpeechEnded`/`TooLong` event), or when the caller calls `end`
+first (its transcript is what `end` returns).
 
 While the wake word is turned off (`wake_word`, Hermes' ``hotword/toggleOff``) a wake is
 neither kept as a clip nor reported. The assistant guards what comes in: muted frames never
@@ -17,6 +19,7 @@ assistant state; it only reports what it heard.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from loguru import logger
@@ -119,6 +122,8 @@ class Hearing:
         self._audio: list[bytes] = []
         self.wake_word = WakeSwitch()
         """Off (Hermes' ``hotword/toggleOff``): wakes are neither kept as clips nor reported."""
+        self._relay: Callable[[bytes], None] | None = None
+        """Where else the open request's audio goes (after the pre-roll)."""
 
     @classmethod
     def from_settings(
@@ -191,21 +196,33 @@ class Hearing:
                 heard.append(event)
         return heard
 
-    def begin(self, t: float, start_timeout_s: float, preroll: tuple[bytes, ...] = ()) -> None:
-        """Open a request at ``t``: the recognizer starts and hears ``preroll`` first."""
+    def begin(
+        self,
+        t: float,
+        start_timeout_s: float,
+        preroll: tuple[bytes, ...] = (),
+        relay: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """Open a request at ``t``: the recognizer starts and hears ``preroll`` first;
+        ``relay`` is given each frame of the request after that (the pre-roll holds the
+        wake word, which is not part of what was asked)."""
         self.segmenter.begin(t, start_timeout_s)
         self._audio = []
+        self._relay = None
         if self.recognizer is not None:
             self.recognizer.start()
         self._open = True
         for pcm in preroll:
             self._feed(pcm)
+        self._relay = relay
 
-    def end(self) -> None:
-        """The request is over, however it ended: the recognizer is finished if still open."""
+    def end(self) -> Transcript:
+        """The request is over, however it ended: the recognizer is finished if still open
+        (its transcript; empty when it was finished already)."""
         self.segmenter.end()
-        self._finish()
+        heard = self._finish()
         self._audio = []
+        return heard
 
     def reset(self) -> None:
         """Forget what the wake detector buffered (it heard nothing for a while)."""
@@ -227,10 +244,13 @@ class Hearing:
             self.recognizer.feed(pcm)
         if self.keep_audio:
             self._audio.append(pcm)
+        if self._relay is not None:
+            self._relay(pcm)
 
     def _finish(self) -> Transcript:
         """The transcript; the recognizer is finished once per request."""
         was_open, self._open = self._open, False
+        self._relay = None
         if self.recognizer is None:
             return Transcript(None)
         if not was_open:

@@ -38,6 +38,7 @@ class Origin(StrEnum):
     TIMER = "timer"  # a timer ringing
     ANNOUNCEMENT = "announcement"  # something the assistant has to tell (missed timers)
     REPEAT = "repeat"  # the last reply again (double press)
+    HOME = "home"  # audio from Home Assistant: its reply, an announcement, media
     CHIME = "chime"  # a short sound; always utterance 0, never waited for
 
 
@@ -136,6 +137,16 @@ class Voice:
         self.cut("replaced")
         utterance = self.utterances.begin(origin, text, request_id)
         self.speech.say(utterance.id, text, cache=cache)
+        self.speech.finish(utterance.id)
+        return utterance
+
+    def play(
+        self, origin: Origin, pcm: bytes, rate: int, text: str = "", request_id: RequestId = None
+    ) -> Utterance:
+        """Play recorded audio as the utterance the assistant now waits for."""
+        self.cut("replaced")
+        utterance = self.utterances.begin(origin, text, request_id)
+        self.speech.play(utterance.id, pcm, rate)
         self.speech.finish(utterance.id)
         return utterance
 

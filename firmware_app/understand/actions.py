@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from firmware_app.core.parts import HomePublish
+from firmware_app.listen.segmenter import Transcript
 from firmware_app.understand.intents import Intent, normalize
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.intents.numbers import parse_duration, spoken_duration
@@ -211,4 +212,18 @@ def strip_wake_words(text: str) -> str:
     return " ".join(words)
 
 
-__all__ = ["Actions", "Outcome", "Question", "clock_time", "strip_wake_words"]
+def without_wake_words(heard: Transcript) -> Transcript:
+    """What the recognizer heard, its wake words dropped (no text: no speech model)."""
+    if heard.text is None:
+        return heard
+    return Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
+
+
+__all__ = [
+    "Actions",
+    "Outcome",
+    "Question",
+    "clock_time",
+    "strip_wake_words",
+    "without_wake_words",
+]
