@@ -295,7 +295,23 @@ def assembled(
 
 
 def run(settings: Settings) -> int:
-    """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
+    """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications. Refuses to
+    start while another ``ttbt5 run`` holds the device (AlreadyRunningError)."""
+    from firmware_app.control import socket_path
+    from firmware_app.instance import InstanceLock
+
+    lock = InstanceLock(socket_path().parent)
+    try:
+        lock.acquire()  # before the sound card or the socket are touched
+    except OSError as exc:  # e.g. started by hand, without its runtime directory
+        logger.warning("cannot lock {} ({}); not checking for another ttbt5 run", lock.path, exc)
+    try:
+        return _run_locked(settings)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings) -> int:
     from firmware_app.audio.alsa import AlsaSpeaker, Microphone
     from firmware_app.control import ControlServer, socket_path
     from firmware_app.notify import Notifier
