@@ -369,6 +369,7 @@ class Assistant(Flow):
             "audio": audio,
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
+            "arbitration": self.parts.arbiter.status(),
         }
 
 

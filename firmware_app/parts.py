@@ -47,6 +47,10 @@ class WakeArbiter(Protocol):
         """Called on each wake word: True to answer it here, False to stay silent."""
         ...
 
+    def status(self) -> dict[str, object] | None:
+        """For health: what the arbiter turned away (None: no arbitration)."""
+        ...
+
 
 class Clock(Protocol):
     def t(self) -> float:
@@ -105,6 +109,9 @@ class AlwaysClaim:
 
     def claim(self, model: str, score: float) -> bool:
         return True
+
+    def status(self) -> dict[str, object] | None:
+        return None
 
 
 Updater = Callable[[Command], None]

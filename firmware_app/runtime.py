@@ -209,15 +209,32 @@ def _hearing(
         and settings.mqtt.host
         and isinstance(parts.arbiter, AlwaysClaim)
     ):
+        from firmware_app.config import read_secret
         from firmware_app.mqtt.arbitration import LevelMeter, MeteredWake, MqttWakeArbiter
 
-        meter = LevelMeter()
-        wake = MeteredWake(wake, meter)
-        arbiter = MqttWakeArbiter(
-            settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=meter
+        key = read_secret(
+            arbitration.secret,
+            arbitration.secret_file,
+            "arbitration.secret_file",
+            "arbitration_secret",
         )
-        stack.callback(arbiter.close)
-        changes["arbiter"] = arbiter
+        if key is None:
+            logger.warning(
+                "wake arbitration is off: set arbitration.secret_file (the same key on every "
+                "device of the group); until then this device answers every wake alone"
+            )
+        else:
+            meter = LevelMeter()
+            wake = MeteredWake(wake, meter)
+            arbiter = MqttWakeArbiter(
+                settings.mqtt,
+                key.get_secret_value().encode(),
+                arbitration.group,
+                arbitration.window_ms / 1000,
+                meter=meter,
+            )
+            stack.callback(arbiter.close)
+            changes["arbiter"] = arbiter
     return replace(parts, **changes), wake  # type: ignore[arg-type]
 
 
