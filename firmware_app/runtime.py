@@ -299,9 +299,6 @@ def assembled(
         edges.serve(assistant.status)
         if mqtt is not None:
             mqtt.start()  # reports start with the assistant's own status
-        if store.recovered_from is not None:
-            message = f"corrupt store moved to {store.recovered_from.name}"
-            bus.publish(Event("error", 0.0, 0.0, {"where": "store", "message": message}))
         if extras:
             from firmware_app.gpio import start_gpio
 

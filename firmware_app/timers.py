@@ -12,8 +12,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from loguru import logger
-
 from firmware_app.store import Store
 
 TABLE = "timers"
@@ -67,8 +65,7 @@ class Timers:
         for key, value in store.items(TABLE):
             timer, problem = parse_timer(key, value)
             if timer is None:
-                logger.error("timers: dropping unreadable timer {!r}: {}", key, problem)
-                store.delete(TABLE, key)
+                store.drop_bad(TABLE, key, problem)
             else:
                 self._timers[key] = timer
         self.next_due = min((t.due for t in self._timers.values()), default=float("inf"))
