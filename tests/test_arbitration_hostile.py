@@ -15,13 +15,13 @@ import pytest
 from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
 from test_arbitration import KEY, make, together
 
-from firmware_app.mqtt.arbitration import (
+from firmware_app.edges.mqtt.arbitration import (
     MqttWakeArbiter,
     claims_topic,
     group_topic,
     peers_topic,
 )
-from firmware_app.mqtt.claims import sign
+from firmware_app.edges.mqtt.claims import sign
 
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 

@@ -19,9 +19,9 @@ import pytest
 from harness import wait_until
 from test_control import Service
 
-from firmware_app import control
-from firmware_app.control import REQUEST_DEADLINE_S, ControlError, ControlServer
-from firmware_app.events import EventBus
+from firmware_app.app import control
+from firmware_app.app.control import REQUEST_DEADLINE_S, ControlError, ControlServer
+from firmware_app.core.events import EventBus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,7 +250,7 @@ def test_a_second_ttbt5_run_refuses_and_leaves_the_first_serving(
     assert first.returncode == 0, err[-2000:]
     assert not sock_path.exists()
     # with the first one gone the lock is free again: a new run could start
-    from firmware_app.instance import InstanceLock
+    from firmware_app.app.instance import InstanceLock
 
     lock = InstanceLock(runtime_dir)
     lock.acquire()

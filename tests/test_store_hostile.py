@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.messages import Notice
-from firmware_app.store import Store
-from firmware_app.store_rows import MAX_KEPT_ASIDE
-from firmware_app.timers import Timers
+from firmware_app.core.messages import Notice
+from firmware_app.system.store import Store
+from firmware_app.system.store_rows import MAX_KEPT_ASIDE
+from firmware_app.understand.timers import Timers
 
 
 def four_timers(path: Path) -> list[str]:
