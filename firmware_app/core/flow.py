@@ -89,7 +89,7 @@ class Flow(Machine[State]):
         self.inbox = inbox or Inbox()
         self.parts = parts or Parts()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
-        self.timers = Timers(store)
+        self.timers = Timers(store, self.clock)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
         no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
         custom = CustomIntents(settings.intents)
@@ -318,7 +318,7 @@ class Flow(Machine[State]):
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
-        due = self.timers.due(self.clock.epoch())
+        due = self.timers.due()
         if due:
             return self._ring(due[0])
         return self._resting_state()
