@@ -329,6 +329,7 @@ def _run_locked(settings: Settings) -> int:
     from firmware_app.app.control import ControlServer, socket_path
     from firmware_app.audio.alsa import AlsaSpeaker, Microphone
     from firmware_app.system.notify import Notifier
+    from firmware_app.system.test_clock import clock_from_env
 
     notifier = Notifier()
     notifier.status("loading models")
@@ -362,7 +363,7 @@ def _run_locked(settings: Settings) -> int:
     with assembled(
         settings,
         engines,
-        clock=RealClock(),
+        clock=clock_from_env(),
         inbox=inbox,
         speaker=speaker,
         events=settings.log.events,
