@@ -191,7 +191,9 @@ class ControlServer:
             elif key.fileobj is self._wake_r:
                 self._wake_r.recv(4096)  # a request finished: a slot may be free
             else:
-                self._read(selector, waiting, waiting[key.fd])
+                item = waiting.get(key.fd)
+                if item is not None and item.conn is key.fileobj:  # not pushed out just now
+                    self._read(selector, waiting, item)
         now = time.monotonic()
         for item in [w for w in waiting.values() if w.deadline <= now]:
             self._drop(selector, waiting, item, "request incomplete: send one JSON line")
