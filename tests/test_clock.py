@@ -85,6 +85,26 @@ def test_a_clock_earlier_than_last_seen_judges_timers_from_the_last_time_seen(se
     again.close()
 
 
+def test_timers_judged_from_the_last_time_seen_are_judged_again_once_the_clock_is_set(
+    settings,
+) -> None:
+    """Off for an hour, back with a stale clock: the five-minute timer waits; when the
+    clock is set (NTP arrives) it is seen to be long due and rings at once."""
+    clock = ManualClock()
+    rig = Rig(settings, stt=ScriptedStt("set a pasta timer for five minutes"), clock=clock)
+    request(rig)
+    rig.close()
+    stale = ManualClock(clock.epoch() - 86400)
+    again = Rig(settings, clock=stale)
+    assert again.of("clock")
+    again.feed(SILENT, 20)
+    assert rang(again) == []
+    stale.base += 86400 + 3600  # the true time: an hour after the timer was set
+    again.feed(SILENT, 1)
+    assert rang(again) == ["pasta"]
+    again.close()
+
+
 def test_a_trusted_clock_still_announces_timers_missed_while_off(settings) -> None:
     clock = ManualClock()
     rig = Rig(settings, stt=ScriptedStt("set a pasta timer for five minutes"), clock=clock)

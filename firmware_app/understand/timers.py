@@ -9,7 +9,9 @@ restart, and is rewritten when the wall clock is seen to step, so it stays true.
 At start the stored timers are placed back on the running clock from the wall clock, if it
 can be trusted; if it is known to be wrong (earlier than the last time the store saw, or
 systemd-timesyncd has not synchronized it yet) the last time seen stands in for "now", so
-a stale clock never announces timers as missed that are not, nor rings them all at once.
+a stale clock never announces timers as missed that are not, nor rings them all at once;
+once the clock can be trusted (it synchronized, or stepped past the last time seen) those
+timers are judged again by it, so one that came due while the device was off rings then.
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ class Timers:
                 self._timers[key] = timer
         self._offset = self._clock.epoch() - self._clock.t()
         self._seen_at = float("-inf")
+        self._untrusted: set[str] = set()
+        """Stored timers placed while the wall clock could not be trusted: judged again by
+        it once it can (it synchronized, or stepped to a time after the last one seen)."""
+        self._seen_then: float | None = None
+        self._checked_at = float("-inf")
         self.next_due = float("inf")
         self.resume(self._clock.epoch())
 
@@ -124,10 +131,11 @@ class Timers:
         reason = None
         if now is None:
             seen = self._store.get("settings", SEEN_KEY)
-            last = float(seen) if isinstance(seen, int | float) else None
-            now, reason = judge_wall_clock(self._clock.epoch(), last)
+            self._seen_then = float(seen) if isinstance(seen, int | float) else None
+            now, reason = judge_wall_clock(self._clock.epoch(), self._seen_then)
         t = self._clock.t()
         self._at = {key: t + (timer.due - now) for key, timer in self._timers.items()}
+        self._untrusted = set(self._timers) if reason else set()
         self._changed()
         return now, reason
 
@@ -180,13 +188,26 @@ class Timers:
         wall clock steps, so a restart after the step still rings on time."""
         t, epoch = self._clock.t(), self._clock.epoch()
         offset = epoch - t
-        if abs(offset - self._offset) > STEP_S:
+        stepped = abs(offset - self._offset) > STEP_S
+        if self._untrusted and (stepped or t - self._checked_at >= 5.0):
+            self._checked_at = t
+            if judge_wall_clock(epoch, self._seen_then)[1] is None:
+                logger.info(
+                    "the wall clock can be trusted now: timers from before the start judged by it"
+                )
+                for key in self._untrusted & set(self._timers):
+                    self._at[key] = t + (self._timers[key].due - epoch)
+                self._untrusted = set()
+                self._changed()
+        if stepped:
             logger.warning(
                 "the wall clock stepped {:+.0f} s; timers keep running on their own clock",
                 offset - self._offset,
             )
             self._offset = offset
             for key, timer in list(self._timers.items()):
+                if key in self._untrusted:
+                    continue  # its stored time waits for a clock that can be trusted
                 moved = Timer(timer.id, timer.name, timer.seconds, epoch + self._at[key] - t)
                 self._timers[key] = moved
                 self._store.put(TABLE, key, asdict(moved))
