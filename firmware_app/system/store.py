@@ -36,6 +36,7 @@ from typing import Any
 
 from loguru import logger
 
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.system.store_rows import (
     Corrupt,
@@ -230,7 +231,7 @@ class Store:
     def _report(self, message: str) -> None:
         """One ``error`` notice (an event, the LED for a moment)."""
         if self._post is not None:
-            self._post(Notice("error", {"where": "store", "message": message[:300]}))
+            self._post(Notice("error", {"where": FaultCode.STORE, "message": message[:300]}))
 
     # --- the public API
     def get(self, table: str, key: str, default: Any = None) -> Any:
@@ -349,7 +350,7 @@ class Store:
             kept = self._changes()
             logger.error("store: {}; running from memory ({} kept), retrying", message, kept)
             if self._post is not None:
-                self._post(Notice("error", {"where": "store", "message": message}))
+                self._post(Notice("error", {"where": FaultCode.STORE, "message": message}))
         if self._retry_thread is None and not self._closed:
             self._retry_thread = threading.Thread(
                 target=self._retry_loop, name="store-retry", daemon=True

@@ -119,6 +119,9 @@ class Timers:
         self._untrusted: set[str] = set()
         """Stored timers placed while the wall clock could not be trusted: judged again by
         it once it can (it synchronized, or stepped to a time after the last one seen)."""
+        self._distrust: tuple[str, float] | None = None
+        """Why the wall clock could not be trusted at start, and the time judged from
+        instead, until it can be (health's ``clock``)."""
         self._seen_then: float | None = None
         self._checked_at = float("-inf")
         self.next_due = float("inf")
@@ -136,6 +139,7 @@ class Timers:
         t = self._clock.t()
         self._at = {key: t + (timer.due - now) for key, timer in self._timers.items()}
         self._untrusted = set(self._timers) if reason else set()
+        self._distrust = (reason, now) if reason else None
         self._changed()
         return now, reason
 
@@ -189,9 +193,11 @@ class Timers:
         t, epoch = self._clock.t(), self._clock.epoch()
         offset = epoch - t
         stepped = abs(offset - self._offset) > STEP_S
-        if self._untrusted and (stepped or t - self._checked_at >= 5.0):
+        distrusted = self._untrusted or self._distrust is not None
+        if distrusted and (stepped or t - self._checked_at >= 5.0):
             self._checked_at = t
             if judge_wall_clock(epoch, self._seen_then)[1] is None:
+                self._distrust = None
                 logger.info(
                     "the wall clock can be trusted now: timers from before the start judged by it"
                 )
@@ -215,6 +221,14 @@ class Timers:
         elif t - self._seen_at >= SEEN_EVERY_S:
             self._see(t, epoch)
         return self.next_due <= t
+
+    def clock_status(self) -> dict[str, object]:
+        """For health: whether the wall clock is trusted; while it is not (since the start),
+        why, and the time the stored timers were judged from (Unix seconds)."""
+        if self._distrust is None:
+            return {"trusted": True}
+        reason, judged_from = self._distrust
+        return {"trusted": False, "reason": reason, "judged_from": round(judged_from, 1)}
 
     def _see(self, t: float, epoch: float, stepped: bool = False) -> None:
         """Note the wall-clock time for the next start: only forwards, unless the clock
