@@ -5,12 +5,19 @@ sent vs answered, wakes answered, errors by kind, timers and settings kept.
 
     sudo .venv/bin/python scripts/soak.py --duration 3600 --output soak.json
 
-Every cycle (``--cycle`` seconds) runs, in order: a spoken wake word and question, a burst
-of hostile payloads, LLM faults (error status, hang, malformed stream) under ``ask``, a
-retained command, the data directory filling up (a real small tmpfs; skipped with a note
-where mounting is not allowed) while volume and timers change, a microphone stall, and the
+Every cycle (``--cycle`` seconds) runs, in order: a spoken wake word and question (while a
+peer in the device's group, its wall clock 2 s ahead, makes worse claims and a stranger
+without the group's key forges better ones), a burst of hostile payloads, abuse of the
+control socket (silent, vanishing, connect-and-leave and slow-loris clients around a real
+``ask``), LLM faults (error status, hang, malformed stream) under ``ask``, a retained
+command, the data directory filling up (a real small tmpfs; skipped with a note where
+mounting is not allowed) while volume and timers change, a microphone stall, and the
 broker going away (SIGTERM or SIGKILL, alternately) and coming back. Commands flow all the
-time except around the wake and the broker outage.
+time except around the wake and the broker outage. Alongside, a 30 s timer is set and the
+device's wall clock stepped an hour forward, two back and forward again to true (through
+the test-mode clock file, ``firmware_app/system/test_clock.py``): it must ring on time. At
+the end, corrupt rows are written into the store and the device restarted: they must cost
+only themselves.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from live_mic import MicFeeder  # noqa: E402
 from llm_fake_server import FakeLlm, hang, raw, sse, status  # noqa: E402
 from mqtt_broker import Broker  # noqa: E402
 from small_fs import SmallFs  # noqa: E402
+from soak_faults import GROUP, KEY, Claims, ClockSteps, corrupt_row, socket_abuse  # noqa: E402
 from soak_rig import Device, Observer, asoundrc, hostile_payloads  # noqa: E402
 
 DEVICE_ID = "soak"
@@ -86,8 +94,19 @@ class Soak:
             "TTBT5_MQTT__RECONNECT_MAX_S": "2",
             "TTBT5_LLM__URL": self.llm.url,
             "TTBT5_LOG__EVENTS": str(workdir / "events.jsonl"),
+            "TTBT5_ARBITRATION__SECRET": KEY,
+            "TTBT5_ARBITRATION__GROUP": GROUP,
+            "RUNTIME_DIRECTORY": str(workdir / "run"),
+            "TTBT5TEST_WALL_CLOCK_FILE": str(workdir / "wall-offset"),
         }
+        self.socket_abuse: list[dict[str, Any]] = []
+        self.clock = ClockSteps(workdir / "wall-offset")
+        self.corrupt: dict[str, Any] = {}
+        self._clock_thread: threading.Thread | None = None
+        self.claims_seen: dict[str, Any] = {}
+        self.first_process_samples: int | None = None
         self.observer = Observer(self.broker.host, self.broker.port, f"ttbt5/{DEVICE_ID}")
+        self.claims = Claims(self.broker.host, self.broker.port)
         self.device = Device(env, workdir)
         self.wake_audio = conversation(0.5, "Hey Jarvis, what time is it?", 2.0)
 
@@ -101,6 +120,9 @@ class Soak:
         while time.monotonic() - start < self.args.duration:
             self._cycle(cycle, start)
             cycle += 1
+        if self._clock_thread is not None:
+            self._clock_thread.join()
+        self._corrupt_row()
         self.quiet.set()
         time.sleep(self.args.grace)
         self.done.set()
@@ -120,9 +142,17 @@ class Soak:
 
         self._send("ask", {"text": "cancel all timers"})
         at(0.05)
-        self._wake()
+        self.claims.during(self._wake)
+        self._clock_thread = threading.Thread(
+            target=self.clock.run, args=(self._clock_timer, self._rings)
+        )
+        self._clock_thread.start()
         at(0.2)
         self._hostile(cycle)
+        self.quiet.set()  # nothing else interrupts the ask that must get through
+        time.sleep(1)
+        self.socket_abuse.append(socket_abuse(self.workdir / "run" / "control.sock"))
+        self.quiet.clear()
         at(0.25)
         self._llm_faults()
         at(0.32)
@@ -187,6 +217,47 @@ class Soak:
             self.wakes["detected"] += 1
             if self.observer.since(t, "reply"):
                 self.wakes["answered"] += 1
+        self.quiet.clear()
+
+    def _clock_timer(self) -> None:
+        self._send("ask", {"text": "set a timer for thirty seconds"})
+
+    def _rings(self, t0: float) -> list[float]:
+        with self.observer.lock:
+            timeline = list(self.observer.timeline)
+        return [
+            at for at, k, d in timeline if at >= t0 and k == "timer" and d.get("action") == "ring"
+        ]
+
+    def _corrupt_row(self) -> None:
+        """Bad rows written under the running service, read at its next start."""
+        path = self.fs.path / "store.sqlite"
+        try:
+            corrupt_row(path)
+        except Exception as exc:
+            self.notes.append(f"corrupt row not written: {exc}")
+            return
+        self.quiet.set()
+        time.sleep(3)
+        self.claims_seen = self.claims.report(self.observer.health)  # before the restart
+        self.first_process_samples = len(self.samples)  # the drift is the first process's
+        self.device.stop()
+        self.device.start()
+        t = time.monotonic()
+        self._wait_online(180, 0)
+        time.sleep(8)  # a health report from the new process
+        errors = [e for e in self.observer.since(t, "error") if e.get("where") == "store"]
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM timers WHERE key IN ('bad-bytes', 'bad-json')"
+            ).fetchone()[0]
+        store = self.observer.health.get("store") or {}
+        self.corrupt = {
+            "store_errors": len(errors),
+            "bad_rows_left": left,
+            "store": store.get("status"),
+        }
+        self.faults["corrupt_row"] = 1
         self.quiet.clear()
 
     def _hostile(self, cycle: int) -> None:
@@ -266,7 +337,7 @@ class Soak:
         return {
             "duration_s": round(elapsed, 1),
             "cycles": cycles,
-            "process": _trend(self.samples),
+            "process": _trend(self.samples[: self.first_process_samples]),
             "samples": self.samples,
             "commands": {
                 "sent": len(self.sent),
@@ -294,6 +365,15 @@ class Soak:
             "volume": {"in_memory": health.get("volume"), "in_store": stored.get("volume")},
             "crashes": len(self.device.crashes),
             "exit_code": exit_code,
+            "socket_abuse": {
+                "rounds": len(self.socket_abuse),
+                "ask_answered": sum(1 for r in self.socket_abuse if r["ask_answered"]),
+                "max_ask_s": max((r["ask_s"] for r in self.socket_abuse), default=None),
+                "errors": [r["error"] for r in self.socket_abuse if r["error"]],
+            },
+            "claims": self.claims_seen or self.claims.report(health),
+            "clock_steps": self.clock.report(),
+            "corrupt_row": self.corrupt,
             "faults": self.faults,
             "notes": self.notes,
         }
@@ -313,6 +393,7 @@ class Soak:
         if self.device.proc is not None and self.device.proc.poll() is None:
             self.device.stop()
         self.observer.close()
+        self.claims.close()
         self.feeder.close()
         self.llm.close()
         self.broker.stop()

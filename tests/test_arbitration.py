@@ -7,24 +7,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F401
+from pydantic import SecretStr
 
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.arbitration import Claim, MqttWakeArbiter, group_topic
 from firmware_app.listen.level import LevelMeter
 
 WINDOW = 0.3
+KEY = b"the group's shared key"
 
 
 def make(
-    broker: Broker, device: str, group: str, meter: LevelMeter | None = None
+    broker: Broker, device: str, group: str, meter: LevelMeter | None = None, **kwargs: Any
 ) -> MqttWakeArbiter:
     settings = MqttSettings(host=broker.host, port=broker.port, device_id=device)
-    arbiter = MqttWakeArbiter(settings, group=group, window_s=WINDOW, meter=meter)
+    arbiter = MqttWakeArbiter(settings, KEY, group=group, window_s=WINDOW, meter=meter, **kwargs)
     assert arbiter.wait_connected(10.0), "arbiter did not connect"
     return arbiter
 
@@ -34,6 +37,7 @@ def pair_fixture(broker: Broker, request: pytest.FixtureRequest) -> Iterator[lis
     group = request.node.name.replace("[", "_").replace("]", "")
     arbiters = [make(broker, "kitchen", group), make(broker, "hall", group)]
     assert all(a.wait_peers(1, 10.0) for a in arbiters), "the devices did not see each other"
+    time.sleep(0.2)  # each has subscribed to the other's claims
     yield arbiters
     for a in arbiters:
         a.close()
@@ -98,13 +102,16 @@ def test_wakes_far_apart_are_separate_requests(pair: list[MqttWakeArbiter]) -> N
 def test_another_group_and_garbage_do_not_count(broker: Broker) -> None:
     kitchen = make(broker, "kitchen", "upstairs")
     hall = make(broker, "hall", "downstairs")
-    listener = Listener(broker, (group_topic("upstairs"),))
+    listener = Listener(broker, (group_topic("upstairs") + "/#",))
     try:
-        listener.publish(group_topic("upstairs"), "not json")
-        listener.publish(group_topic("upstairs"), json.dumps({"device": "x"}))
+        assert kitchen.wait_peers(0, 1) and hall.wait_peers(0, 1)
+        listener.publish(group_topic("upstairs") + "/hall", "not json")
+        listener.publish(group_topic("upstairs") + "/hall", json.dumps({"device": "x"}))
         results, _ = together(lambda: kitchen.claim("alexa", 0.5), lambda: hall.claim("alexa", 0.9))
         assert results == [True, True]  # different groups answer each on their own
-        claim = listener.wait_for(group_topic("upstairs"), lambda m: b"kitchen" in m.payload).json()
+        claim = listener.wait_for(
+            group_topic("upstairs") + "/kitchen", lambda m: b"kitchen" in m.payload
+        ).json()
         assert claim["device"] == "kitchen" and claim["score"] == 0.5 and claim["model"] == "alexa"
         assert abs(claim["t"] - time.time()) < 5
     finally:
@@ -115,7 +122,7 @@ def test_another_group_and_garbage_do_not_count(broker: Broker) -> None:
 
 def test_without_a_broker_each_answers_alone_at_once() -> None:
     settings = MqttSettings(host="127.0.0.1", port=free_port(), device_id="lonely")
-    arbiter = MqttWakeArbiter(settings)
+    arbiter = MqttWakeArbiter(settings, KEY)
     try:
         t0 = time.monotonic()
         assert arbiter.claim("hey_jarvis", 0.2)
@@ -145,15 +152,15 @@ def test_a_broker_that_dies_leaves_each_answering_alone(tmp_path: Path) -> None:
 
 
 def test_claim_order_rule() -> None:
-    a, b = Claim("a", 0.8, 0.0), Claim("b", 0.8, 0.0)
+    a, b = Claim("a", 0.8), Claim("b", 0.8)
     assert a.beats(b) and not b.beats(a)
-    assert Claim("z", 0.9, 0.0).beats(a)
+    assert Claim("z", 0.9).beats(a)
     assert not a.beats(a)
     # within one 0.1 step of score the louder (nearer) device wins
-    near, far = Claim("z", 0.981, 0.0, level_db=-12.0), Claim("a", 0.99, 0.0, level_db=-30.0)
+    near, far = Claim("z", 0.981, level_db=-12.0), Claim("a", 0.99, level_db=-30.0)
     assert near.beats(far) and not far.beats(near)
     # a clearly better score wins however quiet
-    assert Claim("z", 0.95, 0.0, level_db=-40.0).beats(Claim("a", 0.75, 0.0, level_db=-6.0))
+    assert Claim("z", 0.95, level_db=-40.0).beats(Claim("a", 0.75, level_db=-6.0))
 
 
 def test_level_meter_reports_the_loudest_recent_frame() -> None:
@@ -191,6 +198,7 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
             (audio * gain).astype(np.int16),
         )
     assert all(d[1].wait_peers(1, 10.0) for d in devices.values()), "no peer seen"
+    time.sleep(0.2)  # each has subscribed to the other's claims
     outcome: dict[str, list[tuple[float, bool]]] = {name: [] for name in devices}
     begin = threading.Barrier(len(devices))
 
@@ -252,7 +260,11 @@ def test_two_assistants_on_one_broker_answer_once(broker: Broker, tmp_path: Path
             mqtt=MqttSettings(host=broker.host, port=broker.port, device_id=name),
         )
         settings = settings.model_copy(
-            update={"arbitration": settings.arbitration.model_copy(update={"group": "house"})}
+            update={
+                "arbitration": settings.arbitration.model_copy(
+                    update={"group": "house", "secret": SecretStr(KEY.decode())}
+                )
+            }
         )
         engines = Engines(
             OpenWakeWord(WakeSettings()),
@@ -293,7 +305,7 @@ def test_a_device_alone_in_its_group_answers_without_waiting(broker: Broker) -> 
         assert kitchen.last["alone"] is True
         hall = make(broker, "hall", "alone")
         assert kitchen.wait_peers(1, 10.0) and hall.wait_peers(1, 10.0)
-        assert kitchen.peers == {"hall"} and hall.peers == {"kitchen"}
+        assert set(kitchen.peers) == {"hall"} and set(hall.peers) == {"kitchen"}
         assert kitchen.claim("alexa", 0.9) is True
         assert kitchen.last["alone"] is False
         hall.close()

@@ -171,6 +171,9 @@ class Arbiter:
         self.claims.append((model, score))
         return self.wins
 
+    def status(self) -> dict[str, object] | None:
+        return {"claims": len(self.claims)}
+
 
 def test_the_echo_canceller_cleans_frames_that_carry_the_speaker_reference(settings) -> None:
     echo = Echo()

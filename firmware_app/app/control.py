@@ -8,11 +8,17 @@ service's timer, "repeat that" repeats its last reply, and no second process ope
 sound card. Without a running service the command runs in-process instead.
 
 The protocol is one JSON line each way and then some: the request
-``{"command": "ask"|"say", "text": "..."}``; answers ``{"reply": "..."}`` for each reply,
-then one ``{"ok": true}`` or ``{"ok": false, "error": "..."}`` that ends the exchange. A
-request that is not valid (too long, not JSON, unknown fields) gets only the error line,
-and the server goes on serving. The socket is the service's (owner and group, mode 0660):
-only members of its group can use it.
+``{"command": "ask"|"say", "text": "..."}``; answers ``{"accepted": true}`` as soon as the
+assistant has taken it, ``{"reply": "..."}`` for each reply, then one ``{"ok": true}`` or
+``{"ok": false, "error": "..."}`` that ends the exchange. A request that is not valid (too
+long, not JSON, unknown fields) gets only the error line, and the server goes on serving.
+The socket is the service's (owner and group, mode 0660): only members of its group can
+use it.
+
+Every local client is assumed careless or hostile: a connection must send its request
+within ``REQUEST_DEADLINE_S`` and take each answer line within it, whatever it does costs
+only its own exchange, and the command line gives up with one clear line when the service
+does not take its connection or answer in time.
 """
 
 from __future__ import annotations
@@ -21,12 +27,16 @@ import contextlib
 import json
 import os
 import queue
+import select
+import selectors
 import socket
 import stat
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -41,9 +51,19 @@ SOCKET_NAME = "control.sock"
 DEFAULT_RUNTIME_DIR = Path("/run/ttbt5")
 MAX_REQUEST_BYTES = 8192
 MAX_CLIENTS = 4
-"""Requests served at once; more are answered ``busy`` (each holds a thread)."""
+"""Requests carried out at once (each holds a thread); more wait for one to finish, up to
+``REQUEST_DEADLINE_S``, and are then answered ``busy``."""
+MAX_WAITING = 64
+"""Connections still sending their request; a newcomer beyond this pushes out the oldest."""
+REQUEST_DEADLINE_S = 5.0
+"""A connection must have sent its whole request line within this; every answer line must
+be taken by the client within it too. No client holds anything longer."""
 ANSWER_TIMEOUT_S = 120.0
-READ_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
+"""The command line's wait for the service to take its connection."""
+ACCEPT_TIMEOUT_S = REQUEST_DEADLINE_S + 5.0
+"""The command line's wait for the service's first answer line (it is sent as soon as the
+assistant has taken the request)."""
 RESTING = {"idle", "muted", "error"}
 
 
@@ -66,20 +86,45 @@ def socket_path(env: Mapping[str, str] = os.environ) -> Path:
     return base / SOCKET_NAME
 
 
+@dataclass
+class _Waiting:
+    """A connection that has not yet sent its whole request."""
+
+    conn: socket.socket
+    deadline: float
+    data: bytes = b""
+
+
 class ControlServer:
-    """Serves ``ask``/``say`` requests for the running assistant, each on its own thread."""
+    """Serves ``ask``/``say`` requests for the running assistant.
+
+    One thread reads every connection's request without blocking, each under its own
+    deadline, so silent, slow or vanishing clients cost a file descriptor for at most
+    ``REQUEST_DEADLINE_S`` and never the thread. A complete request is carried out on a
+    thread of its own (at most ``MAX_CLIENTS``); a write to a client that fails or stalls
+    ends that client's exchange only.
+    """
 
     def __init__(self, path: Path, post: Callable[[Message], None], bus: EventBus) -> None:
         self.path = path
         self._post = post
         self._bus = bus
         self._sock: socket.socket | None = None
+        self._bound: tuple[int, int] | None = None
+        """The (device, inode) of the socket this server created: the only one it removes."""
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="control", daemon=True)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)  # a full pipe already says "look again"
+        self._thread = threading.Thread(target=self._loop, name="control", daemon=True)
+        self._ready: deque[tuple[socket.socket, Request, float]] = deque()
+        """Complete requests waiting (each until its deadline) for a request to finish."""
+        self.refused = 0
+        """Connections answered ``busy``, timed out or pushed out (for tests and health)."""
 
     def start(self) -> None:
-        """Listen (replacing a socket a previous run left behind)."""
+        """Listen. A socket left behind is replaced: the caller holds the instance lock
+        (``instance.hold``), so no other service can be using it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_socket():
             self.path.unlink()
@@ -90,60 +135,179 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
-        sock.listen(MAX_CLIENTS)
+        info = os.stat(self.path)
+        self._bound = (info.st_dev, info.st_ino)
+        sock.listen(MAX_WAITING)
+        sock.setblocking(False)
         self._sock = sock
         self._thread.start()
         logger.info("control socket: {}", self.path)
 
     def close(self) -> None:
         self._closed.set()
-        if self._sock is not None:
-            with contextlib.suppress(OSError):  # wakes the accept loop
-                self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        if self._sock is not None:
+            self._sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._bound is not None:
+            with contextlib.suppress(OSError):
+                info = os.stat(self.path)
+                if (info.st_dev, info.st_ino) == self._bound:  # never another's socket
+                    self.path.unlink()
 
-    def _accept(self) -> None:
+    # -- the reading thread --------------------------------------------------------------
+
+    def _loop(self) -> None:
         assert self._sock is not None
-        while not self._closed.is_set():
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        waiting: dict[int, _Waiting] = {}  # by file descriptor, oldest first
+        try:
+            while not self._closed.is_set():
+                try:
+                    self._turn(selector, waiting)
+                except Exception as exc:  # nothing a client does may end this loop
+                    logger.opt(exception=exc).error("control: {}", exc)
+                    time.sleep(0.05)
+        finally:
+            for item in waiting.values():
+                item.conn.close()
+            for conn, _, _ in self._ready:
+                conn.close()
+            selector.close()
+
+    def _turn(self, selector: selectors.BaseSelector, waiting: dict[int, _Waiting]) -> None:
+        now = time.monotonic()
+        deadlines = [w.deadline for w in waiting.values()] + [d for _, _, d in self._ready]
+        first = min(deadlines, default=now + 1.0)
+        for key, _ in selector.select(max(0.0, first - now)):
+            if key.fileobj is self._sock:
+                self._take(selector, waiting)
+            elif key.fileobj is self._wake_r:
+                self._wake_r.recv(4096)  # a request finished: a slot may be free
+            else:
+                item = waiting.get(key.fd)
+                if item is not None and item.conn is key.fileobj:  # not pushed out just now
+                    self._read(selector, waiting, item)
+        now = time.monotonic()
+        for item in [w for w in waiting.values() if w.deadline <= now]:
+            self._drop(selector, waiting, item, "request incomplete: send one JSON line")
+        self._dispatch(now)
+
+    def _dispatch(self, now: float) -> None:
+        """Start the requests that wait, oldest first, while there is room; one that has
+        waited its whole deadline is answered ``busy``."""
+        while self._ready:
+            conn, request, deadline = self._ready[0]
+            if self._slots.acquire(blocking=False):
+                self._ready.popleft()
+                worker = threading.Thread(target=self._serve, args=(conn, request), daemon=True)
+                worker.start()
+            elif deadline <= now:
+                self._ready.popleft()
+                self.refused += 1
+                _answer_and_close(conn, {"ok": False, "error": "busy: too many requests at once"})
+            else:
+                return
+
+    def _take(self, selector: selectors.BaseSelector, waiting: dict[int, _Waiting]) -> None:
+        assert self._sock is not None
+        for _ in range(MAX_WAITING):
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
+            except BlockingIOError:
                 return
-            if not self._slots.acquire(blocking=False):
-                _send(conn, {"ok": False, "error": "busy: too many requests at once"})
-                conn.close()
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except OSError as exc:  # out of file descriptors: let the others finish first
+                logger.warning("control: cannot take a connection: {}", exc)
+                time.sleep(0.05)
+                return
+            conn.setblocking(False)
+            if len(waiting) >= MAX_WAITING:
+                oldest = next(iter(waiting.values()))
+                self._drop(selector, waiting, oldest, "too many connections: try again")
+            item = _Waiting(conn, time.monotonic() + REQUEST_DEADLINE_S)
+            waiting[conn.fileno()] = item
+            selector.register(conn, selectors.EVENT_READ)
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _read(
+        self, selector: selectors.BaseSelector, waiting: dict[int, _Waiting], item: _Waiting
+    ) -> None:
+        try:
+            chunk = item.conn.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:  # reset by the client: nobody to answer
+            self._forget(selector, waiting, item)
+            item.conn.close()
+            return
+        item.data += chunk
+        if chunk and b"\n" not in item.data and len(item.data) <= MAX_REQUEST_BYTES:
+            return
+        self._forget(selector, waiting, item)
+        try:
+            request = _parse(item.data)
+        except ControlError as exc:
+            _answer_and_close(item.conn, {"ok": False, "error": str(exc)})
+            return
+        if len(self._ready) >= MAX_WAITING:
+            self.refused += 1
+            _answer_and_close(item.conn, {"ok": False, "error": "busy: too many requests at once"})
+            return
+        self._ready.append((item.conn, request, time.monotonic() + REQUEST_DEADLINE_S))
+
+    def _drop(
+        self,
+        selector: selectors.BaseSelector,
+        waiting: dict[int, _Waiting],
+        item: _Waiting,
+        error: str,
+    ) -> None:
+        self.refused += 1
+        self._forget(selector, waiting, item)
+        _answer_and_close(item.conn, {"ok": False, "error": error})
+
+    @staticmethod
+    def _forget(
+        selector: selectors.BaseSelector, waiting: dict[int, _Waiting], item: _Waiting
+    ) -> None:
+        waiting.pop(item.conn.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(item.conn)
+
+    # -- one request's thread ------------------------------------------------------------
+
+    def _serve(self, conn: socket.socket, request: Request) -> None:
         try:
             with conn:
-                conn.settimeout(READ_TIMEOUT_S)
+                conn.setblocking(True)
+                conn.settimeout(REQUEST_DEADLINE_S)  # a client that stops reading: its loss
                 try:
-                    request = _read_request(conn)
-                except ControlError as exc:
-                    _send(conn, {"ok": False, "error": str(exc)})
-                    return
-                try:
-                    for answer in self.carry_out(request):
+                    for answer in self.carry_out(request, lambda: _hung_up(conn)):
                         _send(conn, answer)
                 except OSError:
                     raise
                 except Exception as exc:  # one request must not take the server down
                     logger.opt(exception=exc).error("control: {} failed: {}", request.command, exc)
                     _send(conn, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-        except OSError as exc:  # the client went away: nothing to tell it
+        except OSError as exc:  # the client went away or stopped reading: nothing to tell it
             logger.debug("control: client gone: {}", exc)
         finally:
             self._slots.release()
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
-    def carry_out(self, request: Request) -> Iterator[dict[str, object]]:
+    def carry_out(
+        self, request: Request, gone: Callable[[], bool] = lambda: False
+    ) -> Iterator[dict[str, object]]:
         """Post the request to the assistant and follow it to its end on the event bus:
-        each ``reply`` it gets, then whether its speech was heard."""
+        that it was taken, each ``reply`` it gets, then whether its speech was heard.
+        Following stops early when ``gone`` says the client hung up (the request itself
+        goes on: a ``say`` taken is still spoken)."""
         token = f"control-{uuid.uuid4().hex[:12]}"
         events: queue.Queue[Event | tuple[bool, str | None]] = queue.Queue()
 
@@ -158,29 +322,37 @@ class ControlServer:
         try:
             args = {"text": request.text}
             self._post(Command(request.command, args, answered, "control", token))
-            yield from _follow(events, request.command)
+            yield from _follow(events, request.command, gone)
         finally:
             self._bus.unsubscribe(observe)
 
 
 def _follow(
-    events: queue.Queue[Event | tuple[bool, str | None]], command: str
+    events: queue.Queue[Event | tuple[bool, str | None]],
+    command: str,
+    gone: Callable[[], bool],
 ) -> Iterator[dict[str, object]]:
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
     accepted = False
     replied = False
     while True:
-        try:
-            item = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
+        left = deadline - time.monotonic()
+        if left <= 0:
             yield {"ok": False, "error": "no answer from the assistant in time"}
             return
+        try:
+            item = events.get(timeout=min(left, 0.25))
+        except queue.Empty:
+            if gone():
+                return
+            continue
         if isinstance(item, tuple):
             ok, error = item
             if not ok:
                 yield {"ok": False, "error": error or f"{command} failed"}
                 return
             accepted = True
+            yield {"accepted": True}
             continue
         kind, fields = item.type, item.fields
         if kind == "reply":
@@ -199,22 +371,29 @@ def _follow(
                 return
 
 
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the client closed its end entirely (a half-closed client, done sending but
+    still reading, has not)."""
+    poller = select.poll()
+    poller.register(conn, select.POLLHUP | select.POLLERR)
+    try:
+        return any(mask & (select.POLLHUP | select.POLLERR) for _, mask in poller.poll(0))
+    except OSError:
+        return True
+
+
+def _answer_and_close(conn: socket.socket, answer: Mapping[str, object]) -> None:
+    """One last line to a client, if it takes it at once; whatever happens, close."""
+    with conn, contextlib.suppress(OSError):
+        conn.setblocking(False)
+        conn.send(_line(answer))
+
+
 def _not_heard(reason: str) -> dict[str, object]:
     return {"ok": False, "error": f"the reply was not heard whole: {reason}"}
 
 
-def _read_request(conn: socket.socket) -> Request:
-    data = b""
-    while b"\n" not in data:
-        try:
-            chunk = conn.recv(4096)
-        except TimeoutError:
-            raise ControlError("request incomplete: send one JSON line") from None
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_REQUEST_BYTES:
-            raise ControlError(f"request too large (limit {MAX_REQUEST_BYTES} bytes)")
+def _parse(data: bytes) -> Request:
     line = data.split(b"\n", 1)[0]
     if len(line) > MAX_REQUEST_BYTES:
         raise ControlError(f"request too large (limit {MAX_REQUEST_BYTES} bytes)")
@@ -230,9 +409,12 @@ def _read_request(conn: socket.socket) -> Request:
         raise ControlError('request is not JSON: send {"command": ..., "text": ...}') from None
 
 
+def _line(answer: Mapping[str, object]) -> bytes:
+    return (json.dumps(answer, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
 def _send(conn: socket.socket, answer: Mapping[str, object]) -> None:
-    line = json.dumps(answer, ensure_ascii=False, separators=(",", ":")) + "\n"
-    conn.sendall(line.encode("utf-8"))
+    conn.sendall(_line(answer))
 
 
 # -- the command line's side ---------------------------------------------------------------
@@ -243,32 +425,64 @@ def request(
 ) -> list[str] | None:
     """Have the running service carry out ``command``; its replies, or None when no
     service is listening (then the caller runs it in-process). Raises ControlError when
-    the service refuses or fails it."""
+    the service refuses or fails it, or does not answer in time (a stuck service must
+    not hang the command line)."""
     path = path or socket_path()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        sock.close()
+    sock = _connect(path)
+    if sock is None:
         return None  # no service running
-    except PermissionError:
-        sock.close()
-        raise ControlError(
-            f"the running service's {path} is not open to this user: join its group "
-            "(sudo adduser $USER ttbt5) or use --local"
-        ) from None
     replies: list[str] = []
     with sock:
-        sock.settimeout(ANSWER_TIMEOUT_S + 10)
-        _send(sock, {"command": command, "text": text})
-        for answer in _answers(sock):
-            if "reply" in answer:
-                replies.append(str(answer["reply"]))
-            elif answer.get("ok") is True:
-                return replies
-            else:
-                raise ControlError(str(answer.get("error") or f"{command} failed"))
+        sock.settimeout(ACCEPT_TIMEOUT_S)
+        try:
+            _send(sock, {"command": command, "text": text})
+            for answer in _answers(sock):
+                sock.settimeout(ANSWER_TIMEOUT_S + 10)  # it answered: it is alive
+                if answer.get("accepted") is True:
+                    continue
+                if "reply" in answer:
+                    replies.append(str(answer["reply"]))
+                elif answer.get("ok") is True:
+                    return replies
+                else:
+                    raise ControlError(str(answer.get("error") or f"{command} failed"))
+        except TimeoutError:
+            raise ControlError(
+                f"the running service ({path}) did not answer in time: it may be stuck; "
+                "see journalctl -u ttbt5, or use --local"
+            ) from None
+        except (BrokenPipeError, ConnectionResetError):
+            pass
     raise ControlError("the running service closed the connection without an answer")
+
+
+def _connect(path: Path) -> socket.socket | None:
+    """Connected to the service, or None when none listens. A full backlog (a service
+    that stopped taking connections) is retried until ``CONNECT_TIMEOUT_S``."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            return None
+        except PermissionError:
+            sock.close()
+            raise ControlError(
+                f"the running service's {path} is not open to this user: join its group "
+                "(sudo adduser $USER ttbt5) or use --local"
+            ) from None
+        except (BlockingIOError, TimeoutError):
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise ControlError(
+                    f"the running service ({path}) is not taking connections "
+                    f"(waited {CONNECT_TIMEOUT_S:.0f} s): it may be stuck; use --local"
+                ) from None
+            time.sleep(0.05)
 
 
 def _answers(sock: socket.socket) -> Iterator[dict[str, object]]:

@@ -34,7 +34,7 @@ from firmware_app.core.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.core.errors import EngineUnavailableError, FaultCode
+from firmware_app.core.errors import EngineUnavailableError
 from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
@@ -241,10 +241,27 @@ def _arbiter(
     arbitration = settings.arbitration
     if isinstance(engines.wake, NoWake) or not (arbitration.enabled and settings.mqtt.host):
         return None
+    from firmware_app.config.settings import read_secret
     from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter
 
+    key = read_secret(
+        arbitration.secret,
+        arbitration.secret_file,
+        "arbitration.secret_file",
+        "arbitration_secret",
+    )
+    if key is None:
+        logger.warning(
+            "wake arbitration is off: set arbitration.secret_file (the same key on every "
+            "device of the group); until then this device answers every wake alone"
+        )
+        return None
     arbiter = MqttWakeArbiter(
-        settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=hearing.level
+        settings.mqtt,
+        key.get_secret_value().encode(),
+        arbitration.group,
+        arbitration.window_ms / 1000,
+        meter=hearing.level,
     )
     stack.callback(arbiter.close)
     return arbiter
@@ -322,9 +339,6 @@ def assembled(
         )
         if mqtt is not None:
             mqtt.start()  # reports start with the assistant's own status
-        if store.recovered_from is not None:
-            message = f"corrupt store moved to {store.recovered_from.name}"
-            bus.publish(Event("error", 0.0, 0.0, {"where": FaultCode.STORE, "message": message}))
         if extras:
             from firmware_app.edges.gpio import start_gpio
 
@@ -335,11 +349,28 @@ def assembled(
 
 
 def run(settings: Settings) -> int:
-    """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
+    """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications. Refuses to
+    start while another ``ttbt5 run`` holds the device (AlreadyRunningError)."""
+    from firmware_app.app.control import socket_path
+    from firmware_app.app.instance import InstanceLock
+
+    lock = InstanceLock(socket_path().parent)
+    try:
+        lock.acquire()  # before the sound card or the socket are touched
+    except OSError as exc:  # e.g. started by hand, without its runtime directory
+        logger.warning("cannot lock {} ({}); not checking for another ttbt5 run", lock.path, exc)
+    try:
+        return _run_locked(settings)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings) -> int:
     from firmware_app.app.control import ControlServer, socket_path
     from firmware_app.audio.capture import Microphone
     from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.system.notify import Notifier
+    from firmware_app.system.test_clock import clock_from_env
 
     notifier = Notifier()
     notifier.status("loading models")
@@ -366,7 +397,7 @@ def run(settings: Settings) -> int:
     with assembled(
         settings,
         engines,
-        clock=RealClock(),
+        clock=clock_from_env(),
         inbox=inbox,
         speaker=speaker,
         events=settings.log.events,

@@ -281,13 +281,23 @@ class EchoSettings(Section):
 class ArbitrationSettings(Section):
     enabled: bool = True
     """With several devices on one MQTT broker, only the one that heard a wake word best
-    answers it; the others stay silent. Needs ``mqtt.host``; without a broker each device
-    answers alone."""
+    answers it; the others stay silent. Needs ``mqtt.host`` and the group's ``secret``;
+    without them each device answers alone."""
     group: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    """Devices in the same group arbitrate among themselves (``ttbt5/group/<group>/wake``)."""
+    """Devices in the same group (and with the same ``secret``) arbitrate among themselves
+    (``ttbt5/group/<group>/``)."""
     window_ms: int = Field(300, ge=50, le=2000)
     """How long a device waits for the others' claims on the same wake word (its answer
-    starts this much later). Device clocks must agree to well within it (NTP)."""
+    starts this much later). Measured on each device's own clock: wall clocks need not
+    agree (no NTP needed)."""
+    secret: SecretStr | None = None
+    """The group's shared key, the same on every device of the group: claims are signed
+    with it (HMAC-SHA256), and claims or announcements without a valid signature are
+    ignored, so nobody else on the broker can silence the speakers. Without it, wake
+    arbitration is off and every device answers alone. Prefer ``secret_file`` or the
+    ``arbitration_secret`` systemd credential; make one with ``openssl rand -hex 32``."""
+    secret_file: Path | None = None
+    """File holding the group's shared key (first line)."""
 
 
 class Settings(BaseSettings):

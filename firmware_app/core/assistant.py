@@ -68,8 +68,11 @@ class Assistant(Flow):
         self.hearing.reset()
         self._emit("state", state=self.state.value)
         self.settled()
-        now = self.clock.epoch()
-        for timer in self.timers.due(now):
+        now, untrusted = self.timers.resume()
+        if untrusted:  # missed timers are judged from the last time seen instead
+            logger.warning("timers: {}; judging them from {}", untrusted, clock_time(now))
+            self._emit("clock", synchronized=False, reason=untrusted, judged_from=now)
+        for timer in self.timers.due():
             if now - timer.due < 10:
                 continue  # only just due: it rings normally
             self.timers.remove(timer)
@@ -159,7 +162,7 @@ class Assistant(Flow):
         self._t = max(self._t, t)
         if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
             self.fire(Happening.ERROR_OVER)
-        if self.timers.next_due <= self.clock.epoch():
+        if self.timers.tick():
             self.fire(Happening.TIMER_DUE)
 
     # --- commands (MQTT, Hermes, the control socket, the command line)

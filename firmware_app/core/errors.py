@@ -45,3 +45,7 @@ class AudioDeviceError(TTBT5Error, OSError):
 
 class BadInputError(TTBT5Error, ValueError):
     """Outside input (a WAV file, a payload, a reply) is malformed."""
+
+
+class AlreadyRunningError(TTBT5Error, RuntimeError):
+    """Another ``ttbt5 run`` holds the device (its instance lock)."""

@@ -136,7 +136,7 @@ class Flow:
         self.parts = parts or Parts()
         self.board = board or StatusBoard()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
-        self.timers = Timers(store)
+        self.timers = Timers(store, self.clock)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
         no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
         custom = CustomIntents(settings.intents)
@@ -410,7 +410,7 @@ class Flow:
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
-        due = self.timers.due(self.clock.epoch())
+        due = self.timers.due()
         if due:
             return self._ring(due[0])
         return self._resting_state()
@@ -506,6 +506,8 @@ class Flow:
             "tts_cache": self.speech.cache_stats(),
             "llm": llm,
             "satellite": self.parts.satellite.status(),
+            "arbitration": self.parts.arbiter.status(),
+            "clock": self.timers.clock_status(),
         }
 
     # --- settings

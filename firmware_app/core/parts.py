@@ -27,6 +27,10 @@ class WakeArbiter(Protocol):
         """Called on each wake word: True to answer it here, False to stay silent."""
         ...
 
+    def status(self) -> dict[str, object] | None:
+        """For health: what the arbiter turned away (None: no arbitration)."""
+        ...
+
 
 class Satellite(Protocol):
     """Hands requests to Home Assistant's pipeline. Called on the assistant's thread and
@@ -97,6 +101,9 @@ class AlwaysClaim:
 
     def claim(self, model: str, score: float) -> bool:
         return True
+
+    def status(self) -> dict[str, object] | None:
+        return None
 
 
 class NoSatellite:

@@ -7,11 +7,15 @@ The store never throws data away and never takes the service down:
   kept, the store reports ``degraded`` (health, one ``error`` notice) and a thread retries
   with capped exponential backoff until everything kept is written. Writes never raise.
 - Only a file SQLite itself reports as corrupt (``quick_check``, SQLITE_CORRUPT or
-  SQLITE_NOTADB) is moved aside; the rows still readable in it go to the fresh file. A
-  full or read-only disk at start is not corruption: the rows are read (read-only if need
-  be) and the service runs from memory until the disk takes writes again.
-- Rows are checked one by one on load: a value that is not JSON, or a setting of the
-  wrong type, is logged and dropped (the caller's default applies), never the whole store.
+  SQLITE_NOTADB: a truncated copy is one), or an empty one, is moved aside
+  (``store_rows.move_aside``: a timestamped name beside it, the newest three kept); the
+  rows still readable in it go to the fresh file, and health says ``recovered`` with why
+  until the next start, with an ``error`` notice. A full or read-only disk at start is not
+  corruption: the rows are read (read-only if need be) and the service runs from memory
+  until the disk takes writes again; a read-only disk shows in health from the start.
+- Rows are read as bytes and checked one by one on load: a key or value that is not UTF-8,
+  not JSON, or a setting of the wrong type is logged, reported in one ``error`` notice and
+  dropped (the caller's default applies), never the whole store.
 
 The file layout is sqlitedict's (one table per name, ``key TEXT PRIMARY KEY, value BLOB``,
 values as JSON, never pickle: a tampered file must not run code), in WAL mode with
@@ -26,50 +30,27 @@ import contextlib
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
+from firmware_app.system.store_rows import (
+    Corrupt,
+    check_row,
+    is_corruption,
+    move_aside,
+    probe_writable,
+)
 
 TABLES = ("settings", "timers", "conversation")
-
-# Primary SQLite result codes that mean the file itself is damaged (sqlite3.h).
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
-
-
-SETTING_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "volume": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
-        "an integer from 0 to 100",
-    ),
-    "muted": (lambda value: isinstance(value, bool), "true or false"),
-}
-"""Known settings and what they must be; a stored value that fails is dropped on load so
-the caller's default applies. Unknown settings are kept as they are."""
 
 
 def _encode(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def is_corruption(exc: BaseException) -> bool:
-    """True only when SQLite says the file is damaged, never for full/read-only/I/O."""
-    if isinstance(exc, _Corrupt):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:
-        text = str(exc).lower()
-        return "malformed" in text or "not a database" in text
-    return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-
-
-class _Corrupt(sqlite3.DatabaseError):
-    """``quick_check`` found damage."""
 
 
 class Store:
@@ -99,6 +80,11 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._loaded = False
         self._error = ""
+        self._damage = ""
+        """What was wrong with the file at start (moved aside, rows dropped); kept until
+        the next start, so health does not say ``ok`` about a store that lost something."""
+        self._bad_rowids: dict[str, set[int]] = {}
+        """Unusable rows of the open file, deleted with the next write."""
         self._failed_writes = 0
         self._retry_thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -108,6 +94,9 @@ class Store:
 
     # --- opening and loading
     def _start(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size == 0:  # power lost mid-copy, a bad restore
+                self._set_aside(sqlite3.DatabaseError("the file is empty"), "empty")
         try:
             self._connect()
             self._load(self._conn)
@@ -127,12 +116,16 @@ class Store:
         """Move a corrupt file aside, keep every row that can still be read from it, and
         start a fresh file with them (and with everything already in memory)."""
         try:
-            aside = self._move_aside(exc)
+            aside = self._set_aside(exc, "corrupt")
         except OSError as err:
             self._read_only_load(self.path)
             return err
+        self._bad_rowids.clear()  # they were the old file's
         if not self._loaded:
-            self._read_only_load(aside, salvage=True)
+            kept = self._read_only_load(aside, salvage=True)
+            self._report(f"{self._damage}; {kept} rows could be read from it")
+        else:
+            self._report(f"{self._damage}; everything in memory is written to a fresh file")
         for table, rows in self._memory.items():
             for key, text in rows.items():
                 self._pending.setdefault((table, key), text)
@@ -152,71 +145,93 @@ class Store:
         try:
             row = conn.execute("PRAGMA quick_check").fetchone()
             if not row or row[0] != "ok":
-                raise _Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
+                raise Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             for name in TABLES:
                 conn.execute(
                     f'CREATE TABLE IF NOT EXISTS "{name}" (key TEXT PRIMARY KEY, value BLOB)'
                 )
+            probe_writable(self.path, conn)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
 
-    def _read_only_load(self, path: Path, salvage: bool = False) -> None:
-        """The file could not be opened for writing: read what it holds, if anything."""
+    def _read_only_load(self, path: Path, salvage: bool = False) -> int:
+        """The file could not be opened for writing: read what it holds, if anything.
+        Returns the rows read."""
         if not path.exists():
-            return
+            return 0
         for query in ("mode=ro", "immutable=1"):
             try:
                 conn = sqlite3.connect(f"file:{path}?{query}", uri=True, timeout=2.0)
             except sqlite3.Error:
                 continue
             try:
-                self._load(conn, salvage)
+                rows = self._load(conn, salvage)
                 logger.warning("store {} read without writing ({})", path, query)
-                return
+                return rows
             except Exception as exc:
                 logger.warning("store {} unreadable ({}): {}", path, query, _describe(exc))
             finally:
                 conn.close()
+        return 0
 
-    def _load(self, conn: sqlite3.Connection | None, salvage: bool = False) -> None:
-        """Read every row now, checking each one, so a bad row costs only itself.
-        ``salvage``: a table that cannot be read is skipped instead of failing the load."""
+    def _load(self, conn: sqlite3.Connection | None, salvage: bool = False) -> int:
+        """Read every row now, as bytes, checking each one, so a bad row costs only itself
+        whatever it holds. ``salvage``: a table that cannot be read is skipped instead of
+        failing the load. Returns the rows kept."""
         if conn is None:
-            return
+            return 0
+        kept = 0
+        dropped: list[str] = []
         for name in TABLES:
+            query = f'SELECT rowid, CAST(key AS BLOB), CAST(value AS BLOB) FROM "{name}"'
             try:
-                rows = conn.execute(f'SELECT key, value FROM "{name}"').fetchall()
+                rows = conn.execute(query).fetchall()
             except sqlite3.DatabaseError as exc:
                 if "no such table" in str(exc) or salvage:
                     continue
                 raise
-            for key, raw in rows:
-                problem = _check_row(name, key, raw)
-                if problem is None:
+            for rowid, raw_key, raw in rows:
+                row = check_row(name, raw_key, raw)
+                if isinstance(row, tuple):
+                    key, text = row
+                    kept += 1
                     if (name, key) not in self._pending and name not in self._cleared:
-                        self._memory[name][str(key)] = _text(raw)
+                        self._memory[name][key] = text
                     continue
-                logger.error("store: dropping {}/{!r}: {}", name, key, problem)
-                if isinstance(key, str) and (name, key) not in self._pending:
-                    self._pending[(name, key)] = None
+                logger.error("store: dropping {} row {}: {}", name, rowid, row)
+                dropped.append(f"{name} row {rowid}: {row}")
+                if conn is self._conn:
+                    self._bad_rowids.setdefault(name, set()).add(int(rowid))
         self._loaded = True
-        if self._pending and self._conn is not None:
+        if dropped:
+            more = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
+            self._report(f"store: dropped {dropped[0]}{more}")
+        if self._changes() and self._conn is not None:
             self._flush()
+        return kept
 
-    def _move_aside(self, exc: BaseException) -> Path:
+    def _set_aside(self, exc: BaseException, label: str) -> Path:
+        """Move the damaged file aside for inspection and say so (health, the log); the
+        caller reports it once it knows what could be kept."""
         self._close_conn()
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        logger.error("store {} is corrupt ({}); moved to {}, starting fresh", self.path, exc, aside)
-        for suffix in ("", "-wal", "-shm"):
-            part = Path(str(self.path) + suffix)
-            if part.exists():
-                part.rename(Path(str(aside) + suffix))
+        aside = move_aside(self.path, label)
+        logger.error(
+            "store {} is {} ({}); moved to {}, starting fresh", self.path, label, exc, aside
+        )
         self.recovered_from = aside
+        self._damage = f"{self.path.name} was {label} ({exc}); kept as {aside.name}"
+        if label == "empty":
+            self._report(self._damage)
         return aside
+
+    def _report(self, message: str) -> None:
+        """One ``error`` notice (an event, the LED for a moment)."""
+        if self._post is not None:
+            self._post(Notice("error", {"where": FaultCode.STORE, "message": message[:300]}))
 
     # --- the public API
     def get(self, table: str, key: str, default: Any = None) -> Any:
@@ -237,6 +252,13 @@ class Store:
             self._pending[(table, key)] = None
             self._flush()
 
+    def drop_bad(self, table: str, key: str, problem: str) -> None:
+        """A row its reader cannot use (a timer of the wrong shape): gone, logged and
+        reported, so it costs only itself."""
+        logger.error("store: dropping {}/{!r}: {}", table, key[:64], problem)
+        self._report(f"store: dropped {table}/{key[:64]!r}: {problem}")
+        self.delete(table, key)
+
     def items(self, table: str) -> list[tuple[str, Any]]:
         with self._lock:
             rows = list(self._memory[table].items())
@@ -254,9 +276,10 @@ class Store:
         """For the health report: ``ok`` (on disk), or ``degraded`` (running from memory
         with ``pending`` changes not yet written, and why)."""
         with self._lock:
+            status = "degraded" if self._error else "recovered" if self._damage else "ok"
             return {
-                "status": "degraded" if self._error else "ok",
-                "error": self._error,
+                "status": status,
+                "error": self._error or self._damage,
                 "pending": self._changes(),
                 "failed_writes": self._failed_writes,
             }
@@ -274,7 +297,8 @@ class Store:
             self._close_conn()
 
     def _changes(self) -> int:
-        return len(self._pending) + len(self._cleared)
+        bad = sum(len(rowids) for rowids in self._bad_rowids.values())
+        return len(self._pending) + len(self._cleared) + bad
 
     # --- writing, and healing when the disk refuses
     def _flush(self) -> None:
@@ -292,8 +316,12 @@ class Store:
     def _write(self, conn: sqlite3.Connection) -> None:
         pending = dict(self._pending)
         cleared = set(self._cleared)
+        bad = {table: set(rowids) for table, rowids in self._bad_rowids.items()}
         conn.execute("BEGIN IMMEDIATE")
         try:
+            for table, rowids in bad.items():
+                for rowid in rowids:
+                    conn.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
             for table in cleared:
                 conn.execute(f'DELETE FROM "{table}"')
             for (table, key), text in pending.items():
@@ -310,6 +338,10 @@ class Store:
             if self._pending.get(item) is text:
                 del self._pending[item]
         self._cleared -= cleared
+        for table, rowids in bad.items():
+            self._bad_rowids[table] -= rowids
+            if not self._bad_rowids[table]:
+                del self._bad_rowids[table]
 
     def _degrade(self, message: str) -> None:
         first = not self._error
@@ -318,7 +350,7 @@ class Store:
             kept = self._changes()
             logger.error("store: {}; running from memory ({} kept), retrying", message, kept)
             if self._post is not None:
-                self._post(Notice("error", {"where": "store", "message": message}))
+                self._post(Notice("error", {"where": FaultCode.STORE, "message": message}))
         if self._retry_thread is None and not self._closed:
             self._retry_thread = threading.Thread(
                 target=self._retry_loop, name="store-retry", daemon=True
@@ -371,27 +403,6 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
-
-
-def _text(raw: Any) -> str:
-    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-
-
-def _check_row(table: str, key: Any, raw: Any) -> str | None:
-    """Why a stored row cannot be used, or None when it can."""
-    if not isinstance(key, str):
-        return f"key of type {type(key).__name__}"
-    if not isinstance(raw, str | bytes):
-        return f"value of type {type(raw).__name__}"
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return f"not JSON ({exc})"
-    if table == "settings" and key in SETTING_CHECKS:
-        check, allowed = SETTING_CHECKS[key]
-        if not check(value):
-            return f"{json.dumps(value)[:60]} is not {allowed}; the default applies"
-    return None
 
 
 def _describe(exc: BaseException) -> str:

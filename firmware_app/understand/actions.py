@@ -131,6 +131,13 @@ class Actions:
             return "I can set timers from one second to twenty four hours."
         if len(self.timers.active()) >= MAX_TIMERS:
             return "You have too many timers. Cancel one first."
+        same = [t for t in self.timers.active() if name and t.name == name]
+        if same:  # two timers of one name could never be told apart again
+            left = spoken_duration(max(1, round(self.timers.remaining(same[0]))))
+            return (
+                f"You already have a {name} timer, with {left} left. "
+                "Cancel it first, or give the new one another name."
+            )
         timer = self.timers.add(seconds, name, now)
         self._emit("timer", action="set", name=name, seconds=seconds, id=timer.id)
         what = f"{name.capitalize()} timer" if name else "Timer"
@@ -179,7 +186,8 @@ class Actions:
         if not timers:
             return f"There's no {name} timer." if name else NO_TIMERS
         parts = [
-            f"{spoken_duration(max(1, t.due - now))} left on your {t.label()}" for t in timers[:4]
+            f"{spoken_duration(max(1, round(self.timers.remaining(t))))} left on your {t.label()}"
+            for t in timers[:4]
         ]
         text = "; ".join(parts) + "."
         return text[0].upper() + text[1:]

@@ -1,35 +1,39 @@
 """Several speakers, one answer: devices on the same broker that wake on the same
 utterance agree that only the one that heard it best answers.
 
-On a wake each device publishes its claim ``{device, model, score, level_db, t}`` to the
-group's topic, waits the window (300 ms by default, plus a little for the broker's latency)
-and compares every claim made within the window of its own. The best claim wins: a wake
-word model's score barely depends on how loud the voice was (a far device scores 0.99 as
-well as a near one), so scores are compared in steps of 0.1 and, within a step, the device
-that heard the wake word loudest (the nearest) wins; then the smallest device id. That
-order is total, every device applies it to the same claims, so exactly one answers and the
-others return to idle without a sound. A device that lost knows as soon as a better claim
-arrives; only the winner waits out the window.
+On a wake each device publishes its claim ``{device, model, score, level_db, ...}``,
+signed with the group's shared key (``claims.py``: strangers on the broker can neither
+claim nor replay), to the group's topic, and compares every claim that arrived within the
+window (300 ms by default) of its own. The best claim wins: a wake word model's score
+barely depends on how loud the voice was (a far device scores 0.99 as well as a near one),
+so scores are compared in steps of 0.1 and, within a step, the device that heard the wake
+word loudest (the nearest) wins; then the smallest device id. That order is total, every
+device applies it to the same claims, so exactly one answers and the others return to idle
+without a sound. A device that lost knows as soon as a better claim arrives; only the
+winner waits out the window.
 
-``t`` is wall-clock time, so the devices' clocks should agree to well within the window
-(NTP on the same network does, to a few milliseconds). With the broker down or not yet
-reached, ``claim`` is true at once: each device answers alone, as it would without one.
-A device that is alone in its group pays no wait either: every device announces itself
-with a retained message under the group's ``peers/`` topic (cleared by its last will), and
-a device that knows no peer answers at once, so arbitration costs nothing until a second
-speaker joins.
+Time is each device's own monotonic clock, and the window is measured around the moment
+a device's own claim comes back from the broker: the broker hands every subscriber the
+claims in the order it received them, so a rival claim made just before or after this one
+arrives just before or after its echo, however late everything arrives (a busy broker, a
+flood on the topic) and whatever the devices' wall clocks say. No NTP is needed.
+
+With the broker down or not yet reached, ``claim`` is true at once: each device answers
+alone, as it would without one. A device that is alone in its group pays no wait either:
+every device announces itself with a signed retained message under the group's ``peers/``
+topic (replaced by a signed "gone" as its last will), and a device that knows no peer
+answers at once, so arbitration costs nothing until a second speaker joins. Each device
+publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
+announced peers' topics, so a flood published anywhere else in the group never reaches it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -37,32 +41,23 @@ from loguru import logger
 
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.bridge import _no_delay
+from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign, verify
 from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.listen.level import LevelMeter
 
-KEEP_S = 10.0  # claims older than this are forgotten
-MAX_CLAIMS = 256  # a flood of claims within KEEP_S costs at most this many entries
 MAX_PEERS = 64
-
-
-@dataclass(frozen=True)
-class Claim:
-    device: str
-    score: float
-    t: float
-    model: str = ""
-    level_db: float = -120.0
-
-    def rank(self) -> tuple[int, float]:
-        return (math.floor(self.score * 10 + 1e-9), round(self.level_db, 1))
-
-    def beats(self, other: Claim) -> bool:
-        """The rule every device applies: score step, then loudness, then smaller id."""
-        return (self.rank(), other.device) > (other.rank(), self.device)
+ECHO_WAIT_S = 2.0
+"""How long a claim waits for its own echo from the broker before judging by the moment
+it was sent instead (a broker that slow makes a double answer possible, never none)."""
 
 
 def group_topic(group: str) -> str:
+    """Where the group's claims go: one topic per device under this."""
     return f"ttbt5/group/{group}/wake"
+
+
+def claims_topic(group: str, device: str) -> str:
+    return f"{group_topic(group)}/{device}"
 
 
 def peers_topic(group: str) -> str:
@@ -74,29 +69,43 @@ class MqttWakeArbiter:
 
     It keeps its own small MQTT connection (its own client id under the device's), so it
     never waits behind the bridge's queue of events; the broker, credentials and TLS are
-    the bridge's.
+    the bridge's. ``key`` is the group's shared secret: every device of the group must
+    have the same.
     """
 
     def __init__(
         self,
         settings: MqttSettings,
+        key: bytes,
         group: str = "default",
         window_s: float = 0.3,
         grace_s: float = 0.05,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         meter: LevelMeter | None = None,
     ) -> None:
+        if not key:
+            raise ValueError("wake arbitration needs the group's shared key")
         self.device = settings.device_id
         self.meter = meter
-        self.topic = group_topic(group)
+        self.group = group
+        self.topic = claims_topic(group, self.device)
         self.peers_topic = peers_topic(group)
-        self.peers: set[str] = set()
-        """Other devices announced in the group; with none, a claim is won at once."""
+        self.peers: dict[str, str] = {}
+        """Other devices announced in the group (device → session); with none, a claim is
+        won at once."""
         self.window_s = window_s
         self.grace_s = grace_s
+        self._key = key
         self._clock = clock
+        self._wall = wall_clock
+        self._session = new_session()
+        self._seq = 0
+        self._echoes: deque[tuple[int, float]] = deque(maxlen=16)
+        """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
-        self._claims: deque[Claim] = deque(maxlen=MAX_CLAIMS)
+        self._book = ClaimBook(key, group, self.device)
+        self._ignored_peers = 0
         self._connected = False
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
@@ -106,9 +115,14 @@ class MqttWakeArbiter:
         )
         self._client.loop_start()
 
+    def _peer_message(self, present: bool) -> bytes:
+        fields = {"device": self.device, "session": self._session, "present": present}
+        return sign(self._key, self.group, "peer", fields)
+
     def _make_client(self, cfg: MqttSettings) -> mqtt.Client:
         client = paho_client(cfg, f"ttbt5-{cfg.device_id}-wake")
-        client.will_set(f"{self.peers_topic}/{cfg.device_id}", b"", qos=1, retain=True)
+        will = self._peer_message(False)
+        client.will_set(f"{self.peers_topic}/{cfg.device_id}", will, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -118,6 +132,19 @@ class MqttWakeArbiter:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def status(self) -> dict[str, object]:
+        """For health: the group, its peers and what was turned away (forged, replayed,
+        too many, malformed claims)."""
+        with self._cond:
+            counts = dict(self._book.counts)
+            return {
+                "group": self.group,
+                "connected": self._connected,
+                "peers": len(self.peers),
+                "claims": counts,
+                "ignored_announcements": self._ignored_peers,
+            }
 
     def wait_peers(self, count: int, timeout: float) -> bool:
         """True once ``count`` other devices have announced themselves in the group."""
@@ -129,40 +156,46 @@ class MqttWakeArbiter:
             return self._cond.wait_for(lambda: self._connected, timeout)
 
     def claim(self, model: str, score: float) -> bool:
-        """Publish this device's claim and decide. Blocks at most the window plus grace."""
+        """Publish this device's claim and decide. Blocks the window plus grace after the
+        claim's echo (at most ``ECHO_WAIT_S`` for the echo)."""
         level = self.meter.level_db() if self.meter is not None else -120.0
-        mine = Claim(self.device, float(score), self._clock(), model, level)
+        with self._cond:
+            self._seq += 1
+            seq = self._seq
+            alone = not self.peers
+        mine = Claim(self.device, float(score), model, level, self._session, seq, self._wall())
         if not self._connected:
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
-        payload = json.dumps(
-            {
-                "device": mine.device,
-                "model": model,
-                "score": mine.score,
-                "level_db": mine.level_db,
-                "t": mine.t,
-            }
-        )
-        self._client.publish(self.topic, payload, qos=0)
-        with self._cond:
-            alone = not self.peers
+        fields = {
+            "device": mine.device,
+            "model": model,
+            "score": mine.score,
+            "level_db": mine.level_db,
+            "session": mine.session,
+            "seq": seq,
+            "t": mine.t,
+        }
+        sent = self._clock()
+        self._client.publish(self.topic, sign(self._key, self.group, "claim", fields), qos=0)
         if alone:  # the claim still goes out, for a peer whose announcement is on its way
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
-        deadline = time.monotonic() + self.window_s + self.grace_s
         with self._cond:
             while True:
+                echo = next((at for n, at in self._echoes if n == seq), None)
+                ref = sent if echo is None else echo
+                now = self._clock()
                 rivals = [
                     c
-                    for c in self._claims
-                    if c.device != self.device and abs(c.t - mine.t) <= self.window_s
+                    for c in self._book.recent(now)
+                    if c.device != self.device and abs(c.at - ref) <= self.window_s
                 ]
                 better = [c for c in rivals if c.beats(mine)]
-                left = deadline - time.monotonic()
-                if better or left <= 0:
+                end = sent + ECHO_WAIT_S if echo is None else echo + self.window_s + self.grace_s
+                if better or now >= end:
                     break
-                self._cond.wait(left)
+                self._cond.wait(end - now)
         won = not better
         self.last = {
             "won": won,
@@ -172,7 +205,10 @@ class MqttWakeArbiter:
                 {"device": c.device, "score": c.score, "level_db": c.level_db} for c in rivals
             ],
             "alone": False,
+            "echo": echo is not None,
         }
+        if won and echo is None:
+            logger.warning("wake: the broker did not return this claim in time; judged alone")
         if not won:
             best = better[0]
             for c in better[1:]:
@@ -194,8 +230,12 @@ class MqttWakeArbiter:
     ) -> None:
         if reason.is_failure:
             return
-        client.subscribe([(self.topic, 0), (f"{self.peers_topic}/+", 1)])
-        client.publish(f"{self.peers_topic}/{self.device}", b"1", qos=1, retain=True)
+        with self._cond:
+            peers = list(self.peers)
+        topics = [self.topic, *(claims_topic(self.group, p) for p in peers)]
+        client.subscribe([(f"{self.peers_topic}/+", 1), *((t, 0) for t in topics)])
+        message = self._peer_message(True)
+        client.publish(f"{self.peers_topic}/{self.device}", message, qos=1, retain=True)
         with self._cond:
             self._connected = True
             self._cond.notify_all()
@@ -208,43 +248,57 @@ class MqttWakeArbiter:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic.startswith(self.peers_topic + "/"):
-            self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bool(msg.payload))
-            return
-        try:
-            data = json.loads(msg.payload)
-            claim = Claim(
-                str(data["device"]),
-                float(data["score"]),
-                float(data["t"]),
-                str(data.get("model", "")),
-                float(data.get("level_db", -120.0)),
-            )
-        except (ValueError, KeyError, TypeError):
-            return  # not a claim: ignore it, never crash paho's thread
-        if not all(map(math.isfinite, (claim.score, claim.t, claim.level_db))):
-            return
+        try:  # never crash paho's thread, whatever arrives
+            if msg.topic.startswith(self.peers_topic + "/"):
+                self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bytes(msg.payload))
+            else:
+                self._on_claim(msg.topic, bytes(msg.payload))
+        except Exception as exc:
+            logger.opt(exception=exc).error("wake arbitration: {}", exc)
+
+    def _on_claim(self, topic: str, payload: bytes) -> None:
         now = self._clock()
         with self._cond:
-            while self._claims and now - self._claims[0].t >= KEEP_S:
-                self._claims.popleft()
-            self._claims.append(claim)
+            claim = self._book.take(payload, now)
+            if claim is None:
+                return
+            if topic != claims_topic(self.group, claim.device):
+                self._book.counts["malformed"] += 1  # signed, but sent under another name
+                return
+            if claim.device == self.device and claim.session == self._session:
+                self._echoes.append((claim.seq, now))
             self._cond.notify_all()
 
-    def _on_peer(self, device: str, present: bool) -> None:
+    def _on_peer(self, device: str, payload: bytes) -> None:
         if device == self.device:
             return
+        data = verify(self._key, self.group, "peer", payload) if payload else None
+        if data is None or data.get("device") != device:
+            with self._cond:
+                self._ignored_peers += 1  # unsigned, or cleared by someone else
+            return
+        session = str(data.get("session", ""))
         with self._cond:
-            if not present:
-                self.peers.discard(device)
-            elif len(self.peers) < MAX_PEERS:
-                self.peers.add(device)
+            known = device in self.peers
+            if data.get("present") is True:
+                if known or len(self.peers) < MAX_PEERS:
+                    self.peers[device] = session
+            elif self.peers.get(device) == session:  # an old "gone" replayed changes nothing
+                del self.peers[device]
+            now_known = device in self.peers
             self._cond.notify_all()
+        # Only announced peers' claims are received: whatever else is published under the
+        # group's topic never reaches this device.
+        if now_known and not known:
+            self._client.subscribe(claims_topic(self.group, device), 0)
+        elif known and not now_known:
+            self._client.unsubscribe(claims_topic(self.group, device))
 
     def close(self) -> None:
-        info = self._client.publish(f"{self.peers_topic}/{self.device}", b"", qos=1, retain=True)
+        topic = f"{self.peers_topic}/{self.device}"
+        info = self._client.publish(topic, self._peer_message(False), qos=1, retain=True)
         if self._connected:
-            # not connected after all: the last will clears the entry
+            # not connected after all: the last will says it
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=1.0)
         self._client.disconnect()

@@ -75,7 +75,7 @@ class SystemProbe:
         self._data_dir = data_dir
         self._vcgencmd = vcgencmd if vcgencmd is not None else shutil.which("vcgencmd")
         self._process = psutil.Process()
-        self._started = time.time()
+        self._started = time.monotonic()
         psutil.cpu_percent(interval=None)  # the first call only sets the baseline
         self._warned_vcgencmd = False
 
@@ -83,7 +83,7 @@ class SystemProbe:
         memory = psutil.virtual_memory()
         return {
             "boot_time": datetime.fromtimestamp(psutil.boot_time(), UTC).isoformat(),
-            "uptime_s": round(time.time() - self._started, 1),
+            "uptime_s": round(time.monotonic() - self._started, 1),
             "cpu_percent": psutil.cpu_percent(interval=None),
             "cpu_temp_c": cpu_temperature(),
             "throttled": self._throttled(),

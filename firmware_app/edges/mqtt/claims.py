@@ -1,0 +1,187 @@
+"""Wake claims that only the group can make: signed, counted, rate-limited.
+
+Anything on the broker can publish to a group's topic, so a claim counts only when it
+carries an HMAC-SHA256, under the group's shared key, of its canonical form (its fields and
+the group's name, as sorted compact JSON). A stranger without the key can neither claim
+("I heard it better") nor announce or remove a device.
+
+A signed claim seen again is a replay: every device numbers its claims within a session
+(a random id per start), and a claim whose number is not above the last one seen from that
+session is stale. Claims are judged by when they *arrive*, on the receiving device's own
+monotonic clock; the sender's wall-clock ``t`` is carried for the logs and decides nothing,
+so devices whose clocks disagree (no NTP yet, a clock stepped) arbitrate as well as any.
+
+Even a key holder is held to a rate (a few claims a second, a burst of a few more): a
+device wakes at most once per utterance, so more is a fault or an attack, and it must not
+crowd out the claims of the others (each sender keeps its own few).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+MAX_PAYLOAD = 1024
+"""Bytes; a longer message on the group's topics is not a claim."""
+MAX_SENDERS = 128
+"""Devices remembered (their replay counters, rate and recent claims); the least recently
+heard is forgotten first."""
+SESSIONS_PER_SENDER = 4
+CLAIMS_PER_SENDER = 8
+RATE_PER_S = 4.0
+BURST = 8.0
+KEEP_S = 10.0
+"""Claims older than this (by arrival) are forgotten."""
+COUNTERS = ("accepted", "unauthenticated", "stale", "rate_limited", "malformed")
+
+
+@dataclass(frozen=True)
+class Claim:
+    device: str
+    score: float
+    model: str = ""
+    level_db: float = -120.0
+    session: str = ""
+    seq: int = 0
+    t: float = 0.0
+    """The sender's wall clock, for the logs only."""
+    at: float = 0.0
+    """When it arrived, on this device's monotonic clock."""
+
+    def rank(self) -> tuple[int, float]:
+        return (math.floor(self.score * 10 + 1e-9), round(self.level_db, 1))
+
+    def beats(self, other: Claim) -> bool:
+        """The rule every device applies: score step, then loudness, then smaller id."""
+        return (self.rank(), other.device) > (other.rank(), self.device)
+
+
+def _mac(key: bytes, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, canonical.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def new_session() -> str:
+    return secrets.token_hex(8)
+
+
+def sign(key: bytes, group: str, kind: str, fields: dict[str, Any]) -> bytes:
+    """The message to publish: ``fields`` with the MAC over them, the group and the kind
+    (``claim`` or ``peer``), so a signed message cannot be moved to another group or use."""
+    mac = _mac(key, {**fields, "group": group, "kind": kind})
+    return json.dumps({**fields, "mac": mac}, separators=(",", ":")).encode()
+
+
+def verify(key: bytes, group: str, kind: str, payload: bytes) -> dict[str, Any] | None:
+    """The signed fields, or None when the message is not one this group's key made."""
+    if len(payload) > MAX_PAYLOAD or b'"mac"' not in payload:  # cheap first
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    mac = data.pop("mac", None)
+    if not isinstance(mac, str) or "group" in data or "kind" in data:
+        return None
+    expected = _mac(key, {**data, "group": group, "kind": kind})
+    return data if hmac.compare_digest(mac, expected) else None
+
+
+def parse_claim(data: dict[str, Any], at: float) -> Claim | None:
+    try:
+        claim = Claim(
+            device=str(data["device"])[:64],
+            score=float(data["score"]),
+            model=str(data.get("model", ""))[:64],
+            level_db=float(data.get("level_db", -120.0)),
+            session=str(data["session"])[:32],
+            seq=int(data["seq"]),
+            t=float(data.get("t", 0.0)),
+            at=at,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not all(map(math.isfinite, (claim.score, claim.level_db))):
+        return None
+    return claim
+
+
+class _Sender:
+    def __init__(self, now: float) -> None:
+        self.sessions: OrderedDict[str, int] = OrderedDict()
+        self.tokens = BURST
+        self.refilled = now
+        self.claims: deque[Claim] = deque(maxlen=CLAIMS_PER_SENDER)
+
+    def take_token(self, now: float) -> bool:
+        self.tokens = min(BURST, self.tokens + (now - self.refilled) * RATE_PER_S)
+        self.refilled = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def fresh(self, claim: Claim) -> bool:
+        """True the first time this (session, number) is seen, and only if it is newer."""
+        last = self.sessions.get(claim.session)
+        if last is not None and claim.seq <= last:
+            return False
+        self.sessions[claim.session] = claim.seq
+        self.sessions.move_to_end(claim.session)
+        while len(self.sessions) > SESSIONS_PER_SENDER:
+            self.sessions.popitem(last=False)
+        return True
+
+
+class ClaimBook:
+    """The claims heard from the group, bounded per sender and in senders, with counts of
+    what was turned away. Not thread-safe: the arbiter holds its lock around it."""
+
+    def __init__(self, key: bytes, group: str, own: str) -> None:
+        self._key = key
+        self._group = group
+        self._own = own
+        self._senders: OrderedDict[str, _Sender] = OrderedDict()
+        self.counts = dict.fromkeys(COUNTERS, 0)
+
+    def take(self, payload: bytes, now: float) -> Claim | None:
+        """Check one message from the claims topic; the claim if it counts."""
+        data = verify(self._key, self._group, "claim", payload)
+        if data is None:
+            self.counts["unauthenticated"] += 1
+            return None
+        claim = parse_claim(data, now)
+        if claim is None:
+            self.counts["malformed"] += 1
+            return None
+        sender = self._sender(claim.device, now)
+        if not sender.fresh(claim):
+            self.counts["stale"] += 1
+            return None
+        if claim.device != self._own and not sender.take_token(now):
+            self.counts["rate_limited"] += 1
+            return None
+        sender.claims.append(claim)
+        self.counts["accepted"] += 1
+        return claim
+
+    def recent(self, now: float) -> list[Claim]:
+        """Every claim that arrived in the last KEEP_S."""
+        return [c for s in self._senders.values() for c in s.claims if now - c.at < KEEP_S]
+
+    def _sender(self, device: str, now: float) -> _Sender:
+        sender = self._senders.get(device)
+        if sender is None:
+            sender = self._senders[device] = _Sender(now)
+            while len(self._senders) > MAX_SENDERS:
+                self._senders.popitem(last=False)
+        self._senders.move_to_end(device)
+        return sender

@@ -1,0 +1,288 @@
+"""Wake arbitration against a stranger on the broker and against clocks that disagree:
+a real Mosquitto, real devices' arbiters, and strangers publishing (from this process and
+from a separate ``mosquitto_pub`` process) without the group's key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
+from test_arbitration import KEY, make, together
+
+from firmware_app.edges.mqtt.arbitration import (
+    MqttWakeArbiter,
+    claims_topic,
+    group_topic,
+    peers_topic,
+)
+from firmware_app.edges.mqtt.claims import sign
+
+MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+
+
+def pair(
+    broker: Broker, group: str, **kwargs: dict[str, Callable[[], float]]
+) -> list[MqttWakeArbiter]:
+    arbiters = [
+        make(broker, "kitchen", group, **kwargs.get("kitchen", {})),
+        make(broker, "hall", group, **kwargs.get("hall", {})),
+    ]
+    assert all(a.wait_peers(1, 10.0) for a in arbiters), "the devices did not see each other"
+    time.sleep(0.2)  # each has subscribed to the other's claims
+    return arbiters
+
+
+@pytest.fixture(name="group")
+def group_fixture(request: pytest.FixtureRequest) -> str:
+    return request.node.name.replace("[", "_").replace("]", "")
+
+
+def exactly_one(kitchen: MqttWakeArbiter, hall: MqttWakeArbiter, rounds: int = 4) -> None:
+    """Several wakes, each heard by both; exactly the better device answers each one."""
+    for n in range(rounds):
+        k_score, h_score = (0.93, 0.71) if n % 2 else (0.71, 0.93)
+        results, _ = together(
+            lambda k=k_score: kitchen.claim("hey_jarvis", k),  # type: ignore[misc]
+            lambda h=h_score: hall.claim("hey_jarvis", h),  # type: ignore[misc]
+            stagger_s=0.05 * (n % 3),
+        )
+        assert results == [k_score > h_score, h_score > k_score], (n, kitchen.last, hall.last)
+        time.sleep(1.0)  # the next utterance, well apart
+
+
+class Stranger:
+    """Publishes ``payload()`` to each of ``topics`` every ``period`` s until stopped."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        topics: tuple[str, ...],
+        payload: Callable[[], str | bytes],
+        period: float,
+    ):
+        self.client = Listener(broker, ("ttbt5/stranger-nothing",))
+        self._stop = threading.Event()
+        self.sent = 0
+
+        def run() -> None:
+            while not self._stop.wait(period):
+                for topic in topics:
+                    self.client.client.publish(topic, payload(), qos=0)
+                    self.sent += 1
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+
+def test_a_stranger_claiming_score_one_every_100_ms_changes_nothing(
+    broker: Broker, group: str
+) -> None:
+    """The attack as seen: an unsigned score-1.0 claim every 100 ms, on the group's topic
+    and on each device's own claims topic."""
+    kitchen, hall = pair(broker, group)
+    forged = Stranger(
+        broker,
+        (group_topic(group), claims_topic(group, "kitchen"), claims_topic(group, "hall")),
+        lambda: json.dumps(
+            {
+                "device": "aaa-stranger",
+                "model": "hey_jarvis",
+                "score": 1.0,
+                "level_db": 0,
+                "t": time.time(),
+            }
+        ),
+        0.1,
+    )
+    try:
+        exactly_one(kitchen, hall)
+        assert forged.sent >= 30
+        assert kitchen.status()["claims"]["unauthenticated"] >= 10  # type: ignore[index]
+        assert hall.status()["claims"]["unauthenticated"] >= 10  # type: ignore[index]
+    finally:
+        forged.stop()
+        kitchen.close()
+        hall.close()
+
+
+def test_replayed_claims_and_forged_announcements_change_nothing(
+    broker: Broker, group: str
+) -> None:
+    kitchen, hall = pair(broker, group)
+    spy = Listener(broker, (claims_topic(group, "kitchen"),))
+    try:
+        # a real, signed claim of the kitchen's, recorded off the wire
+        assert kitchen.claim("hey_jarvis", 0.99)
+        recorded = spy.wait_for(claims_topic(group, "kitchen")).payload
+        replay = Stranger(broker, (claims_topic(group, "kitchen"),), lambda: recorded, 0.1)
+        # "the hall has left": an empty retained announcement, and an unsigned one
+        spy.publish(f"{peers_topic(group)}/hall", b"", retain=True)
+        spy.publish(f"{peers_topic(group)}/hall", b'{"device":"hall","present":false}', retain=True)
+        try:
+            time.sleep(0.5)
+            assert set(kitchen.peers) == {"hall"}  # not fooled: it still waits for the hall
+            exactly_one(kitchen, hall)
+            assert hall.status()["claims"]["stale"] >= 10  # type: ignore[index]
+            assert kitchen.status()["ignored_announcements"] >= 2  # type: ignore[index]
+        finally:
+            replay.stop()
+    finally:
+        spy.close()
+        kitchen.close()
+        hall.close()
+
+
+@pytest.mark.parametrize("skew_s", [0.5, 2.0])
+def test_devices_whose_clocks_disagree_still_answer_once(
+    broker: Broker, group: str, skew_s: float
+) -> None:
+    """The wall clocks (what the claims carry) are ``skew_s`` apart, either way round; the
+    decision is made on each device's own monotonic clock, so exactly one answers."""
+    kitchen, hall = pair(
+        broker,
+        group,
+        kitchen={"wall_clock": lambda: time.time() + skew_s},
+        hall={"wall_clock": lambda: time.time() - skew_s / 2},
+    )
+    spy = Listener(broker, (group_topic(group) + "/#",))
+    try:
+        exactly_one(kitchen, hall)
+        claims = [m.json() for m in spy.messages]
+        by_device = {c["device"]: c["t"] for c in claims}
+        assert by_device["kitchen"] - by_device["hall"] > skew_s  # the skew is on the wire
+    finally:
+        spy.close()
+        kitchen.close()
+        hall.close()
+
+
+class Flood:
+    """A separate ``mosquitto_pub`` process fed ``rate`` low-score claims a second (the
+    rate the attack was seen at) until stopped."""
+
+    def __init__(self, broker: Broker, topic: str, rate: int = 12000) -> None:
+        self.proc = subprocess.Popen(
+            [
+                MOSQUITTO_PUB,
+                "-h",
+                broker.host,
+                "-p",
+                str(broker.port),
+                "-t",
+                topic,
+                "-q",
+                "0",
+                "-l",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.sent = 0
+        self._stop = threading.Event()
+        self._rate = rate
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        assert self.proc.stdin is not None
+        tick = 0.05
+        n = 0
+        while not self._stop.wait(tick):
+            lines = []
+            for _ in range(int(self._rate * tick)):
+                n += 1
+                claim = {
+                    "device": f"flood-{n}",
+                    "model": "hey_jarvis",
+                    "score": 0.1,
+                    "level_db": -60.0,
+                    "t": time.time(),
+                }
+                lines.append(json.dumps(claim))
+            try:
+                self.proc.stdin.write(("\n".join(lines) + "\n").encode())
+                self.proc.stdin.flush()
+            except OSError:
+                return
+            self.sent += len(lines)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_a_flood_of_low_score_claims_leaves_exactly_one_answering(
+    broker: Broker, group: str
+) -> None:
+    """~12,000 claims a second from each of two other processes (the old claim buffer held
+    256) on the group's topics, and unsigned ones on the devices' own topics, while the two
+    devices arbitrate."""
+    kitchen, hall = pair(broker, group)
+    floods = [Flood(broker, group_topic(group)), Flood(broker, claims_topic(group, "flood"))]
+    onto_peers = Stranger(
+        broker,
+        (claims_topic(group, "kitchen"), claims_topic(group, "hall")),
+        lambda: json.dumps({"device": "hall", "model": "alexa", "score": 0.1, "t": 0}),
+        0.004,
+    )
+    try:
+        time.sleep(0.5)
+        exactly_one(kitchen, hall, rounds=3)
+        assert all(flood.sent > 10000 for flood in floods)
+        assert kitchen.status()["claims"]["unauthenticated"] > 100  # type: ignore[index]
+    finally:
+        onto_peers.stop()
+        for flood in floods:
+            flood.stop()
+        kitchen.close()
+        hall.close()
+
+
+def test_a_group_member_flooding_is_held_to_its_rate(broker: Broker, group: str) -> None:
+    """Even with the key, a flood of low claims from one sender is cut to a few a second
+    and crowds out nobody's claims."""
+    kitchen, hall = pair(broker, group)
+    announce = Listener(broker, ("ttbt5/stranger-nothing",))
+    presence = {"device": "noisy", "session": "s", "present": True}
+    announce.publish(f"{peers_topic(group)}/noisy", sign(KEY, group, "peer", presence), True)
+    announce.close()
+    assert kitchen.wait_peers(2, 10.0) and hall.wait_peers(2, 10.0)
+    time.sleep(0.2)
+    sent = 0
+
+    def noisy() -> bytes:
+        nonlocal sent
+        sent += 1
+        fields = {
+            "device": "noisy",
+            "model": "alexa",
+            "score": 0.2,
+            "level_db": -50.0,
+            "session": "s",
+            "seq": sent,
+            "t": 0.0,
+        }
+        return sign(KEY, group, "claim", fields)
+
+    flood = Stranger(broker, (claims_topic(group, "noisy"),), noisy, 0.002)
+    try:
+        exactly_one(kitchen, hall, rounds=2)
+        assert kitchen.status()["claims"]["rate_limited"] > 50  # type: ignore[index]
+    finally:
+        flood.stop()
+        kitchen.close()
+        hall.close()
