@@ -38,6 +38,8 @@ class PhraseTranscriber:
     """pocketsphinx in grammar mode; ``finish`` returns "" and sets ``out_of_grammar``
     when the speech was not a command sentence."""
 
+    open_speech = False
+
     def __init__(
         self,
         sources: Callable[[Iterable[str]], Grammar],
@@ -136,15 +138,18 @@ class PhraseTranscriber:
 
 
 class HybridTranscriber:
-    """Speech-to-phrase and Vosk over the same frames: commands from the first when it
-    heard one, Vosk's open transcript otherwise (for the LLM)."""
+    """Speech-to-phrase and an open-vocabulary recognizer (Vosk or Whisper) over the same
+    frames: commands from the first when it heard one, the open transcript otherwise (for
+    the LLM). The open recognizer is finished only when it is needed: Whisper does all its
+    work there, and a command must not wait for it."""
 
     out_of_grammar = False
+    open_speech = True
 
     def __init__(self, phrases: PhraseTranscriber, vosk: Any) -> None:
         self.phrases = phrases
-        self.vosk = vosk
-        self.source = ""  # "phrases" or "vosk": which one answered the last utterance
+        self.vosk = vosk  # the open recognizer, Vosk or Whisper
+        self.source = ""  # "phrases" or the open recognizer's name: who answered last
 
     def update_names(self, names: Iterable[str]) -> None:
         self.phrases.update_names(names)
@@ -162,9 +167,9 @@ class HybridTranscriber:
 
     def finish(self) -> str:
         command = self.phrases.finish()
-        text = str(self.vosk.finish())
         if command:
             self.source = "phrases"
+            self.vosk.start()  # what it heard is not needed: drop it unheard
             return command
-        self.source = "vosk"
-        return text
+        self.source = str(getattr(self.vosk, "name", "open"))
+        return str(self.vosk.finish())
