@@ -17,13 +17,13 @@ import pytest
 from audio_helpers import conversation, silence, write
 from test_cli import ttbt5
 
-from firmware_app.config import Settings
-from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber
-from firmware_app.engines.stt import load_transcriber, phrase_grammar_sources
-from firmware_app.engines.whisper import WhisperTranscriber
-from firmware_app.intents import normalize
-from firmware_app.messages import FRAME_SAMPLES
-from firmware_app.models import KNOWN_MODELS, MANIFEST
+from firmware_app.config.settings import Settings
+from firmware_app.core.messages import FRAME_SAMPLES
+from firmware_app.recognize.models import KNOWN_MODELS, MANIFEST
+from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.stt import load_transcriber, phrase_grammar_sources
+from firmware_app.recognize.whisper import WhisperTranscriber
+from firmware_app.understand.intents import normalize
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,7 @@ def test_a_request_longer_than_the_bound_keeps_only_its_start(whisper_model_dir)
 
 
 def test_a_broken_model_is_one_clear_error(tmp_path):
-    from firmware_app.errors import ModelMissingError
+    from firmware_app.core.errors import ModelMissingError
 
     for name in ("model.bin", "config.json", "tokenizer.json"):
         (tmp_path / name).write_bytes(b"not a model")
