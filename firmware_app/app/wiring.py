@@ -233,9 +233,11 @@ def assembled(
     observers: list[Callable[[Event], None]] | None = None,
     extras: bool = True,
     parts: Parts | None = None,
+    rings_timers: bool = True,
 ) -> Iterator[Assistant]:
     """Build the assistant with its store, voice, observers and (``extras``) MQTT, GPIO
-    and updates; tear it all down after, the speaker included."""
+    and updates; tear it all down after, the speaker included. ``rings_timers``: timers
+    ring here (the service, ``simulate``), not in a one-off ``ask``/``say``."""
     with ExitStack() as stack:
         if isinstance(speaker, Closable):
             stack.callback(speaker.close)
@@ -278,6 +280,7 @@ def assembled(
             responder=responder,
             stt_problem=engines.stt_problem,
             parts=parts,
+            rings_timers=rings_timers,
         )
         edges.serve(assistant.status)
         if mqtt is not None:

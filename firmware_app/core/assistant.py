@@ -114,7 +114,7 @@ class Assistant(Flow):
         self._emit("state", state=self.state.value)
         self.settled()
         now = self.clock.epoch()
-        for timer in self.timers.due(now):
+        for timer in self.timers.due(now) if self.rings_timers else []:
             if now - timer.due < 10:
                 continue  # only just due: it rings normally
             self.timers.remove(timer)
@@ -150,8 +150,10 @@ class Assistant(Flow):
             self.handle(msg)
 
     def quiescent(self) -> bool:
-        """Nothing queued, nothing being synthesized, no answer on its way."""
-        return self.idle(queue=True)
+        """Nothing queued, nothing being synthesized, no answer on its way. Announcements
+        waiting for their turn do not count: their turn comes when what plays now has
+        played, and under ``simulate`` that takes the clock to move on."""
+        return not self.speech.busy() and self._request == 0 and self.inbox.empty()
 
     def idle(self, queue: bool = True) -> bool:
         """Nothing being synthesized or announced, no answer on its way (and, with
@@ -212,7 +214,7 @@ class Assistant(Flow):
         self._t = max(self._t, t)
         if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
             self.fire("error_over")
-        if self.timers.next_due <= self.clock.epoch():
+        if self.rings_timers and self.timers.next_due <= self.clock.epoch():
             self.fire("timer_due")
 
     # --- commands (MQTT, Hermes, the control socket, the command line)

@@ -78,6 +78,7 @@ class Flow(Machine[State]):
         responder: Responder | None = None,
         stt_problem: str | None = None,
         parts: Parts | None = None,
+        rings_timers: bool = True,
     ) -> None:
         self.settings = settings
         self.stt = stt
@@ -88,6 +89,10 @@ class Flow(Machine[State]):
         self.responder = responder
         self.inbox = inbox or Inbox()
         self.parts = parts or Parts()
+        # Whether timers ring (and missed ones are announced) here: the service's job. A
+        # one-off ``ask``/``say`` leaves them to it, so its fast simulated clock can
+        # neither ring a timer early nor take a missed one's announcement away.
+        self.rings_timers = rings_timers
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
@@ -318,7 +323,7 @@ class Flow(Machine[State]):
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
-        due = self.timers.due(self.clock.epoch())
+        due = self.timers.due(self.clock.epoch()) if self.rings_timers else []
         if due:
             return self._ring(due[0])
         return self._resting_state()
