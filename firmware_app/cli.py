@@ -215,8 +215,8 @@ def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.audio.wavio import read_wav
     from firmware_app.core.errors import ModelMissingError
     from firmware_app.core.messages import FRAME_SAMPLES
-    from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
     from firmware_app.recognize.stt import load_transcriber
+    from firmware_app.understand.actions import how_to_add
 
     samples = read_wav(path)
     stt, problem, _ = load_transcriber(settings)
@@ -228,7 +228,8 @@ def _transcribe(settings: Settings, path: Path) -> int:
         stt.feed(data[start : start + FRAME_SAMPLES * 2])
     text = stt.finish()
     if not text and getattr(stt, "out_of_grammar", False):
-        print(f"ttbt5: no command heard. {OUT_OF_GRAMMAR_REPLY}", file=sys.stderr)
+        # speech-to-phrase alone hears only commands: say what hears the rest
+        print(f"ttbt5: no command heard; {how_to_add(False, True)}", file=sys.stderr)
         return 1
     print(text)
     return 0

@@ -35,7 +35,6 @@ from firmware_app.listen.segmenter import (
     save_request_audio,
 )
 from firmware_app.listen.wake_clips import WakeClips
-from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin
 from firmware_app.speak.voice import Voice
@@ -51,6 +50,8 @@ from firmware_app.understand.actions import (
     Actions,
     Outcome,
     Question,
+    beyond_commands,
+    how_to_add,
     strip_wake_words,
 )
 from firmware_app.understand.intents import normalize
@@ -58,6 +59,17 @@ from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.llm.sentences import asks_question
 from firmware_app.understand.timers import Timer, Timers
+
+
+def hears_open_speech(settings: Settings, stt: Transcriber | None) -> bool:
+    """Whether speech beyond the commands is transcribed: a recognizer says so (only
+    speech-to-phrase alone does not); with none loaded (typed requests), whether the
+    configured one would, so a typed request is answered as the same words spoken."""
+    if stt is not None:
+        return bool(getattr(stt, "open_speech", True))
+    from firmware_app.recognize.stt import open_speech_installed
+
+    return open_speech_installed(settings)
 
 
 class Flow(Machine[State]):
@@ -93,6 +105,7 @@ class Flow(Machine[State]):
         # one-off ``ask``/``say`` leaves them to it, so its fast simulated clock can
         # neither ring a timer early nor take a missed one's announcement away.
         self.rings_timers = rings_timers
+        self.open_speech = hears_open_speech(settings, stt)
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
@@ -231,7 +244,7 @@ class Flow(Machine[State]):
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
             if getattr(self.stt, "out_of_grammar", False):  # speech, but no command in it
-                return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
+                return self._beyond_commands()
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
         if outcome is not None:
@@ -243,12 +256,18 @@ class Flow(Machine[State]):
             self._emit("intent", name=intent.name, slots=intent.slots)
             return self._carry_out(self.actions.act(intent, self.clock.epoch(), self.volume))
         if self.responder is None:
-            return self.reply(UNKNOWN, Origin.FALLBACK, cache=True)
+            return self._beyond_commands()
         if self.settings.audio.chimes:  # the answer takes a moment: say we heard
             self.voice.chime("done")
         self._request = self.voice.utterances.new_id()
         self.responder.respond(self._request, text, self._from_responder)
         return THINKING
+
+    def _beyond_commands(self) -> State:
+        """No command, and nothing here answers questions: say what would."""
+        llm = self.responder is not None
+        logger.info("not a command; {}", how_to_add(self.open_speech, llm))
+        return self.reply(beyond_commands(self.open_speech, llm), Origin.FALLBACK, cache=True)
 
     def _carry_out(self, outcome: Outcome) -> State:
         if outcome.volume is not None:

@@ -9,6 +9,7 @@ open-vocabulary recognizer (Vosk, or Whisper in ``recognize/whisper.py``), or bo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -133,6 +134,23 @@ def open_model_dir(settings: Settings) -> Path:
     if settings.stt.engine == "auto" and not vosk.is_dir() and whisper.is_dir():
         return whisper
     return vosk
+
+
+def open_speech_installed(settings: Settings) -> bool:
+    """Whether the configured open-speech recognizer would load: its model directory is
+    there (and for Whisper, faster-whisper too). Nothing is loaded: this is cheap."""
+    from firmware_app.recognize.whisper import is_whisper_dir
+
+    if settings.stt.engine == "phrases":
+        return False
+    path = open_model_dir(settings)
+    if settings.stt.engine == "whisper" or is_whisper_dir(path):
+        return is_whisper_dir(path) and importlib.util.find_spec("faster_whisper") is not None
+    try:
+        check_model_dir(path)
+    except ModelMissingError:
+        return False
+    return True
 
 
 def load_open(settings: Settings) -> VoskTranscriber | WhisperTranscriber:

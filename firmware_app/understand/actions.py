@@ -32,6 +32,11 @@ NO_TIMERS = "There's no timer running."
 NO_HOME = "I can't reach your home right now: MQTT is not set up."
 NO_SERVICE = "I can reach your home only while the assistant service is running."
 FIXED_PHRASES = [NO_MODEL, NOT_HEARD, UNKNOWN, NO_TIMERS]
+# What open questions need, and how to add it (for logs and ``ttbt5 transcribe``).
+NEEDS = {
+    "a speech model": "install one with 'ttbt5 models pull' (docs/speech.md)",
+    "an LLM": "set llm.url (docs/llm.md)",
+}
 WAKE_WORDS = {"hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"}
 VOLUME_STEP = 10
 _ALL_WORDS = {"all", "both", "every", "everything", "them"}
@@ -198,6 +203,27 @@ def clock_time(epoch: float) -> str:
     return f"{hour}:{local.tm_min:02d} {suffix}"
 
 
+def missing_for_questions(open_speech: bool, llm: bool) -> list[str]:
+    """What this configuration lacks to answer open questions."""
+    return [need for need, have in zip(NEEDS, (open_speech, llm), strict=True) if not have]
+
+
+def beyond_commands(open_speech: bool, llm: bool) -> str:
+    """The reply to a request that is no command when nothing here can answer it. Short
+    (under four seconds spoken), the same typed or spoken, and naming what open questions
+    need that this configuration lacks: a speech model for open speech, an LLM, or both."""
+    missing = missing_for_questions(open_speech, llm)
+    if not missing:
+        return UNKNOWN
+    return f"Not a command. Questions need {' and '.join(missing)}."
+
+
+def how_to_add(open_speech: bool, llm: bool) -> str:
+    """Where to start for open questions, in full: for the log and the command line."""
+    steps = [f"{need}: {NEEDS[need]}" for need in missing_for_questions(open_speech, llm)]
+    return "for open questions, add " + "; ".join(steps) if steps else ""
+
+
 def strip_wake_words(text: str) -> str:
     """Drop the wake phrase from the start of a request (the pre-roll holds its end, and
     people type it into ``ttbt5 ask`` as they would say it)."""
@@ -207,4 +233,12 @@ def strip_wake_words(text: str) -> str:
     return " ".join(words)
 
 
-__all__ = ["Actions", "Outcome", "Question", "clock_time", "strip_wake_words"]
+__all__ = [
+    "Actions",
+    "Outcome",
+    "Question",
+    "beyond_commands",
+    "clock_time",
+    "how_to_add",
+    "strip_wake_words",
+]
