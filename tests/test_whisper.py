@@ -21,7 +21,11 @@ from firmware_app.config.settings import Settings
 from firmware_app.core.messages import FRAME_SAMPLES
 from firmware_app.recognize.models import KNOWN_MODELS, MANIFEST
 from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
-from firmware_app.recognize.stt import load_transcriber, phrase_grammar_sources
+from firmware_app.recognize.stt import (
+    load_transcriber,
+    open_speech_installed,
+    phrase_grammar_sources,
+)
 from firmware_app.recognize.whisper import WhisperTranscriber
 from firmware_app.understand.intents import normalize
 
@@ -102,6 +106,14 @@ def test_engine_choice(tmp_path, whisper_model_dir):
     stt, _, active = load_transcriber(beside)
     assert isinstance(stt, HybridTranscriber) and isinstance(stt.vosk, WhisperTranscriber)
     assert active.startswith("speech-to-phrase + whisper")
+    # what typed requests are answered by (nothing loaded)
+    assert open_speech_installed(alone) and open_speech_installed(beside)
+    assert not open_speech_installed(missing)
+    assert not open_speech_installed(Settings(data_dir=tmp_path))
+    phrases_only = Settings(
+        data_dir=tmp_path, stt={"engine": "phrases", "model": whisper_model_dir}
+    )
+    assert not open_speech_installed(phrases_only)
     # auto finds a Whisper model where `models pull` installs it
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "faster-whisper-tiny.en").symlink_to(whisper_model_dir)

@@ -141,10 +141,11 @@ def open_speech_installed(settings: Settings) -> bool:
     there (and for Whisper, faster-whisper too). Nothing is loaded: this is cheap."""
     from firmware_app.recognize.whisper import is_whisper_dir
 
-    if settings.stt.engine == "phrases":
+    engine = settings.stt.engine
+    if engine == "phrases":
         return False
     path = open_model_dir(settings)
-    if settings.stt.engine == "whisper" or is_whisper_dir(path):
+    if engine == "whisper" or (engine == "auto" and is_whisper_dir(path)):
         return is_whisper_dir(path) and importlib.util.find_spec("faster_whisper") is not None
     try:
         check_model_dir(path)
