@@ -154,6 +154,17 @@ def open_speech_installed(settings: Settings) -> bool:
     return True
 
 
+def hears_open_speech(settings: Settings, recognizer: Transcriber | None) -> bool:
+    """Whether speech beyond the commands is transcribed: the recognizer says so (only
+    speech-to-phrase alone does not); with none loaded (typed requests), whether the
+    configured one would, so a typed request is answered as the same words spoken."""
+    from firmware_app.core.engines import ScopedTranscriber
+
+    if recognizer is None:
+        return open_speech_installed(settings)
+    return recognizer.open_speech if isinstance(recognizer, ScopedTranscriber) else True
+
+
 def load_open(settings: Settings) -> VoskTranscriber | WhisperTranscriber:
     """The open-vocabulary recognizer: Whisper when ``stt.engine`` says so or the model
     directory holds a Whisper model, Vosk otherwise."""
