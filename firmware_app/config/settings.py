@@ -163,14 +163,18 @@ class VadSettings(Section):
 
 
 class SttSettings(Section):
-    engine: Literal["auto", "phrases", "vosk"] = "auto"
+    engine: Literal["auto", "phrases", "vosk", "whisper"] = "auto"
     """Speech recognition: ``phrases`` is the built-in speech-to-phrase recognizer (the
-    command sentences only, no download); ``vosk`` is the Vosk model alone (open speech);
-    ``auto`` runs both when a Vosk model is installed (commands from phrases, everything
-    else from Vosk) and phrases alone when none is."""
+    command sentences only, no download); ``vosk`` and ``whisper`` are that open-speech
+    model alone (Whisper needs the ``whisper`` extra: faster-whisper); ``auto`` runs
+    speech-to-phrase and, when an open-speech model is installed, that model beside it
+    (commands from speech-to-phrase, everything else from the model)."""
     model: Path | None = None
-    """Vosk model directory; default: ``<data_dir>/models/vosk-model-small-en-us-0.15``
-    (installed by ``ttbt5 models pull``)."""
+    """Open-speech model directory: a Vosk model, or a CTranslate2 Whisper model
+    (``model.bin``, ``config.json``, ``tokenizer.json``). Default:
+    ``<data_dir>/models/vosk-model-small-en-us-0.15``, or
+    ``<data_dir>/models/faster-whisper-tiny.en`` for ``whisper`` (and for ``auto`` when
+    only that one is installed); ``ttbt5 models pull`` installs both."""
 
 
 class TtsSettings(Section):

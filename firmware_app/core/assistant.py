@@ -72,7 +72,7 @@ class Assistant(Flow):
         if untrusted:  # missed timers are judged from the last time seen instead
             logger.warning("timers: {}; judging them from {}", untrusted, clock_time(now))
             self._emit("clock", synchronized=False, reason=untrusted, judged_from=now)
-        for timer in self.timers.due():
+        for timer in self.timers.due() if self.rings_timers else []:
             if now - timer.due < 10:
                 continue  # only just due: it rings normally
             self.timers.remove(timer)
@@ -108,8 +108,10 @@ class Assistant(Flow):
             self.handle(msg)
 
     def quiescent(self) -> bool:
-        """Nothing queued, nothing being synthesized, no answer on its way."""
-        return self.idle(queue=True)
+        """Nothing queued, nothing being synthesized, no answer on its way. Announcements
+        waiting for their turn do not count: their turn comes when what plays now has
+        played, and under ``simulate`` that takes the clock to move on."""
+        return not self.speech.busy() and self.turn.request == 0 and self.inbox.empty()
 
     def idle(self, queue: bool = True) -> bool:
         """Nothing being synthesized or announced, no answer on its way (and, with
@@ -162,7 +164,7 @@ class Assistant(Flow):
         self._t = max(self._t, t)
         if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
             self.fire(Happening.ERROR_OVER)
-        if self.timers.tick():
+        if self.rings_timers and self.timers.tick():
             self.fire(Happening.TIMER_DUE)
 
     # --- commands (MQTT, Hermes, the control socket, the command line)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from firmware_app.core.events import Event
@@ -100,6 +101,24 @@ class GrammarTranscriber(Transcriber, Protocol):
     def observe(self, event: Event) -> None:
         """Every event of the assistant: names it should now hear (timers) come from them."""
         ...
+
+
+@runtime_checkable
+class ScopedTranscriber(Transcriber, Protocol):
+    """A transcriber that says whether it hears speech beyond the commands. Speech-to-phrase
+    alone does not; beside an open-vocabulary recognizer, or that recognizer alone, it does.
+    A transcriber that does not say is taken to hear everything."""
+
+    open_speech: bool
+    """Speech that is no command is transcribed too (for the online model)."""
+
+
+class OpenTranscriber(Transcriber, Protocol):
+    """An open-vocabulary recognizer (Vosk, Whisper): any words, from a model directory."""
+
+    name: str
+    """Which one it is ("vosk", "whisper"): logs, status and who answered a request."""
+    model_dir: Path
 
 
 class Synthesizer(Protocol):

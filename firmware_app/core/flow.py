@@ -53,6 +53,7 @@ from firmware_app.listen.segmenter import (
     Woke,
     save_request_audio,
 )
+from firmware_app.recognize.stt import hears_open_speech
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.sentences import asks_question
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin, Voice
@@ -64,11 +65,12 @@ from firmware_app.understand.actions import (
     NO_SERVICE,
     NOT_HEARD,
     NOTHING_SAID,
-    OUT_OF_GRAMMAR_REPLY,
     UNKNOWN,
     Actions,
     Outcome,
     Question,
+    beyond_commands,
+    how_to_add,
     without_wake_words,
 )
 from firmware_app.understand.intents import normalize
@@ -124,6 +126,7 @@ class Flow:
         stt_problem: str | None = None,
         parts: Parts | None = None,
         board: StatusBoard | None = None,
+        rings_timers: bool = True,
     ) -> None:
         self.settings = settings
         self.hearing = hearing
@@ -135,6 +138,13 @@ class Flow:
         self.inbox = inbox or Inbox()
         self.parts = parts or Parts()
         self.board = board or StatusBoard()
+        # Whether timers ring (and missed ones are announced) here: the service's job. A
+        # one-off ``ask``/``say`` leaves them to it, so its fast simulated clock can
+        # neither ring a timer early nor take a missed one's announcement away.
+        self.rings_timers = rings_timers
+        # Whether a request that is no command has words for the online model: what the
+        # reply to one says is missing depends on it.
+        self.open_speech = hears_open_speech(settings, hearing.recognizer)
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store, self.clock)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
@@ -314,7 +324,7 @@ class Flow:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
             if heard.out_of_grammar:  # speech, but no command in it
-                return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
+                return self._beyond_commands()
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
         if outcome is not None:
@@ -326,12 +336,18 @@ class Flow:
             self._emit("intent", name=intent.name, slots=intent.slots)
             return self._carry_out(self.actions.act(intent, self.clock.epoch(), self.volume))
         if self.responder is None:
-            return self.reply(UNKNOWN, Origin.FALLBACK, cache=True)
+            return self._beyond_commands()
         if self.settings.audio.chimes:  # the answer takes a moment: say we heard
             self.voice.chime("done")
         self.turn.request = self.voice.utterances.new_id()
         self.responder.respond(self.turn.request, text, self._from_responder)
         return THINKING
+
+    def _beyond_commands(self) -> State:
+        """No command, and nothing here answers questions: say what would."""
+        llm = self.responder is not None
+        logger.info("not a command; {}", how_to_add(self.open_speech, llm))
+        return self.reply(beyond_commands(self.open_speech, llm), Origin.FALLBACK, cache=True)
 
     def _carry_out(self, outcome: Outcome) -> State:
         if outcome.volume is not None:
@@ -410,7 +426,7 @@ class Flow:
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
-        due = self.timers.due()
+        due = self.timers.due() if self.rings_timers else []
         if due:
             return self._ring(due[0])
         return self._resting_state()

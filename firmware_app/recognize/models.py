@@ -1,9 +1,12 @@
-"""Speech models: what is installed, fetching the English Vosk model, checking them.
+"""Speech models: what is installed, fetching the English Vosk and Whisper models,
+checking them.
 
 A pull downloads to a ``.part`` file (resumed with an HTTP Range request when a previous
 attempt was cut), checks the pinned SHA-256, unpacks into a temporary directory next to the
 destination, records every file's hash, and renames into place: a model directory is
-either complete or absent, never half there.
+either complete or absent, never half there. A model published as separate files (the
+CTranslate2 Whisper models) has each file pinned; they are fetched into a staging
+directory that survives a failed pull, so the next pull resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ MANIFEST = ".ttbt5-files.json"
 class KnownModel:
     name: str
     url: str
+    """The archive's URL; for a model of separate ``files``, the URL they are under."""
     sha256: str
     size_mb: int
+    files: tuple[tuple[str, str], ...] = ()
+    """(file name, SHA-256) of each file, for a model published as separate files."""
 
 
 KNOWN_MODELS = {
@@ -43,8 +49,24 @@ KNOWN_MODELS = {
         "30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
         40,
     ),
+    # Whisper tiny.en converted for CTranslate2 (float16 weights, quantized to int8 when
+    # loaded), pinned to one revision of the published files.
+    "faster-whisper-tiny.en": KnownModel(
+        "faster-whisper-tiny.en",
+        "https://huggingface.co/Systran/faster-whisper-tiny.en/resolve/"
+        "0d3d19a32d3338f10357c0889762bd8d64bbdeba/",
+        "",
+        78,
+        files=(
+            ("config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+            ("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+            ("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+            ("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+        ),
+    ),
 }
 DEFAULT_MODEL = "vosk-model-small-en-us-0.15"
+DEFAULT_WHISPER_MODEL = "faster-whisper-tiny.en"
 
 
 class DownloadError(TTBT5Error, OSError):
@@ -177,12 +199,20 @@ def unpack(archive: Path, into: Path) -> None:
                 raise BadInputError(f"archive member {member.name!r} is a link or device")
 
 
+def _is_model(path: Path) -> bool:
+    """A Vosk model (``am/``) or a CTranslate2 Whisper model (``model.bin``, ``config.json``)."""
+    vosk = (path / "am").is_dir() or (path / "final.mdl").is_file()
+    return vosk or ((path / "model.bin").is_file() and (path / "config.json").is_file())
+
+
 def _model_root(unpacked: Path) -> Path:
-    """The directory holding am/ (archives usually wrap the model in one folder)."""
+    """The directory holding the model (archives usually wrap it in one folder)."""
     for candidate in [unpacked, *sorted(p for p in unpacked.rglob("*") if p.is_dir())]:
-        if (candidate / "am").is_dir() or (candidate / "final.mdl").is_file():
+        if _is_model(candidate):
             return candidate
-    raise BadInputError("the archive holds no Vosk model (no am/ directory)")
+    raise BadInputError(
+        "the archive holds no Vosk model (no am/ directory) nor a Whisper model (no model.bin)"
+    )
 
 
 def install_archive(archive: Path, dest_root: Path, name: str | None = None) -> Path:
@@ -192,24 +222,68 @@ def install_archive(archive: Path, dest_root: Path, name: str | None = None) -> 
         unpack(archive, Path(tmp))
         root = _model_root(Path(tmp))
         name = name or (root.name if root != Path(tmp) else archive.name.split(".")[0])
-        files = {
-            str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()
-        }
-        (root / MANIFEST).write_text(json.dumps(files, indent=1))
-        final = dest_root / name
-        staged = dest_root / f".{name}.new"
-        shutil.rmtree(staged, ignore_errors=True)
-        os.replace(root, staged)
-        if final.exists():
-            old = dest_root / f".{name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(staged, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staged, final)
-        _fsync_dir(dest_root)
+        return install_dir(root, dest_root, name)
+
+
+def install_dir(root: Path, dest_root: Path, name: str) -> Path:
+    """Record every file's hash in ``root`` and rename it to ``dest_root/<name>`` (on the
+    same filesystem), replacing an older copy in one step."""
+    files = {
+        str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()
+    }
+    (root / MANIFEST).write_text(json.dumps(files, indent=1))
+    final = dest_root / name
+    staged = dest_root / f".{name}.new"
+    shutil.rmtree(staged, ignore_errors=True)
+    os.replace(root, staged)
+    if final.exists():
+        old = dest_root / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, final)
+    _fsync_dir(dest_root)
     return final
+
+
+def pull_files(
+    base_url: str, files: tuple[tuple[str, str], ...], dest_root: Path, name: str
+) -> Path:
+    """Fetch a model published as separate files, each checked against its pinned hash,
+    and install them together. The staging directory is kept when a file fails, so a
+    later pull resumes the cut file and skips the finished ones."""
+    staging = dest_root / f".{name}.download"
+    staging.mkdir(parents=True, exist_ok=True)
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    for file_name, digest in files:
+        target = staging / file_name
+        if target.is_file() and sha256_file(target) == digest:
+            continue  # fetched by an earlier pull
+        target.unlink(missing_ok=True)
+        logger.info("fetching {}", file_name)
+        download(base + file_name, target, digest)
+    return install_dir(staging, dest_root, name)
+
+
+def _install_copy(source: Path, dest_root: Path, name: str | None) -> Path:
+    """Install a copy of a model directory (its plain files only: no links)."""
+    if not _is_model(source):
+        raise BadInputError(f"{source} is neither a Vosk nor a Whisper model directory")
+    dest_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest_root, prefix=".copy-") as tmp:
+        root = Path(tmp) / "model"
+        for path in sorted(source.rglob("*")):
+            rel = path.relative_to(source)
+            if path.is_symlink() or rel.parts[0] == MANIFEST:
+                continue
+            if path.is_dir():
+                (root / rel).mkdir(parents=True, exist_ok=True)
+            elif path.is_file():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, root / rel)
+        return install_dir(root, dest_root, name or source.name)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -229,6 +303,8 @@ def pull(
 ) -> Path:
     """Install a model from a local archive or its official download."""
     dest_root = models_dir(settings)
+    if archive is not None and archive.is_dir():  # a model directory carried over
+        return _install_copy(archive, dest_root, None if name == DEFAULT_MODEL else name)
     if archive is not None:
         if not archive.is_file():
             raise BadInputError(f"{archive}: no such file")
@@ -241,6 +317,8 @@ def pull(
             f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)} "
             "(or give --url and --sha256, or --from ARCHIVE)"
         )
+    if known is not None and known.files:  # pinned file by file; --url: a mirror of them
+        return pull_files(url or known.url, known.files, dest_root, name)
     source = url or (known.url if known else "")
     digest = sha256 or (known.sha256 if known else None)
     if digest is None:

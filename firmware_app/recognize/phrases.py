@@ -8,8 +8,9 @@ where an open-vocabulary model would need a 40 MB download and more CPU.
 The grammar (``recognize/grammar.py``) is compiled from the templates at start-up and again
 only when what it is built from changes (a new timer name), never per request. Speech
 outside it lands in the garbage loop and is reported as out of grammar, not forced into
-the nearest command. ``HybridTranscriber`` runs this recognizer and Vosk over the same
-frames: an in-grammar result answers commands, Vosk's transcript serves everything else.
+the nearest command. ``HybridTranscriber`` runs this recognizer and an open-vocabulary one
+(Vosk or Whisper) over the same frames: an in-grammar result answers commands, the open
+transcript serves everything else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -27,12 +28,17 @@ from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.recognize.pronunciations import add_words, decoder, entries
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 
+if TYPE_CHECKING:
+    from firmware_app.core.engines import OpenTranscriber
+
 SEARCH = "commands"
 
 
 class PhraseTranscriber:
     """pocketsphinx in grammar mode; ``finish`` returns "" and sets ``out_of_grammar``
     when the speech was not a command sentence."""
+
+    open_speech = False
 
     def __init__(
         self,
@@ -132,15 +138,18 @@ class PhraseTranscriber:
 
 
 class HybridTranscriber:
-    """Speech-to-phrase and Vosk over the same frames: commands from the first when it
-    heard one, Vosk's open transcript otherwise (for the LLM)."""
+    """Speech-to-phrase and an open-vocabulary recognizer (Vosk or Whisper) over the same
+    frames: commands from the first when it heard one, the open transcript otherwise (for
+    the LLM). The open recognizer is finished only when it is needed: Whisper does all its
+    work there, and a command must not wait for it."""
 
     out_of_grammar = False
+    open_speech = True
 
-    def __init__(self, phrases: PhraseTranscriber, vosk: Any) -> None:
+    def __init__(self, phrases: PhraseTranscriber, vosk: OpenTranscriber) -> None:
         self.phrases = phrases
-        self.vosk = vosk
-        self.source = ""  # "phrases" or "vosk": which one answered the last utterance
+        self.vosk = vosk  # the open recognizer, Vosk or Whisper
+        self.source = ""  # "phrases" or the open recognizer's name: who answered last
 
     def update_names(self, names: Iterable[str]) -> None:
         self.phrases.update_names(names)
@@ -158,9 +167,9 @@ class HybridTranscriber:
 
     def finish(self) -> str:
         command = self.phrases.finish()
-        text = str(self.vosk.finish())
         if command:
             self.source = "phrases"
+            self.vosk.start()  # what it heard is not needed: drop it unheard
             return command
-        self.source = "vosk"
-        return text
+        self.source = self.vosk.name
+        return self.vosk.finish()

@@ -2,12 +2,14 @@
 
 Frames go to the recognizer as they arrive, so when the speaker stops only the last few
 hundred milliseconds are left to decode and the final result is ready at once.
-``load_transcriber`` picks speech-to-phrase (``recognize/phrases.py``), Vosk, or both, from
+``load_transcriber`` picks speech-to-phrase (``recognize/phrases.py``), an
+open-vocabulary recognizer (Vosk, or Whisper in ``recognize/whisper.py``), or both, from
 ``stt.engine`` and what is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from firmware_app.config.settings import Settings
     from firmware_app.core.engines import Transcriber
     from firmware_app.recognize.grammar import Grammar
+    from firmware_app.recognize.whisper import WhisperTranscriber
 
 MISSING_MODEL_HELP = "no speech model is installed: run 'ttbt5 models pull'"
 
@@ -37,6 +40,9 @@ def check_model_dir(path: Path) -> None:
 
 
 class VoskTranscriber:
+    name = "vosk"
+    open_speech = True
+
     def __init__(self, model_dir: Path) -> None:
         check_model_dir(model_dir)
         try:
@@ -112,33 +118,95 @@ def phrase_grammar_sources(settings: Settings) -> Callable[[Iterable[str]], Gram
     return sources
 
 
+def open_model_dir(settings: Settings) -> Path:
+    """Where the open-vocabulary model is: ``stt.model``, else the default directory of
+    the engine asked for; ``auto`` takes the Vosk model, or the Whisper one when only it
+    is installed."""
+    from firmware_app.config.settings import DEFAULT_STT_MODEL
+    from firmware_app.recognize.models import DEFAULT_WHISPER_MODEL
+
+    if settings.stt.model is not None:
+        return settings.stt.model
+    root = settings.data_dir / "models"
+    vosk, whisper = root / DEFAULT_STT_MODEL, root / DEFAULT_WHISPER_MODEL
+    if settings.stt.engine == "whisper":
+        return whisper
+    if settings.stt.engine == "auto" and not vosk.is_dir() and whisper.is_dir():
+        return whisper
+    return vosk
+
+
+def open_speech_installed(settings: Settings) -> bool:
+    """Whether the configured open-speech recognizer would load: its model directory is
+    there (and for Whisper, faster-whisper too). Nothing is loaded: this is cheap."""
+    from firmware_app.recognize.whisper import is_whisper_dir
+
+    engine = settings.stt.engine
+    if engine == "phrases":
+        return False
+    path = open_model_dir(settings)
+    if engine == "whisper" or (engine == "auto" and is_whisper_dir(path)):
+        return is_whisper_dir(path) and importlib.util.find_spec("faster_whisper") is not None
+    try:
+        check_model_dir(path)
+    except ModelMissingError:
+        return False
+    return True
+
+
+def hears_open_speech(settings: Settings, recognizer: Transcriber | None) -> bool:
+    """Whether speech beyond the commands is transcribed: the recognizer says so (only
+    speech-to-phrase alone does not); with none loaded (typed requests), whether the
+    configured one would, so a typed request is answered as the same words spoken."""
+    from firmware_app.core.engines import ScopedTranscriber
+
+    if recognizer is None:
+        return open_speech_installed(settings)
+    return recognizer.open_speech if isinstance(recognizer, ScopedTranscriber) else True
+
+
+def load_open(settings: Settings) -> VoskTranscriber | WhisperTranscriber:
+    """The open-vocabulary recognizer: Whisper when ``stt.engine`` says so or the model
+    directory holds a Whisper model, Vosk otherwise."""
+    from firmware_app.recognize.whisper import WhisperTranscriber, is_whisper_dir
+
+    path = open_model_dir(settings)
+    if settings.stt.engine == "whisper" or (settings.stt.engine == "auto" and is_whisper_dir(path)):
+        longest = settings.vad.max_request_s + settings.wake.preroll_ms / 1000
+        return WhisperTranscriber(path, longest)
+    return VoskTranscriber(path)
+
+
 def load_transcriber(settings: Settings) -> tuple[Transcriber | None, str | None, str]:
     """The recognizer ``stt.engine`` asks for: (transcriber, problem, what is active).
 
-    ``auto`` never fails for want of a Vosk model: speech-to-phrase ships with the
-    package. A missing model only matters when ``vosk`` is asked for by name.
+    ``auto`` never fails for want of an open-vocabulary model: speech-to-phrase ships with
+    the package. A missing model only matters when ``vosk`` or ``whisper`` is asked for by
+    name.
     """
     from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
 
     engine = settings.stt.engine
-    vosk: VoskTranscriber | None = None
+    open_: VoskTranscriber | WhisperTranscriber | None = None
     problem = None
-    if engine in ("auto", "vosk"):
+    if engine != "phrases":
         try:
-            vosk = VoskTranscriber(settings.stt_model_path)
+            open_ = load_open(settings)
         except (ModelMissingError, EngineUnavailableError) as exc:
             problem = str(exc)
-            if engine == "vosk":
+            if engine != "auto":
                 return None, problem, f"none ({problem})"
-    if engine == "vosk":
-        assert vosk is not None
-        return vosk, None, f"vosk ({settings.stt_model_path})"
+    if engine in ("vosk", "whisper"):
+        assert open_ is not None
+        return open_, None, f"{open_.name} ({open_.model_dir})"
     try:
         phrases = PhraseTranscriber(phrase_grammar_sources(settings))
     except EngineUnavailableError as exc:
-        if vosk is not None:
-            return vosk, None, f"vosk ({settings.stt_model_path}); speech-to-phrase off: {exc}"
+        if open_ is not None:
+            off = f"speech-to-phrase off: {exc}"
+            return open_, None, f"{open_.name} ({open_.model_dir}); {off}"
         return None, str(exc), f"none ({exc})"
-    if vosk is None:
-        return phrases, None, "speech-to-phrase (commands only: no Vosk model for open speech)"
-    return HybridTranscriber(phrases, vosk), None, f"speech-to-phrase + vosk ({vosk.model_dir})"
+    if open_ is None:
+        return phrases, None, "speech-to-phrase (commands only: no model for open speech)"
+    described = f"speech-to-phrase + {open_.name} ({open_.model_dir})"
+    return HybridTranscriber(phrases, open_), None, described

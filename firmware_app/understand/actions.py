@@ -25,10 +25,6 @@ NO_MODEL = "I can't understand speech yet. Install a speech model with: ttbt5 mo
 NOT_HEARD = "Sorry, I didn't catch that."
 UNKNOWN = "Sorry, I can't help with that yet."
 NOTHING_SAID = "I haven't said anything yet."
-OUT_OF_GRAMMAR_REPLY = (
-    "Sorry, I only understand commands such as the time, timers and the volume. "
-    "For other questions, install a speech model with: ttbt5 models pull."
-)
 HELP = (
     "I can tell you the time and the date, set, check and cancel timers, and change my "
     "volume. Try: set a timer for five minutes."
@@ -37,6 +33,11 @@ NO_TIMERS = "There's no timer running."
 NO_HOME = "I can't reach your home right now: MQTT is not set up."
 NO_SERVICE = "I can reach your home only while the assistant service is running."
 FIXED_PHRASES = [NO_MODEL, NOT_HEARD, UNKNOWN, NO_TIMERS]
+# What open questions need, and how to add it (for logs and ``ttbt5 transcribe``).
+NEEDS = {
+    "a speech model": "install one with 'ttbt5 models pull' (docs/speech.md)",
+    "an LLM": "set llm.url (docs/llm.md)",
+}
 WAKE_WORDS = {"hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"}
 VOLUME_STEP = 10
 _ALL_WORDS = {"all", "both", "every", "everything", "them"}
@@ -211,6 +212,27 @@ def clock_time(epoch: float) -> str:
     return f"{hour}:{local.tm_min:02d} {suffix}"
 
 
+def missing_for_questions(open_speech: bool, llm: bool) -> list[str]:
+    """What this configuration lacks to answer open questions."""
+    return [need for need, have in zip(NEEDS, (open_speech, llm), strict=True) if not have]
+
+
+def beyond_commands(open_speech: bool, llm: bool) -> str:
+    """The reply to a request that is no command when nothing here can answer it. Short
+    (under four seconds spoken), the same typed or spoken, and naming what open questions
+    need that this configuration lacks: a speech model for open speech, an LLM, or both."""
+    missing = missing_for_questions(open_speech, llm)
+    if not missing:
+        return UNKNOWN
+    return f"Not a command. Questions need {' and '.join(missing)}."
+
+
+def how_to_add(open_speech: bool, llm: bool) -> str:
+    """Where to start for open questions, in full: for the log and the command line."""
+    steps = [f"{need}: {NEEDS[need]}" for need in missing_for_questions(open_speech, llm)]
+    return "for open questions, add " + "; ".join(steps) if steps else ""
+
+
 def strip_wake_words(text: str) -> str:
     """Drop the wake phrase from the start of a request (the pre-roll holds its end, and
     people type it into ``ttbt5 ask`` as they would say it)."""
@@ -231,7 +253,9 @@ __all__ = [
     "Actions",
     "Outcome",
     "Question",
+    "beyond_commands",
     "clock_time",
+    "how_to_add",
     "strip_wake_words",
     "without_wake_words",
 ]
