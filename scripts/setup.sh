@@ -14,6 +14,8 @@ APT_PACKAGES=(
   librsvg2-bin                               # renders the wiring diagrams in hardware/
   libspeexdsp1                               # the echo canceller (loaded through ctypes)
   espeak-ng sox                              # voices, noise and reverb of the wake corpus
+  flite festival festvox-kallpc16k           # more voices for the speech corpus
+  festvox-kdlpc16k festvox-us-slt-hts
 )
 
 if command -v apt-get >/dev/null 2>&1; then
