@@ -199,12 +199,12 @@ class Assistant(Flow):
         if (self.state == SPEAKING or self.voice.ringing) and self.parts.stop_spotter.process(pcm):
             self.fire("stop_word")
         self.clips.hear(pcm)  # before the listener: a clip starts with the frame that woke
-        heard = self.listener.process(pcm, self._t)
-        if self.state == LISTENING:
+        if self.state == LISTENING:  # before the listener, which may end on what was heard
             if self.stt is not None:
                 self.stt.feed(pcm)
             if self._audio is not None:
                 self._audio.append(pcm)
+        heard = self.listener.process(pcm, self._t)
         for event in heard:
             self.fire(_EVENT_OF[type(event)], event)
 

@@ -30,6 +30,7 @@ from firmware_app.intents import normalize
 from firmware_app.intents.builtin import recognize_builtin
 from firmware_app.intents.custom import CustomIntents
 from firmware_app.listener import (
+    Progress,
     Segmenter,
     SpeechEnded,
     SpeechStarted,
@@ -101,6 +102,9 @@ class Flow(Machine[State]):
             silence_s=settings.vad.silence_ms / 1000,
             max_request_s=settings.vad.max_request_s,
             preroll_ms=settings.wake.preroll_ms,
+            progress=self._progress if hasattr(stt, "partial_command") else None,
+            done_s=settings.vad.done_ms / 1000,
+            unfinished_s=settings.vad.unfinished_ms / 1000,
         )
         self.muted = bool(store.get("settings", "muted", False))
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
@@ -190,6 +194,17 @@ class Flow(Machine[State]):
             return ""
         self._stt_open = False
         return self.stt.finish()
+
+    def _progress(self) -> Progress:
+        """What the command recognizer has heard of the request so far (the listener ends
+        a request sooner on a whole command, later on the start of one)."""
+        text = getattr(self.stt, "partial_command", lambda: None)()
+        if not text:
+            return "unknown"
+        words = normalize(strip_wake_words(text))
+        if recognize_builtin(words) or self.actions.custom.recognize(words):
+            return "done"
+        return "unfinished"
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score

@@ -388,7 +388,7 @@ def items(size: str = "ci", families: set[str] | None = None) -> Iterator[Item]:
         for ci, (text, intent, slots, split) in enumerate(COMMANDS):
             if (ci + vi) % step:
                 continue
-            k = ci + vi
+            k = (ci + vi) // step  # forms and conditions in rotation over what is kept
             form = FORMS[k % len(FORMS)]
             if form == "inner" and split is None:
                 form = "pause"
@@ -401,8 +401,9 @@ def items(size: str = "ci", families: set[str] | None = None) -> Iterator[Item]:
         for ni, (kind, text) in enumerate(negatives):
             if (ni + vi) % (step + 1):
                 continue
-            form = "breath" if (ni + vi) % 2 else "pause"
-            cond = CONDITIONS[(ni + vi) % len(CONDITIONS)]
+            j = (ni + vi) // (step + 1)
+            form = "breath" if j % 2 else "pause"
+            cond = CONDITIONS[(j // 2 + vi) % len(CONDITIONS)]
             audio, end = request(text, voice, form, None)
             key = f"{voice.tag}|{form}|{text}"
             yield Item(kind, text, voice, form, cond, condition(audio, cond, key), end)

@@ -21,6 +21,7 @@ from typing import Any
 
 from loguru import logger
 
+from firmware_app.engines.fsg import transitions, word_graph
 from firmware_app.engines.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.engines.pronunciations import add_words, decoder, entries
 from firmware_app.engines.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
@@ -32,6 +33,14 @@ OUT_OF_GRAMMAR_REPLY = (
     "For other questions, install a speech model with: ttbt5 models pull."
 )
 SEARCH = "commands"
+# The wake phrase, or its end, may come first: the pre-roll starts inside it.
+COMMAND_BODY = "[<wake>] [<wake>] [<tail>] <command>"
+# Other speech is a loop of common words beside the commands: entered with LOOP_ENTER,
+# each of its words costing LOOP_WORD (the commands cost nothing), so a command must
+# sound clearly less like it than like a command sentence. Chosen on the speech corpus
+# (scripts/bench_speech.py).
+LOOP_ENTER = 0.1
+LOOP_WORD = 0.005
 
 
 class PhraseTranscriber:
@@ -44,6 +53,7 @@ class PhraseTranscriber:
         timer_names: Iterable[str] = (),
     ) -> None:
         garbage = entries(GARBAGE_WORDS, prefix=GARBAGE_PREFIX, first_only=True)
+        self._loop_words = [word for word, _ in garbage]
         self._decoder: Any = decoder(
             garbage,
             samprate=SAMPLE_RATE,
@@ -59,6 +69,7 @@ class PhraseTranscriber:
         self._lock = threading.Lock()  # update_names may come from another thread
         self._names: frozenset[str] = frozenset()
         self._pending: frozenset[str] | None = frozenset(timer_names)
+        self.graph_size = (0, 0)  # states and words of the search graph
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
         self.last_text = ""  # what was heard, garbage included, for logs and tests
@@ -72,8 +83,11 @@ class PhraseTranscriber:
         started = time.monotonic()
         grammar = self._sources(sorted(names))
         self._add_words(grammar.words | set(WAKE_WORDS))  # words it lacks are skipped
-        self._decoder.add_jsgf_string(SEARCH, grammar.jsgf)
+        graph = word_graph(grammar.jsgf, COMMAND_BODY)
+        arcs, final = transitions(graph, self._loop_words, LOOP_ENTER, LOOP_WORD)
+        self._decoder.add_fsg(SEARCH, self._decoder.create_fsg(SEARCH, 0, final, arcs))
         self._decoder.activate_search(SEARCH)
+        self.graph_size = (len(graph.arcs), graph.n_arcs)
         self._names = names
         if grammar.missing:
             logger.warning(
@@ -124,15 +138,34 @@ class PhraseTranscriber:
         words = hyp.hypstr.split() if hyp is not None else []
         self.finish_ms = 1000 * (time.perf_counter() - started)
         self.last_text = " ".join(w.lstrip(GARBAGE_PREFIX) for w in words)
-        while words and (words[0].startswith(GARBAGE_PREFIX) or words[0] in WAKE_WORDS):
-            words.pop(0)  # the end of the wake phrase, in the pre-roll
-        self.out_of_grammar = bool(self.last_text) and (
-            not words or any(w.startswith(GARBAGE_PREFIX) for w in words)
-        )
+        command = _command(words)
+        self.out_of_grammar = bool(self.last_text) and not command
         if self.out_of_grammar:
             logger.info("speech-to-phrase: not a command ({!r})", self.last_text)
             return ""
-        return " ".join(words)
+        return " ".join(command or [])
+
+    def partial_command(self) -> str | None:
+        """The command heard so far, while listening: its words ("" before any), or None
+        when what was heard is other speech. The decoder's best path up to now, so a
+        request can end as soon as it holds a whole command."""
+        try:
+            hyp = self._decoder.hyp()
+        except RuntimeError:
+            return None
+        command = _command(hyp.hypstr.split() if hyp is not None else [])
+        return None if command is None else " ".join(command)
+
+
+def _command(words: list[str]) -> list[str] | None:
+    """The command in a result: the words after the wake phrase's end (which the pre-roll
+    holds); None when other speech is in it."""
+    words = list(words)
+    while words and (words[0].startswith(GARBAGE_PREFIX) or words[0] in WAKE_WORDS):
+        words.pop(0)
+    if any(w.startswith(GARBAGE_PREFIX) for w in words):
+        return None
+    return words
 
 
 class HybridTranscriber:
@@ -159,6 +192,9 @@ class HybridTranscriber:
     def feed(self, pcm: bytes) -> None:
         self.phrases.feed(pcm)
         self.vosk.feed(pcm)
+
+    def partial_command(self) -> str | None:
+        return self.phrases.partial_command()
 
     def finish(self) -> str:
         command = self.phrases.finish()
