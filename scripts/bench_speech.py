@@ -33,8 +33,8 @@ import speech_corpus  # noqa: E402
 import speech_eval  # noqa: E402
 from loguru import logger  # noqa: E402
 
-from firmware_app import runtime  # noqa: E402
-from firmware_app.config import Settings  # noqa: E402
+from firmware_app.app import wiring  # noqa: E402
+from firmware_app.config.settings import Settings  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -48,9 +48,9 @@ def _rss_mb() -> float:
 def recognizer_cost(items: list[speech_corpus.Item]) -> dict[str, float]:
     """Speech-to-phrase alone over the command requests: CPU per second of audio fed while
     listening, and the memory a recognizer takes (RSS before and after building one)."""
-    from firmware_app.engines.phrases import PhraseTranscriber
-    from firmware_app.engines.stt import phrase_grammar_sources
-    from firmware_app.messages import FRAME_SAMPLES
+    from firmware_app.core.messages import FRAME_SAMPLES
+    from firmware_app.recognize.phrases import PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
 
     before = _rss_mb()
     started = time.perf_counter()
@@ -88,14 +88,14 @@ def main() -> int:
     if args.limit:
         items = items[: args.limit]
     render_s = time.perf_counter() - t0
-    from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+    from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         # no warm-up synthesis at each run's start: it would compete with the request
         settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0})
-        engines = runtime.load_engines(settings, steady=True)
+        engines = wiring.load_engines(settings, steady=True)
         assert engines.stt is not None, engines.stt_problem
         spotter = PocketsphinxStopSpotter()
         t0 = time.perf_counter()

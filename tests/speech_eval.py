@@ -31,11 +31,11 @@ from typing import Any
 from audio_helpers import write
 from speech_corpus import Item
 
-from firmware_app import simulation
-from firmware_app.config import Settings
-from firmware_app.events import read_events
-from firmware_app.messages import FRAME_SAMPLES
-from firmware_app.runtime import Engines
+from firmware_app.app import simulation
+from firmware_app.app.wiring import Engines
+from firmware_app.config.settings import Settings
+from firmware_app.core.events import read_events
+from firmware_app.core.messages import FRAME_SAMPLES
 
 
 @dataclass
