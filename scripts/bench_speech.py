@@ -77,7 +77,7 @@ def recognizer_cost(items: list[speech_corpus.Item]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=("ci", "full"), default="ci")
+    parser.add_argument("--size", choices=("test", "ci", "full"), default="ci")
     parser.add_argument("--families", default="", help="comma-separated voice families")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items")
     parser.add_argument("--by", default="family", help="family, cond or form")

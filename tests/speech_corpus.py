@@ -379,11 +379,15 @@ def request(text: str, voice: Voice, form: str, split: str | None) -> tuple[np.n
 def items(size: str = "ci", families: set[str] | None = None) -> Iterator[Item]:
     """The corpus. ``full``: every voice variant says every command once, forms and
     conditions in rotation so each family meets them all; ``ci``: fewer variants and
-    every third command. Negatives follow the same rotation."""
+    every third command; ``test``: one voice per family, every eighth command and the
+    three near misses the stop word is known for. Negatives follow the same rotation."""
     voices = [v for v in (VOICES_FULL if size == "full" else VOICES_CI) if available(v)]
+    if size == "test":
+        voices = list({v.family: v for v in reversed(voices)}.values())[::-1]
     if families:
         voices = [v for v in voices if v.family in families]
-    step = 1 if size == "full" else 3
+    step = {"full": 1, "ci": 3}.get(size, 8)
+    alone = STOP_SAID + NEAR_STOP if size != "test" else STOP_SAID[:1] + NEAR_STOP[:3]
     for vi, voice in enumerate(voices):
         for ci, (text, intent, slots, split) in enumerate(COMMANDS):
             if (ci + vi) % step:
@@ -407,7 +411,7 @@ def items(size: str = "ci", families: set[str] | None = None) -> Iterator[Item]:
             audio, end = request(text, voice, form, None)
             key = f"{voice.tag}|{form}|{text}"
             yield Item(kind, text, voice, form, cond, condition(audio, cond, key), end)
-        for text in STOP_SAID + NEAR_STOP:
+        for text in alone:
             kind = "stop" if text in STOP_SAID else "near_stop"
             for cond in ("clean", "snr10") if size == "full" or kind == "stop" else ("clean",):
                 audio, end = _said([render(text, voice)])
