@@ -27,16 +27,16 @@ pytestmark = pytest.mark.slow
 
 # Higher is better for these, lower for the rest.
 MORE_IS_BETTER = {"woken", "right", "stop_heard"}
-EXPECTED = {
+EXPECTED = {  # measured; see the module docstring
     "commands": 29,
-    "woken": 0,
-    "right": 0,
-    "wrong": 99,
-    "rejected": 99,
-    "taken_as_command": 99,
-    "cut_off": 99,
-    "stop_heard": 0,
-    "false_stops": 99,
+    "woken": 22,
+    "right": 13,
+    "wrong": 2,
+    "rejected": 7,
+    "taken_as_command": 1,
+    "cut_off": 0,
+    "stop_heard": 4,
+    "false_stops": 3,
 }
 
 
