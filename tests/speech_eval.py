@@ -47,6 +47,7 @@ class Outcome:
     transcript: str = ""
     cut_off: bool = False
     first_audio_ms: float | None = None
+    hangover_ms: float | None = None  # of it, the silence waited (assistant clock)
     wake_to_listening_ms: float | None = None
     stops: int = 0
 
@@ -92,6 +93,7 @@ def run_request(engines: Engines, item: Item, tmp: Path, settings: Settings) -> 
         if reply is not None and reply.get("source") == "local" and starts:
             hangover = end["t"] - item.speech_end
             out.first_audio_ms = 1000 * (hangover + starts[0]["wall"] - end["wall"])
+            out.hangover_ms = 1000 * hangover
     return out
 
 
@@ -138,6 +140,7 @@ class Tally:
     false_stops: int = 0
     cut_off: int = 0
     first_audio_ms: list[float] = field(default_factory=list)
+    hangover_ms: list[float] = field(default_factory=list)
     wake_to_listening_ms: list[float] = field(default_factory=list)
     wrong_examples: list[str] = field(default_factory=list)
 
@@ -154,6 +157,7 @@ class Tally:
             self.cut_off += o.cut_off
             if o.first_audio_ms is not None and verdict == "right":
                 self.first_audio_ms.append(o.first_audio_ms)
+                self.hangover_ms.append(o.hangover_ms or 0.0)
         elif kind in ("open", "chatter"):
             self.negatives += 1
             self.negatives_woken += o.woken
@@ -190,6 +194,7 @@ class Tally:
             "false_stops": f"{self.false_stops} in {self.near_stop}",
             "cut_off": self.cut_off,
             "end_of_speech_to_first_audio_ms_median": median(self.first_audio_ms),
+            "of_which_silence_waited_ms_median": median(self.hangover_ms),
             "wake_to_listening_ms_median": median(self.wake_to_listening_ms),
         }
 

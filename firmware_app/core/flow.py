@@ -174,8 +174,11 @@ class Flow(Machine[State]):
         if self.stt is not None:
             self.stt.start()
             self._stt_open = True
+            # A recognizer that can decode the pre-roll along with what follows takes it
+            # so: no burst of decoding between the wake word and listening.
+            feed = getattr(self.stt, "feed_later", self.stt.feed)
             for pcm in preroll:
-                self.stt.feed(pcm)
+                feed(pcm)
         self._audio = list(preroll) if self.settings.log.save_audio else None
         self._emit("listening")
         if self.settings.audio.chimes and not followup:

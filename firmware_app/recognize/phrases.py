@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -39,6 +40,8 @@ COMMAND_BODY = "[<wake>] [<wake>] [<tail>] <command>"
 # each of its words costing LOOP_WORD (the commands cost nothing), so a command must
 # sound clearly less like it than like a command sentence. Chosen on the speech corpus
 # (scripts/bench_speech.py).
+# Pre-roll frames decoded with each new frame until the backlog is gone.
+CATCH_UP = 1
 LOOP_ENTER = 0.1
 LOOP_WORD = 0.005
 
@@ -70,6 +73,7 @@ class PhraseTranscriber:
         self._names: frozenset[str] = frozenset()
         self._pending: frozenset[str] | None = frozenset(timer_names)
         self.graph_size = (0, 0)  # states and words of the search graph
+        self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
         self.last_text = ""  # what was heard, garbage included, for logs and tests
@@ -120,16 +124,27 @@ class PhraseTranscriber:
             self.update_names([*self._names, str(name)])
 
     def start(self) -> None:
+        self._backlog.clear()
         if self._pending is not None:
             self.grammar = self._rebuild()
         self.out_of_grammar = False
         self._decoder.start_utt()
 
     def feed(self, pcm: bytes) -> None:
-        self._decoder.process_raw(pcm, False, False)
+        """Decode ``pcm`` and, with it, up to ``CATCH_UP`` frames of the backlog first."""
+        self._backlog.append(pcm)
+        for _ in range(min(len(self._backlog), 1 + CATCH_UP)):
+            self._decoder.process_raw(self._backlog.popleft(), False, False)
+
+    def feed_later(self, pcm: bytes) -> None:
+        """Audio from before listening began (the pre-roll): decoded a frame or two at a
+        time with the frames that follow, so waking costs no burst of decoding."""
+        self._backlog.append(pcm)
 
     def finish(self) -> str:
         started = time.perf_counter()
+        while self._backlog:
+            self._decoder.process_raw(self._backlog.popleft(), False, False)
         try:
             self._decoder.end_utt()
         except RuntimeError:  # finish without start: nothing was heard
