@@ -112,4 +112,3 @@ def test_stop_over_the_devices_own_reply(gain_db: float) -> None:
     matched = [any(at < t <= at + len(said) / SAMPLE_RATE + 0.8 for t in heard) for at in user_at]
     assert all(matched), (heard, user_at)
     assert len(heard) == len(user_at)
-
