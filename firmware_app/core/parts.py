@@ -5,10 +5,6 @@ the state machine never checks whether a part exists.
 All of them are handed to the `Assistant` constructor in one `Parts` value: nothing is
 attached to the assistant after it is built, so what it depends on is visible in one place.
 
-- `EchoCanceller`: removes the speaker's own sound from the microphone (``Frame.ref`` is
-  what was played during that frame) before the wake word and speech stages hear it.
-- `StopSpotter`: hears "stop" without the wake word, but only while the assistant is
-  speaking or a timer rings, when it is the natural thing to say.
 - `WakeArbiter`: several speakers in one home hear the same wake word; only the one that
   claims it answers, the others go back to idle without a sound.
 """
@@ -22,24 +18,6 @@ from typing import Protocol
 
 from firmware_app.core.events import wall_now
 from firmware_app.core.messages import Command
-
-
-class EchoCanceller(Protocol):
-    def process(self, mic: bytes, ref: bytes) -> bytes:
-        """The microphone frame with the speaker's sound (``ref``) taken out."""
-        ...
-
-    def reset(self) -> None:
-        """Forget adaptation state (the audio path was restarted)."""
-        ...
-
-
-class StopSpotter(Protocol):
-    def process(self, pcm: bytes) -> bool:
-        """Feed one frame; True when "stop" ends in it."""
-        ...
-
-    def reset(self) -> None: ...
 
 
 class WakeArbiter(Protocol):
@@ -80,26 +58,6 @@ class Responder(Protocol):
     def status(self) -> dict[str, object]: ...
 
 
-class NoEcho:
-    """No echo canceller: the microphone frame passes unchanged."""
-
-    def process(self, mic: bytes, ref: bytes) -> bytes:
-        return mic
-
-    def reset(self) -> None:
-        pass
-
-
-class NoStopSpotter:
-    """No stop word: only the wake word, the button or a command stop speech."""
-
-    def process(self, pcm: bytes) -> bool:
-        return False
-
-    def reset(self) -> None:
-        pass
-
-
 class AlwaysClaim:
     """A speaker alone in its home answers every wake word it hears."""
 
@@ -123,8 +81,6 @@ class Parts:
     """Everything optional the assistant is built with. Absent parts are no-ops (or None
     where the assistant says so: no updater → updates are refused)."""
 
-    echo: EchoCanceller = field(default_factory=NoEcho)
-    stop_spotter: StopSpotter = field(default_factory=NoStopSpotter)
     arbiter: WakeArbiter = field(default_factory=AlwaysClaim)
     updater: Updater | None = None
     home_publish: HomePublish | None = None
@@ -136,15 +92,11 @@ __all__ = [
     "AlwaysClaim",
     "AudioStatus",
     "Clock",
-    "EchoCanceller",
     "Heartbeat",
     "HomePublish",
-    "NoEcho",
-    "NoStopSpotter",
     "Parts",
     "RealClock",
     "Responder",
-    "StopSpotter",
     "Updater",
     "WakeArbiter",
 ]

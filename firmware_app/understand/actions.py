@@ -24,6 +24,10 @@ NO_MODEL = "I can't understand speech yet. Install a speech model with: ttbt5 mo
 NOT_HEARD = "Sorry, I didn't catch that."
 UNKNOWN = "Sorry, I can't help with that yet."
 NOTHING_SAID = "I haven't said anything yet."
+OUT_OF_GRAMMAR_REPLY = (
+    "Sorry, I only understand commands such as the time, timers and the volume. "
+    "For other questions, install a speech model with: ttbt5 models pull."
+)
 HELP = (
     "I can tell you the time and the date, set, check and cancel timers, and change my "
     "volume. Try: set a timer for five minutes."

@@ -1,0 +1,235 @@
+"""Hearing: one microphone frame in, what the assistant cares about out.
+
+Everything a frame goes through before the state machine sees an event happens here, in
+this order: the speaker's echo is taken out (with the playback heard during that frame as
+the reference), its loudness is measured (for wake arbitration), the stop spotter hears it
+when the caller has armed it (the assistant speaks or a timer rings), the wake clips keep
+it, while a request is open the recognizer is fed, and then the segmenter runs the wake
+word, pre-roll and voice detection. The recognizer hears each frame before the segmenter
+decides on it, because the segmenter asks it (the ``progress`` hook) whether the request
+already holds a whole command: a request ends a short pause after one (``vad.done_ms``) and
+may pause longer inside the start of one (``vad.unfinished_ms``). The recognizer is opened
+by `begin` (pre-roll first, handed over to be decoded along with the frames that follow
+when the recognizer can) and finished exactly once per request: when the segmenter ends
+the request (the transcript rides on the `SpeechEnded`/`TooLong` event), or when the
+caller calls `end` first.
+
+The assistant guards what comes in: muted frames never reach `hear`. Nothing here changes
+assistant state; it only reports what it heard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference
+from firmware_app.config.settings import Settings
+from firmware_app.core.engines import (
+    CommandTranscriber,
+    EchoCanceller,
+    GrammarTranscriber,
+    NoEcho,
+    NoStopSpotter,
+    PrerollTranscriber,
+    SpeechDetector,
+    StopSpotter,
+    Transcriber,
+    WakeDetector,
+)
+from firmware_app.core.messages import Frame
+from firmware_app.listen.level import LevelMeter
+from firmware_app.listen.segmenter import (
+    Heard,
+    NoSpeech,
+    Progress,
+    Segmenter,
+    SpeechEnded,
+    TooLong,
+    Transcript,
+    Woke,
+)
+from firmware_app.listen.wake_clips import WakeClips
+from firmware_app.understand.intents.whole import whole_command
+
+
+@dataclass(frozen=True)
+class StopSaid:
+    """ "Stop" was said alone while the stop spotter was armed."""
+
+
+Perceived = Heard | StopSaid
+"""Everything `Hearing.hear` reports."""
+
+
+def command_progress(
+    recognizer: CommandTranscriber, is_whole: Callable[[str], bool]
+) -> Callable[[], Progress]:
+    """The segmenter's ``progress`` hook: what ``recognizer`` has heard of the request so
+    far, a whole command (``is_whole``), the start of one, or neither."""
+
+    def progress() -> Progress:
+        text = recognizer.partial_command()
+        if not text:
+            return "unknown"
+        return "done" if is_whole(text) else "unfinished"
+
+    return progress
+
+
+class Hearing:
+    """The per-frame path from the microphone to the events the table names."""
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        recognizer: Transcriber | None,
+        clips: WakeClips,
+        *,
+        echo: EchoCanceller | None = None,
+        reference: PlaybackReference | None = None,
+        stop: StopSpotter | None = None,
+        level: LevelMeter | None = None,
+        keep_audio: bool = False,
+    ) -> None:
+        self.segmenter = segmenter
+        self.recognizer = recognizer
+        self.clips = clips
+        self.echo: EchoCanceller = echo or NoEcho()
+        self.reference = reference
+        """What the speaker played, for frames that arrive without their reference."""
+        self.stop: StopSpotter = stop or NoStopSpotter()
+        self.level = level or LevelMeter()
+        self.keep_audio = keep_audio
+        self._open = False
+        """A request is open: its frames go to the recognizer (if any) and the audio kept."""
+        self._audio: list[bytes] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        wake: WakeDetector,
+        vad: SpeechDetector,
+        recognizer: Transcriber | None,
+        *,
+        echo: EchoCanceller | None = None,
+        reference: PlaybackReference | None = None,
+        stop: StopSpotter | None = None,
+        level: LevelMeter | None = None,
+    ) -> Hearing:
+        """Hearing with the segmenter and wake clips the settings describe; a recognizer
+        that can report the command heard so far lets the segmenter end a request sooner
+        on a whole command and later on the start of one."""
+        progress = None
+        if isinstance(recognizer, CommandTranscriber):
+            progress = command_progress(recognizer, whole_command(settings.intents))
+        segmenter = Segmenter(
+            wake,
+            vad,
+            threshold=settings.vad.threshold,
+            silence_s=settings.vad.silence_ms / 1000,
+            max_request_s=settings.vad.max_request_s,
+            preroll_ms=settings.wake.preroll_ms,
+            progress=progress,
+            done_s=settings.vad.done_ms / 1000,
+            unfinished_s=settings.vad.unfinished_ms / 1000,
+        )
+        clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
+        return cls(
+            segmenter,
+            recognizer,
+            clips,
+            echo=echo,
+            reference=reference,
+            stop=stop,
+            level=level,
+            keep_audio=settings.log.save_audio is not None,
+        )
+
+    @property
+    def listening(self) -> bool:
+        """A request is open: its frames go to the recognizer."""
+        return self.segmenter.listening
+
+    def hear(self, frame: Frame, t: float, *, stop_armed: bool = False) -> list[Perceived]:
+        """One frame ending at ``t``; what was heard in it, in the order it happened."""
+        pcm = self._cleaned(frame)
+        self.level.feed(pcm)
+        heard: list[Perceived] = []
+        if stop_armed and self.stop.process(pcm):
+            heard.append(StopSaid())
+        self.clips.hear(pcm)  # before the segmenter: a clip starts with the frame that woke
+        if self._open:  # before the segmenter, which may end the request on what was heard
+            self._feed(pcm)
+        events = self.segmenter.process(pcm, t)
+        for event in events:
+            if isinstance(event, Woke):
+                self.clips.wake(event.detection.model, event.detection.score, t)
+                heard.append(event)
+            elif isinstance(event, SpeechEnded | TooLong):
+                audio = tuple(self._audio)
+                heard.append(replace(event, transcript=self._finish(), audio=audio))
+            elif isinstance(event, NoSpeech):
+                self._finish()
+                heard.append(event)
+            else:
+                heard.append(event)
+        return heard
+
+    def begin(self, t: float, start_timeout_s: float, preroll: tuple[bytes, ...] = ()) -> None:
+        """Open a request at ``t``: the recognizer starts and hears ``preroll`` first (a
+        recognizer that can decodes it a frame at a time along with the frames that follow:
+        no burst of decoding between the wake word and listening)."""
+        self.segmenter.begin(t, start_timeout_s)
+        self._audio = []
+        if self.recognizer is not None:
+            self.recognizer.start()
+        self._open = True
+        for pcm in preroll:
+            self._feed(pcm, later=True)
+
+    def end(self) -> None:
+        """The request is over, however it ended: the recognizer is finished if still open."""
+        self.segmenter.end()
+        self._finish()
+        self._audio = []
+
+    def reset(self) -> None:
+        """Forget what the wake detector buffered (it heard nothing for a while)."""
+        self.segmenter.reset()
+
+    def disarm_stop(self) -> None:
+        """Speaking is over: the stop spotter forgets what it heard."""
+        self.stop.reset()
+
+    def _cleaned(self, frame: Frame) -> bytes:
+        ref = frame.ref
+        if ref is None and self.reference is not None:
+            played = self.reference.window(frame.t - CAPTURE_LEAD_S, len(frame.pcm) // 2)
+            ref = played.astype("<i2").tobytes()
+        return frame.pcm if ref is None else self.echo.process(frame.pcm, ref)
+
+    def _feed(self, pcm: bytes, *, later: bool = False) -> None:
+        if later and isinstance(self.recognizer, PrerollTranscriber):
+            self.recognizer.feed_later(pcm)
+        elif self.recognizer is not None:
+            self.recognizer.feed(pcm)
+        if self.keep_audio:
+            self._audio.append(pcm)
+
+    def _finish(self) -> Transcript:
+        """The transcript; the recognizer is finished once per request."""
+        was_open, self._open = self._open, False
+        if self.recognizer is None:
+            return Transcript(None)
+        if not was_open:
+            return Transcript("")
+        recognizer = self.recognizer
+        text = recognizer.finish()
+        # only a recognizer given its sentences can hear speech that is none of them
+        out_of_grammar = isinstance(recognizer, GrammarTranscriber) and recognizer.out_of_grammar
+        return Transcript(text, out_of_grammar=not text and out_of_grammar)
+
+
+__all__ = ["Hearing", "Perceived", "StopSaid", "command_progress"]
