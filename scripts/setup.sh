@@ -15,6 +15,8 @@ APT_PACKAGES=(
   libspeexdsp1                               # the echo canceller (loaded through ctypes)
   espeak-ng sox                              # voices, noise and reverb of the wake corpus
   iproute2                                   # ip netns: the satellite's zeroconf test on a private network
+  flite festival festvox-kallpc16k           # more voices for the speech corpus
+  festvox-kdlpc16k festvox-us-slt-hts
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -219,3 +219,61 @@ def test_muted_frames_never_reach_hearing(settings: Settings) -> None:
     rig.feed(WAKE)
     assert rig.wake.frames == 1 and rig.assistant.state.value == "listening"
     rig.close()
+
+
+class CommandStt(RecordingStt):
+    """A recognizer that reports the command heard so far and takes the pre-roll to decode
+    later; it notes how many frames it had been fed each time it was asked."""
+
+    def __init__(self, partial: str) -> None:
+        super().__init__(partial)
+        self.partial = partial
+        self.later: list[bytes] = []
+        self.asked_after: list[int] = []
+
+    def feed_later(self, pcm: bytes) -> None:
+        self.later.append(pcm)
+
+    def partial_command(self) -> str | None:
+        self.asked_after.append(len(self.fed))
+        return self.partial
+
+
+def pause_until_the_end(settings: Settings, partial: str) -> tuple[float, CommandStt, int]:
+    """Silence after speech until the request ends, when the recognizer holds ``partial``;
+    also the recognizer and how many frames were heard since listening began."""
+    stt = CommandStt(partial)
+    f = Feeder(hearing_for(settings, stt))
+    f.frames(SILENT, 0.4)
+    [woke] = f.frame(WAKE)
+    assert isinstance(woke, Woke)
+    f.hearing.begin(f.t, 5.0, woke.preroll)
+    assert stt.later == list(woke.preroll) and stt.fed == []  # decoded with what follows
+    heard = f.frames(SPEECH, 0.8)
+    for _ in range(round(3.0 / FRAME_SECONDS)):
+        heard += f.frame(SILENT)
+        if any(isinstance(e, SpeechEnded) for e in heard):
+            break
+    [end] = [e for e in heard if isinstance(e, SpeechEnded)]
+    return f.t - end.last_speech_t, stt, len(stt.fed)
+
+
+def test_a_whole_command_ends_the_request_after_a_short_pause(settings: Settings) -> None:
+    pause, stt, frames = pause_until_the_end(settings, "what time is it")
+    done = settings.vad.done_ms / 1000
+    assert done - FRAME_SECONDS <= pause <= done + FRAME_SECONDS
+    assert stt.calls == ["start", "finish"]
+    # asked about a frame only once it was fed the frame: the last ask saw every frame
+    assert stt.asked_after and stt.asked_after[-1] == frames
+
+
+def test_the_start_of_a_command_may_pause_longer(settings: Settings) -> None:
+    pause, _, _ = pause_until_the_end(settings, "set a timer for")
+    unfinished = settings.vad.unfinished_ms / 1000
+    assert unfinished - FRAME_SECONDS <= pause <= unfinished + FRAME_SECONDS
+
+
+def test_other_speech_waits_the_usual_silence(settings: Settings) -> None:
+    pause, _, _ = pause_until_the_end(settings, "")
+    silence = settings.vad.silence_ms / 1000
+    assert silence - FRAME_SECONDS <= pause <= silence + FRAME_SECONDS

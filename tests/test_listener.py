@@ -97,3 +97,37 @@ def test_idle_frames_only_feed_the_wake_detector_and_the_preroll() -> None:
     assert len(seg.preroll) == 2
     seg.reset()
     assert len(seg.preroll) == 0 and seg.wake.resets == 1
+
+
+def hangover_with(progress: str) -> float:
+    """Silence after speech until the request ends, when the recognizer says ``progress``."""
+    seg = Segmenter(
+        FakeWake(),
+        FakeVad(),
+        threshold=0.5,
+        silence_s=0.6,
+        max_request_s=15.0,
+        preroll_ms=500,
+        progress=lambda: progress,  # type: ignore[arg-type,return-value]
+        done_s=0.16,
+        unfinished_s=1.6,
+    )
+    c = Clock(seg)
+    seg.begin(0.0, 5.0)
+    c.feed(SPEECH, 1.0)
+    c.feed(SILENT, 3.0)
+    ended = [(t, e) for t, e in c.heard if isinstance(e, SpeechEnded)]
+    assert len(ended) == 1
+    return ended[0][0] - ended[0][1].last_speech_t
+
+
+def test_a_whole_command_ends_the_request_after_a_short_pause() -> None:
+    assert 0.16 - 0.04 - 1e-6 <= hangover_with("done") <= 0.16 + 0.04 + 1e-6
+
+
+def test_the_start_of_a_command_may_pause_longer() -> None:
+    assert 1.6 - 0.04 - 1e-6 <= hangover_with("unfinished") <= 1.6 + 0.04 + 1e-6
+
+
+def test_other_speech_waits_the_usual_silence() -> None:
+    assert 0.6 - 0.04 - 1e-6 <= hangover_with("unknown") <= 0.6 + 0.04 + 1e-6

@@ -156,6 +156,12 @@ class VadSettings(Section):
     """Silero speech probability above which a 32 ms chunk counts as speech."""
     silence_ms: int = Field(600, ge=100, le=5000)
     """End-of-speech hangover: this much silence after speech ends the request."""
+    done_ms: int = Field(160, ge=0, le=5000)
+    """Silence that ends a request sooner, once the command recognizer holds a whole
+    command (0: always wait ``silence_ms``)."""
+    unfinished_ms: int = Field(1600, ge=100, le=10000)
+    """Silence allowed inside a request the command recognizer hears as the start of a
+    command ("set a timer for ..."): a pause to think does not cut it."""
     start_timeout_s: float = Field(5.0, gt=0, le=30)
     """Give up and return to idle when no speech starts this long after the wake word."""
     max_request_s: float = Field(15.0, gt=1, le=120)

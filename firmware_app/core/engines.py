@@ -121,6 +121,26 @@ class OpenTranscriber(Transcriber, Protocol):
     model_dir: Path
 
 
+@runtime_checkable
+class CommandTranscriber(Transcriber, Protocol):
+    """A transcriber that can say, while listening, which command it has heard so far: a
+    request then ends soon after a whole command and may pause inside the start of one."""
+
+    def partial_command(self) -> str | None:
+        """The command's words heard so far ("" before any), or None for other speech."""
+        ...
+
+
+@runtime_checkable
+class PrerollTranscriber(Transcriber, Protocol):
+    """A transcriber that can take the pre-roll now and decode it along with the frames that
+    follow, so waking costs no burst of decoding."""
+
+    def feed_later(self, pcm: bytes) -> None:
+        """Queue audio from before listening began; it is decoded before the next frames."""
+        ...
+
+
 class Synthesizer(Protocol):
     sample_rate: int
 

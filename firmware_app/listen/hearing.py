@@ -4,12 +4,16 @@ Everything a frame goes through before the state machine sees an event happens h
 this order: the speaker's echo is taken out (with the playback heard during that frame as
 the reference), its loudness is measured (for wake arbitration), the stop spotter hears it
 when the caller has armed it (the assistant speaks or a timer rings), the wake clips keep
-it, the segmenter runs the wake word, pre-roll and voice detection, and while a request is
-open the recognizer is fed (and the request's relay, when the caller gave one: Home
-Assistant listening to the same request). The recognizer is opened by `begin` (pre-roll
-first) and finished exactly once per request: when the segmenter ends the request (the
-transcript rides on the `SpeechEnded`/`TooLong` event), or when the caller calls `end`
-first (its transcript is what `end` returns).
+it, while a request is open the recognizer is fed, and then the segmenter runs the wake
+word, pre-roll and voice detection. The recognizer hears each frame before the segmenter
+decides on it, because the segmenter asks it (the ``progress`` hook) whether the request
+already holds a whole command: a request ends a short pause after one (``vad.done_ms``) and
+may pause longer inside the start of one (``vad.unfinished_ms``). The recognizer is opened
+by `begin` (pre-roll first, handed over to be decoded along with the frames that follow
+when the recognizer can) and finished exactly once per request: when the segmenter ends
+the request (the transcript rides on the `SpeechEnded`/`TooLong` event), or when the
+caller calls `end` first. Each frame of the open request also goes to the
+request's relay, when the caller gave one (Home Assistant listening to the same request).
 
 While the wake word is turned off (`wake_word`, Hermes' ``hotword/toggleOff``) a wake is
 neither kept as a clip nor reported. The assistant guards what comes in: muted frames never
@@ -27,10 +31,12 @@ from loguru import logger
 from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference
 from firmware_app.config.settings import Settings
 from firmware_app.core.engines import (
+    CommandTranscriber,
     EchoCanceller,
     GrammarTranscriber,
     NoEcho,
     NoStopSpotter,
+    PrerollTranscriber,
     SpeechDetector,
     StopSpotter,
     Transcriber,
@@ -41,6 +47,7 @@ from firmware_app.listen.level import LevelMeter
 from firmware_app.listen.segmenter import (
     Heard,
     NoSpeech,
+    Progress,
     Segmenter,
     SpeechEnded,
     TooLong,
@@ -48,6 +55,7 @@ from firmware_app.listen.segmenter import (
     Woke,
 )
 from firmware_app.listen.wake_clips import WakeClips
+from firmware_app.understand.intents.whole import whole_command
 
 MAX_WAKE_OFF_REASONS = 16
 """Distinct reasons held for the wake word being off (Rhasspy uses a handful)."""
@@ -91,6 +99,21 @@ class StopSaid:
 
 Perceived = Heard | StopSaid
 """Everything `Hearing.hear` reports."""
+
+
+def command_progress(
+    recognizer: CommandTranscriber, is_whole: Callable[[str], bool]
+) -> Callable[[], Progress]:
+    """The segmenter's ``progress`` hook: what ``recognizer`` has heard of the request so
+    far, a whole command (``is_whole``), the start of one, or neither."""
+
+    def progress() -> Progress:
+        text = recognizer.partial_command()
+        if not text:
+            return "unknown"
+        return "done" if is_whole(text) else "unfinished"
+
+    return progress
 
 
 class Hearing:
@@ -138,7 +161,12 @@ class Hearing:
         stop: StopSpotter | None = None,
         level: LevelMeter | None = None,
     ) -> Hearing:
-        """Hearing with the segmenter and wake clips the settings describe."""
+        """Hearing with the segmenter and wake clips the settings describe; a recognizer
+        that can report the command heard so far lets the segmenter end a request sooner
+        on a whole command and later on the start of one."""
+        progress = None
+        if isinstance(recognizer, CommandTranscriber):
+            progress = command_progress(recognizer, whole_command(settings.intents))
         segmenter = Segmenter(
             wake,
             vad,
@@ -146,6 +174,9 @@ class Hearing:
             silence_s=settings.vad.silence_ms / 1000,
             max_request_s=settings.vad.max_request_s,
             preroll_ms=settings.wake.preroll_ms,
+            progress=progress,
+            done_s=settings.vad.done_ms / 1000,
+            unfinished_s=settings.vad.unfinished_ms / 1000,
         )
         clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         return cls(
@@ -172,9 +203,9 @@ class Hearing:
         if stop_armed and self.stop.process(pcm):
             heard.append(StopSaid())
         self.clips.hear(pcm)  # before the segmenter: a clip starts with the frame that woke
-        events = self.segmenter.process(pcm, t)
-        if self._open:
+        if self._open:  # before the segmenter, which may end the request on what was heard
             self._feed(pcm)
+        events = self.segmenter.process(pcm, t)
         for event in events:
             if isinstance(event, Woke):
                 if not self.wake_word.on:
@@ -203,9 +234,11 @@ class Hearing:
         preroll: tuple[bytes, ...] = (),
         relay: Callable[[bytes], None] | None = None,
     ) -> None:
-        """Open a request at ``t``: the recognizer starts and hears ``preroll`` first;
-        ``relay`` is given each frame of the request after that (the pre-roll holds the
-        wake word, which is not part of what was asked)."""
+        """Open a request at ``t``: the recognizer starts and hears ``preroll`` first (a
+        recognizer that can decodes it a frame at a time along with the frames that follow:
+        no burst of decoding between the wake word and listening); ``relay`` is given each
+        frame of the request after that (the pre-roll holds the wake word, which is not part
+        of what was asked)."""
         self.segmenter.begin(t, start_timeout_s)
         self._audio = []
         self._relay = None
@@ -213,7 +246,7 @@ class Hearing:
             self.recognizer.start()
         self._open = True
         for pcm in preroll:
-            self._feed(pcm)
+            self._feed(pcm, later=True)
         self._relay = relay
 
     def end(self) -> Transcript:
@@ -239,8 +272,10 @@ class Hearing:
             ref = played.astype("<i2").tobytes()
         return frame.pcm if ref is None else self.echo.process(frame.pcm, ref)
 
-    def _feed(self, pcm: bytes) -> None:
-        if self.recognizer is not None:
+    def _feed(self, pcm: bytes, *, later: bool = False) -> None:
+        if later and isinstance(self.recognizer, PrerollTranscriber):
+            self.recognizer.feed_later(pcm)
+        elif self.recognizer is not None:
             self.recognizer.feed(pcm)
         if self.keep_audio:
             self._audio.append(pcm)
@@ -262,4 +297,4 @@ class Hearing:
         return Transcript(text, out_of_grammar=not text and out_of_grammar)
 
 
-__all__ = ["Hearing", "Perceived", "StopSaid", "WakeSwitch"]
+__all__ = ["Hearing", "Perceived", "StopSaid", "WakeSwitch", "command_progress"]

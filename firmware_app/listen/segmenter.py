@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from loguru import logger
 
@@ -74,6 +76,10 @@ class NoSpeech:
 
 Heard = Woke | SpeechStarted | SpeechEnded | TooLong | NoSpeech
 
+Progress = Literal["done", "unfinished", "unknown"]
+"""What the recognizer makes of the request so far: a whole command, the start of one,
+or neither (other speech, or no recognizer that can tell)."""
+
 
 def preroll_frames(preroll_ms: int) -> int:
     """Whole frames that hold at least ``preroll_ms`` (rounded up: never less pre-roll
@@ -99,13 +105,22 @@ class Segmenter:
         silence_s: float,
         max_request_s: float,
         preroll_ms: int,
+        progress: Callable[[], Progress] | None = None,
+        done_s: float = 0.0,
+        unfinished_s: float | None = None,
     ) -> None:
+        """``progress``, asked once the speaker has paused ``done_s``, lets the request end
+        then when a whole command was heard, and lets it run to ``unfinished_s`` of silence
+        when only the start of one was."""
         self.wake = wake
         self.vad = vad
         self.threshold = threshold
         # End of speech is decided on frame boundaries: the hangover is rounded to the
         # nearest frame instead of always up, so the delay is silence_s on average.
         self.hangover = silence_s - FRAME_SECONDS / 2
+        self.progress = progress
+        self.done_hangover = done_s - FRAME_SECONDS / 2 if done_s > 0 else None
+        self.unfinished_hangover = max(self.hangover, (unfinished_s or 0) - FRAME_SECONDS / 2)
         self.max_request_s = max_request_s
         self.preroll: deque[bytes] = deque(maxlen=preroll_frames(preroll_ms))
         self.listening = False
@@ -157,13 +172,25 @@ class Segmenter:
         return heard
 
     def _ending(self, t: float) -> SpeechEnded | NoSpeech | TooLong | None:
-        if self._speech and t - self._last_speech >= self.hangover:
+        quiet = t - self._last_speech
+        if self._speech and quiet > 0 and self._may_end(quiet):
             return SpeechEnded(self._last_speech)
         if not self._speech and t >= self._start_deadline:
             return NoSpeech()
         if t >= self._end_deadline:
             return TooLong(self._last_speech)
         return None
+
+    def _may_end(self, quiet: float) -> bool:
+        """Whether ``quiet`` seconds of silence end the request, given what was heard."""
+        if self.progress is None or self.done_hangover is None:
+            return quiet >= self.hangover
+        if quiet < self.done_hangover:
+            return False
+        heard = self.progress()
+        if heard == "done":
+            return True
+        return quiet >= (self.unfinished_hangover if heard == "unfinished" else self.hangover)
 
 
 def save_request_audio(settings: Settings, frames: list[bytes], epoch: float) -> None:
@@ -184,6 +211,7 @@ __all__ = [
     "NO_TRANSCRIPT",
     "Heard",
     "NoSpeech",
+    "Progress",
     "Segmenter",
     "SpeechEnded",
     "SpeechStarted",

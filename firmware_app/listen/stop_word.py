@@ -6,6 +6,11 @@ on "stops", "bus stop" or "don't stop" in the middle of a sentence, so a detecti
 counts when the word stands alone: a pause before it and after it, judged from the signal
 level relative to the word itself (residual echo is well below a word said to the device).
 The answer therefore comes about a quarter of a second after the word ends.
+
+A keyword spotter also takes words that merely sound like the keyword ("top", "shop",
+"stopped" said alone) for it. So a word that stands alone is heard once more by a second,
+tiny recognizer that must choose between "stop" and its near neighbours: only "stop"
+counts. That runs on the half second of a candidate word, nothing else.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ WORD_HOPS = (8, 50)  # the loud part of "stop" lasts 0.08 to 0.5 s
 SLACK = 20  # hops the loud stretch may reach beyond the spotted word's boundaries
 REFRACTORY = 100  # hops: one "stop" is one stop, however many times it is spotted
 MAX_WAIT = 150  # hops: give up on a detection not followed by a pause within 1.5 s
+ROOM_MARGIN = 2.0  # the pause around the word may be this much (6 dB) above the room's noise
+KEPT_HOPS = 400  # the last 4 s of audio, for the second look at a candidate word
+PAD_HOPS = 15  # audio kept on each side of the word for that look
+# What "stop" said alone must not be taken for. Each is one path of the second look's
+# grammar, next to "stop" itself; only "stop" counts.
+REJECTING = {"top", "tops", "shop", "step", "drop", "stomp", "stopped", "stops", "non"}
+NEIGHBOURS = [
+    "top", "tops", "shop", "step", "stock", "drop", "stomp", "stopped", "stops", "non", "a",
+    "it", "up",
+]  # fmt: skip
 
 
 class PocketsphinxStopSpotter:
@@ -60,6 +75,9 @@ class PocketsphinxStopSpotter:
             samprate=RATE,
             loglevel="FATAL",
         )
+        self._phrase = phrase
+        self._checker = _second_look(phrase)
+        self._audio: deque[np.ndarray] = deque(maxlen=KEPT_HOPS)  # 10 ms blocks
         self._pause = max(1, pause_ms // 10)
         self._quiet_ratio = float(10.0 ** (-quiet_db / 20.0))
         self._floor = floor
@@ -80,8 +98,10 @@ class PocketsphinxStopSpotter:
         if whole == 0:
             return False
         for start in range(0, whole, HOP):
-            block = samples[start : start + HOP].astype(np.float64)
-            self._levels.append(float(np.sqrt(np.mean(block * block))))
+            block = samples[start : start + HOP]
+            self._audio.append(block)
+            wide = block.astype(np.float64)
+            self._levels.append(float(np.sqrt(np.mean(wide * wide))))
         self._hops += whole // HOP
         self._decoder.process_raw(samples[:whole].astype("<i2").tobytes(), False, False)
         if self._decoder.hyp() is not None:
@@ -133,7 +153,10 @@ class PocketsphinxStopSpotter:
         if peak_value < self._min_level:
             return False
         peak = first - LOOK_BACK + near.index(peak_value)
-        quiet = max(self._floor, peak_value * self._quiet_ratio)
+        # Quiet is relative to the word, and to the room: in steady noise (a fan, a hood)
+        # the pause around a word is only as quiet as the noise, a little above it.
+        room = float(np.percentile(self._levels, 20)) * ROOM_MARGIN if self._levels else 0.0
+        quiet = max(self._floor, peak_value * self._quiet_ratio, room)
         start, end = self._edge(peak, -1, quiet), self._edge(peak, 1, quiet)
         if end + self._pause >= self._hops:
             # still loud after it: listen a little longer, then give up
@@ -149,8 +172,29 @@ class PocketsphinxStopSpotter:
         levels = [self._level(h) for h in around]
         if not all(v is None or v <= quiet for v in levels):
             return False
+        if not self._second_look_says_stop(start - PAD_HOPS, end + PAD_HOPS):
+            return False
         self._last_stop = end
         return True
+
+    def _second_look_says_stop(self, first: int, last: int) -> bool:
+        """Whether the word between hops ``first`` and ``last`` is heard as the phrase
+        and not one of its neighbours."""
+        if self._checker is None:
+            return True
+        offset = len(self._audio) - self._hops  # position of hop h is h + offset
+        blocks = list(self._audio)[max(0, first + offset) : max(0, last + offset + 1)]
+        if not blocks:
+            return False
+        self._checker.set_cmn(self._decoder.get_cmn())  # the room as heard so far
+        self._checker.start_utt()
+        self._checker.process_raw(np.concatenate(blocks).astype("<i2").tobytes(), False, True)
+        self._checker.end_utt()
+        hyp = self._checker.hyp()
+        heard = set(hyp.hypstr.split()) if hyp is not None else set()
+        # The second look errs towards the phrase: only a word that is clearly another
+        # ("top", "stopped", "shop") and no phrase at all rejects the candidate.
+        return self._phrase in heard or not heard & REJECTING
 
     def _edge(self, hop: int, step: int, quiet: float) -> int:
         """The last loud hop from ``hop`` in direction ``step``, bridging short gaps."""
@@ -172,5 +216,21 @@ class PocketsphinxStopSpotter:
         self._last_stop = -REFRACTORY - 1
         self._tail = np.zeros(0, dtype=np.int16)
         self._levels.clear()
+        self._audio.clear()
         self._hops = 0
         self._restart()
+
+
+def _second_look(phrase: str) -> Any:
+    """A recognizer that hears one word: ``phrase`` or one of its ``NEIGHBOURS`` (None for
+    a phrase of several words, which is spotted without a second look)."""
+    if " " in phrase.strip():
+        return None
+    words = entries([phrase, *NEIGHBOURS])
+    checker: Any = decoder(words, samprate=RATE, loglevel="FATAL")
+    said = dict.fromkeys(word.split("(")[0] for word, _ in words)  # alternates: one arc
+    arcs: list[tuple[int, int, float] | tuple[int, int, float, str]] = [(1, 0, 1.0)]
+    arcs += [(0, 1, 1.0, word) for word in said]  # words in a row: "a stop", "non stop"
+    checker.add_fsg("look", checker.create_fsg("look", 0, 1, arcs))
+    checker.activate_search("look")
+    return checker

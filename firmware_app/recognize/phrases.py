@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from loguru import logger
 
 from firmware_app.core.events import Event
 from firmware_app.core.messages import SAMPLE_RATE
+from firmware_app.recognize.fsg import transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.recognize.pronunciations import add_words, decoder, entries
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
@@ -32,6 +34,16 @@ if TYPE_CHECKING:
     from firmware_app.core.engines import OpenTranscriber
 
 SEARCH = "commands"
+# The wake phrase, or its end, may come first: the pre-roll starts inside it.
+COMMAND_BODY = "[<wake>] [<wake>] [<tail>] <command>"
+# Other speech is a loop of common words beside the commands: entered with LOOP_ENTER,
+# each of its words costing LOOP_WORD (the commands cost nothing), so a command must
+# sound clearly less like it than like a command sentence. Chosen on the speech corpus
+# (scripts/bench_speech.py).
+# Pre-roll frames decoded with each new frame until the backlog is gone.
+CATCH_UP = 1
+LOOP_ENTER = 0.1
+LOOP_WORD = 0.005
 
 
 class PhraseTranscriber:
@@ -46,6 +58,7 @@ class PhraseTranscriber:
         timer_names: Iterable[str] = (),
     ) -> None:
         garbage = entries(GARBAGE_WORDS, prefix=GARBAGE_PREFIX, first_only=True)
+        self._loop_words = [word for word, _ in garbage]
         self._decoder: Any = decoder(
             garbage,
             samprate=SAMPLE_RATE,
@@ -61,6 +74,8 @@ class PhraseTranscriber:
         self._lock = threading.Lock()  # update_names may come from another thread
         self._names: frozenset[str] = frozenset()
         self._pending: frozenset[str] | None = frozenset(timer_names)
+        self.graph_size = (0, 0)  # states and words of the search graph
+        self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
         self.last_text = ""  # what was heard, garbage included, for logs and tests
@@ -74,8 +89,11 @@ class PhraseTranscriber:
         started = time.monotonic()
         grammar = self._sources(sorted(names))
         self._add_words(grammar.words | set(WAKE_WORDS))  # words it lacks are skipped
-        self._decoder.add_jsgf_string(SEARCH, grammar.jsgf)
+        graph = word_graph(grammar.jsgf, COMMAND_BODY)
+        arcs, final = transitions(graph, self._loop_words, LOOP_ENTER, LOOP_WORD)
+        self._decoder.add_fsg(SEARCH, self._decoder.create_fsg(SEARCH, 0, final, arcs))
         self._decoder.activate_search(SEARCH)
+        self.graph_size = (len(graph.arcs), graph.n_arcs)
         self._names = names
         if grammar.missing:
             logger.warning(
@@ -108,16 +126,27 @@ class PhraseTranscriber:
             self.update_names([*self._names, str(name)])
 
     def start(self) -> None:
+        self._backlog.clear()
         if self._pending is not None:
             self.grammar = self._rebuild()
         self.out_of_grammar = False
         self._decoder.start_utt()
 
     def feed(self, pcm: bytes) -> None:
-        self._decoder.process_raw(pcm, False, False)
+        """Decode ``pcm`` and, with it, up to ``CATCH_UP`` frames of the backlog first."""
+        self._backlog.append(pcm)
+        for _ in range(min(len(self._backlog), 1 + CATCH_UP)):
+            self._decoder.process_raw(self._backlog.popleft(), False, False)
+
+    def feed_later(self, pcm: bytes) -> None:
+        """Audio from before listening began (the pre-roll): decoded a frame or two at a
+        time with the frames that follow, so waking costs no burst of decoding."""
+        self._backlog.append(pcm)
 
     def finish(self) -> str:
         started = time.perf_counter()
+        while self._backlog:
+            self._decoder.process_raw(self._backlog.popleft(), False, False)
         try:
             self._decoder.end_utt()
         except RuntimeError:  # finish without start: nothing was heard
@@ -126,15 +155,34 @@ class PhraseTranscriber:
         words = hyp.hypstr.split() if hyp is not None else []
         self.finish_ms = 1000 * (time.perf_counter() - started)
         self.last_text = " ".join(w.lstrip(GARBAGE_PREFIX) for w in words)
-        while words and (words[0].startswith(GARBAGE_PREFIX) or words[0] in WAKE_WORDS):
-            words.pop(0)  # the end of the wake phrase, in the pre-roll
-        self.out_of_grammar = bool(self.last_text) and (
-            not words or any(w.startswith(GARBAGE_PREFIX) for w in words)
-        )
+        command = _command(words)
+        self.out_of_grammar = bool(self.last_text) and not command
         if self.out_of_grammar:
             logger.info("speech-to-phrase: not a command ({!r})", self.last_text)
             return ""
-        return " ".join(words)
+        return " ".join(command or [])
+
+    def partial_command(self) -> str | None:
+        """The command heard so far, while listening: its words ("" before any), or None
+        when what was heard is other speech. The decoder's best path up to now, so a
+        request can end as soon as it holds a whole command."""
+        try:
+            hyp = self._decoder.hyp()
+        except RuntimeError:
+            return None
+        command = _command(hyp.hypstr.split() if hyp is not None else [])
+        return None if command is None else " ".join(command)
+
+
+def _command(words: list[str]) -> list[str] | None:
+    """The command in a result: the words after the wake phrase's end (which the pre-roll
+    holds); None when other speech is in it."""
+    words = list(words)
+    while words and (words[0].startswith(GARBAGE_PREFIX) or words[0] in WAKE_WORDS):
+        words.pop(0)
+    if any(w.startswith(GARBAGE_PREFIX) for w in words):
+        return None
+    return words
 
 
 class HybridTranscriber:
@@ -164,6 +212,9 @@ class HybridTranscriber:
     def feed(self, pcm: bytes) -> None:
         self.phrases.feed(pcm)
         self.vosk.feed(pcm)
+
+    def partial_command(self) -> str | None:
+        return self.phrases.partial_command()
 
     def finish(self) -> str:
         command = self.phrases.finish()

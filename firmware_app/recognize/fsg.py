@@ -1,0 +1,235 @@
+"""The command grammar as a small word graph: determinized and minimized before decoding.
+
+pocketsphinx compiles a JSGF grammar by copying every rule into each place that refers to
+it: the spoken durations into each of the 17 timer sentences that take one, the timer
+names into 30, and the sixteen ways to start "set a timer" side by side. Every copy is
+searched on every frame, so the decoder hunts for "set" sixteen times over and keeps 80 MB
+of search graph. Here the grammar is turned into the equivalent deterministic graph with
+the fewest states (sentences that start alike share their start, sentences that end alike
+their end, so a list sits in the graph about once per different continuation), and that
+graph is handed to the decoder as it is.
+
+The grammar text is the small JSGF subset ``grammar.py`` writes: words, ``( | )``,
+``[ ]``, ``<rule>`` references and ``/weight/`` alternatives (weights are ignored here;
+the free-speech loop is added with its own probabilities by the caller).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from firmware_app.core.errors import BadInputError
+
+_TOKEN = re.compile(r"\s*(<[^>]+>|/[^/]+/|[()\[\]|+]|[^\s()\[\]|+<>/;]+)")
+
+
+@dataclass
+class _Nfa:
+    eps: list[list[int]] = field(default_factory=list)
+    arcs: list[list[tuple[str, int]]] = field(default_factory=list)
+
+    def state(self) -> int:
+        self.eps.append([])
+        self.arcs.append([])
+        return len(self.eps) - 1
+
+
+def parse_rules(jsgf: str) -> dict[str, str]:
+    """``<name> = body;`` lines of a grammar (``public`` or not) → {name: body}."""
+    rules = {}
+    for line in jsgf.splitlines():
+        found = re.match(r"\s*(?:public\s+)?<([^>]+)>\s*=\s*(.*);\s*$", line)
+        if found:
+            rules[found.group(1)] = found.group(2)
+    return rules
+
+
+class _Builder:
+    def __init__(self, rules: dict[str, str]) -> None:
+        self.rules = rules
+        self.nfa = _Nfa()
+        self._depth = 0
+
+    def build(self, body: str, start: int) -> int:
+        """States for ``body`` from ``start``; returns its end state."""
+        tokens = _TOKEN.findall(body)
+        pos, end = self._alternatives(tokens, 0, start)
+        if pos != len(tokens):
+            raise BadInputError(f"grammar: unexpected {tokens[pos]!r} in {body[:60]!r}")
+        return end
+
+    def _alternatives(self, tokens: list[str], pos: int, start: int) -> tuple[int, int]:
+        end = self.nfa.state()
+        while True:
+            if pos < len(tokens) and tokens[pos].startswith("/"):
+                pos += 1  # a weight: the graph holds no preferences between commands
+            pos, last = self._sequence(tokens, pos, start)
+            self.nfa.eps[last].append(end)
+            if pos < len(tokens) and tokens[pos] == "|":
+                pos += 1
+                continue
+            return pos, end
+
+    def _sequence(self, tokens: list[str], pos: int, start: int) -> tuple[int, int]:
+        state = start
+        while pos < len(tokens) and tokens[pos] not in ("|", ")", "]"):
+            pos, state = self._item(tokens, pos, state)
+        return pos, state
+
+    def _item(self, tokens: list[str], pos: int, start: int) -> tuple[int, int]:
+        token = tokens[pos]
+        if token in ("(", "["):
+            inner_start = self.nfa.state()
+            self.nfa.eps[start].append(inner_start)
+            pos, end = self._alternatives(tokens, pos + 1, inner_start)
+            close = ")" if token == "(" else "]"
+            if pos >= len(tokens) or tokens[pos] != close:
+                raise BadInputError(f"grammar: {close} missing")
+            if token == "[":
+                self.nfa.eps[start].append(end)
+            pos += 1
+        elif token.startswith("<"):
+            name = token[1:-1]
+            if name not in self.rules or self._depth > 20:
+                raise BadInputError(f"grammar: rule <{name}> is not defined (or recursive)")
+            self._depth += 1
+            end = self.build(self.rules[name], start)
+            self._depth -= 1
+            pos += 1
+        elif token == "+":
+            raise BadInputError("grammar: loops belong outside the command graph")
+        else:
+            end = self.nfa.state()
+            self.nfa.arcs[start].append((token, end))
+            pos += 1
+        return pos, end
+
+
+@dataclass(frozen=True)
+class WordGraph:
+    """A deterministic word graph: ``arcs[s]`` maps a word to the next state; state 0
+    starts; ``finals`` may end."""
+
+    arcs: list[dict[str, int]]
+    finals: frozenset[int]
+
+    @property
+    def n_arcs(self) -> int:
+        return sum(len(a) for a in self.arcs)
+
+
+def _closure(nfa: _Nfa, states: Iterable[int], memo: dict[int, frozenset[int]]) -> frozenset[int]:
+    out: set[int] = set()
+    for s in states:
+        if s not in memo:
+            seen, stack = {s}, [s]
+            while stack:
+                for nxt in nfa.eps[stack.pop()]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+            memo[s] = frozenset(seen)
+        out |= memo[s]
+    return frozenset(out)
+
+
+def determinize(nfa: _Nfa, start: int, final: int) -> WordGraph:
+    memo: dict[int, frozenset[int]] = {}
+    first = _closure(nfa, [start], memo)
+    index = {first: 0}
+    todo = [first]
+    arcs: list[dict[str, int]] = [{}]
+    finals = set()
+    while todo:
+        current = todo.pop()
+        here = index[current]
+        if final in current:
+            finals.add(here)
+        moves: dict[str, set[int]] = {}
+        for s in current:
+            for word, nxt in nfa.arcs[s]:
+                moves.setdefault(word, set()).add(nxt)
+        for word, targets in moves.items():
+            target = _closure(nfa, targets, memo)
+            if target not in index:
+                index[target] = len(arcs)
+                arcs.append({})
+                todo.append(target)
+            arcs[here][word] = index[target]
+    return WordGraph(arcs, frozenset(finals))
+
+
+def minimize(graph: WordGraph) -> WordGraph:
+    """The equivalent graph with the fewest states. The graph is acyclic (a finite set of
+    sentences), so states are merged by their right language, from the ends backwards."""
+    order: list[int] = []
+    seen: set[int] = set()
+    for root in range(len(graph.arcs)):  # iterative post-order
+        if root in seen:
+            continue
+        stack = [(root, iter(graph.arcs[root].values()))]
+        seen.add(root)
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(graph.arcs[child].values())))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    klass: dict[int, int] = {}
+    signatures: dict[tuple[object, ...], int] = {}
+    for node in order:  # children before parents
+        sig = (
+            node in graph.finals,
+            tuple(sorted((w, klass[t]) for w, t in graph.arcs[node].items())),
+        )
+        klass[node] = signatures.setdefault(sig, len(signatures))
+    # renumber so the start is 0
+    new_id = {klass[0]: 0}
+    for node in range(len(graph.arcs)):
+        new_id.setdefault(klass[node], len(new_id))
+    arcs: list[dict[str, int]] = [{} for _ in new_id]
+    finals = set()
+    for node in range(len(graph.arcs)):
+        here = new_id[klass[node]]
+        arcs[here] = {w: new_id[klass[t]] for w, t in graph.arcs[node].items()}
+        if node in graph.finals:
+            finals.add(here)
+    return WordGraph(arcs, frozenset(finals))
+
+
+def word_graph(jsgf: str, body: str) -> WordGraph:
+    """The minimal deterministic graph of ``body`` (e.g. ``[<wake>] <command>``) with the
+    rules of ``jsgf`` (acyclic rules only)."""
+    builder = _Builder(parse_rules(jsgf))
+    start = builder.nfa.state()
+    end = builder.build(body, start)
+    return minimize(determinize(builder.nfa, start, end))
+
+
+Transition = tuple[int, int, float] | tuple[int, int, float, str]
+
+
+def transitions(
+    graph: WordGraph, loop_words: list[str], enter: float, per_word: float
+) -> tuple[list[Transition], int]:
+    """The decoder's transitions for ``graph`` beside a loop of ``loop_words`` (other
+    speech), entered from the start with probability ``enter``, each word of it costing
+    ``per_word``: the longer other speech is, the more it must sound unlike a command to
+    win. Returns the transitions and the one final state."""
+    final = len(graph.arcs)
+    loop, after = final + 1, final + 2
+    found: list[Transition] = []
+    for state, arcs in enumerate(graph.arcs):
+        found += [(state, nxt, 1.0, word) for word, nxt in arcs.items()]
+    found += [(state, final, 1.0) for state in sorted(graph.finals)]
+    if loop_words:
+        found.append((0, loop, enter))
+        found += [(loop, after, per_word, word) for word in loop_words]
+        found += [(after, loop, 1.0), (after, final, 1.0)]
+    return found, final

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""English speech figures on the speech corpus (tests/speech_corpus.py), printed as JSON.
+
+Every request goes through ``simulate`` with the real openWakeWord, Silero, speech-to-phrase
+and Piper; "stop" and its near misses through the real stop spotter. Per voice family:
+wake recall, commands right / wrong action / rejected, open questions and chatter taken
+as commands, stop heard and false stops, cut-off requests, end of speech to first audio
+(median, for local commands answered right). Also the recognizer's CPU per second of
+audio while listening, wake to listening, and its memory.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_speech.py              # the CI set
+    PYTHONPATH=. .venv/bin/python scripts/bench_speech.py --size full  # every voice variant
+    ... --families piper,flite-awb   # some families only
+
+The corpus is rendered once and cached ($TTBT5_SPEECH_CORPUS_CACHE, default ~/.cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import speech_corpus  # noqa: E402
+import speech_eval  # noqa: E402
+from loguru import logger  # noqa: E402
+
+from firmware_app.app import wiring  # noqa: E402
+from firmware_app.config.settings import Settings  # noqa: E402
+
+MEMORY = """
+import json, time
+from loguru import logger
+logger.remove()
+import pocketsphinx
+from firmware_app.config.settings import Settings
+from firmware_app.recognize.phrases import PhraseTranscriber
+from firmware_app.recognize.pronunciations import pronunciations
+from firmware_app.recognize.stt import phrase_grammar_sources
+
+def rss():
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+pronunciations()
+sources = phrase_grammar_sources(Settings())
+sources([])  # the template parser's own objects, loaded before measuring
+before, wall, cpu = rss(), time.perf_counter(), time.process_time()
+stt = PhraseTranscriber(sources)
+print(json.dumps({
+    "recognizer_rss_mb": round(rss() - before, 1),
+    "recognizer_load_s": round(time.perf_counter() - wall, 2),
+    "recognizer_load_cpu_s": round(time.process_time() - cpu, 2),
+    "graph_states_words": list(stt.graph_size),
+}))
+"""
+
+
+def recognizer_memory() -> dict[str, object]:
+    """What one recognizer adds, in a fresh process (this one has loaded everything)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def recognizer_cost(items: list[speech_corpus.Item]) -> dict[str, object]:
+    """Speech-to-phrase alone over the command requests: CPU per second of audio fed while
+    listening, and the memory a recognizer takes (RSS before and after building one)."""
+    from firmware_app.core.messages import FRAME_SAMPLES
+    from firmware_app.recognize.phrases import PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
+
+    stt = PhraseTranscriber(phrase_grammar_sources(Settings()))
+    cpu = audio = 0.0
+    for item in items[:20]:
+        samples = item.audio
+        stt.start()
+        t0 = time.process_time()
+        for i in range(0, len(samples) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+            stt.feed(samples[i : i + FRAME_SAMPLES].tobytes())
+        stt.finish()
+        cpu += time.process_time() - t0
+        audio += len(samples) / 16000
+    return {
+        "cpu_s_per_audio_s": round(cpu / audio, 4) if audio else 0.0,
+        "goal_cpu_s_per_audio_s": 0.05,
+        **recognizer_memory(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=("test", "ci", "full"), default="ci")
+    parser.add_argument("--families", default="", help="comma-separated voice families")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many items")
+    parser.add_argument("--by", default="family", help="family, cond or form")
+    args = parser.parse_args()
+    families = {f for f in args.families.split(",") if f} or None
+    t0 = time.perf_counter()
+    items = list(speech_corpus.items(args.size, families))
+    if args.limit:
+        items = items[: args.limit]
+    render_s = time.perf_counter() - t0
+    from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    with tempfile.TemporaryDirectory() as tmp:
+        # no warm-up synthesis at each run's start: it would compete with the request
+        settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0})
+        engines = wiring.load_engines(settings, steady=True)
+        assert engines.stt is not None, engines.stt_problem
+        spotter = PocketsphinxStopSpotter()
+        t0 = time.perf_counter()
+        outcomes = speech_eval.run_all(replace(engines), spotter, items, settings)
+        run_s = time.perf_counter() - t0
+    tallies = speech_eval.tally(outcomes, args.by)
+    commands = [i for i in items if i.kind == "command"]
+    report = {
+        "size": args.size,
+        "items": len(items),
+        "render_s": round(render_s, 1),
+        "run_s": round(run_s, 1),
+        f"by_{args.by}": {k: t.figures() for k, t in sorted(tallies.items()) if k != "all"},
+        "all": tallies["all"].figures(),
+        "wrong_examples": tallies["all"].wrong_examples[:20],
+        "recognizer": recognizer_cost(commands),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "note": "measured on a shared, loaded 2-core machine",
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""The command grammar as a minimal word graph: the same sentences, fewer states."""
+
+from __future__ import annotations
+
+from firmware_app.config.settings import Settings
+from firmware_app.recognize.fsg import transitions, word_graph
+from firmware_app.recognize.phrases import COMMAND_BODY
+from firmware_app.recognize.stt import phrase_grammar_sources
+
+SMALL = """#JSGF V1.0;
+grammar t;
+<n> = (one | two | three);
+<unit> = (minute | minutes);
+<c> = set a timer for <n> <unit> | start a timer for <n> <unit> | <n> <unit> timer [please];
+"""
+
+
+def sentences(graph, state=0, prefix=()):
+    found = {" ".join(prefix)} if state in graph.finals else set()
+    for word, nxt in graph.arcs[state].items():
+        found |= sentences(graph, nxt, (*prefix, word))
+    return found
+
+
+def accepts(graph, text: str) -> bool:
+    state = 0
+    for word in text.split():
+        if word not in graph.arcs[state]:
+            return False
+        state = graph.arcs[state][word]
+    return state in graph.finals
+
+
+def test_the_graph_holds_exactly_the_grammars_sentences() -> None:
+    graph = word_graph(SMALL, "<c>")
+    expected = {
+        f"{verb} a timer for {n} {u}"
+        for verb in ("set", "start")
+        for n in ("one", "two", "three")
+        for u in ("minute", "minutes")
+    } | {f"{n} {u} timer{p}" for n in ("one", "two", "three") for u in ("minute", "minutes")
+         for p in ("", " please")}  # fmt: skip
+    assert sentences(graph) == expected
+
+
+def test_a_list_used_twice_with_the_same_continuation_is_in_the_graph_once() -> None:
+    graph = word_graph(SMALL, "<c>")
+    numbers = [s for s, arcs in enumerate(graph.arcs) if "two" in arcs]
+    # "set/start a timer for" merge before the number; "<n> <unit> timer" has its own
+    assert len(numbers) == 2
+    assert len(graph.arcs) <= 10
+
+
+def test_the_command_grammar_graph_is_small_and_right() -> None:
+    grammar = phrase_grammar_sources(Settings())([])
+    graph = word_graph(grammar.jsgf, COMMAND_BODY)
+    assert len(graph.arcs) < 1000  # the JSGF copies its lists into tens of thousands
+    for said in (
+        "what time is it",
+        "hey jarvis set a timer for five minutes",
+        "set a pasta timer for ten minutes",
+        "set a timer for an hour and a half",
+        "cancel the laundry timer",
+        "set the volume to thirty percent",
+    ):
+        assert accepts(graph, said), said
+    for not_said in ("set a timer for", "what time", "timer timer", "pasta"):
+        assert not accepts(graph, not_said), not_said
+
+
+def test_other_speech_is_a_costly_loop_beside_the_commands() -> None:
+    graph = word_graph(SMALL, "<c>")
+    arcs, final = transitions(graph, ["_a", "_the"], enter=0.1, per_word=0.01)
+    loop_words = [a for a in arcs if len(a) == 4 and a[3].startswith("_")]
+    assert {a[3] for a in loop_words} == {"_a", "_the"}
+    assert all(a[2] == 0.01 for a in loop_words)
+    assert (0, final + 1, 0.1) in arcs  # entered from the start only
+    assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and not a[3].startswith("_"))
