@@ -37,6 +37,7 @@ from firmware_app.config_sections import (
     LlmSettings,
     MqttSettings,
     Section,
+    WyomingSettings,
 )
 from firmware_app.errors import ConfigError
 
@@ -297,6 +298,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     echo: EchoSettings = EchoSettings()
     arbitration: ArbitrationSettings = ArbitrationSettings()
+    wyoming: WyomingSettings = WyomingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -346,6 +346,7 @@ def run(settings: Settings) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         control = ControlServer(socket_path(), inbox.post, assistant.bus)
+        wyoming = _wyoming(settings)
         assistant.start()
         try:
             control.start()
@@ -361,4 +362,23 @@ def run(settings: Settings) -> int:
             notifier.stopping()
             control.close()
             mic.close()
+            if wyoming is not None:
+                wyoming.close()
     return 0
+
+
+def _wyoming(settings: Settings) -> Closable | None:
+    """The Wyoming server (``[wyoming] enabled``), serving engines of its own; a port it
+    cannot have is a warning, not a reason for the assistant not to start."""
+    if not settings.wyoming.enabled:
+        return None
+    from firmware_app.errors import TTBT5Error
+    from firmware_app.wyoming.server import BackgroundWyoming, load_service
+
+    try:
+        server = BackgroundWyoming(load_service(settings), settings.wyoming)
+        server.start()
+    except (OSError, TTBT5Error) as exc:
+        logger.warning("the Wyoming server is off: {}", exc)
+        return None
+    return server
