@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -241,6 +242,18 @@ def test_a_client_silent_mid_request_frees_the_recognizer(server: int) -> None:
     assert run(stall_then_ask()) == "what time is it"
 
 
+def describe_when_up(port: int, proc: subprocess.Popen[str]) -> list[Event]:
+    """The server's answer to describe, once it listens (it loads models first)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return run(ask(port, Describe().event()))
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the Wyoming server never listened"
+            time.sleep(0.2)
+
+
 def test_ttbt5_wyoming_serves_until_stopped(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
@@ -263,18 +276,49 @@ def test_ttbt5_wyoming_serves_until_stopped(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = run(ask(port, Describe().event()))
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "ttbt5 wyoming never listened"
-                time.sleep(0.2)
+        answer = describe_when_up(port, proc)
         assert Info.from_event(answer[-1]).tts[0].voices[0].name == "en_US-joe-medium"
         proc.terminate()
         assert proc.wait(10) == 0
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_ttbt5_run_serves_wyoming_when_enabled(tmp_path: Path) -> None:
+    from conftest import ALSA_FIFO
+    from live_mic import MicFeeder
+
+    port = free_port()
+    feeder = MicFeeder(ALSA_FIFO)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
+    env.update(
+        {
+            "TTBT5_DATA_DIR": str(tmp_path / "data"),
+            "TTBT5_AUDIO__INPUT_DEVICE": "testfifo",
+            "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
+            "TTBT5_WYOMING__ENABLED": "true",
+            "TTBT5_WYOMING__HOST": "127.0.0.1",
+            "TTBT5_WYOMING__PORT": str(port),
+            "PYTHONPATH": str(Path(__file__).parents[1]),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_app", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        answer = describe_when_up(port, proc)
+        assert [p.name for p in Info.from_event(answer[-1]).asr] == ["ttbt5-stt"]
+        pcm = np.concatenate([speech("what time is it"), np.zeros(8000, np.int16)])
+        assert transcript_of(transcribe(port, pcm)) == "what time is it"
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+    finally:
+        proc.kill()
+        proc.wait()
+        feeder.close()
