@@ -9,10 +9,10 @@ from pydantic import ValidationError
 from wake_corpus import Stream
 from wake_eval import run, trace
 
-from firmware_app.config import WakeSettings
-from firmware_app.engines import Detection
-from firmware_app.engines.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWake
-from firmware_app.engines.wake import (
+from firmware_app.config.settings import WakeSettings
+from firmware_app.core.engines import Detection
+from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWake
+from firmware_app.listen.wake import (
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWord,
     PeakPicker,

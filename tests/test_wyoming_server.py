@@ -27,8 +27,8 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 
 from firmware_app.audio.wavio import resample
-from firmware_app.config import Settings, WyomingSettings
-from firmware_app.wyoming.server import BackgroundWyoming, load_service
+from firmware_app.config.settings import Settings, WyomingSettings
+from firmware_app.edges.wyoming.server import BackgroundWyoming, load_service
 
 pytestmark = pytest.mark.slow
 
