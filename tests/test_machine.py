@@ -15,6 +15,9 @@ from firmware_app.core.engines import Detection
 from firmware_app.core.messages import (
     Button,
     Command,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     Notice,
     PlaybackDone,
     PlaybackStarted,
@@ -84,6 +87,9 @@ def payload_for(a: Assistant, event: str) -> object:
         "command": Command("stop"),
         "notice": Notice("offline", {"where": "mqtt"}),
         "fault": ("test", "boom"),
+        "home_stage": HomeStage(a.home.run or 97, "lost"),
+        "home_audio": HomeAudio("announce", 7, b"\0\0" * 1600, 16000, "Dinner"),
+        "home_timer": HomeTimer("finished", "t1", "pasta", 60, 0),
     }.get(event)
 
 

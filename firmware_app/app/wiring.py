@@ -38,6 +38,7 @@ from firmware_app.core.parts import (
     AlwaysClaim,
     Clock,
     NoEcho,
+    NoSatellite,
     NoStopSpotter,
     Parts,
     RealClock,
@@ -169,6 +170,26 @@ def _mqtt(settings: Settings, edges: Edges, stack: ExitStack) -> MqttBridge | No
     return bridge
 
 
+def _satellite(
+    settings: Settings, edges: Edges, store: Store, parts: Parts, stack: ExitStack
+) -> Parts:
+    """The Home Assistant satellite (``[esphome] enabled``), listening before the
+    assistant starts, unless the caller brought its own."""
+    if not settings.esphome.enabled or not isinstance(parts.satellite, NoSatellite):
+        return parts
+    from firmware_app.edges.esphome.wiring import build_satellite
+
+    volume = int(store.get("settings", "volume", settings.audio.volume))
+    muted = bool(store.get("settings", "muted", False))
+    satellite = build_satellite(
+        settings, edges.post, edges.status, stack, volume=volume, muted=muted
+    )
+    if satellite is None:
+        return parts
+    edges.bus.subscribe(satellite)
+    return replace(parts, satellite=satellite)
+
+
 def _updater(settings: Settings, edges: Edges) -> Updater | None:
     try:
         from firmware_app.ota import make_updater
@@ -265,6 +286,7 @@ def assembled(
         if extras:
             home = mqtt.publish if mqtt is not None else None
             parts = replace(parts, updater=_updater(settings, edges), home_publish=home)
+            parts = _satellite(settings, edges, store, parts, stack)
         assistant = Assistant(
             settings,
             wake=wake,

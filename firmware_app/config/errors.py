@@ -99,7 +99,7 @@ def describe_validation_error(exc: ValidationError, file: Path | None = None) ->
 
 
 def looks_secret(key: str) -> bool:
-    return any(word in key for word in ("password", "api_key", "token", "secret"))
+    return any(word in key for word in ("password", "api_key", "encryption_key", "token", "secret"))
 
 
 def _short(value: Any) -> str:

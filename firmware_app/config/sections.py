@@ -219,3 +219,62 @@ class WyomingSettings(Section):
     """Longest audio one transcription request may send; longer is refused with an error."""
     max_text_chars: int = Field(2000, ge=10, le=100000)
     """Longest text one synthesis request may ask for; longer is refused with an error."""
+def check_noise_key(key: str) -> None:
+    """ValueError unless ``key`` is what ESPHome writes as ``api: encryption: key:``: 32
+    random bytes in standard base64 (44 characters ending in ``=``)."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(key.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "must be base64 (as ESPHome writes it, e.g. from `openssl rand -base64 32`)"
+        ) from None
+    if len(raw) != 32:
+        raise ValueError(f"must be 32 bytes in base64 (this one is {len(raw)} bytes)")
+
+
+class EsphomeSettings(Section):
+    enabled: bool = False
+    """Serve the ESPHome native API, so Home Assistant adds this speaker as an Assist
+    satellite (its pipeline, announcements, timers, media player). While Home Assistant is
+    not connected, the local brain answers as usual."""
+    host: str = "0.0.0.0"
+    """Address the API listens on (all addresses by default)."""
+    port: int = Field(6053, ge=0, le=65535)
+    """TCP port of the API (6053 is ESPHome's; 0 picks a free one, which the zeroconf
+    advertisement then carries)."""
+    name: str | None = Field(None, pattern=r"^[a-z0-9-]{1,31}$")
+    """Device name shown to Home Assistant (lower-case letters, digits, ``-``); default:
+    ``ttbt5-`` and the device id."""
+    encryption_key: SecretStr | None = None
+    """Noise encryption key, base64 of 32 bytes as ESPHome writes it; when set, plaintext
+    clients are refused. Prefer ``encryption_key_file`` or the ``esphome_key`` systemd
+    credential."""
+    encryption_key_file: Path | None = None
+    """File holding the encryption key (first line)."""
+    pipeline_answer_s: float = Field(1.0, ge=0.2, le=5.0)
+    """How long Home Assistant has to accept a pipeline start before the local brain takes
+    the request instead."""
+    stage_timeout_s: float = Field(2.0, ge=0.5, le=30.0)
+    """After the end of speech, the longest wait for Home Assistant's next pipeline event
+    (speech to text, intent); past it the local brain answers."""
+    answer_timeout_s: float = Field(30.0, ge=2.0, le=300.0)
+    """Longest wait for the answer once Home Assistant has started on the intent (a
+    conversation agent or LLM may take this long)."""
+    max_audio_mb: float = Field(8.0, ge=0.1, le=64.0)
+    """Largest WAV the speaker fetches for a reply, announcement or media URL."""
+    fetch_timeout_s: float = Field(10.0, ge=1.0, le=120.0)
+    """Longest time to fetch one WAV URL."""
+    max_connections: int = Field(8, ge=1, le=64)
+    """Connections served at once; a new one beyond that pushes out the oldest that has
+    not finished its handshake, and is closed when every slot holds a connected client."""
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _noise_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None or not key.get_secret_value().strip():
+            return None
+        check_noise_key(key.get_secret_value())
+        return SecretStr(key.get_secret_value().strip())

@@ -33,6 +33,7 @@ from firmware_app.config.errors import (
     refuse_unknown_environment,
 )
 from firmware_app.config.sections import (
+    EsphomeSettings,
     GpioSettings,
     LlmSettings,
     MqttSettings,
@@ -299,6 +300,7 @@ class Settings(BaseSettings):
     echo: EchoSettings = EchoSettings()
     arbitration: ArbitrationSettings = ArbitrationSettings()
     wyoming: WyomingSettings = WyomingSettings()
+    esphome: EsphomeSettings = EsphomeSettings()
 
     @classmethod
     def settings_customise_sources(

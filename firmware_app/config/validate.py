@@ -64,6 +64,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "mqtt.password_file", s.mqtt.password_file, _text_file
     yield "mqtt.tls_ca", s.mqtt.tls_ca, _certificates
     yield "llm.api_key_file", s.llm.api_key_file, _text_file
+    yield "esphome.encryption_key_file", s.esphome.encryption_key_file, _text_file
     yield "llm.tls_ca", s.llm.tls_ca, _certificates
     yield "update.public_key", s.update.public_key, _readable_file
     yield "log.events", s.log.events, _writable_file

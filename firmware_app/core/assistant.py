@@ -26,6 +26,9 @@ from firmware_app.core.messages import (
     Command,
     CommandArgs,
     Frame,
+    HomeAudio,
+    HomeStage,
+    HomeTimer,
     Message,
     MuteArgs,
     NoArgs,
@@ -52,6 +55,7 @@ from firmware_app.core.states import (
     THINKING,
     State,
 )
+from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.listen.segmenter import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
 from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
@@ -80,6 +84,9 @@ TRANSITIONS: dict[tuple[State, str], Row[State]] = table([
     (ALL,                  "command",          "on_command",          ALL),
     (ALL,                  "notice",           "on_notice",           ALL),
     (ALL,                  "fault",            "on_fault",            {ERROR}),
+    (ALL,                  "home_stage",       "on_home_stage",       ALL),
+    (ALL,                  "home_audio",       "on_home_audio",       ALL),
+    (ALL,                  "home_timer",       "on_home_timer",       ALL),
 ])
 ENTRY = {LISTENING: "enter_listening"}
 EXIT = {LISTENING: "exit_listening", SPEAKING: "exit_speaking"}
@@ -156,7 +163,7 @@ class Assistant(Flow):
     def idle(self, queue: bool = True) -> bool:
         """Nothing being synthesized or announced, no answer on its way (and, with
         ``queue``, no message waiting)."""
-        busy = self.voice.busy() or self._request != 0
+        busy = self.voice.busy() or self._request != 0 or home_turns.awaiting(self)
         return not busy and (not queue or self.inbox.empty())
 
     def handle(self, msg: Message) -> None:
@@ -205,6 +212,7 @@ class Assistant(Flow):
                 self.stt.feed(pcm)
             if self._audio is not None:
                 self._audio.append(pcm)
+            home_turns.feed(self, pcm)
         for event in heard:
             self.fire(_EVENT_OF[type(event)], event)
 
@@ -347,6 +355,16 @@ class Assistant(Flow):
             self._offline = notice.kind == "offline"
         return self.state
 
+    # --- Home Assistant's pipeline (firmware_app/edges/esphome/turns.py)
+    def on_home_stage(self, msg: HomeStage) -> State:
+        return home_turns.on_stage(self, msg)
+
+    def on_home_audio(self, msg: HomeAudio) -> State:
+        return home_turns.on_audio(self, msg)
+
+    def on_home_timer(self, msg: HomeTimer) -> State:
+        return home_turns.on_timer(self, msg)
+
     # --- health
     def status(self) -> dict[str, object]:
         audio = self.parts.audio_status() if self.parts.audio_status else {}
@@ -385,6 +403,9 @@ _EVENT_OF: dict[type, str] = {
     PlaybackDone: "playback_done",
     ReplySentence: "reply_sentence",
     ReplyEnd: "reply_end",
+    HomeStage: "home_stage",
+    HomeAudio: "home_audio",
+    HomeTimer: "home_timer",
 }
 """The table event each message or listener event is."""
 

@@ -43,6 +43,7 @@ EVENT_TYPES = (
     "mute",  # muted
     "breaker",  # state: closed|open|half_open
     "update",  # step, ok, message, version, active
+    "satellite",  # stage, run, ... (Home Assistant's pipeline)
 )
 
 

@@ -25,6 +25,7 @@ from firmware_app.core.messages import (
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
 from firmware_app.core.states import BUSY, ERROR, LISTENING, RESTING, THINKING, State
+from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.segmenter import (
     Segmenter,
@@ -122,6 +123,7 @@ class Flow(Machine[State]):
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
         self._running = False
+        self.home = home_turns.HomeTurn()  # the request Home Assistant answers, if any
         super().__init__(self._resting_state())
 
     @property
@@ -176,10 +178,12 @@ class Flow(Machine[State]):
         self._emit("listening")
         if self.settings.audio.chimes and not followup:
             self.voice.chime("wake")
+        home_turns.begin(self, followup)
 
     def exit_listening(self) -> None:
         self.listener.end()
         self._finish_stt()
+        home_turns.leave_listening(self)
 
     def exit_speaking(self) -> None:
         self.parts.stop_spotter.reset()
@@ -191,6 +195,10 @@ class Flow(Machine[State]):
         self._stt_open = False
         return self.stt.finish()
 
+    def transcript_now(self) -> str | None:
+        """What was heard, wake words stripped (None: no speech model)."""
+        return None if self.stt is None else strip_wake_words(self._finish_stt())
+
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
@@ -199,6 +207,7 @@ class Flow(Machine[State]):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
         self.interrupt()
+        self.home.phrase = home_turns.wake_phrase(model)
         return self.listen(woke.preroll)
 
     def on_wake_lost(self, lost: WakeLost) -> State:
@@ -214,7 +223,9 @@ class Flow(Machine[State]):
         self._emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
         if self._audio:
             save_request_audio(self.settings, self._audio, self.clock.epoch())
-        self.fire("heard", None if self.stt is None else strip_wake_words(self._finish_stt()))
+        if self.home.run:  # Home Assistant answers this one
+            return home_turns.speech_ended(self)
+        self.fire("heard", self.transcript_now())
         return THINKING
 
     # --- understanding
@@ -315,6 +326,9 @@ class Flow(Machine[State]):
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
         self._followup, self._question, self._asker = False, None, None
+        held = home_turns.take_held(self)
+        if held is not None:
+            return held
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -332,6 +346,7 @@ class Flow(Machine[State]):
     def interrupt(self) -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
         self.voice.cut("interrupted")
+        home_turns.drop(self)
         self._followup, self._question, self._asker = False, None, None
         if self._request and self.responder is not None:
             self.responder.cancel(self._request)
@@ -368,7 +383,7 @@ class Flow(Machine[State]):
 
     def awaiting_answer(self) -> bool:
         """An answer is streaming in (the LLM): it arrives over real time."""
-        return self._request != 0
+        return self._request != 0 or home_turns.awaiting(self)
 
     # --- settings
     def set_volume(self, level: int) -> None:

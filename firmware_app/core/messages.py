@@ -154,6 +154,51 @@ class WakeLost:
 
 
 @dataclass(frozen=True)
+class HomeStage:
+    """Home Assistant's pipeline for request ``run`` moved on (the satellite edge,
+    ``firmware_app/edges/esphome``):
+
+    - ``unanswered`` / ``lost``: it did not take the request in time, or went away or
+      stopped answering mid-way: the local brain answers instead;
+    - ``stt_end``: its speech-to-text is done (the request stops listening) {text};
+    - ``intent``: its conversation agent answered {continue_conversation};
+    - ``error`` {code, message}: its pipeline failed: a short error sound, then rest;
+    - ``end``: the run ended with nothing (more) to play.
+    """
+
+    run: int
+    stage: Literal["unanswered", "lost", "stt_end", "intent", "error", "end"]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HomeAudio:
+    """Audio Home Assistant wants played here, fetched and decoded by the satellite edge:
+    the reply of run ``key`` (``reply``), an announcement or a media URL. ``pcm`` is mono
+    S16_LE at ``rate``; ``key`` comes back as the ``request_id`` of its speak events."""
+
+    kind: Literal["reply", "announce", "media"]
+    key: int
+    pcm: bytes
+    rate: int
+    text: str = ""
+    listen_after: bool = False
+    """Listen again without the wake word once it has played (continue_conversation,
+    start_conversation)."""
+
+
+@dataclass(frozen=True)
+class HomeTimer:
+    """A Home Assistant timer started, changed, was cancelled or finished (rings here)."""
+
+    event: Literal["started", "updated", "cancelled", "finished"]
+    id: str
+    name: str = ""
+    total_s: int = 0
+    left_s: int = 0
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passes with no audio: timers still ring. ``recovering`` marks ticks from the
     microphone's reopen loop: proof that the audio loop is alive though its device is gone,
@@ -178,6 +223,9 @@ Message = (
     | ReplyEnd
     | Notice
     | WakeLost
+    | HomeStage
+    | HomeAudio
+    | HomeTimer
     | Tick
     | Stop
 )

@@ -11,6 +11,8 @@ attached to the assistant after it is built, so what it depends on is visible in
   speaking or a timer rings, when it is the natural thing to say.
 - `WakeArbiter`: several speakers in one home hear the same wake word; only the one that
   claims it answers, the others go back to idle without a sound.
+- `Satellite`: Home Assistant, connected over the ESPHome native API, takes requests to
+  its own pipeline; without it (or while it is away) the local brain answers.
 """
 
 from __future__ import annotations
@@ -45,6 +47,29 @@ class StopSpotter(Protocol):
 class WakeArbiter(Protocol):
     def claim(self, model: str, score: float) -> bool:
         """Called on each wake word: True to answer it here, False to stay silent."""
+        ...
+
+
+class Satellite(Protocol):
+    """Hands requests to Home Assistant's pipeline. Called on the assistant's thread and
+    never blocks: what Home Assistant says comes back as HomeStage/HomeAudio/HomeTimer
+    messages in the inbox."""
+
+    def start(self, wake_phrase: str, followup: bool) -> int:
+        """A request begins (wake word, button, follow-up): the id of the pipeline run it
+        went to, or 0 when Home Assistant is not there (the local brain answers)."""
+        ...
+
+    def feed(self, run: int, pcm: bytes) -> None:
+        """One frame of the request's audio (after the wake word)."""
+        ...
+
+    def end(self, run: int) -> None:
+        """The speaker's own voice detector heard the end of speech."""
+        ...
+
+    def abort(self, run: int) -> None:
+        """The request was dropped here (stop, mute, no speech, a new wake word)."""
         ...
 
 
@@ -107,6 +132,22 @@ class AlwaysClaim:
         return True
 
 
+class NoSatellite:
+    """No Home Assistant satellite: every request is answered by the local brain."""
+
+    def start(self, wake_phrase: str, followup: bool) -> int:
+        return 0
+
+    def feed(self, run: int, pcm: bytes) -> None:
+        pass
+
+    def end(self, run: int) -> None:
+        pass
+
+    def abort(self, run: int) -> None:
+        pass
+
+
 Updater = Callable[[Command], None]
 """Carries out an ``update`` command and answers it (``Command.reply``) itself."""
 HomePublish = Callable[[str, str], None]
@@ -126,6 +167,7 @@ class Parts:
     echo: EchoCanceller = field(default_factory=NoEcho)
     stop_spotter: StopSpotter = field(default_factory=NoStopSpotter)
     arbiter: WakeArbiter = field(default_factory=AlwaysClaim)
+    satellite: Satellite = field(default_factory=NoSatellite)
     updater: Updater | None = None
     home_publish: HomePublish | None = None
     heartbeat: Heartbeat | None = None
@@ -140,10 +182,12 @@ __all__ = [
     "Heartbeat",
     "HomePublish",
     "NoEcho",
+    "NoSatellite",
     "NoStopSpotter",
     "Parts",
     "RealClock",
     "Responder",
+    "Satellite",
     "StopSpotter",
     "Updater",
     "WakeArbiter",

@@ -166,6 +166,18 @@ class SpeechOutput:
         with self._cond:
             self._add(utterance, "pcm", chime(name, self.tts.sample_rate))
 
+    def play(self, utterance: int, pcm: bytes, rate: int) -> None:
+        """Queue recorded audio (mono S16_LE at ``rate``), resampled to the voice's rate.
+        Never refused: its size was bounded where it came from."""
+        if rate != self.tts.sample_rate and pcm:
+            import numpy as np
+            import soxr
+
+            samples = np.frombuffer(pcm, dtype="<i2")
+            pcm = soxr.resample(samples, rate, self.tts.sample_rate).astype("<i2").tobytes()
+        with self._cond:
+            self._add(utterance, "pcm", pcm, bounded=False)
+
     def pause(self, utterance: int, seconds: float) -> None:
         with self._cond:
             self._add(utterance, "pcm", b"\0\0" * int(seconds * self.tts.sample_rate))

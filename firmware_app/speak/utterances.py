@@ -29,6 +29,7 @@ class Origin(StrEnum):
     TIMER = "timer"  # a timer ringing
     ANNOUNCEMENT = "announcement"  # something the assistant has to tell (missed timers)
     REPEAT = "repeat"  # the last reply again (double press)
+    HOME = "home"  # audio from Home Assistant: its reply, an announcement, media
     CHIME = "chime"  # a short sound; always utterance 0, never waited for
 
 

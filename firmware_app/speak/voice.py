@@ -40,6 +40,16 @@ class Voice:
         self.speech.finish(utterance.id)
         return utterance
 
+    def play(
+        self, origin: Origin, pcm: bytes, rate: int, text: str = "", request_id: RequestId = None
+    ) -> Utterance:
+        """Play recorded audio as the utterance the assistant now waits for."""
+        self.cut("replaced")
+        utterance = self.utterances.begin(origin, text, request_id)
+        self.speech.play(utterance.id, pcm, rate)
+        self.speech.finish(utterance.id)
+        return utterance
+
     def stream(self, text: str, request_id: RequestId = None) -> None:
         """One more sentence of a streamed answer (the utterance begins with the first)."""
         current = self.utterances.current

@@ -1,0 +1,87 @@
+"""The zeroconf advertisement Home Assistant discovers: ``_esphomelib._tcp`` with the
+TXT records its ESPHome integration reads (version, mac, platform, network, friendly
+name, and ``api_encryption`` when a key is set, so it asks for the key up front)."""
+
+from __future__ import annotations
+
+import socket
+
+from loguru import logger
+
+SERVICE = "_esphomelib._tcp.local."
+ESPHOME_VERSION = "2025.4.0"
+"""The ESPHome release whose API this server speaks (Home Assistant reads it)."""
+
+
+def addresses(host: str) -> list[bytes]:
+    """The IPv4 addresses to advertise: the one listened on, else every non-loopback one."""
+    if host not in ("", "0.0.0.0", "::"):
+        return [socket.inet_aton(host)]
+    import ifaddr
+
+    out: list[bytes] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(socket.inet_aton(ip.ip))
+    return out
+
+
+class Advertisement:
+    """Registered on the satellite's loop (``start``/``close`` are coroutines)."""
+
+    def __init__(
+        self, name: str, friendly: str, mac: str, port: int, host: str, encrypted: bool
+    ) -> None:
+        self.name = name
+        self.properties = {
+            "version": ESPHOME_VERSION,
+            "mac": mac.replace(":", "").lower(),
+            "platform": "linux",
+            "board": "ttbt5",
+            "network": "ethernet",
+            "friendly_name": friendly,
+        }
+        if encrypted:
+            self.properties["api_encryption"] = "Noise_NNpsk0_25519_ChaChaPoly_SHA256"
+        self.port = port
+        self.host = host
+        self._zc: object | None = None
+        self._info: object | None = None
+
+    async def start(self) -> bool:
+        from zeroconf import ServiceInfo
+        from zeroconf.asyncio import AsyncZeroconf
+
+        found = addresses(self.host)
+        if not found:
+            logger.warning("esphome: no network address to advertise; add it by host and port")
+            return False
+        info = ServiceInfo(
+            SERVICE,
+            f"{self.name}.{SERVICE}",
+            addresses=found,
+            port=self.port,
+            properties=self.properties,
+            server=f"{self.name}.local.",
+        )
+        try:
+            zc = AsyncZeroconf()
+            await zc.async_register_service(info)
+        except OSError as exc:
+            logger.warning("esphome: zeroconf advertisement failed: {}", exc)
+            return False
+        self._zc, self._info = zc, info
+        logger.info("esphome: advertised as {}.{}", self.name, SERVICE)
+        return True
+
+    async def close(self) -> None:
+        from zeroconf.asyncio import AsyncZeroconf
+
+        zc, info = self._zc, self._info
+        if isinstance(zc, AsyncZeroconf) and info is not None:
+            try:
+                await zc.async_unregister_service(info)  # type: ignore[arg-type]
+            finally:
+                await zc.async_close()
+        self._zc = self._info = None
