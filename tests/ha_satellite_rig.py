@@ -126,7 +126,9 @@ class Device:
 
 
 class Speaker:
-    """What the device played, read from the ALSA file device."""
+    """What the device played, read from the ALSA file device. The device may close and
+    reopen the speaker between sounds, and the file plugin then starts the file again:
+    a file shorter than a mark means everything in it came after the mark."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -135,9 +137,21 @@ class Speaker:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def audio_since(self, mark: int) -> np.ndarray:
+        if self.mark() < mark:
+            mark = 0
         with self.path.open("rb") as f:
             f.seek(mark - mark % 2)
             return np.frombuffer(f.read(), dtype="<i2")
+
+    def settle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until nothing more is written (the device's buffer reached the file)."""
+        deadline = time.monotonic() + timeout
+        size = self.mark()
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            if (now := self.mark()) == size:
+                return
+            size = now
 
     def wait_sound(self, mark: int, timeout: float = 30.0, level: int = 500) -> float:
         """Monotonic time at which audio louder than ``level`` first appeared after
@@ -146,6 +160,8 @@ class Speaker:
         checked = mark - mark % 2
         while time.monotonic() < deadline:
             size = self.mark()
+            if size < checked:
+                checked = 0
             if size > checked:
                 with self.path.open("rb") as f:
                     f.seek(checked)

@@ -79,6 +79,8 @@ def test_the_wake_word_runs_home_assistants_pipeline_and_the_speaker_plays_its_a
     # Home Assistant answered, not the local brain
     assert not [e for e in rig.device.events()[index:] if e["type"] in ("reply", "intent")]
     # what the speaker played is Home Assistant's answer (its own intent, the hour now)
+    rig.speaker.wait_sound(mark)
+    rig.speaker.settle()
     reply = resample(rig.speaker.audio_since(mark), SPEAKER_RATE, 16000)
     assert len(reply) > 16000 * 0.8 and np.abs(reply).max() > 5000
     speech_out = last_run_speech(rig)
@@ -111,6 +113,8 @@ def test_an_announcement_plays_on_the_speaker(rig: SatelliteRig) -> None:
     play = rig.device.wait_for(satellite_stage("play"), index, what="the announcement")
     assert play["kind"] == "announce"
     rig.device.wait_for(lambda e: e["type"] == "speak_end", index, what="its end")
+    rig.speaker.wait_sound(mark)
+    rig.speaker.settle()
     played = resample(rig.speaker.audio_since(mark), SPEAKER_RATE, 16000)
     # Piper's words, played by the speaker, understood by the speaker's own recognizer
     assert heard_back(played, rig.wyoming_port) == "what time is it"
@@ -149,8 +153,8 @@ def test_with_home_assistant_stopped_the_speaker_answers_then_it_reconnects(
         assert reply["wall"] - end["wall"] < 3.0
     finally:
         rig.ha.start()
+        rig.ws = rig.ha.websocket()
     rig.satellite = rig.wait_satellite(timeout=120)  # Home Assistant reconnected by itself
-    rig.ws = rig.ha.websocket()
     index, _ = rig.say(request("what time is it"))
     rig.device.wait_for(satellite_stage("stt_end"), index, what="Home Assistant's pipeline again")
     rig.device.wait_for(lambda e: e["type"] == "speak_end", index, what="its answer")
