@@ -216,10 +216,11 @@ def _to_service(args: argparse.Namespace) -> bool:
 
 def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.audio.wavio import read_wav
+    from firmware_app.core.engines import GrammarTranscriber
     from firmware_app.core.errors import ModelMissingError
     from firmware_app.core.messages import FRAME_SAMPLES
-    from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
     from firmware_app.recognize.stt import load_transcriber
+    from firmware_app.understand.actions import OUT_OF_GRAMMAR_REPLY
 
     samples = read_wav(path)
     stt, problem, _ = load_transcriber(settings)
@@ -230,7 +231,7 @@ def _transcribe(settings: Settings, path: Path) -> int:
     for start in range(0, len(data), FRAME_SAMPLES * 2):
         stt.feed(data[start : start + FRAME_SAMPLES * 2])
     text = stt.finish()
-    if not text and getattr(stt, "out_of_grammar", False):
+    if not text and isinstance(stt, GrammarTranscriber) and stt.out_of_grammar:
         print(f"ttbt5: no command heard. {OUT_OF_GRAMMAR_REPLY}", file=sys.stderr)
         return 1
     print(text)

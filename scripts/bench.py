@@ -87,7 +87,7 @@ def idle_cost(seconds: float) -> dict:
                 for pcm in frames:
                     bare.predict(np.frombuffer(pcm, dtype=np.int16))
                 bare_cpu = time.process_time() - t0
-                assistant.listener.reset()
+                assistant.hearing.reset()
                 t0 = time.process_time()
                 for i, pcm in enumerate(frames):
                     clock.set((i + 1) * 0.08)
@@ -337,7 +337,7 @@ from firmware_app.config.settings import Settings
 s = part("python, settings", lambda: Settings(data_dir=Path(tempfile.mkdtemp())))
 from firmware_app.app import wiring
 part("imports", lambda: None)
-from firmware_app.listen.wake import build_wake_detector
+from firmware_app.listen.wake_engines import build_wake_detector
 from firmware_app.listen.vad import SileroVad
 from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 from firmware_app.listen.echo_canceller import make_echo_canceller

@@ -42,10 +42,10 @@ from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeSc
 from firmware_app.listen.wake import (  # noqa: E402
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWordScorer,
-    build_wake_detector,
     packaged_models_dir,
     refractory_frames,
 )
+from firmware_app.listen.wake_engines import build_wake_detector  # noqa: E402
 
 ENGINES = {
     "openwakeword": (OpenWakeWordScorer, list(BUILTIN_WAKE_MODELS), OPENWAKEWORD_THRESHOLDS),

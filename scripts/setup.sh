@@ -14,6 +14,7 @@ APT_PACKAGES=(
   librsvg2-bin                               # renders the wiring diagrams in hardware/
   libspeexdsp1                               # the echo canceller (loaded through ctypes)
   espeak-ng sox                              # voices, noise and reverb of the wake corpus
+  iproute2                                   # ip netns: the satellite's zeroconf test on a private network
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -101,6 +101,8 @@ class FakeHome:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.client: APIClient | None = None
+        self.runs_pipeline = True
+        """False: it accepts runs but its pipeline never starts (none set up)."""
         self.auto_reply: str | None = None
         """A TTS URL: the pipeline's events up to the run's end are sent by themselves
         as soon as the stream ends (``end=True``), as Home Assistant would."""
@@ -130,6 +132,11 @@ class FakeHome:
         self.starts.append({"conversation_id": conversation_id, "phrase": phrase})
         if self.answer == "never":
             await asyncio.sleep(3600)
+        if self.answer == 0 and self.runs_pipeline and self.client is not None:
+            client = self.client  # its pipeline starts as soon as the run is accepted
+            self.loop.call_soon(
+                client.send_voice_assistant_event, Ev.VOICE_ASSISTANT_RUN_START, None
+            )
         return self.answer  # type: ignore[no-any-return]
 
     async def _stop(self, abort: bool) -> None:

@@ -16,6 +16,7 @@ from firmware_app.core.engines import Detection
 from firmware_app.core.events import Event, EventBus
 from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbox
 from firmware_app.core.parts import Parts
+from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.system.store import Store
 
@@ -115,6 +116,8 @@ class Rig:
         clock: ManualClock | None = None,
         store_path: Path | None = None,
         parts: Parts | None = None,
+        echo: Any = None,
+        stop: Any = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or ManualClock()
@@ -128,11 +131,12 @@ class Rig:
         self.speech = SpeechOutput(self.tts, self.speaker, self.inbox.post, 16)
         self.wake = FakeWake()
         self.stt = ScriptedStt() if stt is SCRIPTED else stt
+        self.hearing = Hearing.from_settings(
+            settings, self.wake, FakeVad(), self.stt, echo=echo, stop=stop
+        )
         self.assistant = Assistant(
             settings,
-            wake=self.wake,
-            vad=FakeVad(),
-            stt=self.stt,
+            hearing=self.hearing,
             speech=self.speech,
             store=self.store,
             inbox=self.inbox,

@@ -8,8 +8,8 @@ import pytest
 from audio_helpers import conversation, speech
 
 from firmware_app.audio.echo import EchoPath, PlaybackReference
+from firmware_app.core.engines import NoEcho
 from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
-from firmware_app.core.parts import NoEcho
 from firmware_app.listen.echo_canceller import (
     SpeexEchoCanceller,
     erle_db,

@@ -8,7 +8,8 @@ import time
 import numpy as np
 from audio_helpers import speech
 
-from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+from firmware_app.audio.capture import Microphone
+from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.core.messages import (
     FRAME_SAMPLES,
     Frame,

@@ -12,7 +12,8 @@ from conftest import ALSA_FIFO
 from harness import wait_until
 from live_mic import MicFeeder
 
-from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+from firmware_app.audio.capture import Microphone
+from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.core.messages import (
     FRAME_SAMPLES,
     Frame,

@@ -14,13 +14,8 @@ from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F401
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import (
-    Claim,
-    LevelMeter,
-    MeteredWake,
-    MqttWakeArbiter,
-    group_topic,
-)
+from firmware_app.edges.mqtt.arbitration import Claim, MqttWakeArbiter, group_topic
+from firmware_app.listen.level import LevelMeter
 
 WINDOW = 0.3
 
@@ -191,7 +186,7 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
         meter = LevelMeter()
         gain = 1.0 if name == louder else 10 ** (-12 / 20)
         devices[name] = (
-            MeteredWake(OpenWakeWord(WakeSettings()), meter),
+            (OpenWakeWord(WakeSettings()), meter),
             make(broker, name, group, meter),
             (audio * gain).astype(np.int16),
         )
@@ -200,11 +195,13 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
     begin = threading.Barrier(len(devices))
 
     def device(name: str) -> None:
-        wake, arbiter, samples = devices[name]
+        (wake, meter), arbiter, samples = devices[name]
         begin.wait()
         start = time.monotonic()
         for n, at in enumerate(range(0, len(samples) - FRAME_SAMPLES + 1, FRAME_SAMPLES)):
-            detection = wake.process(samples[at : at + FRAME_SAMPLES].tobytes())
+            pcm = samples[at : at + FRAME_SAMPLES].tobytes()
+            meter.feed(pcm)  # as hearing does, before the wake word detector
+            detection = wake.process(pcm)
             if detection is not None:
                 outcome[name].append(
                     (detection.score, arbiter.claim(detection.model, detection.score))

@@ -18,7 +18,7 @@ from firmware_app import cli
 from firmware_app.app import control
 from firmware_app.app.control import MAX_REQUEST_BYTES, ControlError, ControlServer
 from firmware_app.app.wiring import Engines, assembled
-from firmware_app.audio.alsa import AlsaSpeaker
+from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.events import Event
 from firmware_app.core.messages import Inbox, Stop

@@ -165,7 +165,7 @@ def test_a_real_alsa_speaker_fills_the_reference_as_it_writes(alsa_files) -> Non
     the reference at 16 kHz; a stop cuts what was still to come."""
     import time
 
-    from firmware_app.audio.alsa import AlsaSpeaker
+    from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.core.events import wall_now
     from firmware_app.core.messages import Inbox, PlaybackDone
 

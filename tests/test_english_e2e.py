@@ -16,8 +16,9 @@ from firmware_app.app import simulation
 from firmware_app.audio.wavio import read_wav
 from firmware_app.config.settings import CustomIntent, Settings
 from firmware_app.core.events import read_events
-from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY, PhraseTranscriber
+from firmware_app.recognize.phrases import PhraseTranscriber
 from firmware_app.recognize.stt import phrase_grammar_sources
+from firmware_app.understand.actions import OUT_OF_GRAMMAR_REPLY
 
 pytestmark = pytest.mark.slow
 

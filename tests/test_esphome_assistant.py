@@ -24,9 +24,11 @@ from firmware_app.edges.esphome.wiring import build_satellite
 class Home:
     """A Rig whose assistant has a real satellite, and Home Assistant's client."""
 
-    def __init__(self, tmp_path, answer=0, connect=True, **esphome) -> None:
+    def __init__(self, tmp_path, answer=0, connect=True, audio=None, wake=None, **esphome) -> None:
         cfg = {"enabled": True, "host": "127.0.0.1", "port": 0, **esphome}
-        self.settings = Settings(data_dir=tmp_path / "data", esphome=cfg)
+        self.settings = Settings(
+            data_dir=tmp_path / "data", esphome=cfg, audio=audio or {}, wake=wake or {}
+        )
         self.stack = ExitStack()
         box: list[Rig] = []
         sat = build_satellite(
@@ -109,6 +111,7 @@ def test_with_home_assistant_the_pipeline_answers_and_the_local_brain_stays_sile
     played = home.rig.speaker.samples()
     assert np.abs(played).max() > 4000  # the tone, resampled to the voice's rate
     assert home.rig.states()[-1] == "idle"
+    wait_until(lambda: ha.finished == [True], what="Home Assistant told the reply played")
 
 
 def test_without_home_assistant_the_local_brain_answers(homes):
@@ -224,3 +227,100 @@ def test_volume_from_home_assistant_and_back(homes):
         lambda: any(getattr(s, "volume", None) == pytest.approx(0.6) for s in home.ha.states),
         what="the volume reported",
     )
+
+
+def test_start_conversation_listens_after_the_announcement(homes, wavs):
+    import asyncio
+
+    home = homes()
+    wavs.files["q.wav"] = tone_wav(0.3, 16000)
+
+    async def start_conversation():
+        assert home.ha.client is not None
+        return await home.ha.client.send_voice_assistant_announcement_await_response(
+            wavs.url("q.wav"), 10, text="Shall I close the blinds?", start_conversation=True
+        )
+
+    future = asyncio.run_coroutine_threadsafe(start_conversation(), home.ha.loop)
+    home.pump(lambda: home.ha.starts, what="the conversation's run")
+    assert future.result(5).success is True
+    assert home.ha.starts == [{"conversation_id": "", "phrase": None}]
+    assert home.rig.assistant.state.value == "listening"
+
+
+def test_a_new_wake_word_while_home_assistant_answers_stops_its_run(homes):
+    home = homes(answer_timeout_s=30.0)
+    home.request()
+    wait_until(lambda: home.ha.stops == [False], what="end=True")
+    home.ha.event(Ev.VOICE_ASSISTANT_INTENT_START)
+    home.rig.feed(WAKE)  # barge-in: the user starts over
+    wait_until(lambda: home.ha.stops == [False, True], what="the old run aborted")
+    wait_until(lambda: len(home.ha.starts) == 2, what="a new run")
+    assert "reply" not in home.rig.types()
+
+
+def test_with_chimes_off_a_pipeline_error_is_spoken(tmp_path, wavs):
+    home = Home(tmp_path, audio={"chimes": False})
+    try:
+        home.request()
+        wait_until(lambda: home.ha.stops == [False], what="end=True")
+        home.ha.event(Ev.VOICE_ASSISTANT_ERROR, {"code": "intent-failed", "message": "boom"})
+        home.pump(lambda: "speak_start" in home.rig.types(), what="the spoken error")
+        assert home.rig.of("speak_start")[0].fields["origin"] == "fallback"
+        assert "reply" not in home.rig.types()
+    finally:
+        home.close()
+
+
+def test_a_hung_home_assistant_is_noticed_by_its_missing_pong(homes):
+    home = homes()  # the default stage deadline: only the ping can notice it in time
+    home.rig.feed(WAKE)
+    home.rig.feed(SPEECH, 1.0)
+    wait_until(lambda: home.ha.audio, what="the run accepted")
+    home.ha.loop.call_soon_threadsafe(time.sleep, 4.0)  # its process hangs, TCP stays up
+    home.rig.feed(SILENT, 0.8)
+    ended = time.monotonic()
+    assert "end_of_speech" in home.satellite_stages()
+    home.pump(lambda: "reply" in home.rig.types(), timeout=5, what="the local reply")
+    assert time.monotonic() - ended < 3.0
+    assert home.rig.of("reply")[0].fields["source"] == "local"
+    lost = next(e for e in home.rig.of("satellite") if e.fields["stage"] == "lost")
+    assert lost.fields["reason"] == "no answer within 1 s"
+
+
+def test_health_says_whether_home_assistant_is_connected(homes):
+    home = homes(connect=False)
+    status = home.rig.assistant.status()["satellite"]
+    assert status == {"connected": False, "peer": None, "clients": 0, "encrypted": False}
+    home.ha.connect()
+    wait_until(lambda: home.rig.assistant.status()["satellite"]["connected"], what="health")
+
+
+def test_home_assistant_chooses_which_wake_words_are_answered(tmp_path):
+    home = Home(tmp_path, wake={"models": ["hey_jarvis", "alexa"]})
+    try:
+        ha = home.ha
+
+        async def choose():
+            assert ha.client is not None
+            await ha.client.set_voice_assistant_configuration(["alexa"])
+            return await ha.client.get_voice_assistant_configuration(5)
+
+        config = ha.run(choose())
+        assert config.active_wake_words == ["alexa"]
+        home.rig.feed(WAKE)  # the fake wake detector hears "hey_jarvis": turned off
+        assert home.rig.of("wake_lost")[0].fields["reason"] == "inactive"
+        assert home.rig.assistant.state.value == "idle" and not ha.starts
+    finally:
+        home.close()
+
+
+def test_a_home_assistant_whose_pipeline_never_starts_leaves_it_to_the_local_brain(homes):
+    home = homes()
+    home.ha.runs_pipeline = False  # it accepts the run, but has no pipeline to run it
+    home.request()
+    wait_until(lambda: home.ha.stops == [False], what="end=True")
+    ended = time.monotonic()
+    home.pump(lambda: "reply" in home.rig.types(), timeout=5, what="the local reply")
+    assert time.monotonic() - ended < 3.0  # not the 4 s stage deadline
+    assert home.rig.of("reply")[0].fields["source"] == "local"

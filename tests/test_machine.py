@@ -9,12 +9,13 @@ from collections.abc import Callable
 import pytest
 from fakes import SILENT, Rig, ScriptedStt
 
-from firmware_app.core.assistant import COMMANDS, ENTRY, EXIT, TRANSITIONS, Assistant, State
-from firmware_app.core.dispatcher import IllegalTransition, Row, table
+from firmware_app.core.assistant import Assistant
+from firmware_app.core.dispatcher import IllegalTransition, Row, on, table
 from firmware_app.core.engines import Detection
 from firmware_app.core.messages import (
     Button,
     Command,
+    Fault,
     HomeAudio,
     HomeStage,
     HomeTimer,
@@ -25,7 +26,19 @@ from firmware_app.core.messages import (
     ReplySentence,
     WakeLost,
 )
-from firmware_app.listen.segmenter import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
+from firmware_app.core.table import Happening, State, Table
+from firmware_app.listen.hearing import StopSaid
+from firmware_app.listen.segmenter import (
+    NoSpeech,
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Transcript,
+    Woke,
+)
+
+TABLE = Table.of(Assistant)
+TRANSITIONS, ENTRY, EXIT, COMMANDS = TABLE.transitions, TABLE.entry, TABLE.exit, TABLE.commands
 
 
 class Responder:
@@ -71,7 +84,7 @@ def rig_in(settings, state: State) -> Rig:
 
 def payload_for(a: Assistant, event: str) -> object:
     current = a.voice.current.id if a.voice.current is not None else 99
-    request = a._request or 98
+    request = a.turn.request or 98
     return {
         "wake": Woke(Detection("hey_jarvis", 0.8), ()),
         "speech_started": SpeechStarted(1.0),
@@ -79,15 +92,19 @@ def payload_for(a: Assistant, event: str) -> object:
         "too_long": TooLong(1.0),
         "no_speech": NoSpeech(),
         "wake_lost": WakeLost(),
-        "heard": "what time is it",
+        "heard": Transcript("what time is it"),
         "reply_sentence": ReplySentence(request, "Because of scattering."),
         "reply_end": ReplyEnd(request),
         "playback_started": PlaybackStarted(current),
         "playback_done": PlaybackDone(current),
         "command": Command("stop"),
         "notice": Notice("offline", {"where": "mqtt"}),
-        "fault": ("test", "boom"),
-        "home_stage": HomeStage(a.home.run or 97, "lost"),
+        "fault": Fault("test", "boom"),
+        "stop_word": StopSaid(),
+        "press": Button("press"),
+        "hold": Button("hold"),
+        "double": Button("double"),
+        "home_stage": HomeStage(a.turn.run or 97, "lost"),
         "home_audio": HomeAudio("announce", 7, b"\0\0" * 1600, 16000, "Dinner"),
         "home_timer": HomeTimer("finished", "t1", "pasta", 60, 0),
     }.get(event)
@@ -103,9 +120,9 @@ def stt_balanced(rig: Rig) -> bool:
 def test_every_entry_of_the_table(settings, state: State, event: str) -> None:
     rig = rig_in(settings, state)
     a = rig.assistant
-    row: Row[State] = TRANSITIONS[(state, event)]
+    row: Row[Assistant, State] = TRANSITIONS[(state, event)]
     a.fire(event, payload_for(a, event))
-    assert a.state in row.allowed
+    assert row.allows(state, a.state)
     rig.settle()
     assert stt_balanced(rig)
     for _ in range(150):  # and it always comes back to rest
@@ -131,12 +148,12 @@ def test_every_command_in_every_state_is_answered_once(settings, state, name) ->
 
 def test_the_table_names_real_handlers_and_covers_the_edges() -> None:
     for row in TRANSITIONS.values():
-        assert callable(getattr(Assistant, row.handler)), row.handler
-        assert row.allowed <= set(State)
-    for name in [*ENTRY.values(), *EXIT.values()]:
-        assert callable(getattr(Assistant, name))
-    for _, handler in COMMANDS.values():
-        assert callable(getattr(Assistant, handler))
+        assert getattr(Assistant, row.name) is row.handler, row.name
+        assert row.allowed <= set(State) and (row.allowed or row.stays)
+    for action in [*ENTRY.values(), *EXIT.values()]:
+        assert getattr(Assistant, action.__name__) is action
+    for command in COMMANDS.values():
+        assert getattr(Assistant, command.name) is command.handler
     for state in State:  # whatever the state, these are never ignored
         for event in ("command", "notice", "fault", "press", "hold"):
             assert (state, event) in TRANSITIONS
@@ -146,16 +163,23 @@ def test_a_handler_returning_a_state_its_row_forbids_is_a_loud_error(settings) -
     rig = Rig(settings)
     a = rig.assistant
     with pytest.raises(IllegalTransition):
-        a.transitions = {**TRANSITIONS, (State.IDLE, "probe"): Row("rest", frozenset())}
-        a.fire("probe")
+        probe = Row(Assistant.rest, type(None), frozenset())
+        a.machine.transitions = {**TRANSITIONS, (State.IDLE, Happening.STARTED): probe}
+        a.fire(Happening.STARTED)
     rig.close()
 
 
 def test_a_table_with_a_pair_twice_or_a_bare_state_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        table([({State.IDLE}, "x", "rest", {State.IDLE}), ({State.IDLE}, "x", "rest", set())])
+        started, rest = Happening.STARTED, Assistant.rest
+        table(
+            [
+                on({State.IDLE}, started, type(None), rest, {State.IDLE}),
+                on({State.IDLE}, started, type(None), rest, set()),
+            ]
+        )
     with pytest.raises(TypeError):
-        table([(State.IDLE, "x", "rest", {State.IDLE})])  # type: ignore[list-item]
+        on(State.IDLE, Happening.STARTED, type(None), Assistant.rest, {State.IDLE})
 
 
 def test_the_architecture_doc_shows_the_table_as_the_code_has_it() -> None:
@@ -164,12 +188,13 @@ def test_the_architecture_doc_shows_the_table_as_the_code_has_it() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
     rows = {line for line in doc.splitlines() if line.startswith("| `")}
     for (_, event), row in TRANSITIONS.items():
-        assert any(r.startswith(f"| `{event}` |") and f"`{row.handler}`" in r for r in rows), event
+        assert any(r.startswith(f"| `{event}` |") and f"`{row.name}`" in r for r in rows), event
     documented = {r.split("`")[1] for r in rows}
     assert {event for _, event in TRANSITIONS} <= documented
-    for name in [*ENTRY.values(), *EXIT.values()]:
-        assert f"`{name}`" in doc
-    for command, (model, handler) in COMMANDS.items():
+    for action in [*ENTRY.values(), *EXIT.values()]:
+        assert f"`{action.__name__}`" in doc
+    for command, row in COMMANDS.items():
         assert any(
-            r.startswith(f"| `{command}` |") and model.__name__ in r and handler in r for r in rows
+            r.startswith(f"| `{command}` |") and row.args.__name__ in r and row.name in r
+            for r in rows
         ), command

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from firmware_app.speak.output import SpeechOutput
-from firmware_app.understand.llm.sentences import clean
+from firmware_app.speak.sentences import clean
 from tests.fakes import FakeTts
 
 

@@ -174,7 +174,7 @@ class Arbiter:
 
 def test_the_echo_canceller_cleans_frames_that_carry_the_speaker_reference(settings) -> None:
     echo = Echo()
-    rig = Rig(settings, parts=Parts(echo=echo))
+    rig = Rig(settings, echo=echo)
     rig.post(Frame(frame_of(WAKE), FRAME_SECONDS, ref=frame_of(WAKE)))
     rig.post(Frame(frame_of(WAKE), 2 * FRAME_SECONDS))  # no reference: as heard
     assert len(echo.calls) == 1 and echo.calls[0][1] == frame_of(WAKE)
@@ -184,7 +184,7 @@ def test_the_echo_canceller_cleans_frames_that_carry_the_speaker_reference(setti
 
 def test_the_stop_word_works_only_while_speaking(settings) -> None:
     stop = Stop()
-    rig = Rig(settings, parts=Parts(stop_spotter=stop))
+    rig = Rig(settings, stop=stop)
     rig.feed(SILENT, 1.0)
     assert stop.fed == 0
     say(rig, "one two three four five six seven eight nine ten")

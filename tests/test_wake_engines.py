@@ -16,9 +16,8 @@ from firmware_app.listen.wake import (
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWord,
     PeakPicker,
-    WakeEngines,
-    build_wake_detector,
 )
+from firmware_app.listen.wake_engines import WakeEngines, build_wake_detector
 
 
 def picks(picker: PeakPicker, rows: list[dict[str, float]]) -> list[tuple[int, Detection]]:

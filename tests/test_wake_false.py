@@ -76,9 +76,9 @@ def test_clips_stay_in_memory_by_default(settings: Settings, tmp_path: Path):
         for _ in range(7):
             rig.feed(WAKE)
             rig.until_idle()
-        assert len(rig.assistant.clips.clips()) == settings.wake.clips_kept == 5
+        assert len(rig.assistant.hearing.clips.clips()) == settings.wake.clips_kept == 5
         rig.post(Command("false_wake"))
-        assert rig.assistant.clips.last().false  # type: ignore[union-attr]
+        assert rig.assistant.hearing.clips.last().false  # type: ignore[union-attr]
         assert settings.wake.false_wake_dir is None
         assert not list(settings.data_dir.rglob("*.wav"))
     finally:
@@ -89,7 +89,7 @@ def test_muted_audio_never_reaches_a_clip(rig: Rig):
     rig.post(Command("mute", {"muted": True}))
     rig.feed(WAKE, 1.0)
     rig.post(Command("mute", {"muted": False}))
-    assert rig.assistant.clips.clips() == []
+    assert rig.assistant.hearing.clips.clips() == []
 
 
 def test_home_assistant_button_marks_a_real_wake(broker: Broker, tmp_path: Path, real_engines):

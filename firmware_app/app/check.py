@@ -56,6 +56,10 @@ def check_all(settings: Settings) -> list[Result]:
         probe("mqtt", lambda: probe_mqtt(settings.mqtt))
     if settings.llm.url:
         probe("llm", lambda: probe_llm(settings.llm))
+    if settings.esphome.enabled:
+        from firmware_app.edges.esphome.probe import probe_satellite
+
+        probe("home assistant satellite", lambda: probe_satellite(settings))
     return results
 
 

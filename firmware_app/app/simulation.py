@@ -298,7 +298,7 @@ def _without_microphone(
 
     command = Command(command.name, command.args, on_reply, source=command.source)
     if speak and output_wav is None:
-        from firmware_app.audio.alsa import AlsaSpeaker
+        from firmware_app.audio.playback import AlsaSpeaker
 
         inbox = Inbox()
         real = AlsaSpeaker(settings.audio.output_device, engines.tts.sample_rate, inbox.post)

@@ -20,31 +20,35 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from loguru import logger
 
-from firmware_app.audio.echo import CAPTURE_LEAD_S, PlaybackReference, PlaybackTap
+from firmware_app.audio.echo import PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import (
     Detection,
+    EchoCanceller,
+    GrammarTranscriber,
     Speaker,
     SpeechDetector,
+    StopSpotter,
     Synthesizer,
     Transcriber,
     WakeDetector,
 )
-from firmware_app.core.errors import EngineUnavailableError
+from firmware_app.core.errors import EngineUnavailableError, FaultCode
 from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
-from firmware_app.core.messages import Frame, Inbox, Message, Stop
+from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
     AlwaysClaim,
     Clock,
-    NoEcho,
     NoSatellite,
-    NoStopSpotter,
     Parts,
     RealClock,
     Responder,
     Updater,
+    WakeArbiter,
 )
+from firmware_app.core.status import StatusBoard
+from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
 from firmware_app.system.store import Store
 
@@ -107,7 +111,7 @@ def load_engines(
 ) -> Engines:
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.listen.vad import SileroVad
-    from firmware_app.listen.wake import build_wake_detector
+    from firmware_app.listen.wake_engines import build_wake_detector
 
     started = time.monotonic()
     wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
@@ -133,22 +137,18 @@ class Closable(Protocol):
 
 class Edges:
     """What the MQTT bridge sees of the assistant: the event bus and the queue, which
-    exist before the assistant, and its status, readable once it is built (health reports
-    start after that)."""
+    exist before the assistant, and the status it publishes (`StatusBoard`)."""
 
-    def __init__(self, bus: EventBus, inbox: Inbox) -> None:
+    def __init__(self, bus: EventBus, inbox: Inbox, board: StatusBoard) -> None:
         self.bus = bus
         self._inbox = inbox
-        self._status: Callable[[], dict[str, object]] = lambda: {"state": "idle"}
+        self._board = board
 
     def post(self, msg: Message) -> None:
         self._inbox.post(msg)
 
     def status(self) -> dict[str, object]:
-        return self._status()
-
-    def serve(self, status: Callable[[], dict[str, object]]) -> None:
-        self._status = status
+        return self._board.read()
 
 
 def _responder(settings: Settings, store: Store) -> Responder | None:
@@ -198,48 +198,56 @@ def _updater(settings: Settings, edges: Edges) -> Updater | None:
     return make_updater(settings, edges.post)
 
 
-def _hearing(
-    settings: Settings, engines: Engines, parts: Parts, stack: ExitStack, extras: bool
-) -> tuple[Parts, WakeDetector]:
-    """The echo canceller, the stop word and (``extras``, with a broker) wake arbitration,
-    as configured, unless the caller brought its own. A part that cannot be loaded is
-    left out with a warning: the assistant still works without it."""
-    if isinstance(engines.wake, NoWake):
-        return parts, engines.wake  # no microphone: nothing to hear
-    wake = engines.wake
-    changes: dict[str, object] = {}
+def build_hearing(
+    settings: Settings, engines: Engines, reference: PlaybackReference | None = None
+) -> Hearing:
+    """The microphone's path: the echo canceller and the stop word as configured (a part
+    that cannot be loaded is left out with a warning: the assistant still works without
+    it), with ``reference`` (what the speaker played) for frames that arrive without one."""
+    echo: EchoCanceller | None = None
+    stop: StopSpotter | None = None
     cfg = settings.echo
-    if isinstance(parts.echo, NoEcho) and cfg.engine != "off":
-        from firmware_app.listen.echo_canceller import make_echo_canceller
+    if not isinstance(engines.wake, NoWake):  # with no microphone there is nothing to hear
+        if cfg.engine != "off":
+            from firmware_app.listen.echo_canceller import make_echo_canceller
 
-        try:
-            changes["echo"] = make_echo_canceller(cfg.engine, cfg.tail_ms)
-        except EngineUnavailableError as exc:
-            logger.warning("echo cancellation is off: {}", exc)
-    if isinstance(parts.stop_spotter, NoStopSpotter) and cfg.stop_word:
-        from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+            try:
+                echo = make_echo_canceller(cfg.engine, cfg.tail_ms)
+            except EngineUnavailableError as exc:
+                logger.warning("echo cancellation is off: {}", exc)
+        if cfg.stop_word:
+            from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 
-        try:
-            changes["stop_spotter"] = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
-        except EngineUnavailableError as exc:
-            logger.warning("the stop word is off: {}", exc)
+            try:
+                stop = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
+            except EngineUnavailableError as exc:
+                logger.warning("the stop word is off: {}", exc)
+    return Hearing.from_settings(
+        settings,
+        engines.wake,
+        engines.vad,
+        engines.stt,
+        echo=echo,
+        reference=reference if echo is not None else None,
+        stop=stop,
+    )
+
+
+def _arbiter(
+    settings: Settings, engines: Engines, hearing: Hearing, stack: ExitStack
+) -> WakeArbiter | None:
+    """Wake arbitration with the devices on the same broker, when configured; a claim says
+    how loud the wake word was here, as hearing measured it."""
     arbitration = settings.arbitration
-    if (
-        extras
-        and arbitration.enabled
-        and settings.mqtt.host
-        and isinstance(parts.arbiter, AlwaysClaim)
-    ):
-        from firmware_app.edges.mqtt.arbitration import LevelMeter, MeteredWake, MqttWakeArbiter
+    if isinstance(engines.wake, NoWake) or not (arbitration.enabled and settings.mqtt.host):
+        return None
+    from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter
 
-        meter = LevelMeter()
-        wake = MeteredWake(wake, meter)
-        arbiter = MqttWakeArbiter(
-            settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=meter
-        )
-        stack.callback(arbiter.close)
-        changes["arbiter"] = arbiter
-    return replace(parts, **changes), wake  # type: ignore[arg-type]
+    arbiter = MqttWakeArbiter(
+        settings.mqtt, arbitration.group, arbitration.window_ms / 1000, meter=hearing.level
+    )
+    stack.callback(arbiter.close)
+    return arbiter
 
 
 @contextmanager
@@ -254,9 +262,11 @@ def assembled(
     observers: list[Callable[[Event], None]] | None = None,
     extras: bool = True,
     parts: Parts | None = None,
+    reference: PlaybackReference | None = None,
 ) -> Iterator[Assistant]:
-    """Build the assistant with its store, voice, observers and (``extras``) MQTT, GPIO
-    and updates; tear it all down after, the speaker included."""
+    """Build the assistant with its hearing, store, voice, observers and (``extras``) MQTT,
+    GPIO and updates; tear it all down after, the speaker included. ``reference`` is what
+    the speaker played, for microphone frames that do not carry it."""
     with ExitStack() as stack:
         if isinstance(speaker, Closable):
             stack.callback(speaker.close)
@@ -267,9 +277,8 @@ def assembled(
             bus.subscribe(writer)
         for observer in observers or []:
             bus.subscribe(observer)
-        stt_observer = getattr(engines.stt, "observe", None)  # timer names for its grammar
-        if stt_observer is not None:
-            bus.subscribe(stt_observer)
+        if isinstance(engines.stt, GrammarTranscriber):  # timer names for its grammar
+            bus.subscribe(engines.stt.observe)
         store = Store(settings.store_path, post=inbox.post)
         stack.callback(store.close)
         ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
@@ -280,8 +289,14 @@ def assembled(
         responder = _responder(settings, store)
         if isinstance(responder, Closable):
             stack.callback(responder.close)
-        edges = Edges(bus, inbox)
-        parts, wake = _hearing(settings, engines, parts or Parts(), stack, extras)
+        board = StatusBoard()
+        edges = Edges(bus, inbox, board)
+        hearing = build_hearing(settings, engines, reference)
+        parts = parts or Parts()
+        if extras and isinstance(parts.arbiter, AlwaysClaim):
+            arbiter = _arbiter(settings, engines, hearing, stack)
+            if arbiter is not None:
+                parts = replace(parts, arbiter=arbiter)
         mqtt = _mqtt(settings, edges, stack) if extras else None
         if extras:
             home = mqtt.publish if mqtt is not None else None
@@ -289,9 +304,7 @@ def assembled(
             parts = _satellite(settings, edges, store, parts, stack)
         assistant = Assistant(
             settings,
-            wake=wake,
-            vad=engines.vad,
-            stt=engines.stt,
+            hearing=hearing,
             speech=speech,
             store=store,
             inbox=inbox,
@@ -300,13 +313,13 @@ def assembled(
             responder=responder,
             stt_problem=engines.stt_problem,
             parts=parts,
+            board=board,
         )
-        edges.serve(assistant.status)
         if mqtt is not None:
             mqtt.start()  # reports start with the assistant's own status
         if store.recovered_from is not None:
             message = f"corrupt store moved to {store.recovered_from.name}"
-            bus.publish(Event("error", 0.0, 0.0, {"where": "store", "message": message}))
+            bus.publish(Event("error", 0.0, 0.0, {"where": FaultCode.STORE, "message": message}))
         if extras:
             from firmware_app.edges.gpio import start_gpio
 
@@ -319,7 +332,8 @@ def assembled(
 def run(settings: Settings) -> int:
     """The appliance: microphone, speaker, GPIO, MQTT, systemd notifications."""
     from firmware_app.app.control import ControlServer, socket_path
-    from firmware_app.audio.alsa import AlsaSpeaker, Microphone
+    from firmware_app.audio.capture import Microphone
+    from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.system.notify import Notifier
 
     notifier = Notifier()
@@ -331,14 +345,7 @@ def run(settings: Settings) -> int:
     # (docs/echo.md: how it is aligned).
     reference = PlaybackReference(keep_s=10.0)
     tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
-
-    def post(msg: Message) -> None:
-        if isinstance(msg, Frame) and msg.ref is None and settings.echo.engine != "off":
-            played = reference.window(msg.t - CAPTURE_LEAD_S, len(msg.pcm) // 2)
-            msg = replace(msg, ref=played.tobytes())
-        inbox.post(msg)
-
-    mic = Microphone(audio.input_device, post, inbox.has_room, audio.reopen_max_s)
+    mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
     speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post, tap=tap)
 
     def heartbeat(frame: bool) -> None:
@@ -359,6 +366,7 @@ def run(settings: Settings) -> int:
         speaker=speaker,
         events=settings.log.events,
         parts=parts,
+        reference=reference,
     ) as assistant:
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -257,9 +257,11 @@ class EsphomeSettings(Section):
     pipeline_answer_s: float = Field(1.0, ge=0.2, le=5.0)
     """How long Home Assistant has to accept a pipeline start before the local brain takes
     the request instead."""
-    stage_timeout_s: float = Field(2.0, ge=0.5, le=30.0)
+    stage_timeout_s: float = Field(4.0, ge=0.5, le=30.0)
     """After the end of speech, the longest wait for Home Assistant's next pipeline event
-    (speech to text, intent); past it the local brain answers."""
+    (its speech to text, then the intent); past it the local brain answers. A Home
+    Assistant that is gone or hung is noticed sooner: it must answer a ping sent with the
+    end of speech within 1 s."""
     answer_timeout_s: float = Field(30.0, ge=2.0, le=300.0)
     """Longest wait for the answer once Home Assistant has started on the intent (a
     conversation agent or LLM may take this long)."""

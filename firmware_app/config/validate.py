@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from firmware_app.config.sections import check_noise_key
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, Settings
 from firmware_app.core.errors import ConfigError
 
@@ -64,7 +65,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "mqtt.password_file", s.mqtt.password_file, _text_file
     yield "mqtt.tls_ca", s.mqtt.tls_ca, _certificates
     yield "llm.api_key_file", s.llm.api_key_file, _text_file
-    yield "esphome.encryption_key_file", s.esphome.encryption_key_file, _text_file
+    yield "esphome.encryption_key_file", s.esphome.encryption_key_file, _noise_key_file
     yield "llm.tls_ca", s.llm.tls_ca, _certificates
     yield "update.public_key", s.update.public_key, _readable_file
     yield "log.events", s.log.events, _writable_file
@@ -158,6 +159,18 @@ def _text_file(path: Path) -> str | None:
         return f"{path} is binary, not a line of text"
     if not text.strip():
         return f"{path} is empty"
+    return None
+
+
+def _noise_key_file(path: Path) -> str | None:
+    """The satellite's key file: one line, the key as ESPHome writes it (base64, 32 bytes)."""
+    problem = _text_file(path)
+    if problem:
+        return problem
+    try:
+        check_noise_key(path.read_text(encoding="utf-8").strip().splitlines()[0])
+    except ValueError as exc:
+        return f"{path}: the key {exc}"
     return None
 
 

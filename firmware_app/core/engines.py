@@ -1,12 +1,17 @@
 """The engines the assistant moves data between. Each is a plain synchronous object behind
-a Protocol of two or three methods, so tests pass fakes to the Assistant's constructor.
-The real adapters live in the sibling modules and import their heavy libraries lazily."""
+a Protocol of two or three methods, so tests pass fakes to the constructors (`Hearing`,
+`SpeechOutput`, the `Assistant`). The real adapters live in the stage packages (``listen/``,
+``recognize/``, ``speak/``) and import their heavy libraries lazily. The echo canceller and
+the stop spotter are optional: their defaults do nothing, so hearing never asks whether
+one exists."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from firmware_app.core.events import Event
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,44 @@ class SpeechDetector(Protocol):
     def reset(self) -> None: ...
 
 
+class EchoCanceller(Protocol):
+    def process(self, mic: bytes, ref: bytes) -> bytes:
+        """The microphone frame with the speaker's sound (``ref``) taken out."""
+        ...
+
+    def reset(self) -> None:
+        """Forget adaptation state (the audio path was restarted)."""
+        ...
+
+
+class StopSpotter(Protocol):
+    def process(self, pcm: bytes) -> bool:
+        """Feed one frame; True when "stop" ends in it."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+class NoEcho:
+    """No echo canceller: the microphone frame passes unchanged."""
+
+    def process(self, mic: bytes, ref: bytes) -> bytes:
+        return mic
+
+    def reset(self) -> None:
+        pass
+
+
+class NoStopSpotter:
+    """No stop word: only the wake word, the button or a command stop speech."""
+
+    def process(self, pcm: bytes) -> bool:
+        return False
+
+    def reset(self) -> None:
+        pass
+
+
 class Transcriber(Protocol):
     def start(self) -> None:
         """Begin a new utterance."""
@@ -47,12 +90,36 @@ class Transcriber(Protocol):
         ...
 
 
+@runtime_checkable
+class GrammarTranscriber(Transcriber, Protocol):
+    """A transcriber that hears only the sentences it was given (speech-to-phrase)."""
+
+    out_of_grammar: bool
+    """After ``finish``: speech was heard, but none of the sentences it knows."""
+
+    def observe(self, event: Event) -> None:
+        """Every event of the assistant: names it should now hear (timers) come from them."""
+        ...
+
+
 class Synthesizer(Protocol):
     sample_rate: int
 
     def synthesize(self, text: str) -> Iterator[bytes]:
         """Yield S16_LE mono PCM at ``sample_rate``, one chunk per sentence."""
         ...
+
+
+@runtime_checkable
+class InterruptibleSynthesizer(Synthesizer, Protocol):
+    """A synthesizer whose run can be aborted from another thread (Piper): warming the
+    cache gives way at once when live speech arrives."""
+
+    def interrupt(self) -> None:
+        """Abort the run under way and every one after it until ``resume``."""
+        ...
+
+    def resume(self) -> None: ...
 
 
 class Speaker(Protocol):

@@ -1,5 +1,25 @@
 """One exception root for the product; each error also inherits the built-in it resembles,
-so callers that only know Python's exceptions still catch it sensibly."""
+so callers that only know Python's exceptions still catch it sensibly. And the stable code
+of each stage that can fail at run time (`FaultCode`)."""
+
+from enum import StrEnum
+
+
+class FaultCode(StrEnum):
+    """Where something failed while the service ran: the ``where`` of an ``error`` event
+    and of an error notice. Stable codes, one per stage, so the assistant and automations
+    route on them, never on a message's text."""
+
+    AUDIO_INPUT = "audio.input"
+    AUDIO_OUTPUT = "audio.output"
+    TTS = "tts"
+    SAY = "say"
+    INTENTS = "intents"
+    LLM = "llm"
+    STORE = "store"
+    MQTT = "mqtt"
+    GPIO = "gpio"
+    ASSISTANT = "assistant"
 
 
 class TTBT5Error(Exception):

@@ -1,19 +1,26 @@
 """What the assistant does between events: listening, understanding, speaking.
 
-`Flow` holds the handlers and the entry and exit actions the table in ``core/assistant.py``
+`Flow` holds the handlers and the entry and exit actions the table in ``core/table.py``
 names, and the state they share. Handlers return the next state and never set it; the
-dispatcher (`machine.Machine`) does, so every change goes through the table.
+dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
 from loguru import logger
 
+from firmware_app import __version__
 from firmware_app.config.settings import Settings
 from firmware_app.core.dispatcher import Machine
-from firmware_app.core.engines import SpeechDetector, Transcriber, WakeDetector
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Event, EventBus, wall_now
 from firmware_app.core.messages import (
+    Fault,
+    HomeAudio,
     Inbox,
     Notice,
     PlaybackDone,
@@ -24,22 +31,31 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
-from firmware_app.core.states import BUSY, ERROR, LISTENING, RESTING, THINKING, State
+from firmware_app.core.status import StatusBoard
+from firmware_app.core.table import (
+    BUSY,
+    ERROR,
+    LISTENING,
+    RESTING,
+    THINKING,
+    Happening,
+    State,
+    Table,
+)
 from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.edges.gpio.patterns import choose_pattern
+from firmware_app.listen.hearing import Hearing
 from firmware_app.listen.segmenter import (
-    Segmenter,
     SpeechEnded,
     SpeechStarted,
     TooLong,
+    Transcript,
     Woke,
     save_request_audio,
 )
-from firmware_app.listen.wake_clips import WakeClips
-from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
 from firmware_app.speak.output import SpeechOutput
-from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin
-from firmware_app.speak.voice import Voice
+from firmware_app.speak.sentences import asks_question
+from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Origin, Voice
 from firmware_app.system.metrics import Metrics
 from firmware_app.system.store import Store
 from firmware_app.understand.actions import (
@@ -48,29 +64,55 @@ from firmware_app.understand.actions import (
     NO_SERVICE,
     NOT_HEARD,
     NOTHING_SAID,
+    OUT_OF_GRAMMAR_REPLY,
     UNKNOWN,
     Actions,
     Outcome,
     Question,
-    strip_wake_words,
+    without_wake_words,
 )
 from firmware_app.understand.intents import normalize
 from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
-from firmware_app.understand.llm.sentences import asks_question
 from firmware_app.understand.timers import Timer, Timers
 
+if TYPE_CHECKING:
+    from firmware_app.core.assistant import Assistant
 
-class Flow(Machine[State]):
+
+@dataclass
+class Turn:
+    """One exchange with the user, from the request to the last word of its answer. The
+    last reply is not part of it: "say that again" outlives the turn."""
+
+    asker: RequestId = None
+    """Who typed the request (a ``cmd/ask`` id): its reply and speech carry that id."""
+    request: int = 0
+    """The online model's request being answered (0: none)."""
+    question: Question | None = None
+    """A local question ("Which one?") waiting for its answer."""
+    followup: bool = False
+    """Listen again without the wake word after this reply."""
+    run: int = 0
+    """The Home Assistant pipeline run the request went to (0: the local brain answers)."""
+    handed: bool = False
+    """Speech ended and Home Assistant has the request: its answer is on its way."""
+    heard: Transcript | None = None
+    """What the speaker heard itself, answered here if Home Assistant does not answer."""
+
+    def release(self) -> None:
+        """Home Assistant is done with the request (answered, failed, gone or withdrawn)."""
+        self.run, self.handed, self.heard = 0, False, None
+
+
+class Flow:
     """The handlers and actions the table names, and the state they share."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        wake: WakeDetector,
-        vad: SpeechDetector,
-        stt: Transcriber | None,
+        hearing: Hearing,
         speech: SpeechOutput,
         store: Store,
         inbox: Inbox | None = None,
@@ -79,9 +121,10 @@ class Flow(Machine[State]):
         responder: Responder | None = None,
         stt_problem: str | None = None,
         parts: Parts | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         self.settings = settings
-        self.stt = stt
+        self.hearing = hearing
         self.stt_problem = stt_problem
         self.store = store
         self.clock: Clock = clock or RealClock()
@@ -89,48 +132,59 @@ class Flow(Machine[State]):
         self.responder = responder
         self.inbox = inbox or Inbox()
         self.parts = parts or Parts()
+        self.board = board or StatusBoard()
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store)
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
         no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
         custom = CustomIntents(settings.intents)
         self.actions = Actions(self.timers, custom, self._emit, self.parts.home_publish, no_home)
-        self.listener = Segmenter(
-            wake,
-            vad,
-            threshold=settings.vad.threshold,
-            silence_s=settings.vad.silence_ms / 1000,
-            max_request_s=settings.vad.max_request_s,
-            preroll_ms=settings.wake.preroll_ms,
-        )
         self.muted = bool(store.get("settings", "muted", False))
         self.volume = int(store.get("settings", "volume", settings.audio.volume))
         speech.volume = self.volume
         self.metrics = Metrics()  # the counters, derived from the events like everywhere
         self.bus.subscribe(self.metrics)
-        self.clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
         self.last_error = ""
         self.last_reply = ""
         self._t = 0.0
-        self._request = 0  # the LLM request being answered (0: none)
-        self._followup = False  # listen again without the wake word after this reply
-        self._question: Question | None = None  # a local question waiting for its answer
-        self._asker: RequestId = None  # who typed the request being answered (cmd/ask id)
-        self._listen_with: tuple[tuple[bytes, ...], bool] = ((), False)  # preroll, followup
-        self._stt_open = False
-        self._audio: list[bytes] | None = None
+        self.turn = Turn()
+        self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
+        """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
+        self.held: HomeAudio | None = None
+        """An announcement or media from Home Assistant that came mid-request: it plays
+        when the request is over."""
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
         self._pattern = ""
         self._running = False
-        self.home = home_turns.HomeTurn()  # the request Home Assistant answers, if any
-        super().__init__(self._resting_state())
+        owner = cast("Assistant", self)  # the table names the assistant's methods
+        self.table = Table.of(type(owner))
+        self.machine = Machine(
+            owner,
+            self._resting_state(),
+            self.table.transitions,
+            self.table.entry,
+            self.table.exit,
+            self.changed,
+            self.settled,
+        )
+        self._published, self._published_state = 0.0, self.state
+        self._status_failed = False
+        self._publish_status()  # readers see the real status from the start
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    def fire(self, event: Happening, payload: object = None) -> None:
+        """The one door to the table (see `dispatcher.Machine.fire`)."""
+        self.machine.fire(event, payload)
 
     @property
     def speech(self) -> SpeechOutput:
         return self.voice.speech
 
-    # --- the dispatcher's hooks
+    # --- what the dispatcher calls back
     def changed(self, before: State, after: State) -> None:
         logger.info("state {} → {}", before.value, after.value)
         self._emit("state", state=after.value)
@@ -156,59 +210,58 @@ class Flow(Machine[State]):
         return State.MUTED if self.muted else State.IDLE
 
     # --- listening
-    def listen(self, preroll: tuple[bytes, ...] = (), followup: bool = False) -> State:
-        """Go to LISTENING (its entry action starts the transcriber); refused while muted."""
+    def listen(
+        self, preroll: tuple[bytes, ...] = (), followup: bool = False, phrase: str = ""
+    ) -> State:
+        """Go to LISTENING (its entry action starts the transcriber); refused while muted.
+        ``phrase``: the wake word that opened the request, as Home Assistant is told it."""
         if self.muted:
             return self._resting_state()
-        self._listen_with = (preroll, followup)
+        self._listen_with = (preroll, followup, phrase)
         return LISTENING
 
     def enter_listening(self) -> None:
-        preroll, followup = self._listen_with
-        self._listen_with = ((), False)
+        preroll, followup, phrase = self._listen_with
+        self._listen_with = ((), False, "")
         vad = self.settings.vad
         timeout = (self.settings.llm.followup_s or vad.start_timeout_s) if followup else None
-        self.listener.begin(self._t, timeout or vad.start_timeout_s)
-        if self.stt is not None:
-            self.stt.start()
-            self._stt_open = True
-            for pcm in preroll:
-                self.stt.feed(pcm)
-        self._audio = list(preroll) if self.settings.log.save_audio else None
+        # the request's audio after the pre-roll also goes to Home Assistant, if it takes it
+        self.hearing.begin(self._t, timeout or vad.start_timeout_s, preroll, relay=self._relay)
         self._emit("listening")
         if self.settings.audio.chimes and not followup:
             self.voice.chime("wake")
-        home_turns.begin(self, followup)
+        home_turns.offer(self, phrase, followup)
 
     def exit_listening(self) -> None:
-        self.listener.end()
-        self._finish_stt()
-        home_turns.leave_listening(self)
+        self.hearing.end()  # the recognizer is finished once, however listening ends
+        if not self.turn.handed:  # Home Assistant was not given the request: withdrawn
+            self._withdraw_run()
+
+    def _relay(self, pcm: bytes) -> None:
+        """One frame of the open request, for Home Assistant while it listens to it."""
+        if self.turn.run and not self.turn.handed:
+            self.parts.satellite.feed(self.turn.run, pcm)
+
+    def _withdraw_run(self) -> None:
+        """Home Assistant stops working on this turn's request (if it had it)."""
+        if self.turn.run:
+            self.parts.satellite.abort(self.turn.run)
+        self.turn.release()
 
     def exit_speaking(self) -> None:
-        self.parts.stop_spotter.reset()
-
-    def _finish_stt(self) -> str:
-        """The transcript; the transcriber is finished once per request, however it ends."""
-        if self.stt is None or not self._stt_open:
-            return ""
-        self._stt_open = False
-        return self.stt.finish()
-
-    def transcript_now(self) -> str | None:
-        """What was heard, wake words stripped (None: no speech model)."""
-        return None if self.stt is None else strip_wake_words(self._finish_stt())
+        self.hearing.disarm_stop()
 
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self._emit("wake", model=model, score=score)
-        self.clips.wake(model, score, self._t)
+        if not self.parts.satellite.hears(model):  # turned off from Home Assistant
+            self._emit("wake_lost", model=model, score=score, reason="inactive")
+            return self.state
         if not self.parts.arbiter.claim(model, score):
             self._emit("wake_lost", model=model, score=score, reason="arbitration")
             return self.state
         self.interrupt()
-        self.home.phrase = home_turns.wake_phrase(model)
-        return self.listen(woke.preroll)
+        return self.listen(woke.preroll, phrase=home_turns.wake_phrase(model))
 
     def on_wake_lost(self, lost: WakeLost) -> State:
         self._emit("wake_lost", model=None, score=None, reason=lost.reason)
@@ -221,22 +274,24 @@ class Flow(Machine[State]):
     def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
         # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
         self._emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
-        if self._audio:
-            save_request_audio(self.settings, self._audio, self.clock.epoch())
-        if self.home.run:  # Home Assistant answers this one
-            return home_turns.speech_ended(self)
-        self.fire("heard", self.transcript_now())
+        if ended.audio:
+            save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
+        heard = without_wake_words(ended.transcript)
+        if self.turn.run:  # Home Assistant answers this one
+            return home_turns.hand_over(self, heard)
+        self.fire(Happening.HEARD, heard)
         return THINKING
 
     # --- understanding
-    def think(self, text: str | None) -> State:
-        """A request, heard or typed (None: heard, but there is no speech model)."""
+    def think(self, heard: Transcript) -> State:
+        """A request, heard or typed (text None: heard, but there is no speech model)."""
+        text = heard.text
         self._emit("transcript", text=text or "")
-        question, self._question = self._question, None
+        question, self.turn.question = self.turn.question, None
         if text is None:
             return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
         if not text:
-            if getattr(self.stt, "out_of_grammar", False):  # speech, but no command in it
+            if heard.out_of_grammar:  # speech, but no command in it
                 return self.reply(OUT_OF_GRAMMAR_REPLY, Origin.FALLBACK, cache=True)
             return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
         outcome = self.actions.answer(question, text) if question is not None else None
@@ -252,8 +307,8 @@ class Flow(Machine[State]):
             return self.reply(UNKNOWN, Origin.FALLBACK, cache=True)
         if self.settings.audio.chimes:  # the answer takes a moment: say we heard
             self.voice.chime("done")
-        self._request = self.voice.utterances.new_id()
-        self.responder.respond(self._request, text, self._from_responder)
+        self.turn.request = self.voice.utterances.new_id()
+        self.responder.respond(self.turn.request, text, self._from_responder)
         return THINKING
 
     def _carry_out(self, outcome: Outcome) -> State:
@@ -267,7 +322,7 @@ class Flow(Machine[State]):
         if text is None:
             return self.rest()
         if outcome.question is not None and not self.muted:
-            self._question, self._followup = outcome.question, True
+            self.turn.question, self.turn.followup = outcome.question, True
         return self.reply(text, Origin.LOCAL, cache=outcome.cache)
 
     # --- speaking
@@ -275,14 +330,14 @@ class Flow(Machine[State]):
         """Answer the request: a ``reply`` event, remembered for "repeat that", spoken."""
         self._emit_reply(text, origin.value)
         self.last_reply = text
-        return self.speak(origin, text, self._asker, cache=cache)
+        return self.speak(origin, text, self.turn.asker, cache=cache)
 
     def _emit_reply(self, text: str, source: str) -> None:
         """A ``reply`` event; one answering a typed request names it (``request_id``)."""
-        if self._asker is None:
+        if self.turn.asker is None:
             self._emit("reply", text=text, source=source)
         else:
-            self._emit("reply", text=text, source=source, request_id=self._asker)
+            self._emit("reply", text=text, source=source, request_id=self.turn.asker)
 
     def speak(
         self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
@@ -296,36 +351,37 @@ class Flow(Machine[State]):
     def on_playback_done(self, msg: PlaybackDone) -> State:
         if self.voice.done(msg.utterance) is None:
             return self.state  # a chime, or speech that was already cut
-        self._asker = None
-        if self._followup and not self.muted:
-            self._followup = False
+        self.turn.asker = None
+        if self.turn.followup and not self.muted:
+            self.turn.followup = False
             return self.listen(followup=True)
         return self.rest()
 
     def on_reply_sentence(self, msg: ReplySentence) -> State:
-        if msg.request == self._request:
-            self.voice.stream(msg.text, self._asker)
+        if msg.request == self.turn.request:
+            self.voice.stream(msg.text, self.turn.asker)
         return self.state
 
     def on_reply_end(self, msg: ReplyEnd) -> State:
-        if msg.request != self._request:
+        if msg.request != self.turn.request:
             return self.state
-        self._request = 0
+        self.turn.request = 0
         if msg.error:
-            self._emit("error", where="llm", message=msg.error)
+            self._emit("error", where=FaultCode.LLM, message=msg.error)
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
             return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
         self._emit_reply(current.text, "llm")
         self.last_reply = current.text
         if self.settings.llm.followup_s > 0 and asks_question(current.text):
-            self._followup = True
+            self.turn.followup = True
         self.voice.end_stream()
         return self.state
 
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
-        self._followup, self._question, self._asker = False, None, None
+        self._withdraw_run()
+        self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
         held = home_turns.take_held(self)
         if held is not None:
             return held
@@ -346,11 +402,10 @@ class Flow(Machine[State]):
     def interrupt(self) -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
         self.voice.cut("interrupted")
-        home_turns.drop(self)
-        self._followup, self._question, self._asker = False, None, None
-        if self._request and self.responder is not None:
-            self.responder.cancel(self._request)
-        self._request = 0
+        if self.turn.request and self.responder is not None:
+            self.responder.cancel(self.turn.request)
+        self._withdraw_run()
+        self.turn = Turn()
         self.speech.cancel()
 
     def on_stop_word(self, _: object = None) -> State:
@@ -363,9 +418,9 @@ class Flow(Machine[State]):
         self.interrupt()
         return self.rest()
 
-    def on_fault(self, fault: tuple[str, str]) -> State:
+    def on_fault(self, fault: Fault) -> State:
         """Something failed mid-request: say so, show the error for a moment, recover."""
-        where, message = fault
+        where, message = fault.where, fault.message
         self.last_error = f"{where}: {message}"
         self._emit("error", where=where, message=message)
         self.interrupt()
@@ -382,8 +437,54 @@ class Flow(Machine[State]):
             logger.error("responder posted a {}; ignored", type(msg).__name__)
 
     def awaiting_answer(self) -> bool:
-        """An answer is streaming in (the LLM): it arrives over real time."""
-        return self._request != 0 or home_turns.awaiting(self)
+        """An answer is on its way (the LLM's stream, Home Assistant's pipeline): it
+        arrives over real time."""
+        return self.turn.request != 0 or self.turn.handed
+
+    # --- health
+    def _publish_status(self, frame: bool = False) -> None:
+        """Publish the status for other threads (`StatusBoard`); while frames stream in,
+        at most every half second unless the state changed."""
+        now = time.monotonic()
+        if frame and now - self._published < 0.5 and self._published_state == self.state:
+            return
+        self._published, self._published_state = now, self.state
+        try:
+            status = self.status()
+        except Exception as exc:  # a part's figures failing must not stop the assistant
+            if not self._status_failed:
+                logger.opt(exception=exc).error("status: {}", exc)
+            self._status_failed = True
+            return
+        self._status_failed = False
+        self.board.publish(status)
+
+    def status(self) -> dict[str, object]:
+        """The status now (this thread only; other threads read `board`)."""
+        audio = self.parts.audio_status() if self.parts.audio_status else {}
+        counts = self.metrics.snapshot()
+        llm: dict[str, object] | None = None
+        if self.responder is not None:
+            breaker = self.responder.status().get("state")
+            llm = {"available": self.responder.available(), "breaker": breaker}
+        ready = self.hearing.recognizer is not None
+        stt = "ready" if ready else (self.stt_problem or "missing")
+        return {
+            "version": __version__,
+            "state": self.state.value,
+            "muted": self.muted,
+            "volume": self.volume,
+            "wake_count": counts["wake_count"],
+            "errors": counts["errors"],
+            "last_error": self.last_error,
+            "timers": len(self.timers.active()),
+            "store": self.store.status(),
+            "stt": stt,
+            "audio": audio,
+            "tts_cache": self.speech.cache_stats(),
+            "llm": llm,
+            "satellite": self.parts.satellite.status(),
+        }
 
     # --- settings
     def set_volume(self, level: int) -> None:
@@ -399,7 +500,7 @@ class Flow(Machine[State]):
             self.muted = muted
             self.store.put("settings", "muted", muted)
             if not muted:
-                self.listener.reset()  # it heard nothing while muted: drop what it held
+                self.hearing.reset()  # it heard nothing while muted: drop what it held
             logger.info("microphone {}", "muted" if muted else "unmuted")
         self._emit("mute", muted=self.muted)
         if muted and self.state == LISTENING:

@@ -8,9 +8,11 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from firmware_app.core.errors import FaultCode
 
 FRAME_SAMPLES = 1280  # 80 ms at 16 kHz
 SAMPLE_RATE = 16000
@@ -69,7 +71,11 @@ class NoArgs(CommandArgs):
     pass
 
 
-COMMAND_ARGS: dict[str, type[CommandArgs]] = {
+COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
+"""Every command, in one place: remotes (MQTT, Hermes, the control socket) take theirs from
+here, and the assistant's commands table is checked against it."""
+
+COMMAND_ARGS: dict[CommandName, type[CommandArgs]] = {
     "say": TextArgs,
     "ask": TextArgs,
     "listen": NoArgs,
@@ -143,6 +149,16 @@ class Notice:
 
     kind: Literal["error", "breaker", "update", "offline", "online"]
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Something failed while the assistant handled a message: it says so, shows the
+    error for a moment and recovers."""
+
+    where: FaultCode
+    """The stage that failed (the ``error`` event's ``where``)."""
+    message: str
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,6 @@ the state machine never checks whether a part exists.
 All of them are handed to the `Assistant` constructor in one `Parts` value: nothing is
 attached to the assistant after it is built, so what it depends on is visible in one place.
 
-- `EchoCanceller`: removes the speaker's own sound from the microphone (``Frame.ref`` is
-  what was played during that frame) before the wake word and speech stages hear it.
-- `StopSpotter`: hears "stop" without the wake word, but only while the assistant is
-  speaking or a timer rings, when it is the natural thing to say.
 - `WakeArbiter`: several speakers in one home hear the same wake word; only the one that
   claims it answers, the others go back to idle without a sound.
 - `Satellite`: Home Assistant, connected over the ESPHome native API, takes requests to
@@ -24,24 +20,6 @@ from typing import Protocol
 
 from firmware_app.core.events import wall_now
 from firmware_app.core.messages import Command
-
-
-class EchoCanceller(Protocol):
-    def process(self, mic: bytes, ref: bytes) -> bytes:
-        """The microphone frame with the speaker's sound (``ref``) taken out."""
-        ...
-
-    def reset(self) -> None:
-        """Forget adaptation state (the audio path was restarted)."""
-        ...
-
-
-class StopSpotter(Protocol):
-    def process(self, pcm: bytes) -> bool:
-        """Feed one frame; True when "stop" ends in it."""
-        ...
-
-    def reset(self) -> None: ...
 
 
 class WakeArbiter(Protocol):
@@ -60,6 +38,10 @@ class Satellite(Protocol):
         went to, or 0 when Home Assistant is not there (the local brain answers)."""
         ...
 
+    def hears(self, model: str) -> bool:
+        """Whether this wake word is one to answer (Home Assistant can turn some off)."""
+        ...
+
     def feed(self, run: int, pcm: bytes) -> None:
         """One frame of the request's audio (after the wake word)."""
         ...
@@ -70,6 +52,11 @@ class Satellite(Protocol):
 
     def abort(self, run: int) -> None:
         """The request was dropped here (stop, mute, no speech, a new wake word)."""
+        ...
+
+    def status(self) -> dict[str, object] | None:
+        """For health: whether Home Assistant is connected, and from where (None: no
+        satellite configured)."""
         ...
 
 
@@ -105,26 +92,6 @@ class Responder(Protocol):
     def status(self) -> dict[str, object]: ...
 
 
-class NoEcho:
-    """No echo canceller: the microphone frame passes unchanged."""
-
-    def process(self, mic: bytes, ref: bytes) -> bytes:
-        return mic
-
-    def reset(self) -> None:
-        pass
-
-
-class NoStopSpotter:
-    """No stop word: only the wake word, the button or a command stop speech."""
-
-    def process(self, pcm: bytes) -> bool:
-        return False
-
-    def reset(self) -> None:
-        pass
-
-
 class AlwaysClaim:
     """A speaker alone in its home answers every wake word it hears."""
 
@@ -138,6 +105,9 @@ class NoSatellite:
     def start(self, wake_phrase: str, followup: bool) -> int:
         return 0
 
+    def hears(self, model: str) -> bool:
+        return True
+
     def feed(self, run: int, pcm: bytes) -> None:
         pass
 
@@ -146,6 +116,9 @@ class NoSatellite:
 
     def abort(self, run: int) -> None:
         pass
+
+    def status(self) -> dict[str, object] | None:
+        return None
 
 
 Updater = Callable[[Command], None]
@@ -164,8 +137,6 @@ class Parts:
     """Everything optional the assistant is built with. Absent parts are no-ops (or None
     where the assistant says so: no updater → updates are refused)."""
 
-    echo: EchoCanceller = field(default_factory=NoEcho)
-    stop_spotter: StopSpotter = field(default_factory=NoStopSpotter)
     arbiter: WakeArbiter = field(default_factory=AlwaysClaim)
     satellite: Satellite = field(default_factory=NoSatellite)
     updater: Updater | None = None
@@ -178,17 +149,13 @@ __all__ = [
     "AlwaysClaim",
     "AudioStatus",
     "Clock",
-    "EchoCanceller",
     "Heartbeat",
     "HomePublish",
-    "NoEcho",
     "NoSatellite",
-    "NoStopSpotter",
     "Parts",
     "RealClock",
     "Responder",
     "Satellite",
-    "StopSpotter",
     "Updater",
     "WakeArbiter",
 ]

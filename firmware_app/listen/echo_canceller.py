@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from firmware_app.core.engines import EchoCanceller, NoEcho
 from firmware_app.core.errors import EngineUnavailableError
-from firmware_app.core.parts import EchoCanceller, NoEcho
 
 RATE = 16000
 BLOCK = 160  # 10 ms: both engines work in 10 ms blocks

@@ -1,9 +1,9 @@
-"""The listener: microphone frames in, what the state machine cares about out.
+"""The segmenter: microphone frames in, requests cut out of them.
 
 It owns the wake word detector, the voice activity detector and the pre-roll, and turns
 frames into a handful of domain events: `Woke`, `SpeechStarted`, `SpeechEnded`,
 `NoSpeech` and `TooLong`. The assistant never looks at probabilities or counts frames; it
-only reacts to these. Time is the assistant clock carried by each frame, so the listener
+only reacts to these. Time is the assistant clock carried by each frame, so the segmenter
 behaves the same under ``simulate`` as live.
 """
 
@@ -35,11 +35,27 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """What the recognizer made of a request."""
+
+    text: str | None
+    """The words heard ("" for none); None when there is no speech model to hear them."""
+    out_of_grammar: bool = False
+    """Speech was heard but it is none of the sentences the recognizer knows."""
+
+
+NO_TRANSCRIPT = Transcript(None)
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     """Silence lasted the hangover after speech. ``last_speech_t``: when the voice was last
-    heard, so the end-of-speech delay can be measured."""
+    heard, so the end-of-speech delay can be measured. `Hearing` attaches the transcript
+    (and, with ``log.save_audio``, the request's audio)."""
 
     last_speech_t: float
+    transcript: Transcript = NO_TRANSCRIPT
+    audio: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,8 @@ class TooLong:
     """The request reached its maximum length; it is handled as if speech had ended."""
 
     last_speech_t: float
+    transcript: Transcript = NO_TRANSCRIPT
+    audio: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,12 +181,14 @@ def save_request_audio(settings: Settings, frames: list[bytes], epoch: float) ->
 
 
 __all__ = [
+    "NO_TRANSCRIPT",
     "Heard",
     "NoSpeech",
     "Segmenter",
     "SpeechEnded",
     "SpeechStarted",
     "TooLong",
+    "Transcript",
     "Woke",
     "preroll_frames",
     "save_request_audio",

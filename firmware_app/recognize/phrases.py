@@ -27,10 +27,6 @@ from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.recognize.pronunciations import add_words, decoder, entries
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 
-OUT_OF_GRAMMAR_REPLY = (
-    "Sorry, I only understand commands such as the time, timers and the volume. "
-    "For other questions, install a speech model with: ttbt5 models pull."
-)
 SEARCH = "commands"
 
 

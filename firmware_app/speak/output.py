@@ -34,11 +34,12 @@ from loguru import logger
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
-from firmware_app.core.engines import Speaker, Synthesizer
+from firmware_app.core.engines import InterruptibleSynthesizer, Speaker, Synthesizer
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
+from firmware_app.speak.sentences import SentenceSplitter
 from firmware_app.system.heap import release_free_memory
-from firmware_app.understand.llm.sentences import SentenceSplitter
 
 MAX_LIVE_JOBS = 256
 """Pieces of live speech (text, chimes, pauses) waiting for synthesis; at 60 characters a
@@ -121,10 +122,8 @@ class SpeechOutput:
         self._clock = clock
         self._audio_end = 0.0  # when the audio handed to the speaker will have played
         self._warming_now = False
-        interrupt = getattr(tts, "interrupt", None)
-        resume = getattr(tts, "resume", None)
-        self._interrupt = interrupt if callable(interrupt) else None
-        self._resume = resume if callable(resume) else None
+        self._interrupt = tts.interrupt if isinstance(tts, InterruptibleSynthesizer) else None
+        self._resume = tts.resume if isinstance(tts, InterruptibleSynthesizer) else None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
         self._cache_entries = cache_entries
         self.cache_hits = 0
@@ -158,7 +157,7 @@ class SpeechOutput:
                     self._add(utterance, "text", (piece, cache))
         if refused:
             logger.warning("speech: queue full; a text of {} characters was refused", len(text))
-            self._post(Notice("error", {"where": "tts", "message": "speech queue full"}))
+            self._post(Notice("error", {"where": FaultCode.TTS, "message": "speech queue full"}))
             return False
         return True
 
@@ -271,7 +270,7 @@ class SpeechOutput:
                     self._run(job)
             except Exception as exc:
                 logger.opt(exception=exc).error("tts failed: {}", exc)
-                self._post(Notice("error", {"where": "tts", "message": str(exc)[:200]}))
+                self._post(Notice("error", {"where": FaultCode.TTS, "message": str(exc)[:200]}))
                 if job.utterance > 0:
                     self.speaker.finish(job.utterance)
             finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from firmware_app.core.parts import HomePublish
+from firmware_app.listen.segmenter import Transcript
 from firmware_app.understand.intents import Intent, normalize
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.intents.numbers import parse_duration, spoken_duration
@@ -24,6 +25,10 @@ NO_MODEL = "I can't understand speech yet. Install a speech model with: ttbt5 mo
 NOT_HEARD = "Sorry, I didn't catch that."
 UNKNOWN = "Sorry, I can't help with that yet."
 NOTHING_SAID = "I haven't said anything yet."
+OUT_OF_GRAMMAR_REPLY = (
+    "Sorry, I only understand commands such as the time, timers and the volume. "
+    "For other questions, install a speech model with: ttbt5 models pull."
+)
 HELP = (
     "I can tell you the time and the date, set, check and cancel timers, and change my "
     "volume. Try: set a timer for five minutes."
@@ -207,4 +212,18 @@ def strip_wake_words(text: str) -> str:
     return " ".join(words)
 
 
-__all__ = ["Actions", "Outcome", "Question", "clock_time", "strip_wake_words"]
+def without_wake_words(heard: Transcript) -> Transcript:
+    """What the recognizer heard, its wake words dropped (no text: no speech model)."""
+    if heard.text is None:
+        return heard
+    return Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
+
+
+__all__ = [
+    "Actions",
+    "Outcome",
+    "Question",
+    "clock_time",
+    "strip_wake_words",
+    "without_wake_words",
+]

@@ -4,7 +4,9 @@ name, and ``api_encryption`` when a key is set, so it asks for the key up front)
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Awaitable
 
 from loguru import logger
 
@@ -48,6 +50,8 @@ class Advertisement:
         self.host = host
         self._zc: object | None = None
         self._info: object | None = None
+        self._broadcast: Awaitable[object] | None = None
+        """The announcements still being sent (they repeat for a second or two)."""
 
     async def start(self) -> bool:
         from zeroconf import ServiceInfo
@@ -67,7 +71,7 @@ class Advertisement:
         )
         try:
             zc = AsyncZeroconf()
-            await zc.async_register_service(info)
+            self._broadcast = await zc.async_register_service(info)
         except OSError as exc:
             logger.warning("esphome: zeroconf advertisement failed: {}", exc)
             return False
@@ -81,7 +85,12 @@ class Advertisement:
         zc, info = self._zc, self._info
         if isinstance(zc, AsyncZeroconf) and info is not None:
             try:
-                await zc.async_unregister_service(info)  # type: ignore[arg-type]
+                if self._broadcast is not None:
+                    await asyncio.wait_for(self._broadcast, 3.0)
+                goodbye = await zc.async_unregister_service(info)  # type: ignore[arg-type]
+                await asyncio.wait_for(goodbye, 3.0)
+            except (TimeoutError, OSError) as exc:
+                logger.warning("esphome: zeroconf goodbye not sent: {}", exc)
             finally:
                 await zc.async_close()
         self._zc = self._info = None

@@ -48,10 +48,12 @@ def entity_list(mac: str, wake_words: list[str]) -> list[Proto]:
             supported_formats=wav,
         ),
         pb.ListEntitiesSelectResponse(
-            object_id="wake_word",
+            # not "wake_word": Home Assistant makes a select of that name itself from the
+            # voice assistant configuration
+            object_id="wake_word_model",
             key=WAKE_WORD,
-            name="Wake word",
-            unique_id=uid("wake_word"),
+            name="Wake word model",
+            unique_id=uid("wake_word_model"),
             icon="mdi:microphone-message",
             options=wake_words,
             entity_category=1,  # config

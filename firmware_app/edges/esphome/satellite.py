@@ -3,26 +3,17 @@
 The assistant calls `Satellite.start/feed/end/abort` (the `parts.Satellite` part) from its
 own thread; they only schedule work on the loop. What Home Assistant says becomes
 HomeStage/HomeAudio/HomeTimer messages and commands in the assistant's inbox: only the
-state machine acts on them. Every stage of a run has a deadline, so no run hangs:
-
-| waiting for | deadline | then |
-|---|---|---|
-| ``VoiceAssistantResponse`` after the start | ``pipeline_answer_s`` | ``unanswered``: local brain |
-| the next event after the end of speech | ``stage_timeout_s`` | ``lost``: local brain |
-| the answer after ``INTENT_START`` | ``answer_timeout_s`` | ``lost`` |
-| the reply after ``TTS_START``/``TTS_END`` | ``fetch_timeout_s`` + ``stage_timeout_s`` | ``lost`` |
-
-The audio after the wake word is held (at most ``MAX_HELD_FRAMES``) until Home Assistant
-accepts the run, then streamed frame by frame; the wake word itself is never sent.
+state machine acts on them. The runs of Home Assistant's pipeline, with their deadlines,
+are `pipeline.Pipeline`'s; announcements, media, timers, volume and mute are here. When
+the reply or an announcement has played (or was cut), ``VoiceAssistantAnnounceFinished``
+tells Home Assistant, which keeps its satellite "responding" until then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from google.protobuf.message import Message as Proto
@@ -31,13 +22,16 @@ from loguru import logger
 from firmware_app import __version__
 from firmware_app.config.settings import EsphomeSettings
 from firmware_app.core.events import Event
-from firmware_app.core.messages import Command, HomeAudio, HomeStage, HomeTimer, Message
+from firmware_app.core.messages import Command, HomeAudio, HomeTimer, Message
 from firmware_app.edges.esphome import entities, proto
+from firmware_app.edges.esphome.advertise import ESPHOME_VERSION
 from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
+from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
 
-MAX_HELD_FRAMES = 50  # 4 s of audio waiting for Home Assistant to accept the run
+MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
+MAX_FETCHES = 4  # announcements and media being fetched at once
 SENSOR_EVERY_S = 60.0
 TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] = {
     0: "started",
@@ -47,21 +41,11 @@ TIMER_EVENTS: dict[int, Literal["started", "updated", "cancelled", "finished"]] 
 }
 FEATURES = proto.VOICE_ASSISTANT | proto.API_AUDIO | proto.TIMERS | proto.ANNOUNCE
 FEATURES |= proto.START_CONVERSATION
-# VoiceAssistantEvent numbers
-ERROR, RUN_START, RUN_END, STT_START, STT_END, INTENT_START, INTENT_END = range(7)
-TTS_START, TTS_END, STT_VAD_END = 7, 8, 12
 
 
-@dataclass
-class Run:
-    id: int
-    conn: Connection
-    answered: bool = False
-    ended: bool = False
-    held: deque[bytes] = field(default_factory=lambda: deque(maxlen=MAX_HELD_FRAMES))
-    deadline: asyncio.TimerHandle | None = None
-    fetch: asyncio.Task[tuple[bytes, int]] | None = None
-    listen_after: bool = False
+def wake_id(model: str) -> str:
+    """A wake model as the API names it: ``hey_jarvis`` (a path's stem for a file)."""
+    return model.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
 class Satellite:
@@ -86,6 +70,9 @@ class Satellite:
         self.name = name
         self.mac = mac
         self.wake_words = wake_words
+        self.active = list(wake_words)
+        """The wake words the speaker answers; Home Assistant's wake word select (or ours)
+        chooses among the configured ones."""
         self.volume = volume
         self.muted = muted
         self.playing = False
@@ -100,11 +87,17 @@ class Satellite:
         )
         self.home: Connection | None = None
         """The connection subscribed to the voice assistant (Home Assistant)."""
-        self.run: Run | None = None
         self._ids = itertools.count(1)
         self._announcing: dict[int, Connection] = {}
-        self._conversation = ""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._fetches = 0
+        self.pipeline = Pipeline(
+            cfg,
+            post=post,
+            loop=self.loop.loop,
+            spawn=self._spawn,
+            await_played=self._await_played,
+        )
         self.port = 0
 
     # --- lifecycle (any thread) ----------------------------------------------------------
@@ -137,84 +130,50 @@ class Satellite:
         if home is None or home.closed:
             return 0
         run = next(self._ids)
-        self.loop.call(self._begin, run, home, wake_phrase, followup)
+        self.loop.call(self.pipeline.begin, run, home, wake_phrase, followup)
         return run
 
     def feed(self, run: int, pcm: bytes) -> None:
-        self.loop.call(self._feed, run, pcm)
+        self.loop.call(self.pipeline.feed, run, pcm)
 
     def end(self, run: int) -> None:
-        self.loop.call(self._end, run)
+        self.loop.call(self.pipeline.end, run)
 
     def abort(self, run: int) -> None:
-        self.loop.call(self._abort, run)
+        self.loop.call(self.pipeline.abort, run)
+
+    def hears(self, model: str) -> bool:
+        return wake_id(model) in self.active
+
+    def _activate(self, words: list[str]) -> None:
+        """Home Assistant chose the wake words to answer (unknown ones are ignored; an
+        empty choice leaves the speaker waking only by the button and commands)."""
+        known = [w for w in self.wake_words if w in words]
+        if words and not known:
+            logger.info("esphome: unknown wake words {} ignored", words[:4])
+        else:
+            self.active = known
+        logger.info("esphome: wake words now {}", self.active or "none")
+        self._broadcast(self._select_state())
+
+    def _select_state(self) -> Proto:
+        state = self.active[0] if self.active else self.wake_words[0]
+        return pb.SelectStateResponse(key=entities.WAKE_WORD, state=state)
+
+    def status(self) -> dict[str, object] | None:
+        home = self.home
+        connected = home is not None and not home.closed
+        return {
+            "connected": connected,
+            "peer": home.peer if home is not None and connected else None,
+            "clients": len(self.server.connections),
+            "encrypted": self.server.psk is not None,
+        }
 
     # --- bus observer (assistant thread) -------------------------------------------------
     def __call__(self, event: Event) -> None:
         if event.type in ("volume", "mute", "speak_start", "speak_end", "speak_dropped"):
             self.loop.call(self._on_event, event)
-
-    # --- runs (loop thread) ------------------------------------------------------------
-    def _begin(self, run_id: int, conn: Connection, phrase: str, followup: bool) -> None:
-        if self.run is not None:
-            self._finish(self.run, stop=True)
-        run = self.run = Run(run_id, conn)
-        conn.send(
-            pb.VoiceAssistantRequest(
-                start=True,
-                conversation_id=self._conversation if followup else "",
-                flags=0,
-                audio_settings=pb.VoiceAssistantAudioSettings(volume_multiplier=1.0),
-                wake_word_phrase=phrase,
-            )
-        )
-        self._deadline(run, self.cfg.pipeline_answer_s, "unanswered")
-
-    def _feed(self, run_id: int, pcm: bytes) -> None:
-        run = self.run
-        if run is None or run.id != run_id or run.ended:
-            return
-        if run.answered:
-            run.conn.send(pb.VoiceAssistantAudio(data=pcm))
-        else:
-            run.held.append(pcm)
-
-    def _end(self, run_id: int) -> None:
-        run = self.run
-        if run is None or run.id != run_id or run.ended:
-            return
-        run.ended = True
-        if run.answered:
-            run.conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
-
-    def _abort(self, run_id: int) -> None:
-        run = self.run
-        if run is not None and run.id == run_id:
-            self._finish(run, stop=True)
-
-    def _finish(self, run: Run, stop: bool = False) -> None:
-        if run.deadline is not None:
-            run.deadline.cancel()
-        if run.fetch is not None and not run.fetch.done():
-            run.fetch.cancel()
-        if stop:
-            run.conn.send(pb.VoiceAssistantRequest(start=False))
-        if self.run is run:
-            self.run = None
-
-    def _deadline(self, run: Run, seconds: float, stage: str) -> None:
-        if run.deadline is not None:
-            run.deadline.cancel()
-        run.deadline = self.loop.loop.call_later(seconds, self._expired, run, stage, seconds)
-
-    def _expired(self, run: Run, stage: str, seconds: float) -> None:
-        if self.run is not run:
-            return
-        logger.warning("esphome: Home Assistant did not answer within {} s: {}", seconds, stage)
-        self._finish(run, stop=True)
-        reason = f"no answer within {seconds:g} s"
-        self._post(HomeStage(run.id, stage, {"reason": reason}))  # type: ignore[arg-type]
 
     # --- the handler (loop thread) -------------------------------------------------------
     def device_info(self) -> Proto:
@@ -223,7 +182,7 @@ class Satellite:
             name=self.name,
             friendly_name=f"TTBT5 {self.name.removeprefix('ttbt5-')}",
             mac_address=self.mac,
-            esphome_version=f"{__version__} (ttbt5)",
+            esphome_version=ESPHOME_VERSION,  # the API it speaks; ours is project_version
             model="TTBT5 voice assistant",
             manufacturer="TTBT5",
             project_name="ttbt5.voice-assistant",
@@ -237,7 +196,7 @@ class Satellite:
     def states(self) -> list[Proto]:
         out = [
             entities.media_state(self.playing, self.volume, self.muted),
-            pb.SelectStateResponse(key=entities.WAKE_WORD, state=self.wake_words[0]),
+            self._select_state(),
             pb.SwitchStateResponse(key=entities.MUTE, state=self.muted),
         ]
         return out + entities.sensor_states(self._safe_status())
@@ -246,10 +205,7 @@ class Satellite:
         if conn is self.home:
             self.home = None
             logger.info("esphome: Home Assistant went away ({})", conn.peer)
-        run = self.run
-        if run is not None and run.conn is conn:
-            self._finish(run)
-            self._post(HomeStage(run.id, "lost", {"reason": "disconnected"}))
+        self.pipeline.on_closed(conn)
         for key in [k for k, c in self._announcing.items() if c is conn]:
             del self._announcing[key]
 
@@ -263,13 +219,17 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantConfigurationRequest):
             conn.send(self._configuration())
         elif isinstance(msg, pb.VoiceAssistantSetConfiguration):
-            logger.info("esphome: wake words are chosen in [wake] models on the speaker")
+            self._activate([str(w) for w in msg.active_wake_words])
         elif isinstance(msg, pb.VoiceAssistantResponse):
-            self._on_response(conn, msg)
+            self.pipeline.on_response(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantEventResponse):
-            self._on_pipeline_event(conn, msg)
+            self.pipeline.on_event(conn, msg)
         elif isinstance(msg, pb.VoiceAssistantAnnounceRequest):
-            self._spawn(self._announce(conn, msg))
+            if self._fetches >= MAX_FETCHES:
+                logger.warning("esphome: announcement refused: {} fetches already", MAX_FETCHES)
+                conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
+            else:
+                self._fetch(self._announce(conn, msg))
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
@@ -287,7 +247,7 @@ class Satellite:
         elif isinstance(msg, pb.SwitchCommandRequest) and msg.key == entities.MUTE:
             self._post(Command("mute", {"muted": bool(msg.state)}, source="esphome"))
         elif isinstance(msg, pb.SelectCommandRequest) and msg.key == entities.WAKE_WORD:
-            conn.send(pb.SelectStateResponse(key=entities.WAKE_WORD, state=self.wake_words[0]))
+            self._activate([str(msg.state)])
 
     def _configuration(self) -> Proto:
         words = [
@@ -296,83 +256,9 @@ class Satellite:
         ]
         return pb.VoiceAssistantConfigurationResponse(
             available_wake_words=words,
-            active_wake_words=self.wake_words,
+            active_wake_words=self.active,
             max_active_wake_words=len(self.wake_words),
         )
-
-    def _on_response(self, conn: Connection, msg: Proto) -> None:
-        run = self.run
-        if run is None or run.conn is not conn or run.answered:
-            return
-        if msg.error or msg.port != 0:
-            self._finish(run)
-            reason = "refused" if msg.error else "wants UDP audio"
-            self._post(HomeStage(run.id, "unanswered", {"reason": reason}))
-            return
-        run.answered = True
-        if run.deadline is not None:
-            run.deadline.cancel()
-        for pcm in run.held:
-            conn.send(pb.VoiceAssistantAudio(data=pcm))
-        run.held.clear()
-        if run.ended:
-            conn.send(pb.VoiceAssistantAudio(end=True))
-            self._deadline(run, self.cfg.stage_timeout_s, "lost")
-
-    def _on_pipeline_event(self, conn: Connection, msg: Proto) -> None:
-        run = self.run
-        if run is None or run.conn is not conn:
-            return
-        data = {d.name: d.value for d in msg.data}
-        kind = msg.event_type
-        cfg = self.cfg
-        if kind in (STT_VAD_END, STT_END):
-            text = data.get("text", "")[:500]
-            self._post(HomeStage(run.id, "stt_end", {"text": text} if kind == STT_END else {}))
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-        elif kind == INTENT_START:
-            self._deadline(run, cfg.answer_timeout_s, "lost")
-        elif kind == INTENT_END:
-            run.listen_after = data.get("continue_conversation") == "1"
-            self._conversation = data.get("conversation_id", "")[:128]
-            self._post(HomeStage(run.id, "intent", {"continue_conversation": run.listen_after}))
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-        elif kind == TTS_START:
-            self._deadline(run, cfg.fetch_timeout_s + cfg.stage_timeout_s, "lost")
-        elif kind == TTS_END:
-            url = data.get("url", "")
-            if url:
-                run.fetch = self._spawn(fetch_wav(url, self._max_bytes, cfg.fetch_timeout_s))
-            self._deadline(run, cfg.fetch_timeout_s + cfg.stage_timeout_s, "lost")
-        elif kind == ERROR:
-            self._finish(run)
-            fields = {"code": data.get("code", "")[:64], "message": data.get("message", "")[:200]}
-            self._post(HomeStage(run.id, "error", fields))
-        elif kind == RUN_END:
-            self._spawn(self._run_end(run))
-        elif run.answered and run.ended and kind != RUN_START:
-            self._deadline(run, cfg.stage_timeout_s, "lost")
-
-    async def _run_end(self, run: Run) -> None:
-        """The reply, once fetched, then the run is over."""
-        if self.run is not run:
-            return
-        fetch = run.fetch
-        if fetch is None:
-            self._finish(run)
-            self._post(HomeStage(run.id, "end"))
-            return
-        try:
-            pcm, rate = await fetch
-        except (FetchError, asyncio.CancelledError) as exc:
-            if self.run is run:
-                self._finish(run)
-                message = str(exc) or "cancelled"
-                self._post(HomeStage(run.id, "error", {"code": "fetch", "message": message}))
-            return
-        if self.run is run:
-            self._finish(run)
-            self._post(HomeAudio("reply", run.id, pcm, rate, listen_after=run.listen_after))
 
     @property
     def _max_bytes(self) -> int:
@@ -403,10 +289,26 @@ class Satellite:
         if not parts:
             conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
             return
-        self._announcing[key] = conn
+        self._await_played(key, conn)
         text = str(msg.text)[:500]
         listen = bool(msg.start_conversation)
         self._post(HomeAudio("announce", key, b"".join(parts), rate, text, listen))
+
+    def _fetch(self, job: Coroutine[Any, Any, None]) -> None:
+        """Runs a fetch, counted from now until it ends, so a flood of URLs costs at most
+        ``MAX_FETCHES`` at once."""
+        self._fetches += 1
+        self._spawn(job).add_done_callback(self._fetched)
+
+    def _fetched(self, _: asyncio.Task[Any]) -> None:
+        self._fetches -= 1
+
+    def _await_played(self, key: int, conn: Connection) -> None:
+        """Home Assistant is told when ``key`` has played; the oldest are forgotten (the
+        assistant dropped them unplayed) once ``MAX_AWAITED`` wait."""
+        while len(self._announcing) >= MAX_AWAITED:
+            self._announcing.pop(next(iter(self._announcing)))
+        self._announcing[key] = conn
 
     def _on_media_command(self, conn: Connection, msg: Proto) -> None:
         if msg.has_volume:
@@ -419,7 +321,10 @@ class Satellite:
                 self._post(Command("mute", {"muted": msg.command == 3}, source="esphome"))
         if msg.has_media_url:
             announce = bool(msg.has_announcement and msg.announcement)
-            self._spawn(self._media(conn, str(msg.media_url), announce))
+            if self._fetches >= MAX_FETCHES:
+                logger.warning("esphome: media refused: {} fetches already", MAX_FETCHES)
+            else:
+                self._fetch(self._media(conn, str(msg.media_url), announce))
 
     async def _media(self, conn: Connection, url: str, announce: bool) -> None:
         try:

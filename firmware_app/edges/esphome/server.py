@@ -199,7 +199,8 @@ class ApiServer:
     def new_framing(self) -> Framing:
         if self.psk is None:
             return PlainFraming()
-        return NoiseFraming(self.psk, self.name, self.mac)
+        # the hello carries the MAC as Home Assistant's client compares it: aabbccddeeff
+        return NoiseFraming(self.psk, self.name, self.mac.replace(":", "").lower())
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the port (the one given, or the one chosen for port 0)."""

@@ -1,6 +1,9 @@
 """What the assistant does with Home Assistant's pipeline: the handlers the table's
-``home_*`` rows name, and the hooks listening calls. Runs on the assistant's thread like
-every handler; the satellite edge (`satellite.Satellite`) only posts messages.
+``home_*`` rows name, and the steps of the dialogue turn that involve it (offered when
+listening starts, handed over at the end of speech; withdrawn when the turn ends, in
+`core.flow.Flow`). The turn's run, whether it was handed over and the local transcript
+are fields of `core.flow.Turn`. Runs on the assistant's thread like every handler; the
+satellite edge (`satellite.Satellite`) only posts messages.
 
 A request goes to Home Assistant when the satellite takes it at the start of listening
 (it is connected and subscribed). The local transcriber still hears the request, so when
@@ -12,36 +15,18 @@ all. While Home Assistant answers, the local brain never does: no ``reply`` even
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
-from firmware_app.core.states import BUSY, LISTENING, RESTING, THINKING, State
+from firmware_app.core.table import BUSY, LISTENING, RESTING, THINKING, Happening, State
+from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
+from firmware_app.understand.actions import without_wake_words
 
 if TYPE_CHECKING:
     from firmware_app.core.flow import Flow
 
 HOME_ERROR = "Sorry, Home Assistant could not answer that."
-
-
-@dataclass
-class HomeTurn:
-    """The request Home Assistant is answering, as the assistant sees it."""
-
-    run: int = 0
-    """The pipeline run the current request went to (0: the local brain has it)."""
-    waiting: bool = False
-    """Speech ended; Home Assistant is answering."""
-    text: str | None = None
-    """The local transcript, answered locally if Home Assistant fails."""
-    phrase: str = ""
-    """The wake word that opened the request (sent as the wake word phrase)."""
-    held: HomeAudio | None = None
-    """An announcement or media that arrived mid-request, played when it is over."""
-
-    def clear(self) -> None:
-        self.run, self.waiting, self.text = 0, False, None
 
 
 def wake_phrase(model: str) -> str:
@@ -50,104 +35,80 @@ def wake_phrase(model: str) -> str:
     return stem.replace("_", " ").strip()
 
 
-# --- hooks from listening -------------------------------------------------------------
+# --- the turn's steps ------------------------------------------------------------------
 
 
-def begin(flow: Flow, followup: bool) -> None:
-    """Listening starts: offer the request to Home Assistant."""
-    home = flow.home
-    home.clear()
-    home.run = flow.parts.satellite.start("" if followup else home.phrase, followup)
-    home.phrase = ""
-    if home.run:
-        flow._emit("satellite", stage="start", run=home.run)
+def offer(flow: Flow, phrase: str, followup: bool) -> None:
+    """Listening starts: the request is offered to Home Assistant. While it listens, the
+    request's frames reach it through hearing (`Flow._relay`)."""
+    turn = flow.turn
+    turn.release()
+    turn.run = flow.parts.satellite.start("" if followup else phrase, followup)
+    if turn.run:
+        flow._emit("satellite", stage="start", run=turn.run)
 
 
-def feed(flow: Flow, pcm: bytes) -> None:
-    if flow.home.run and not flow.home.waiting:
-        flow.parts.satellite.feed(flow.home.run, pcm)
-
-
-def speech_ended(flow: Flow) -> State:
-    """End of speech (the speaker's detector, or Home Assistant's): stop the stream and
-    wait for the answer, keeping the local transcript in case it does not come."""
-    home = flow.home
-    flow.parts.satellite.end(home.run)
-    home.waiting = True
-    home.text = flow.transcript_now()
-    flow._emit("satellite", stage="end_of_speech", run=home.run)
+def hand_over(flow: Flow, heard: Transcript) -> State:
+    """End of speech (the speaker's detector, or Home Assistant's): the stream stops and
+    Home Assistant answers, the local transcript kept in case it does not."""
+    turn = flow.turn
+    flow.parts.satellite.end(turn.run)
+    turn.handed, turn.heard = True, heard
+    flow._emit("satellite", stage="end_of_speech", run=turn.run)
     return THINKING
-
-
-def leave_listening(flow: Flow) -> None:
-    """Listening ended without a request for Home Assistant: tell it to stop."""
-    if flow.home.run and not flow.home.waiting:
-        flow.parts.satellite.abort(flow.home.run)
-        flow.home.clear()
-
-
-def drop(flow: Flow) -> None:
-    """Barge-in, stop, a fault: whatever Home Assistant was doing for us is abandoned."""
-    if flow.home.run:
-        flow.parts.satellite.abort(flow.home.run)
-    flow.home.clear()
-
-
-def awaiting(flow: Flow) -> bool:
-    return flow.home.waiting
 
 
 def take_held(flow: Flow) -> State | None:
     """At rest: the announcement that waited, if any, now plays."""
-    held, flow.home.held = flow.home.held, None
+    held, flow.held = flow.held, None
     return None if held is None else play(flow, held)
 
 
-# --- the table's handlers -------------------------------------------------------------
+# --- the table's handlers (the ``home_*`` rows) -----------------------------------------
 
 
 def on_stage(flow: Flow, msg: HomeStage) -> State:
-    home = flow.home
-    if msg.run != home.run or not msg.run:
+    turn = flow.turn
+    if msg.run != turn.run or not msg.run:
         return flow.state  # a run given up already
     flow._emit("satellite", stage=msg.stage, run=msg.run, **msg.fields)
     if msg.stage in ("unanswered", "lost"):
-        home.run = 0
-        if not home.waiting:
-            return flow.state  # still listening: the local transcriber hears it all
-        text = home.text
-        home.clear()
-        flow.fire("heard", text)
+        turn.run = 0  # gone: nothing to withdraw
+        if not turn.handed:
+            return flow.state  # still listening: the local recognizer hears it all
+        heard = turn.heard if turn.heard is not None else Transcript("")
+        turn.release()
+        flow.fire(Happening.HEARD, heard)
         return THINKING
     if msg.stage == "stt_end":
-        if flow.state == LISTENING and not home.waiting:
-            return speech_ended(flow)
+        if flow.state == LISTENING and not turn.handed:  # it heard the end first
+            return hand_over(flow, without_wake_words(flow.hearing.end()))
         return flow.state
     if msg.stage == "error":
-        home.clear()
+        turn.release()
         if flow.state not in (LISTENING, THINKING):
             return flow.state
         if flow.settings.audio.chimes:
             flow.voice.chime("error")
             return flow.rest()
         return flow.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
-    if msg.stage == "end" and home.waiting:
-        home.clear()
+    if msg.stage == "end" and turn.handed:
+        turn.release()
         return flow.rest()
     return flow.state
 
 
 def on_audio(flow: Flow, msg: HomeAudio) -> State:
+    turn = flow.turn
     if msg.kind == "reply":
-        home = flow.home
-        if msg.key != home.run or not home.waiting:
+        if msg.key != turn.run or not turn.handed:
             return flow.state
-        home.clear()
+        turn.release()
         return play(flow, msg)
-    if flow.state == LISTENING or flow.home.waiting:
-        if flow.home.held is not None:
-            flow._emit("satellite", stage="dropped", key=flow.home.held.key)
-        flow.home.held = msg
+    if flow.state == LISTENING or turn.handed:
+        if flow.held is not None:
+            flow._emit("satellite", stage="dropped", key=flow.held.key)
+        flow.held = msg
         return flow.state
     return play(flow, msg)
 
@@ -155,7 +116,7 @@ def on_audio(flow: Flow, msg: HomeAudio) -> State:
 def play(flow: Flow, msg: HomeAudio) -> State:
     seconds = round(len(msg.pcm) / 2 / max(1, msg.rate), 2)
     flow._emit("satellite", stage="play", kind=msg.kind, key=msg.key, seconds=seconds)
-    flow._followup = msg.listen_after and not flow.muted
+    flow.turn.followup = msg.listen_after and not flow.muted
     flow.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
     return flow.state if flow.state in BUSY else THINKING
 
@@ -166,7 +127,7 @@ def on_timer(flow: Flow, msg: HomeTimer) -> State:
     if msg.event != "finished":
         return flow.state
     text = f"Your {msg.name} timer is done." if msg.name else "Your timer is done."
-    if flow.state in RESTING or (flow.state in BUSY and not flow.home.waiting):
+    if flow.state in RESTING or (flow.state in BUSY and not flow.turn.handed):
         flow.interrupt()
         flow.voice.ring(text, flow.settings.assistant.ring_repeats)
         return THINKING

@@ -15,7 +15,7 @@ from firmware_app.core.errors import ConfigError
 from firmware_app.core.messages import Message
 from firmware_app.edges.esphome.advertise import Advertisement
 from firmware_app.edges.esphome.identity import device_mac, device_name
-from firmware_app.edges.esphome.satellite import Satellite
+from firmware_app.edges.esphome.satellite import Satellite, wake_id
 
 
 def noise_key(settings: Settings) -> bytes | None:
@@ -50,7 +50,7 @@ def build_satellite(
     device_id = settings.mqtt.device_id
     name = device_name(cfg.name, device_id)
     mac = device_mac(device_id, settings.data_dir / "esphome.json")
-    words = [w.rsplit("/", 1)[-1].split(".", 1)[0] for w in settings.wake.models]
+    words = [wake_id(w) for w in settings.wake.models]
     satellite = Satellite(
         cfg,
         post=post,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
+from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Event, EventBus
 from firmware_app.core.messages import Message, Notice
 from firmware_app.edges.gpio.button import ButtonGestures
@@ -167,7 +168,7 @@ def _failed(assistant: AssistantLike, what: str, exc: BaseException) -> None:
     message = f"{what}: {exc}"
     logger.error("GPIO: {}", message)
     try:
-        assistant.post(Notice("error", {"where": "gpio", "message": message}))
+        assistant.post(Notice("error", {"where": FaultCode.GPIO, "message": message}))
     except Exception as post_exc:
         logger.debug("GPIO: could not post the error notice: {}", post_exc)
 

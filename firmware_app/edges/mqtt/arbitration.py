@@ -32,14 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
 from loguru import logger
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.core.engines import Detection, WakeDetector
 from firmware_app.edges.mqtt.bridge import _no_delay
 from firmware_app.edges.mqtt.connect import paho_client
+from firmware_app.listen.level import LevelMeter
 
 KEEP_S = 10.0  # claims older than this are forgotten
 MAX_CLAIMS = 256  # a flood of claims within KEEP_S costs at most this many entries
@@ -60,42 +59,6 @@ class Claim:
     def beats(self, other: Claim) -> bool:
         """The rule every device applies: score step, then loudness, then smaller id."""
         return (self.rank(), other.device) > (other.rank(), self.device)
-
-
-class LevelMeter:
-    """How loud the last ``seconds`` of microphone audio were at their loudest 80 ms, in
-    dBFS: at the moment of a wake, the loudness of the wake word itself."""
-
-    def __init__(self, seconds: float = 1.5, frame_s: float = 0.08) -> None:
-        self._levels: deque[float] = deque(maxlen=max(1, round(seconds / frame_s)))
-
-    def feed(self, pcm: bytes) -> None:
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
-        self._levels.append(rms)
-
-    def level_db(self) -> float:
-        peak = max(self._levels, default=0.0)
-        return round(20.0 * math.log10(max(peak, 1e-3) / 32768.0), 1)
-
-
-class MeteredWake:
-    """A wake detector that also measures what it hears, so a claim can say how loud the
-    wake word was. Everything else is the wrapped detector's."""
-
-    def __init__(self, inner: WakeDetector, meter: LevelMeter) -> None:
-        self.inner = inner
-        self.meter = meter
-
-    def process(self, pcm: bytes) -> Detection | None:
-        self.meter.feed(pcm)
-        return self.inner.process(pcm)
-
-    def reset(self) -> None:
-        self.inner.reset()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def group_topic(group: str) -> str:

@@ -33,7 +33,7 @@ from firmware_app.core.messages import Message, Notice
 from firmware_app.edges.mqtt.commands import CommandHandler
 from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.edges.mqtt.discovery import discovery_messages
-from firmware_app.edges.mqtt.health import SystemProbe
+from firmware_app.edges.mqtt.health import HEALTH_TRIGGERS, HealthReport
 from firmware_app.edges.mqtt.hermes import SUBSCRIPTIONS as HERMES_SUBSCRIPTIONS
 from firmware_app.edges.mqtt.hermes import Hermes
 from firmware_app.edges.mqtt.outbox import Outbox, Outgoing, check_publish
@@ -42,9 +42,6 @@ from firmware_app.system.metrics import Metrics
 
 PRIVATE_TYPES = ("transcript", "reply")
 """Events whose ``text`` is only published when ``mqtt.publish_transcripts`` is on."""
-HEALTH_TRIGGERS = ("mute", "volume", "breaker", "update")
-"""Events that change what the health topic shows (Home Assistant's switch, slider,
-cloud and update entities read it), so it is republished at once."""
 
 
 class MqttBridge:
@@ -59,8 +56,8 @@ class MqttBridge:
         self._assistant = assistant
         self.topics = Topics(cfg.device_id, cfg.discovery_prefix)
         self.metrics = Metrics()
-        self._probe = SystemProbe(settings.data_dir)
         self._version = __version__
+        self._health = HealthReport(settings.data_dir, self._version)
 
         self._inbox: deque[Event] = deque(maxlen=cfg.queue_size)
         self._inbox_dropped = 0
@@ -73,11 +70,6 @@ class MqttBridge:
         self._last_problem: str | None = None
         self._health_due = True
         self._metrics_due = True
-
-        # what the health report adds from events
-        self._latest_version: str | None = None
-        self._update_active = False
-        self._update_server: str | None = None  # why the last release check failed
 
         self._commands = CommandHandler(self._post, self._publish_result)
         self._hermes = Hermes(cfg.device_id, self._post) if cfg.hermes else None
@@ -239,7 +231,7 @@ class MqttBridge:
             if kind == "state":
                 self._set_current(self.topics.state, str(event.fields.get("state", "")))
             elif kind in HEALTH_TRIGGERS or _online_answer(event):
-                self._note(event)
+                self._health.note(event)
                 self._health_due = True
             elif kind == "speak_end":
                 self._metrics_due = True
@@ -255,45 +247,11 @@ class MqttBridge:
     def _outbox_event(self, topic: str, payload: str, born: float, ttl: float) -> None:
         self._outbox.put(Outgoing(topic, payload, 1, False, born, ttl))
 
-    def _note(self, event: Event) -> None:
-        f = event.fields
-        if event.type == "update":
-            if "active" in f:
-                self._update_active = bool(f.get("active"))
-            if f.get("step") == "check" and f.get("ok", True) and f.get("version"):
-                self._latest_version = str(f["version"])
-            if f.get("step") == "check":  # "update server stale since …", until a good check
-                self._update_server = None if f.get("ok", True) else str(f.get("message", ""))
-
     def _health_payload(self) -> str:
-        status: dict[str, Any] = {}
-        for attempt in range(3):  # read from another thread: a collection may change under it
-            try:
-                status = dict(self._assistant.status())
-                break
-            except Exception as exc:
-                if attempt == 2:
-                    logger.warning("MQTT: assistant status unavailable: {}", exc)
-                    status = {"status_error": str(exc)}
-        version = str(status.get("version") or self._version)
-        health: dict[str, Any] = {**status, **self._probe.collect()}
-        health["version"] = version
-        health.setdefault("wake_count", self.metrics.snapshot()["wake_count"])
-        health["latest_version"] = self._latest_version or version
-        health["update_active"] = self._update_active
-        health["update_server"] = self._update_server or "ok"
-        health["cloud"] = self._cloud(status.get("llm"))
-        health["mqtt"] = {"queued": self.queued(), **self.counters}
-        return _dumps(health)
-
-    @staticmethod
-    def _cloud(llm: Any) -> str | None:
-        """ON/OFF for the cloud binary sensor, from the online model's own status (its
-        ``available``: the breaker and the last attempt, kept in one place by the
-        responder); None when there is no cloud LLM."""
-        if isinstance(llm, dict) and isinstance(llm.get("available"), bool):
-            return "ON" if llm["available"] else "OFF"
-        return None
+        status = dict(self._assistant.status())  # the last one the assistant published
+        wake_count = self.metrics.snapshot()["wake_count"]
+        mqtt = {"queued": self.queued(), **self.counters}
+        return _dumps(self._health.report(status, wake_count, mqtt))
 
     # -- paho's side --------------------------------------------------------------------
 

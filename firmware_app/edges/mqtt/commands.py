@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from firmware_app.core.errors import BadInputError
 from firmware_app.core.messages import (
     COMMAND_ARGS,
+    COMMAND_NAMES,
     Command,
     CommandName,
     Message,
@@ -38,9 +39,7 @@ MAX_IN_FLIGHT = 32
 """Commands handed to the assistant and not yet answered; more are refused, so a flood
 cannot grow the assistant's queue without bound."""
 
-COMMANDS: tuple[CommandName, ...] = (
-    "say", "ask", "listen", "stop", "mute", "volume", "update", "false_wake"
-)  # fmt: skip
+COMMANDS: tuple[CommandName, ...] = COMMAND_NAMES
 _PRESS_WORDS = {"", "press", "install", "{}"}
 _ON_WORDS = {"on": True, "off": False, "true": True, "false": False}
 

@@ -1,5 +1,6 @@
-"""System figures for the health report: what a person managing a few devices wants to
-see without logging in (is it hot, throttled, out of memory or disk, when did it boot)."""
+"""The health report: what a person managing a few devices wants to see without logging
+in (is it hot, throttled, out of memory or disk, when did it boot), on top of the status
+the assistant publishes and what update events said."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from firmware_app.core.events import Event
 from firmware_app.system.heap import heap_stats
 
 THERMAL_ROOT = Path("/sys/class/thermal")
@@ -122,3 +124,54 @@ class SystemProbe:
                 self._warned_vcgencmd = True
             return None
         return parse_throttled(done.stdout) if done.returncode == 0 else None
+
+
+HEALTH_TRIGGERS = ("mute", "volume", "breaker", "update")
+"""Events that change what the health topic shows (Home Assistant's switch, slider,
+cloud and update entities read it), so it is republished at once."""
+
+
+class HealthReport:
+    """The health topic's payload: the assistant's published status, the system's
+    figures, what the update events said and the MQTT link's own counters."""
+
+    def __init__(self, data_dir: Path, version: str) -> None:
+        self._probe = SystemProbe(data_dir)
+        self._version = version
+        self._latest_version: str | None = None
+        self._update_active = False
+        self._update_server: str | None = None  # why the last release check failed
+
+    def note(self, event: Event) -> None:
+        """Take in an event that changes the report (see `HEALTH_TRIGGERS`)."""
+        f = event.fields
+        if event.type == "update":
+            if "active" in f:
+                self._update_active = bool(f.get("active"))
+            if f.get("step") == "check" and f.get("ok", True) and f.get("version"):
+                self._latest_version = str(f["version"])
+            if f.get("step") == "check":  # "update server stale since …", until a good check
+                self._update_server = None if f.get("ok", True) else str(f.get("message", ""))
+
+    def report(
+        self, status: dict[str, Any], wake_count: int, mqtt: dict[str, int]
+    ) -> dict[str, Any]:
+        version = str(status.get("version") or self._version)
+        health: dict[str, Any] = {**status, **self._probe.collect()}
+        health["version"] = version
+        health.setdefault("wake_count", wake_count)
+        health["latest_version"] = self._latest_version or version
+        health["update_active"] = self._update_active
+        health["update_server"] = self._update_server or "ok"
+        health["cloud"] = cloud(status.get("llm"))
+        health["mqtt"] = mqtt
+        return health
+
+
+def cloud(llm: Any) -> str | None:
+    """ON/OFF for the cloud binary sensor, from the online model's own status (its
+    ``available``: the breaker and the last attempt, kept in one place by the responder);
+    None when there is no cloud LLM."""
+    if isinstance(llm, dict) and isinstance(llm.get("available"), bool):
+        return "ON" if llm["available"] else "OFF"
+    return None

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+import firmware_app.edges.mqtt.topics as t
 from firmware_app.core.events import Event
 from firmware_app.core.messages import MAX_TEXT_CHARS, Command, Message
-from firmware_app.edges.mqtt import topics as t
 from firmware_app.edges.mqtt.commands import MAX_PAYLOAD_BYTES
 
 NOT_RECOGNIZED = {"", "none", "unknown", "fallback", "llm", "not_recognized"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from firmware_app.understand.llm.sentences import asks_question
+from firmware_app.speak.sentences import asks_question
 
 if TYPE_CHECKING:
     from firmware_app.config.settings import Settings

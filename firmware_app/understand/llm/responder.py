@@ -27,12 +27,12 @@ from pydantic import SecretStr
 
 from firmware_app.config.settings import LlmSettings
 from firmware_app.core.messages import Notice
+from firmware_app.speak.sentences import SentenceSplitter
 from firmware_app.system.store import Store
 from firmware_app.understand.llm.breaker import BreakerState, CircuitBreaker, Outcome
 from firmware_app.understand.llm.client import ChatClient, LlmError, LlmHttpError, LlmUnreachable
 from firmware_app.understand.llm.job import Job, Post, safe_post
 from firmware_app.understand.llm.memory import ConversationMemory
-from firmware_app.understand.llm.sentences import SentenceSplitter
 
 FALLBACK_UNREACHABLE = "Sorry, I can't reach my online brain right now."
 """Spoken when the provider is down, slow or the breaker is open (a fixed sentence, so
