@@ -153,15 +153,24 @@ class Speaker:
                 return
             size = now
 
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return 0, 0
+        return st.st_size, st.st_mtime_ns
+
     def wait_sound(self, mark: int, timeout: float = 30.0, level: int = 500) -> float:
         """Monotonic time at which audio louder than ``level`` first appeared after
         ``mark`` (polled every 5 ms)."""
         deadline = time.monotonic() + timeout
         checked = mark - mark % 2
+        seen = self._stamp()
         while time.monotonic() < deadline:
-            size = self.mark()
-            if size < checked:
-                checked = 0
+            size, mtime = self._stamp()
+            if (size, mtime) != seen and size <= checked:
+                checked = 0  # started again (reopened), maybe to the same length
+            seen = (size, mtime)
             if size > checked:
                 with self.path.open("rb") as f:
                     f.seek(checked)
