@@ -208,15 +208,19 @@ class SatelliteRig:
         self.add_integrations()
 
     def add_integrations(self) -> None:
+        steps: list[dict[str, Any]] = [{"host": "127.0.0.1", "port": ESPHOME_PORT}]
+        if self.key:
+            steps.append({"noise_psk": self.key})
+        result = self.ha.config_flow("esphome", *steps)
+        assert result["type"] == "create_entry", result
+        self.add_integrations_without_esphome()
+
+    def add_integrations_without_esphome(self) -> None:
+        """The two Wyoming servers and the pipeline (the satellite already added)."""
         ha, ws = self.ha, self.websocket
         for port in (WYOMING_PORT, PIPER_PORT):
             result = ha.config_flow("wyoming", {"host": "127.0.0.1", "port": port})
             assert result["type"] == "create_entry", result
-        steps: list[dict[str, Any]] = [{"host": "127.0.0.1", "port": ESPHOME_PORT}]
-        if self.key:
-            steps.append({"noise_psk": self.key})
-        result = ha.config_flow("esphome", *steps)
-        assert result["type"] == "create_entry", result
         wyoming = [e["entity_id"] for e in ha.entities(ws, "wyoming")]
         stt = next(e for e in wyoming if e.startswith("stt."))
         # Home Assistant's own Piper (the speaker offers a voice too: the other tts entity)
