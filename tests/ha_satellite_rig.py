@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from audio_helpers import silence, speech
 from ha_harness import HomeAssistant, Websocket, WyomingPiper
 from live_mic import MicFeeder
 from netns import Netns
@@ -125,60 +126,63 @@ class Device:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
+@dataclass(frozen=True)
+class Mark:
+    size: int
+    mtime_ns: int
+
+
 class Speaker:
     """What the device played, read from the ALSA file device. The device may close and
-    reopen the speaker between sounds, and the file plugin then starts the file again:
-    a file shorter than a mark means everything in it came after the mark."""
+    reopen the speaker between sounds, and the file plugin then starts the file again
+    (with a null slave it writes a whole sound at once, so the file may even end up as
+    long as before): a file written since a mark yet no longer than at the mark holds
+    only what came after it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def mark(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+    def mark(self) -> Mark:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return Mark(0, 0)
+        return Mark(st.st_size, st.st_mtime_ns)
 
-    def audio_since(self, mark: int) -> np.ndarray:
-        if self.mark() < mark:
-            mark = 0
+    def _start(self, mark: Mark) -> int:
+        """Where what came after ``mark`` starts in the file now."""
+        now = self.mark()
+        if now.mtime_ns != mark.mtime_ns and now.size <= mark.size:
+            return 0
+        return mark.size - mark.size % 2
+
+    def audio_since(self, mark: Mark) -> np.ndarray:
         with self.path.open("rb") as f:
-            f.seek(mark - mark % 2)
+            f.seek(self._start(mark))
             return np.frombuffer(f.read(), dtype="<i2")
 
     def settle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until nothing more is written (the device's buffer reached the file)."""
         deadline = time.monotonic() + timeout
-        size = self.mark()
+        last = self.mark()
         while time.monotonic() < deadline:
             time.sleep(quiet_s)
-            if (now := self.mark()) == size:
+            if (now := self.mark()) == last:
                 return
-            size = now
+            last = now
 
-    def _stamp(self) -> tuple[int, int]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return 0, 0
-        return st.st_size, st.st_mtime_ns
-
-    def wait_sound(self, mark: int, timeout: float = 30.0, level: int = 500) -> float:
+    def wait_sound(self, mark: Mark, timeout: float = 30.0, level: int = 500) -> float:
         """Monotonic time at which audio louder than ``level`` first appeared after
         ``mark`` (polled every 5 ms)."""
         deadline = time.monotonic() + timeout
-        checked = mark - mark % 2
-        seen = self._stamp()
         while time.monotonic() < deadline:
-            size, mtime = self._stamp()
-            if (size, mtime) != seen and size <= checked:
-                checked = 0  # started again (reopened), maybe to the same length
-            seen = (size, mtime)
-            if size > checked:
-                with self.path.open("rb") as f:
-                    f.seek(checked)
-                    data = f.read(size - checked)
-                pcm = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
-                if pcm.size and int(np.abs(pcm).max()) > level:
-                    return time.monotonic()
-                checked += len(data) - len(data) % 2
+            start = self._start(mark)
+            pcm = self.audio_since(mark)
+            if pcm.size and int(np.abs(pcm).max()) > level:
+                return time.monotonic()
+            now = self.mark()
+            if now.size > start:  # nothing loud yet: look only at what comes next
+                mark = Mark(now.size, now.mtime_ns)
             time.sleep(0.005)
         raise AssertionError(f"the speaker played nothing within {timeout} s")
 
@@ -263,7 +267,7 @@ class SatelliteRig:
         assert self.ws is not None
         return self.ws
 
-    def say(self, pcm: np.ndarray) -> tuple[int, int]:
+    def say(self, pcm: np.ndarray) -> tuple[int, Mark]:
         """Speak into the microphone; returns (event index, speaker mark) before it."""
         at = (len(self.device.events()), self.speaker.mark())
         self.feeder.speak(pcm)
@@ -277,3 +281,12 @@ class SatelliteRig:
         self.piper.close()
         self.feeder.close()
         self.netns.close()
+
+
+def request(text: str) -> np.ndarray:
+    """The wake word, a breath, the request, and the room's silence after it."""
+    return np.concatenate([speech("Hey Jarvis."), silence(0.6), speech(text), silence(2.0)])
+
+
+def satellite_stage(stage: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "satellite" and e.get("stage") == stage

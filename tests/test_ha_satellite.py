@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from audio_helpers import silence, speech
 from conftest import ALSA_FIFO, ALSA_SPEAKER
-from ha_harness import needs_home_assistant
-from ha_satellite_rig import SPEAKER_RATE, Paths, SatelliteRig
+from ha_harness import heard_back, needs_home_assistant
+from ha_satellite_rig import SPEAKER_RATE, Paths, SatelliteRig, request, satellite_stage
 from netns import netns_problem
-from test_ha_wyoming import heard_back
 
 from firmware_app.audio.wavio import resample
 
@@ -44,15 +42,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SatelliteRig]:
         yield rig
     finally:
         rig.close()
-
-
-def request(text: str) -> np.ndarray:
-    """The wake word, a breath, the request, and the room's silence after it."""
-    return np.concatenate([speech("Hey Jarvis."), silence(0.6), speech(text), silence(2.0)])
-
-
-def satellite_stage(stage: str):  # type: ignore[no-untyped-def]
-    return lambda e: e["type"] == "satellite" and e.get("stage") == stage
 
 
 def test_home_assistant_adds_the_speaker_as_a_satellite_by_host_and_port(

@@ -11,9 +11,8 @@ import pytest
 from conftest import ALSA_FIFO, ALSA_SPEAKER
 from esphome_support import TEST_KEY
 from ha_harness import needs_home_assistant
-from ha_satellite_rig import ESPHOME_PORT, Paths, SatelliteRig
+from ha_satellite_rig import ESPHOME_PORT, Paths, SatelliteRig, request, satellite_stage
 from netns import netns_problem
-from test_ha_satellite import request, satellite_stage
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_helpers import silence, speech
-from ha_harness import HomeAssistant, Websocket, needs_home_assistant, started_home_assistant
+from ha_harness import (
+    HomeAssistant,
+    Websocket,
+    heard_back,
+    needs_home_assistant,
+    started_home_assistant,
+)
 from mqtt_broker import free_port
 
 pytestmark = [pytest.mark.slow, needs_home_assistant]
@@ -147,31 +153,6 @@ def test_home_assistant_speaks_with_the_speakers_voice(
     pcm = ha.decode(ha.get_bytes(run.tts_url))  # the MP3 a browser would get
     # what Home Assistant made of the speaker's voice, back through the speaker's ears
     assert heard_back(pcm, wyoming_port) == "set a timer for five minutes"
-
-
-def heard_back(pcm: np.ndarray, port: int) -> str:
-    """What the speaker's recognizer hears in ``pcm`` (16 kHz)."""
-    import asyncio
-
-    from wyoming.asr import Transcribe, Transcript
-    from wyoming.audio import AudioChunk, AudioStart, AudioStop
-    from wyoming.client import AsyncTcpClient
-
-    async def ask() -> str:
-        async with AsyncTcpClient("127.0.0.1", port) as client:
-            await client.write_event(Transcribe().event())
-            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-            data = pcm.astype("<i2").tobytes()
-            for i in range(0, len(data), 2048):
-                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=data[i : i + 2048])
-                await client.write_event(chunk.event())
-            await client.write_event(AudioStop().event())
-            while (event := await client.read_event()) is not None:
-                if Transcript.is_type(event.type):
-                    return Transcript.from_event(event).text
-        return ""
-
-    return asyncio.run(ask())
 
 
 def test_a_spoken_timer_reaches_home_assistants_timer_intent(
