@@ -219,6 +219,8 @@ class WyomingSettings(Section):
     """Longest audio one transcription request may send; longer is refused with an error."""
     max_text_chars: int = Field(2000, ge=10, le=100000)
     """Longest text one synthesis request may ask for; longer is refused with an error."""
+
+
 def check_noise_key(key: str) -> None:
     """ValueError unless ``key`` is what ESPHome writes as ``api: encryption: key:``: 32
     random bytes in standard base64 (44 characters ending in ``=``)."""
