@@ -322,3 +322,38 @@ def test_ttbt5_run_serves_wyoming_when_enabled(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
         feeder.close()
+
+
+def test_a_flood_of_garbage_costs_a_few_log_lines(server: int) -> None:
+    from loguru import logger
+
+    from firmware_app.edges.wyoming.complaints import PER_WINDOW
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
+    try:
+        for _ in range(50):
+            raw_exchange(server, b"garbage\n")
+    finally:
+        logger.remove(sink)
+    assert len([line for line in lines if "garbage" in line]) <= PER_WINDOW
+    assert Info.is_type(run(ask(server, Describe().event()))[-1].type)
+
+
+def test_complaints_past_the_limit_are_counted_and_said_once() -> None:
+    from loguru import logger
+
+    from firmware_app.edges.wyoming.complaints import Complaints
+
+    now = [0.0]
+    complaints = Complaints(per_window=2, window_s=10.0, clock=lambda: now[0])
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m).strip()), level="WARNING", format="{message}")
+    try:
+        for i in range(5):
+            complaints.warn("bad {}", i)
+        now[0] = 11.0
+        complaints.warn("bad {}", 5)
+    finally:
+        logger.remove(sink)
+    assert lines == ["bad 0", "bad 1", "wyoming: 3 more warnings about clients left out", "bad 5"]

@@ -26,6 +26,7 @@ from wyoming.info import Info
 from wyoming.ping import Pong
 
 from firmware_app.core.messages import SAMPLE_RATE
+from firmware_app.edges.wyoming.complaints import Complaints
 from firmware_app.edges.wyoming.engines import SharedRecognizer, SharedVoice, Utterance
 from firmware_app.edges.wyoming.framing import FramingError, Limits, read_event
 
@@ -64,6 +65,7 @@ class Service:
     voice: SharedVoice | None
     info: Info
     bounds: Bounds
+    complaints: Complaints = field(default_factory=Complaints)
 
 
 class _Transcription:
@@ -107,11 +109,13 @@ class Connection:
                 try:
                     await self._handle(event)
                 except Refused as exc:
-                    logger.warning("wyoming: {} refused: {}", self.peer, exc)
+                    self._service.complaints.warn("wyoming: {} refused: {}", self.peer, exc)
                     await self._send(Error(text=str(exc), code=exc.code).event())
                     break
         except FramingError as exc:
-            logger.warning("wyoming: {} sent garbage ({}): disconnected", self.peer, exc)
+            self._service.complaints.warn(
+                "wyoming: {} sent garbage ({}): disconnected", self.peer, exc
+            )
         except TimeoutError:
             what = "in the middle of a request" if self.busy else "between requests"
             logger.info("wyoming: {} silent {}: disconnected", self.peer, what)

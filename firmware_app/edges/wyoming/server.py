@@ -103,7 +103,7 @@ class WyomingServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(reader, writer, self._service)
         if len(self._connections) >= self._max and not self._make_room():
-            logger.warning(
+            self._service.complaints.warn(
                 "wyoming: {} refused: {} clients are mid-request", connection.peer, self._max
             )
             connection.close()
