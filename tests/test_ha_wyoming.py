@@ -163,3 +163,10 @@ def test_a_spoken_timer_reaches_home_assistants_timer_intent(
     # HassStartTimer understood; with no satellite device in this run to ring it, Home
     # Assistant says so (the satellite tests ring one)
     assert "timers are not supported on this device" in run.speech.lower(), run.speech
+
+
+def test_nothing_loaded_that_searches_the_network(ha: HomeAssistant, pipeline: str) -> None:
+    """This Home Assistant runs on the machine's own loopback: nothing in it may send
+    mDNS, SSDP or DHCP queries to the network around it."""
+    loaded = set(ha.get("/api/config")["components"])
+    assert not loaded & {"zeroconf", "ssdp", "dhcp", "bluetooth", "esphome", "cloud"}, loaded
