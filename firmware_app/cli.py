@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", parents=[common], help="check models, audio devices and settings")
 
+    s = sub.add_parser(
+        "wyoming",
+        parents=[common],
+        help="serve the recognizer and the voice to Home Assistant (Wyoming protocol)",
+    )
+    s.add_argument("--host", help="address to listen on (default: [wyoming] host)")
+    s.add_argument("--port", type=int, help="TCP port (default: [wyoming] port)")
+
     m = sub.add_parser("models", help="speech models").add_subparsers(dest="action", required=True)
     m.add_parser("list", parents=[common], help="installed and built-in models")
     s = m.add_parser("pull", parents=[common], help="install an English speech model")
@@ -205,6 +213,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _transcribe(settings, args.input)
     if cmd == "check":
         return check.run_checks(settings)
+    if cmd == "wyoming":
+        return _wyoming(args, settings)
     if cmd == "models":
         return _models(args, settings)
     raise BadInputError(f"unknown command {cmd}")
@@ -240,6 +250,21 @@ def _transcribe(settings: Settings, path: Path) -> int:
         return 1
     print(text)
     return 0
+
+
+def _wyoming(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from firmware_app.config.sections import WyomingSettings
+    from firmware_app.edges.wyoming.server import serve
+
+    given = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        cfg = WyomingSettings.model_validate({**settings.wyoming.model_dump(), **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}: {first['msg']}") from None
+    return serve(settings.model_copy(update={"wyoming": cfg}))
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,12 +28,18 @@ class MicFeeder:
         self._stalled_until = 0.0
         self._stop = threading.Event()
         self.frames = 0
+        self.drained_at = 0.0  # monotonic time the last queued audio was delivered
         self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
         self._thread.start()
 
     def speak(self, samples: np.ndarray) -> None:
         with self._lock:
             self._pending.extend(samples.astype("<i2").tobytes())
+
+    def speaking(self) -> bool:
+        """Queued audio is still being delivered."""
+        with self._lock:
+            return bool(self._pending)
 
     def stall(self, seconds: float) -> None:
         """Deliver nothing for ``seconds`` (0: resume now)."""
@@ -47,11 +53,15 @@ class MicFeeder:
             if time.monotonic() < self._stalled_until:
                 continue
             with self._lock:
+                queued = bool(self._pending)
                 frame = bytes(self._pending[:FRAME_BYTES]).ljust(FRAME_BYTES, b"\0")
                 del self._pending[:FRAME_BYTES]
+                last = queued and not self._pending
             try:
                 os.write(self._fd, frame)
                 self.frames += 1
+                if last:
+                    self.drained_at = time.monotonic()
             except BlockingIOError:
                 pass  # nobody is reading (the device is being reopened): like a live mic
 

@@ -415,6 +415,7 @@ def _run_locked(settings: Settings) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         control = ControlServer(socket_path(), inbox.post, assistant.bus)
+        wyoming = _wyoming(settings)
         assistant.start()
         try:
             control.start()
@@ -430,4 +431,23 @@ def _run_locked(settings: Settings) -> int:
             notifier.stopping()
             control.close()
             mic.close()
+            if wyoming is not None:
+                wyoming.close()
     return 0
+
+
+def _wyoming(settings: Settings) -> Closable | None:
+    """The Wyoming server (``[wyoming] enabled``), serving engines of its own; a port it
+    cannot have is a warning, not a reason for the assistant not to start."""
+    if not settings.wyoming.enabled:
+        return None
+    from firmware_app.core.errors import TTBT5Error
+    from firmware_app.edges.wyoming.server import BackgroundWyoming, load_service
+
+    try:
+        server = BackgroundWyoming(load_service(settings), settings.wyoming)
+        server.start()
+    except (OSError, TTBT5Error) as exc:
+        logger.warning("the Wyoming server is off: {}", exc)
+        return None
+    return server

@@ -200,6 +200,27 @@ class LlmSettings(Section):
         return url
 
 
+class WyomingSettings(Section):
+    enabled: bool = False
+    """Serve the speaker's recognizer and voice to Home Assistant over the Wyoming protocol
+    inside ``ttbt5 run`` (``ttbt5 wyoming`` serves them on their own, whatever this says)."""
+    host: str = "0.0.0.0"
+    """Address to listen on (0.0.0.0: every address, so Home Assistant on another machine
+    reaches it; 127.0.0.1: this machine only)."""
+    port: int = Field(10300, ge=1, le=65535)
+    """TCP port (Home Assistant's Wyoming integration asks for it with the host)."""
+    max_connections: int = Field(8, ge=1, le=256)
+    """Clients served at once. A new client beyond this takes the place of the longest idle
+    one; when every one is mid-request it is refused."""
+    idle_s: float = Field(10.0, gt=0, le=3600)
+    """A client that sends nothing for this long is disconnected (a request in progress
+    included: Home Assistant streams audio continuously)."""
+    max_audio_s: float = Field(30.0, gt=0, le=300)
+    """Longest audio one transcription request may send; longer is refused with an error."""
+    max_text_chars: int = Field(2000, ge=10, le=100000)
+    """Longest text one synthesis request may ask for; longer is refused with an error."""
+
+
 def check_noise_key(key: str) -> None:
     """ValueError unless ``key`` is what ESPHome writes as ``api: encryption: key:``: 32
     random bytes in standard base64 (44 characters ending in ``=``)."""

@@ -45,6 +45,7 @@ from firmware_app.config.sections import (
     LlmSettings,
     MqttSettings,
     Section,
+    WyomingSettings,
 )
 from firmware_app.core.errors import ConfigError
 
@@ -336,6 +337,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     echo: EchoSettings = EchoSettings()
     arbitration: ArbitrationSettings = ArbitrationSettings()
+    wyoming: WyomingSettings = WyomingSettings()
     esphome: EsphomeSettings = EsphomeSettings()
 
     @classmethod

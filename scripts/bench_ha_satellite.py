@@ -1,0 +1,113 @@
+"""End of speech → first reply audio, with the speaker as a real Home Assistant's satellite.
+
+The rig of tests/test_ha_satellite.py (Home Assistant Core from scripts/ha-env.sh, its
+own Piper, ``ttbt5 run`` on a live-paced ALSA microphone, all in a network namespace of
+its own): "Hey Jarvis. What time is it?" is spoken ``--runs`` times; each time the end of
+speech is when the microphone delivered the last sample of it, and the reply is the first
+audible sample the speaker wrote. Prints JSON: each run and the median, with the device's
+own view (its voice detector's end of speech → the answer starting to play).
+
+    python scripts/bench_ha_satellite.py [--runs 5]
+
+Needs root (network namespaces) and the cached Home Assistant; says so otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+
+def asoundrc(work: Path, fifo: Path, speaker: Path) -> Path:
+    path = work / "asoundrc"
+    path.write_text(
+        f'pcm.benchmic {{ type file slave.pcm "null" file "/dev/null" infile "{fifo}" '
+        'format "raw" }\n'
+        f'pcm.benchspeaker {{ type file slave.pcm "null" file "{speaker}" format "raw" }}\n'
+    )
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    from ha_harness import ha_env_problem
+    from netns import netns_problem
+
+    problem = ha_env_problem() or netns_problem()
+    if problem:
+        print(json.dumps({"skipped": problem}))
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="ttbt5-bench-ha-"))
+    fifo, speaker = work / "mic.fifo", work / "speaker.raw"
+    os.mkfifo(fifo)
+    rc = asoundrc(work, fifo, speaker)
+    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{rc}"
+    os.environ["RUNTIME_DIRECTORY"] = str(work)
+    for key in [k for k in os.environ if k.startswith("TTBT5_")]:
+        del os.environ[key]
+
+    import numpy as np
+    from audio_helpers import silence, speech
+    from ha_satellite_rig import Paths, SatelliteRig
+
+    rig = SatelliteRig(Paths(work, fifo, speaker, "benchmic", "benchspeaker"))
+    runs: list[dict[str, Any]] = []
+    try:
+        rig.start()
+        words = np.concatenate([speech("Hey Jarvis."), silence(0.6), speech("what time is it")])
+        for _ in range(args.runs):
+            time.sleep(3.0)  # the room quiet between requests
+            index, mark = rig.say(words)
+            while rig.feeder.speaking():
+                time.sleep(0.005)
+            time.sleep(0.1)  # the last frame's write
+            ended = rig.feeder.drained_at
+            heard = rig.speaker.wait_sound(mark)
+            play = rig.device.wait_for(
+                lambda e: e["type"] == "satellite" and e.get("stage") == "play", index
+            )
+            eos = rig.device.wait_for(
+                lambda e: e["type"] == "satellite" and e.get("stage") == "end_of_speech", index
+            )
+            rig.device.wait_for(lambda e: e["type"] == "speak_end", index)
+            runs.append(
+                {
+                    "end_of_speech_to_reply_audio_s": round(heard - ended, 3),
+                    "device_end_of_speech_to_play_s": round(play["wall"] - eos["wall"], 3),
+                }
+            )
+    finally:
+        rig.close()
+    key = "end_of_speech_to_reply_audio_s"
+    print(
+        json.dumps(
+            {
+                "runs": runs,
+                "median_end_of_speech_to_reply_audio_s": statistics.median(r[key] for r in runs),
+                "median_device_end_of_speech_to_play_s": statistics.median(
+                    r["device_end_of_speech_to_play_s"] for r in runs
+                ),
+                "home_assistant": "2025.4.4",
+                "pipeline": "speaker's Wyoming STT → HA conversation → wyoming-piper",
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
