@@ -327,5 +327,8 @@ def test_ask_output_shows_a_streamed_answer_in_its_true_order(
     types = [e["type"] for e in events]
     first_sound, answer_done = types.index("speak_start"), types.index("reply")
     assert first_sound < answer_done
-    assert events[answer_done]["t"] - events[first_sound]["t"] >= 1.0
+    # the rest of the answer streams in over 1.6 s after the first sentence; the simulated
+    # clock must show a good part of that wait (none at all if it ignored real time), with
+    # room for a loaded machine
+    assert events[answer_done]["t"] - events[first_sound]["t"] >= 0.5
     assert types.index("speak_end") > answer_done
