@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,19 +85,38 @@ def model_figures(
     return wake_eval.tally(corpus, found[0], found[1], [model])[model].figures(corpus)
 
 
-def bare_openwakeword(audio: np.ndarray) -> float:
-    from openwakeword.model import Model
-
+def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
+    """The bare library's loop on hey_jarvis: openwakeword's ``predict`` where that package
+    is installed (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming classes
+    on its bundled TFLite library. Returns (which, predict one frame)."""
     shared = packaged_models_dir()
+    try:
+        from openwakeword.model import Model
+    except ImportError:
+        from pyopen_wakeword import Model as Builtin
+        from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
+
+        features = OpenWakeWordFeatures.from_builtin()
+        wake = OpenWakeWord.from_builtin(Builtin.HEY_JARVIS)
+
+        def streaming(pcm: bytes) -> object:
+            return [list(wake.process_streaming(e)) for e in features.process_streaming(pcm)]
+
+        return "pyopen-wakeword (its bundled TFLite library)", streaming
     model = Model(
         wakeword_models=[str(shared / "hey_jarvis.tflite")],
         inference_framework="tflite",
         melspec_model_path=str(shared / "melspectrogram.tflite"),
         embedding_model_path=str(shared / "embedding_model.tflite"),
     )
+    return "openwakeword", lambda pcm: model.predict(np.frombuffer(pcm, dtype=np.int16))
+
+
+def bare_openwakeword(audio: np.ndarray) -> float:
+    _, predict = bare_openwakeword_predictor()
     start = time.process_time()
     for pcm in wake_eval.frames(audio):
-        model.predict(np.frombuffer(pcm, dtype=np.int16))
+        predict(pcm)
     return time.process_time() - start
 
 
