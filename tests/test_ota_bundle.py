@@ -289,3 +289,23 @@ def test_cli_keygen_build_verify(
     # the private key never appears in output
     out = capsys.readouterr()
     assert "PRIVATE KEY" not in out.out + out.err
+
+
+def test_a_bundle_serves_bookworm_and_trixie_or_says_which_it_lacks() -> None:
+    """One bundle for both Raspberry Pi OS releases: each project needs a file for
+    Python 3.11 and for 3.13 (pure and abi3 wheels serve both)."""
+    from firmware_app.ota.wheelhouse import check
+
+    both = [
+        "numpy-2.2.6-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        "numpy-2.2.6-cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        "pymicro_features-2.0.2-cp39-abi3-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
+        "hassil-3.4.0-py3-none-any.whl",
+        "pyalsaaudio-0.11.0.tar.gz",
+    ]
+    assert check(both) == []
+    one = [*both[:1], *both[2:]]
+    assert check(one) == ["numpy: no file for cp313"]
+    newer_glibc = "x-1.0-cp313-cp313-manylinux_2_39_aarch64.whl"  # fits Trixie only
+    assert check([*both, newer_glibc]) == ["x: no file for cp311"]
+    assert "no tag fits" in check(["x-1.0-cp312-cp312-manylinux_2_17_aarch64.whl"])[0]
