@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3-venv python3-dev build-essential   # venv and building pyalsaaudio
+  swig                                       # building lgpio on a Pi with Python 3.13 (no wheel)
   libasound2-dev alsa-utils                  # ALSA headers, arecord/aplay
   mosquitto mosquitto-clients                # the broker the MQTT tests start
   systemd                                    # systemd-analyze for the unit tests

@@ -309,3 +309,7 @@ def test_a_bundle_serves_bookworm_and_trixie_or_says_which_it_lacks() -> None:
     newer_glibc = "x-1.0-cp313-cp313-manylinux_2_39_aarch64.whl"  # fits Trixie only
     assert check([*both, newer_glibc]) == ["x: no file for cp311"]
     assert "no tag fits" in check(["x-1.0-cp312-cp312-manylinux_2_17_aarch64.whl"])[0]
+    # lgpio has wheels up to 3.12: Trixie compiles it from source, Bookworm takes the wheel
+    lgpio = ["lgpio-0.2.2.0-cp311-cp311-manylinux_2_34_aarch64.whl", "lgpio-0.2.2.0.tar.gz"]
+    assert check([*both, *lgpio]) == []
+    assert check([*both, lgpio[1]]) == ["lgpio: no file for cp311"]

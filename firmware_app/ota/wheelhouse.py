@@ -41,12 +41,13 @@ from packaging.requirements import Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
 
 BUILT_ON_DEVICE = frozenset({"pyalsaaudio"})
-"""Projects without a wheel for the target: shipped as source, compiled by the updater."""
+"""Projects without a wheel for any target: shipped as source, compiled by the updater."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Target:
     python_full: str = "3.11.2"
     glibc: tuple[int, int] = (2, 36)
     arch: str = "aarch64"
+    built_on_device: frozenset[str] = BUILT_ON_DEVICE
+    """Projects this target gets as source (no wheel for its Python), compiled by the
+    updater with the build tools install.sh puts on the device (swig for lgpio)."""
 
     @property
     def abi(self) -> str:
@@ -82,7 +86,13 @@ class Target:
 
 
 PI_OS_BOOKWORM_64 = Target()
-PI_OS_TRIXIE_64 = Target(python=(3, 13), python_full="3.13.5", glibc=(2, 41))
+# lgpio (gpiozero's pin driver) publishes aarch64 wheels up to Python 3.12
+PI_OS_TRIXIE_64 = Target(
+    python=(3, 13),
+    python_full="3.13.5",
+    glibc=(2, 41),
+    built_on_device=BUILT_ON_DEVICE | {"lgpio"},
+)
 TARGETS = (PI_OS_BOOKWORM_64, PI_OS_TRIXIE_64)
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -147,7 +157,7 @@ def misfit(filename: str, target: Target = PI_OS_BOOKWORM_64) -> str | None:
         name, _ = parse_sdist_filename(filename)
     except InvalidSdistFilename as exc:
         return str(exc)
-    if name in BUILT_ON_DEVICE:
+    if name in target.built_on_device:
         return None
     return f"{filename}: a source distribution of {name}, which is not built on the device"
 
@@ -224,7 +234,7 @@ def main(argv: list[str]) -> int:
         sources = argv[2] == "sources"
         target = target_for(argv[3] if len(argv) == 4 else None)
         for req in target_requirements(Path(argv[1]), target):
-            if (req.name in BUILT_ON_DEVICE) == sources:
+            if (canonicalize_name(req.name) in target.built_on_device) == sources:
                 print(req)
         return 0
     if argv[:1] == ["check"] and len(argv) == 2:
