@@ -196,6 +196,9 @@ else
     mkdir -p "$RELEASE"
     "$PYTHON" -m venv --without-pip "$RELEASE/venv"
     PIP_ARGS=(install --disable-pip-version-check --no-input --no-cache-dir)
+    # lgpio from source (no wheel for Python 3.13): its C library compiled in, as in its
+    # wheels, rather than linked to a liblgpio that Debian lacks
+    export PYPI=1
     if [ -n "$WHEELHOUSE" ]; then
         # only these wheels: no pip.conf, no PIP_* variables can add another source
         export PIP_CONFIG_FILE=/dev/null

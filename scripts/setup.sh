@@ -57,6 +57,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV with $PY ($("$PY" -c 'import platform; print(platform.python_version())'))"
   "$PY" -m venv "$VENV"
 fi
+# lgpio has no wheel for Python 3.13: PYPI=1 is its build's switch to compile its C library
+# in (as its wheels do) instead of linking Raspberry Pi OS's liblgpio, which Debian lacks
+export PYPI=1
 echo "==> installing the project into $VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[dev]"

@@ -79,6 +79,9 @@ def isolated_env() -> dict[str, str]:
         "PIP_CONFIG_FILE": os.devnull,
         "PYTHONNOUSERSITE": "1",
         "HOME": "/nonexistent",
+        # lgpio from source (Python 3.13): its C library compiled in, as in its wheels,
+        # rather than linked to a liblgpio Raspberry Pi OS has and Debian does not
+        "PYPI": "1",
     }
 
 
