@@ -13,9 +13,9 @@ from typing import Any
 from loguru import logger
 
 from firmware_app import __version__
-from firmware_app.config import Settings, load_settings
-from firmware_app.config_doc import settings_as_toml
-from firmware_app.errors import BadInputError, ConfigError, TTBT5Error
+from firmware_app.config.reference import settings_as_toml
+from firmware_app.config.settings import Settings, load_settings
+from firmware_app.core.errors import BadInputError, ConfigError, TTBT5Error
 
 EXIT_CONFIG = 2
 LOCAL_HELP = (
@@ -152,17 +152,18 @@ def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from firmware_app import checks, config_check, runtime, simulation
+    from firmware_app.app import check, simulation, wiring
+    from firmware_app.config import validate
 
     cmd = args.command
     if cmd == "config":
         if args.action == "show":
             print(settings_as_toml(settings), end="")
             return 0
-        return EXIT_CONFIG if config_check.report(settings) else 0
+        return EXIT_CONFIG if validate.report(settings) else 0
     if cmd == "run":
-        config_check.require_usable(settings)
-        return runtime.run(settings)
+        validate.require_usable(settings)
+        return wiring.run(settings)
     if cmd == "simulate":
         summary = simulation.simulate(
             settings, args.input, args.output, args.events, args.realtime, echo=args.echo
@@ -174,7 +175,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         text = " ".join(args.text)
         served = None
         if _to_service(args):  # one assistant per device: the running one, if any
-            from firmware_app import control
+            from firmware_app.app import control
 
             served = control.request(cmd, text)
         if served is not None:
@@ -190,7 +191,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "transcribe":
         return _transcribe(settings, args.input)
     if cmd == "check":
-        return checks.run_checks(settings)
+        return check.run_checks(settings)
     if cmd == "models":
         return _models(args, settings)
     raise BadInputError(f"unknown command {cmd}")
@@ -205,10 +206,10 @@ def _to_service(args: argparse.Namespace) -> bool:
 
 def _transcribe(settings: Settings, path: Path) -> int:
     from firmware_app.audio.wavio import read_wav
-    from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY
-    from firmware_app.engines.stt import load_transcriber
-    from firmware_app.errors import ModelMissingError
-    from firmware_app.messages import FRAME_SAMPLES
+    from firmware_app.core.errors import ModelMissingError
+    from firmware_app.core.messages import FRAME_SAMPLES
+    from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY
+    from firmware_app.recognize.stt import load_transcriber
 
     samples = read_wav(path)
     stt, problem, _ = load_transcriber(settings)
@@ -227,11 +228,11 @@ def _transcribe(settings: Settings, path: Path) -> int:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    from firmware_app import models
+    from firmware_app.recognize import models
 
     if args.action == "list":
-        from firmware_app.config import BUILTIN_WAKE_MODELS
-        from firmware_app.engines.tts import default_voice
+        from firmware_app.config.settings import BUILTIN_WAKE_MODELS
+        from firmware_app.speak.piper import default_voice
 
         for path in models.installed(settings):
             active = " (active)" if path == settings.stt_model_path else ""

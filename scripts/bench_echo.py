@@ -34,11 +34,11 @@ from echo_support import STOP_LOOKALIKES
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.echo import EchoPath, PlaybackReference
-from firmware_app.config import WakeSettings
-from firmware_app.engines.aec import erle_db, make_echo_canceller
-from firmware_app.engines.stop_word import PocketsphinxStopSpotter
-from firmware_app.engines.wake import OpenWakeWord
-from firmware_app.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.config.settings import WakeSettings
+from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.listen.echo_canceller import erle_db, make_echo_canceller
+from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+from firmware_app.listen.wake import OpenWakeWord
 
 REPLIES = [
     "The weather today is sunny with a high of twenty two degrees and a light breeze.",
@@ -203,8 +203,8 @@ def end_to_end(trials: int, gains: list[float]) -> list[dict[str, Any]]:
     from echo_support import barge_in, long_answers, own_audio, stop_alone, with_llm
     from fakes import ScriptedStt
 
-    from firmware_app.config import Settings
-    from firmware_app.runtime import load_engines
+    from firmware_app.app.wiring import load_engines
+    from firmware_app.config.settings import Settings
 
     rows = []
     llm = long_answers()

@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from loguru import logger  # noqa: E402
 
-from firmware_app.config import Settings, TtsSettings  # noqa: E402
-from firmware_app.engines.tts import PiperSynthesizer  # noqa: E402
-from firmware_app.events import read_events  # noqa: E402
-from firmware_app.llm.responder import FALLBACKS  # noqa: E402
-from firmware_app.speech import SpeechOutput  # noqa: E402
+from firmware_app.config.settings import Settings, TtsSettings  # noqa: E402
+from firmware_app.core.events import read_events  # noqa: E402
+from firmware_app.speak.output import SpeechOutput  # noqa: E402
+from firmware_app.speak.piper import PiperSynthesizer  # noqa: E402
+from firmware_app.understand.llm.responder import FALLBACKS  # noqa: E402
 
 WARM_UP = [
     "I can't understand speech yet. Install a speech model with: ttbt5 models pull.",
@@ -100,8 +100,8 @@ def assistant_say(runs: int) -> list[float]:
     """Command accepted (``thinking``) → ``speak_start``, through ``ttbt5 say``'s path."""
     import tempfile
 
-    from firmware_app.runtime import load_engines
-    from firmware_app.simulation import say
+    from firmware_app.app.simulation import say
+    from firmware_app.app.wiring import load_engines
 
     waits = []
     with tempfile.TemporaryDirectory() as tmp:

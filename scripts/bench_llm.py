@@ -40,12 +40,12 @@ from fakes import ScriptedStt  # noqa: E402
 from llm_fake_server import FakeLlm, refused_url, timed  # noqa: E402
 from loguru import logger  # noqa: E402
 
-from firmware_app.config import LlmSettings, Settings  # noqa: E402
-from firmware_app.events import PROCESS_START, Event  # noqa: E402
-from firmware_app.llm.responder import LlmResponder  # noqa: E402
-from firmware_app.messages import ReplyEnd, ReplySentence  # noqa: E402
-from firmware_app.runtime import load_engines  # noqa: E402
-from firmware_app.simulation import simulate  # noqa: E402
+from firmware_app.app.simulation import simulate  # noqa: E402
+from firmware_app.app.wiring import load_engines  # noqa: E402
+from firmware_app.config.settings import LlmSettings, Settings  # noqa: E402
+from firmware_app.core.events import PROCESS_START, Event  # noqa: E402
+from firmware_app.core.messages import ReplyEnd, ReplySentence  # noqa: E402
+from firmware_app.understand.llm.responder import LlmResponder  # noqa: E402
 
 QUESTION = "why is the sky blue"
 FIRST = "The sky looks blue because air scatters blue light the most."

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from loguru import logger  # noqa: E402
 
-from firmware_app.config import TtsSettings  # noqa: E402
-from firmware_app.engines.tts import MAX_PIECE_CHARS, PiperSynthesizer  # noqa: E402
-from firmware_app.llm.responder import FALLBACKS  # noqa: E402
-from firmware_app.speech import IDLE_TRIM_S, MAX_AHEAD_S, SpeechOutput  # noqa: E402
+from firmware_app.config.settings import TtsSettings  # noqa: E402
+from firmware_app.speak.output import IDLE_TRIM_S, MAX_AHEAD_S, SpeechOutput  # noqa: E402
+from firmware_app.speak.piper import MAX_PIECE_CHARS, PiperSynthesizer  # noqa: E402
+from firmware_app.understand.llm.responder import FALLBACKS  # noqa: E402
 
 MB = 2**20
 

@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # sha
 from fakes import SILENT, SPEECH, WAKE, FakeTts, FakeVad, FakeWake, ScriptedStt, frame_of
 from mqtt_broker import Broker, FakeAssistant, free_port
 
-from firmware_app.config import MqttSettings, Settings
-from firmware_app.engines import Detection
-from firmware_app.events import Event, wall_now
-from firmware_app.messages import FRAME_SECONDS, Frame
-from firmware_app.metrics import percentile
-from firmware_app.mqtt import start_mqtt
+from firmware_app.config.settings import MqttSettings, Settings
+from firmware_app.core.engines import Detection
+from firmware_app.core.events import Event, wall_now
+from firmware_app.core.messages import FRAME_SECONDS, Frame
+from firmware_app.edges.mqtt import start_mqtt
+from firmware_app.system.metrics import percentile
 
 
 def broker(workdir: Path, name: str, nodelay: bool) -> Broker:
@@ -223,7 +223,7 @@ def frame_cost(
 def _frames_once(
     data: Path, mode: str, port: int, conversations: int, model: Any
 ) -> tuple[list[float], int]:
-    from firmware_app import runtime, simulation
+    from firmware_app.app import simulation, wiring
 
     script = [SILENT] * 10 + [WAKE] + [SPEECH] * 10 + [SILENT] * 40
     settings = settings_for(port, data, f"frames-{mode}")
@@ -233,7 +233,7 @@ def _frames_once(
         update={"audio": settings.audio.model_copy(update={"chimes": False})}
     )
     stt = ScriptedStt(*["what time is it"] * conversations)
-    engines = runtime.Engines(ModelWake(model), FakeVad(), stt, None, FakeTts())
+    engines = wiring.Engines(ModelWake(model), FakeVad(), stt, None, FakeTts())
     times: list[float] = []
     events: list[str] = []
     with simulation.simulated(
@@ -280,8 +280,8 @@ def main() -> int:
             "frame_us": frame_cost(workdir, args.conversations),
         }
         if args.real_wake:
-            from firmware_app.config import WakeSettings
-            from firmware_app.engines.wake import OpenWakeWord
+            from firmware_app.config.settings import WakeSettings
+            from firmware_app.listen.wake import OpenWakeWord
 
             model = OpenWakeWord(WakeSettings())
             report["frame_us_with_openwakeword"] = frame_cost(

@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the corpus builder and its scoring
 import wake_corpus  # noqa: E402
 import wake_eval  # noqa: E402
 
-from firmware_app.config import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings  # noqa: E402
-from firmware_app.engines.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeScorer  # noqa: E402
-from firmware_app.engines.wake import (  # noqa: E402
+from firmware_app.config.settings import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings  # noqa: E402
+from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeScorer  # noqa: E402
+from firmware_app.listen.wake import (  # noqa: E402
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWordScorer,
     build_wake_detector,

@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from firmware_app.config_doc import reference_markdown
+from firmware_app.config.reference import reference_markdown
 
 target = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 target.write_text(reference_markdown(), encoding="utf-8")

@@ -28,7 +28,7 @@ os.environ["RUNTIME_DIRECTORY"] = tempfile.mkdtemp(prefix="ttbt5-run-")
 
 from small_fs import SmallFs  # noqa: E402
 
-from firmware_app.config import Settings  # noqa: E402
+from firmware_app.config.settings import Settings  # noqa: E402
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def real_engines():
     """openWakeWord, Silero and Piper, loaded once; STT is swapped in per test."""
     from fakes import ScriptedStt
 
-    from firmware_app.runtime import load_engines
+    from firmware_app.app.wiring import load_engines
 
     return load_engines(
         Settings(data_dir=Path("/nonexistent")), microphone=True, stt=ScriptedStt(), steady=True

@@ -14,10 +14,10 @@ from fakes import ScriptedStt
 from llm_fake_server import FakeLlm, sse
 from pydantic import SecretStr
 
-from firmware_app import simulation
+from firmware_app.app import simulation
 from firmware_app.audio.echo import EchoPath
-from firmware_app.config import LlmSettings, Settings
-from firmware_app.events import read_events
+from firmware_app.config.settings import LlmSettings, Settings
+from firmware_app.core.events import read_events
 
 # A long answer to talk over: about 12 s of speech.
 ANSWER = (

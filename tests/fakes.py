@@ -9,15 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from firmware_app.assistant import Assistant
 from firmware_app.audio.sim import SimulatedSpeaker
-from firmware_app.config import Settings
-from firmware_app.engines import Detection
-from firmware_app.events import Event, EventBus
-from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbox
-from firmware_app.parts import Parts
-from firmware_app.speech import SpeechOutput
-from firmware_app.store import Store
+from firmware_app.config.settings import Settings
+from firmware_app.core.assistant import Assistant
+from firmware_app.core.engines import Detection
+from firmware_app.core.events import Event, EventBus
+from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbox
+from firmware_app.core.parts import Parts
+from firmware_app.speak.output import SpeechOutput
+from firmware_app.system.store import Store
 
 WAKE = 20000  # a frame at this level is "the wake word"
 SPEECH = 8000  # a frame at this level is speech

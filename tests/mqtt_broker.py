@@ -27,9 +27,9 @@ import pytest
 from harness import wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_app.config import MqttSettings, Settings
-from firmware_app.events import Event, EventBus, wall_now
-from firmware_app.messages import Command, Message
+from firmware_app.config.settings import MqttSettings, Settings
+from firmware_app.core.events import Event, EventBus, wall_now
+from firmware_app.core.messages import Command, Message
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -408,7 +408,7 @@ def assistant() -> FakeAssistant:
 @contextmanager
 def connected_bridge(broker: Broker, tmp_path: Path, assistant: Any, **mqtt: Any) -> Iterator[Any]:
     """A bridge from ``start_mqtt``, connected to ``broker``; closed afterwards."""
-    from firmware_app.mqtt import start_mqtt
+    from firmware_app.edges.mqtt import start_mqtt
 
     bridge = start_mqtt(settings_for(broker, tmp_path, **mqtt), assistant)
     assert bridge is not None

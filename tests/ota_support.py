@@ -364,7 +364,7 @@ def ota(
 
 KILL_DRIVER = """
 import os, signal, sys
-from firmware_app.config import load_settings
+from firmware_app.config.settings import load_settings
 from firmware_app.ota.update import Updater
 
 config, kill_at = sys.argv[1:3]
@@ -428,7 +428,7 @@ def signed_tar(
 def run_update(device: Device, **overrides: Any) -> tuple[bool, list[Any]]:
     """An update in this process (the CLI costs a second of imports per run); returns
     whether it succeeded and every step result reported."""
-    from firmware_app.config import load_settings
+    from firmware_app.config.settings import load_settings
     from firmware_app.ota.update import Updater
 
     force = bool(overrides.pop("force", False))

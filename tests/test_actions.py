@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from firmware_app.actions import (
+from firmware_app.config.settings import CustomIntent
+from firmware_app.system.store import Store
+from firmware_app.understand.actions import (
     HELP,
     NO_HOME,
     NO_SERVICE,
@@ -18,11 +20,9 @@ from firmware_app.actions import (
     clock_time,
     strip_wake_words,
 )
-from firmware_app.config import CustomIntent
-from firmware_app.intents import Intent
-from firmware_app.intents.custom import CustomIntents
-from firmware_app.store import Store
-from firmware_app.timers import Timers
+from firmware_app.understand.intents import Intent
+from firmware_app.understand.intents.custom import CustomIntents
+from firmware_app.understand.timers import Timers
 
 NOW = 1_800_000_000.0
 LIGHT = CustomIntent(

@@ -8,14 +8,14 @@ import pytest
 from audio_helpers import conversation, speech
 
 from firmware_app.audio.echo import EchoPath, PlaybackReference
-from firmware_app.engines.aec import (
+from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.core.parts import NoEcho
+from firmware_app.listen.echo_canceller import (
     SpeexEchoCanceller,
     erle_db,
     make_echo_canceller,
     speex_available,
 )
-from firmware_app.messages import FRAME_SAMPLES, SAMPLE_RATE
-from firmware_app.parts import NoEcho
 
 pytestmark = pytest.mark.skipif(not speex_available(), reason="libspeexdsp1 is not installed")
 

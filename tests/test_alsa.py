@@ -9,7 +9,14 @@ import numpy as np
 from audio_helpers import speech
 
 from firmware_app.audio.alsa import AlsaSpeaker, Microphone
-from firmware_app.messages import FRAME_SAMPLES, Frame, Inbox, Notice, PlaybackDone, PlaybackStarted
+from firmware_app.core.messages import (
+    FRAME_SAMPLES,
+    Frame,
+    Inbox,
+    Notice,
+    PlaybackDone,
+    PlaybackStarted,
+)
 
 
 def collect(inbox: Inbox, kinds, timeout=10.0, count=None):

@@ -13,7 +13,14 @@ from harness import wait_until
 from live_mic import MicFeeder
 
 from firmware_app.audio.alsa import AlsaSpeaker, Microphone
-from firmware_app.messages import FRAME_SAMPLES, Frame, Inbox, Notice, PlaybackDone, PlaybackStarted
+from firmware_app.core.messages import (
+    FRAME_SAMPLES,
+    Frame,
+    Inbox,
+    Notice,
+    PlaybackDone,
+    PlaybackStarted,
+)
 
 
 @pytest.fixture

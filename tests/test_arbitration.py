@@ -13,8 +13,8 @@ import pytest
 from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F401
 
-from firmware_app.config import MqttSettings
-from firmware_app.mqtt.arbitration import (
+from firmware_app.config.settings import MqttSettings
+from firmware_app.edges.mqtt.arbitration import (
     Claim,
     LevelMeter,
     MeteredWake,
@@ -180,9 +180,9 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
     quieter (further away). Both detect it; only the nearer one answers."""
     from audio_helpers import conversation
 
-    from firmware_app.config import WakeSettings
-    from firmware_app.engines.wake import OpenWakeWord
-    from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS
+    from firmware_app.config.settings import WakeSettings
+    from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS
+    from firmware_app.listen.wake import OpenWakeWord
 
     audio = conversation(0.3, "Hey Jarvis, what time is it?", 0.5)
     group = f"integration-{louder}"
@@ -239,12 +239,12 @@ def test_two_assistants_on_one_broker_answer_once(broker: Broker, tmp_path: Path
     from audio_helpers import conversation, write
     from fakes import FakeTts, ScriptedStt
 
-    from firmware_app import simulation
-    from firmware_app.config import Settings, WakeSettings
-    from firmware_app.engines.vad import SileroVad
-    from firmware_app.engines.wake import OpenWakeWord
-    from firmware_app.events import read_events
-    from firmware_app.runtime import Engines
+    from firmware_app.app import simulation
+    from firmware_app.app.wiring import Engines
+    from firmware_app.config.settings import Settings, WakeSettings
+    from firmware_app.core.events import read_events
+    from firmware_app.listen.vad import SileroVad
+    from firmware_app.listen.wake import OpenWakeWord
 
     audio = conversation(0.5, "Hey Jarvis, what time is it?", 1.5)
     runs: dict[str, list[dict[str, object]]] = {}

@@ -6,9 +6,9 @@ import pytest
 from fakes import SILENT, SPEECH, WAKE, ManualClock, Rig, ScriptedStt
 from harness import TURN_ORDER, turn_events
 
-from firmware_app.actions import NO_MODEL, NOT_HEARD, UNKNOWN
-from firmware_app.assistant import Assistant
-from firmware_app.messages import Button, Command, Notice, ReplyEnd, ReplySentence
+from firmware_app.core.assistant import Assistant
+from firmware_app.core.messages import Button, Command, Notice, ReplyEnd, ReplySentence
+from firmware_app.understand.actions import NO_MODEL, NOT_HEARD, UNKNOWN
 
 
 @pytest.fixture

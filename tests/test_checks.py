@@ -15,8 +15,8 @@ from llm_fake_server import FakeLlm, hang, refused_url, sse, status
 from mqtt_broker import Broker, free_port, settings_for
 from pydantic import SecretStr
 
-from firmware_app.checks import check_all, probe_llm, probe_mqtt, run_checks
-from firmware_app.config import LlmSettings, MqttSettings, Settings
+from firmware_app.app.check import check_all, probe_llm, probe_mqtt, run_checks
+from firmware_app.config.settings import LlmSettings, MqttSettings, Settings
 
 PASSWORD = "correct horse battery staple"
 

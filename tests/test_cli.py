@@ -20,8 +20,8 @@ import pytest
 from audio_helpers import conversation, write
 
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config_doc import reference_markdown
-from firmware_app.events import read_events
+from firmware_app.config.reference import reference_markdown
+from firmware_app.core.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,7 +246,7 @@ class _FlakyModelServer(http.server.BaseHTTPRequestHandler):
 
 
 def test_download_resumes_after_a_cut_and_checks_the_hash(tmp_path):
-    from firmware_app.models import DownloadError, download
+    from firmware_app.recognize.models import DownloadError, download
 
     body = os.urandom(300_000)
     _FlakyModelServer.body, _FlakyModelServer.requests = body, []

@@ -10,11 +10,17 @@ from typing import Any
 
 import pytest
 
-from firmware_app.config import LlmSettings, Settings, TtsSettings, load_settings, read_secret
-from firmware_app.config_check import problems, require_usable
-from firmware_app.errors import ConfigError, ModelMissingError
-from firmware_app.llm import build_responder
-from firmware_app.llm.client import ChatClient
+from firmware_app.config.settings import (
+    LlmSettings,
+    Settings,
+    TtsSettings,
+    load_settings,
+    read_secret,
+)
+from firmware_app.config.validate import problems, require_usable
+from firmware_app.core.errors import ConfigError, ModelMissingError
+from firmware_app.understand.llm import build_responder
+from firmware_app.understand.llm.client import ChatClient
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -145,7 +151,7 @@ def test_a_missing_llm_ca_fails_naming_its_key(tmp_path: Path) -> None:
 
 
 def test_a_missing_voice_fails_naming_its_key(tmp_path: Path) -> None:
-    from firmware_app.engines.tts import PiperSynthesizer
+    from firmware_app.speak.piper import PiperSynthesizer
 
     with pytest.raises(ModelMissingError, match=r"^tts\.voice: Piper voice .* does not exist"):
         PiperSynthesizer(TtsSettings(voice=tmp_path / "nope.onnx"))
@@ -153,7 +159,7 @@ def test_a_missing_voice_fails_naming_its_key(tmp_path: Path) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    from firmware_app.store import Store
+    from firmware_app.system.store import Store
 
     s = Store(tmp_path / "store.sqlite")
     yield s

@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from firmware_app.config import load_settings
-from firmware_app.config_doc import settings_as_toml
-from firmware_app.errors import ConfigError
-from firmware_app.store import Store
+from firmware_app.config.reference import settings_as_toml
+from firmware_app.config.settings import load_settings
+from firmware_app.core.errors import ConfigError
+from firmware_app.system.store import Store
 
 
 def write(tmp_path, text):

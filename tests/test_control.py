@@ -14,14 +14,15 @@ import pytest
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 from harness import wait_until
 
-from firmware_app import cli, control
-from firmware_app.assistant import Assistant
+from firmware_app import cli
+from firmware_app.app import control
+from firmware_app.app.control import MAX_REQUEST_BYTES, ControlError, ControlServer
+from firmware_app.app.wiring import Engines, assembled
 from firmware_app.audio.alsa import AlsaSpeaker
-from firmware_app.control import MAX_REQUEST_BYTES, ControlError, ControlServer
-from firmware_app.events import Event
-from firmware_app.messages import Inbox, Stop
-from firmware_app.parts import RealClock
-from firmware_app.runtime import Engines, assembled
+from firmware_app.core.assistant import Assistant
+from firmware_app.core.events import Event
+from firmware_app.core.messages import Inbox, Stop
+from firmware_app.core.parts import RealClock
 
 
 class Service:
@@ -161,7 +162,7 @@ def test_ttbt5_run_serves_ttbt5_ask_and_say(tmp_path: Path, alsa_files) -> None:
 
     import numpy as np
 
-    from firmware_app.events import read_events
+    from firmware_app.core.events import read_events
 
     mic, _ = alsa_files
     mic.write_bytes(np.zeros(16000 * 60, dtype=np.int16).tobytes())  # a quiet kitchen

@@ -166,8 +166,8 @@ def test_a_real_alsa_speaker_fills_the_reference_as_it_writes(alsa_files) -> Non
     import time
 
     from firmware_app.audio.alsa import AlsaSpeaker
-    from firmware_app.events import wall_now
-    from firmware_app.messages import Inbox, PlaybackDone
+    from firmware_app.core.events import wall_now
+    from firmware_app.core.messages import Inbox, PlaybackDone
 
     ref = PlaybackReference()
     inbox = Inbox()

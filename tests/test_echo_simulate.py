@@ -14,8 +14,8 @@ from llm_fake_server import FakeLlm
 
 from firmware_app.audio.echo import EchoPath
 from firmware_app.cli import _parser
-from firmware_app.config import Settings
-from firmware_app.engines.aec import speex_available
+from firmware_app.config.settings import Settings
+from firmware_app.listen.echo_canceller import speex_available
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,13 +10,13 @@ import pytest
 from audio_helpers import _voice, conversation, silence, speech
 
 from firmware_app.audio.wavio import read_wav, resample
-from firmware_app.config import TtsSettings, WakeSettings
-from firmware_app.engines.stt import VoskTranscriber
-from firmware_app.engines.tts import PiperSynthesizer
-from firmware_app.engines.vad import SileroVad
-from firmware_app.engines.wake import OpenWakeWord
-from firmware_app.errors import ModelMissingError
-from firmware_app.messages import FRAME_SAMPLES
+from firmware_app.config.settings import TtsSettings, WakeSettings
+from firmware_app.core.errors import ModelMissingError
+from firmware_app.core.messages import FRAME_SAMPLES
+from firmware_app.listen.vad import SileroVad
+from firmware_app.listen.wake import OpenWakeWord
+from firmware_app.recognize.stt import VoskTranscriber
+from firmware_app.speak.piper import PiperSynthesizer
 
 
 def frames(samples: np.ndarray):

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from audio_helpers import conversation, speech, speech_spans, write
 
-from firmware_app import simulation
+from firmware_app.app import simulation
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config import CustomIntent, Settings
-from firmware_app.engines.phrases import OUT_OF_GRAMMAR_REPLY, PhraseTranscriber
-from firmware_app.engines.stt import phrase_grammar_sources
-from firmware_app.events import read_events
+from firmware_app.config.settings import CustomIntent, Settings
+from firmware_app.core.events import read_events
+from firmware_app.recognize.phrases import OUT_OF_GRAMMAR_REPLY, PhraseTranscriber
+from firmware_app.recognize.stt import phrase_grammar_sources
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,12 @@ from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 from gpiozero.pins.mock import MockFactory
 from harness import wait_until
 
-from firmware_app.config import Settings
-from firmware_app.events import Event
-from firmware_app.gpio import GpioBridge, start_gpio
-from firmware_app.gpio.patterns import PATTERNS, level
-from firmware_app.messages import Button, Command
-from firmware_app.simulation import simulate
+from firmware_app.app.simulation import simulate
+from firmware_app.config.settings import Settings
+from firmware_app.core.events import Event
+from firmware_app.core.messages import Button, Command
+from firmware_app.edges.gpio import GpioBridge, start_gpio
+from firmware_app.edges.gpio.patterns import PATTERNS, level
 
 LED, BUTTON = 12, 17
 GPIO = {

@@ -8,8 +8,8 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from firmware_app.gpio.button import ButtonGestures
-from firmware_app.messages import Button
+from firmware_app.core.messages import Button
+from firmware_app.edges.gpio.button import ButtonGestures
 
 PIN = 17
 QUIET = 0.6  # longer than any window used here: nothing more is coming

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.config import load_settings
+from firmware_app.config.settings import load_settings
 
 HARDWARE = Path(__file__).resolve().parent.parent / "hardware"
 README = HARDWARE / "README.md"

@@ -10,8 +10,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from harness import wait_until
 
-from firmware_app.gpio.leds import Apa102, Leds, RgbLed, SingleLed, apa102_stream
-from firmware_app.gpio.patterns import BLACK, PATTERNS, Colour, Pattern, frame, level
+from firmware_app.edges.gpio.leds import Apa102, Leds, RgbLed, SingleLed, apa102_stream
+from firmware_app.edges.gpio.patterns import BLACK, PATTERNS, Colour, Pattern, frame, level
 
 LED_PIN = 17
 RGB_PINS = (22, 23, 24)

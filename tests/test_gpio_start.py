@@ -14,11 +14,11 @@ from gpiozero.pins.mock import MockFactory
 from harness import wait_until
 from loguru import logger
 
-from firmware_app.config import Settings
-from firmware_app.events import Event, EventBus
-from firmware_app.gpio import choose_pin_factory, set_lg_wd, start_gpio
-from firmware_app.gpio.leds import Apa102
-from firmware_app.messages import Button, Message, Notice
+from firmware_app.config.settings import Settings
+from firmware_app.core.events import Event, EventBus
+from firmware_app.core.messages import Button, Message, Notice
+from firmware_app.edges.gpio import choose_pin_factory, set_lg_wd, start_gpio
+from firmware_app.edges.gpio.leds import Apa102
 
 
 @pytest.fixture

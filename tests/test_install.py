@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from ota_support import make_app_wheel
 
-from firmware_app.config import load_settings
+from firmware_app.config.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "install.sh"

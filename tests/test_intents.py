@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from firmware_app.config import CustomIntent
-from firmware_app.errors import ConfigError
-from firmware_app.intents import normalize
-from firmware_app.intents.builtin import recognize_builtin
-from firmware_app.intents.custom import CustomIntents
-from firmware_app.intents.numbers import parse_duration, parse_number, spoken_duration
+from firmware_app.config.settings import CustomIntent
+from firmware_app.core.errors import ConfigError
+from firmware_app.understand.intents import normalize
+from firmware_app.understand.intents.builtin import recognize_builtin
+from firmware_app.understand.intents.custom import CustomIntents
+from firmware_app.understand.intents.numbers import parse_duration, parse_number, spoken_duration
 
 
 @pytest.mark.parametrize(

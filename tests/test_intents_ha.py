@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.intents import normalize
-from firmware_app.intents.builtin import recognize_builtin
+from firmware_app.understand.intents import normalize
+from firmware_app.understand.intents.builtin import recognize_builtin
 
 hai = pytest.importorskip("home_assistant_intents")
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from firmware_app.intents import normalize
-from firmware_app.intents.builtin import recognize_builtin, recognize_followup
+from firmware_app.understand.intents import normalize
+from firmware_app.understand.intents.builtin import recognize_builtin, recognize_followup
 
 T = "timer_set"
 PHRASINGS: list[tuple[str, str, dict[str, object] | None]] = [

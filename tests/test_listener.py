@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from fakes import SILENT, SPEECH, WAKE, FakeVad, FakeWake, frame_of
 
-from firmware_app.listener import (
+from firmware_app.core.messages import FRAME_SECONDS
+from firmware_app.listen.segmenter import (
     NoSpeech,
     Segmenter,
     SpeechEnded,
@@ -15,7 +16,6 @@ from firmware_app.listener import (
     Woke,
     preroll_frames,
 )
-from firmware_app.messages import FRAME_SECONDS
 
 
 def segmenter(preroll_ms: int = 500, max_request_s: float = 15.0) -> Segmenter:

@@ -16,12 +16,12 @@ from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 from llm_fake_server import FakeLlm, endless, refused_url, sse, status
 from pydantic import SecretStr
 
-from firmware_app.actions import FIXED_PHRASES
-from firmware_app.config import Settings
-from firmware_app.llm import build_responder
-from firmware_app.llm.responder import FALLBACK_UNREACHABLE, FALLBACKS
-from firmware_app.messages import Command
-from firmware_app.speech import speakable_pieces
+from firmware_app.config.settings import Settings
+from firmware_app.core.messages import Command
+from firmware_app.speak.output import speakable_pieces
+from firmware_app.understand.actions import FIXED_PHRASES
+from firmware_app.understand.llm import build_responder
+from firmware_app.understand.llm.responder import FALLBACK_UNREACHABLE, FALLBACKS
 
 KEY = "sk-e2e-DO-NOT-LEAK-0987654321"
 
@@ -77,7 +77,7 @@ def rigs() -> Iterator[Any]:
     made: list[tuple[Rig, Any]] = []
 
     def make(settings: Settings, *transcripts: str) -> Rig:
-        from firmware_app.store import Store
+        from firmware_app.system.store import Store
 
         store = Store(settings.data_dir / "llm-store.sqlite")
         responder = build_responder(settings, store)
@@ -254,8 +254,8 @@ def test_ask_command_goes_to_the_llm(settings: Settings, server: FakeLlm, rigs: 
 def test_simulate_end_to_end_speaks_the_llm_answer(
     settings: Settings, server: FakeLlm, engines_with: Any, tmp_path: Path
 ) -> None:
-    from firmware_app.events import read_events
-    from firmware_app.simulation import simulate
+    from firmware_app.app.simulation import simulate
+    from firmware_app.core.events import read_events
 
     server.then(sse(["The sky", " looks", " blue", " because", " of", " scattering."], delay=0.05))
     wav = write(
@@ -292,7 +292,7 @@ def test_simulate_end_to_end_speaks_the_llm_answer(
 def test_ask_end_to_end_with_piper(
     settings: Settings, server: FakeLlm, real_engines: Any, tmp_path: Path
 ) -> None:
-    from firmware_app.simulation import ask
+    from firmware_app.app.simulation import ask
 
     server.then(sse(["It", " is", " sunny."]))
     replies = ask(
@@ -310,8 +310,8 @@ def test_ask_output_shows_a_streamed_answer_in_its_true_order(
 ) -> None:
     """The first sentence is heard while the rest still streams in, as it is live: the
     simulated clock follows the time the answer really takes to arrive."""
-    from firmware_app.events import read_events
-    from firmware_app.simulation import ask
+    from firmware_app.app.simulation import ask
+    from firmware_app.core.events import read_events
 
     server.then(sse(["It is sunny.", " Later", " it", " will", " rain."], delay=0.4))
     events_path = tmp_path / "events.jsonl"

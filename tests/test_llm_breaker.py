@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from firmware_app.llm.breaker import CircuitBreaker
+from firmware_app.understand.llm.breaker import CircuitBreaker
 
 
 class Clock:

@@ -8,8 +8,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_app.llm.client import _retry_after, stream_byte_cap
-from firmware_app.llm.sse import SseParser, parse_event
+from firmware_app.understand.llm.client import _retry_after, stream_byte_cap
+from firmware_app.understand.llm.sse import SseParser, parse_event
 
 
 def feed_all(parser: SseParser, data: bytes, size: int) -> list[str]:

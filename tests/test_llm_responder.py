@@ -14,17 +14,17 @@ from llm_fake_server import FakeLlm, chunk, endless, hang, raw, refused_url, sse
 from loguru import logger
 from pydantic import SecretStr
 
-from firmware_app.config import LlmSettings, Settings
-from firmware_app.llm import build_responder
-from firmware_app.llm.responder import (
+from firmware_app.config.settings import LlmSettings, Settings
+from firmware_app.core.messages import Notice, ReplyEnd, ReplySentence
+from firmware_app.system.store import Store
+from firmware_app.understand.llm import build_responder
+from firmware_app.understand.llm.responder import (
     FALLBACK_BROKEN,
     FALLBACK_CUT_OFF,
     FALLBACK_SPEECHLESS,
     FALLBACK_UNREACHABLE,
     LlmResponder,
 )
-from firmware_app.messages import Notice, ReplyEnd, ReplySentence
-from firmware_app.store import Store
 
 KEY = "sk-test-SECRET-1234567890abcdef"
 WAIT = 15.0  # generous: machines are noisy

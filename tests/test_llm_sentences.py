@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_app.llm.sentences import (
+from firmware_app.understand.llm.sentences import (
     MAX_SENTENCE_CHARS,
     SentenceSplitter,
     asks_question,

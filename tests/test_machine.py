@@ -9,11 +9,10 @@ from collections.abc import Callable
 import pytest
 from fakes import SILENT, Rig, ScriptedStt
 
-from firmware_app.assistant import COMMANDS, ENTRY, EXIT, TRANSITIONS, Assistant, State
-from firmware_app.engines import Detection
-from firmware_app.listener import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
-from firmware_app.machine import IllegalTransition, Row, table
-from firmware_app.messages import (
+from firmware_app.core.assistant import COMMANDS, ENTRY, EXIT, TRANSITIONS, Assistant, State
+from firmware_app.core.dispatcher import IllegalTransition, Row, table
+from firmware_app.core.engines import Detection
+from firmware_app.core.messages import (
     Button,
     Command,
     Notice,
@@ -23,6 +22,7 @@ from firmware_app.messages import (
     ReplySentence,
     WakeLost,
 )
+from firmware_app.listen.segmenter import NoSpeech, SpeechEnded, SpeechStarted, TooLong, Woke
 
 
 class Responder:

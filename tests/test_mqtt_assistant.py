@@ -19,10 +19,10 @@ from mqtt_broker import (
     assert_will_after_kill,
 )
 
-from firmware_app import runtime, simulation
+from firmware_app.app import simulation, wiring
 from firmware_app.audio.wavio import write_wav
-from firmware_app.config import CustomIntent, MqttSettings, Settings
-from firmware_app.messages import FRAME_SAMPLES
+from firmware_app.config.settings import CustomIntent, MqttSettings, Settings
+from firmware_app.core.messages import FRAME_SAMPLES
 
 
 def wav_of(path: Path, frames: list[tuple[int, int]]) -> Path:
@@ -55,9 +55,7 @@ def test_real_assistant_round_trips(broker: Broker, tmp_path: Path) -> None:
             )
         ],
     )
-    engines = runtime.Engines(
-        FakeWake(), FakeVad(), ScriptedStt("what time is it"), None, FakeTts()
-    )
+    engines = wiring.Engines(FakeWake(), FakeVad(), ScriptedStt("what time is it"), None, FakeTts())
     # 2.4 s quiet (commands arrive), then a spoken request, then quiet
     wav = wav_of(tmp_path / "in.wav", [(0, 30), (WAKE, 1), (SPEECH, 8), (0, 20)])
     base = f"ttbt5/{device}"

@@ -15,10 +15,10 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.config import LlmSettings, UpdateSettings
-from firmware_app.messages import Notice
-from firmware_app.mqtt import MqttBridge, start_mqtt
-from firmware_app.mqtt.discovery import STATES
+from firmware_app.config.settings import LlmSettings, UpdateSettings
+from firmware_app.core.messages import Notice
+from firmware_app.edges.mqtt import MqttBridge, start_mqtt
+from firmware_app.edges.mqtt.discovery import STATES
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def bridge(broker: Broker, tmp_path: Path, assistant: FakeAssistant) -> Iterator
 
 
 def test_off_without_host(tmp_path: Path) -> None:
-    from firmware_app.config import Settings
+    from firmware_app.config.settings import Settings
 
     assert start_mqtt(Settings(data_dir=tmp_path), FakeAssistant()) is None
 

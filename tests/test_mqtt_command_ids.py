@@ -15,8 +15,8 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.mqtt import start_mqtt
-from firmware_app.mqtt.commands import CommandHandler, request_id
+from firmware_app.edges.mqtt import start_mqtt
+from firmware_app.edges.mqtt.commands import CommandHandler, request_id
 
 
 def test_request_id_is_taken_only_from_a_small_json_object() -> None:

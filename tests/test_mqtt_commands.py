@@ -19,9 +19,9 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.messages import Command
-from firmware_app.mqtt import MqttBridge, start_mqtt
-from firmware_app.mqtt.commands import (
+from firmware_app.core.messages import Command
+from firmware_app.edges.mqtt import MqttBridge, start_mqtt
+from firmware_app.edges.mqtt.commands import (
     COMMANDS,
     MAX_PAYLOAD_BYTES,
     CommandError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.heap import heap_stats
-from firmware_app.mqtt.health import SystemProbe, cpu_temperature, parse_throttled
+from firmware_app.edges.mqtt.health import SystemProbe, cpu_temperature, parse_throttled
+from firmware_app.system.heap import heap_stats
 
 
 def zone(root: Path, n: int, kind: str, millis: str) -> None:

@@ -16,8 +16,8 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.messages import Command
-from firmware_app.mqtt import MqttBridge, start_mqtt
+from firmware_app.core.messages import Command
+from firmware_app.edges.mqtt import MqttBridge, start_mqtt
 
 
 @pytest.fixture
@@ -156,8 +156,8 @@ def test_hermes_off_by_default(broker: Broker, tmp_path: Path, listener: Listene
 def test_say_finished_names_the_hermes_utterance_that_ended(
     event: str, fields: dict[str, object], finished: str | None
 ) -> None:
-    from firmware_app.events import Event
-    from firmware_app.mqtt.hermes import Hermes
+    from firmware_app.core.events import Event
+    from firmware_app.edges.mqtt.hermes import Hermes
 
     hermes = Hermes("kitchen", lambda msg: None)
     out = hermes.translate(Event(event, 1.0, 1.0, {"utterance": 3, **fields}))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from firmware_app.events import Event, EventBus
-from firmware_app.metrics import Metrics, metrics_from_records, percentile
+from firmware_app.core.events import Event, EventBus
+from firmware_app.system.metrics import Metrics, metrics_from_records, percentile
 
 
 def test_percentile_nearest_rank() -> None:

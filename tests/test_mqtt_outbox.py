@@ -10,9 +10,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from firmware_app.errors import BadInputError
-from firmware_app.events import wall_now
-from firmware_app.mqtt.outbox import WINDOW, Outbox, Outgoing, check_publish
+from firmware_app.core.errors import BadInputError
+from firmware_app.core.events import wall_now
+from firmware_app.edges.mqtt.outbox import WINDOW, Outbox, Outgoing, check_publish
 
 
 @dataclass

@@ -20,9 +20,9 @@ from mqtt_broker import (
     wait_until,
 )
 
-from firmware_app.events import Event, wall_now
-from firmware_app.messages import Notice
-from firmware_app.mqtt import start_mqtt
+from firmware_app.core.events import Event, wall_now
+from firmware_app.core.messages import Notice
+from firmware_app.edges.mqtt import start_mqtt
 
 TESTS = Path(__file__).parent
 
@@ -127,8 +127,8 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {tests!r})
     from mqtt_broker import FakeAssistant
-    from firmware_app.config import MqttSettings, Settings
-    from firmware_app.mqtt import start_mqtt
+    from firmware_app.config.settings import MqttSettings, Settings
+    from firmware_app.edges.mqtt import start_mqtt
 
     settings = Settings(data_dir={data!r}, mqtt=MqttSettings(host="127.0.0.1", port={port},
                         device_id={device!r}, keepalive_s=5))

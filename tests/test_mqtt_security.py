@@ -11,9 +11,9 @@ from loguru import logger
 from mqtt_broker import Broker, FakeAssistant, Listener, make_tls, settings_for, wait_until
 from pydantic import SecretStr
 
-from firmware_app.errors import ConfigError
-from firmware_app.messages import Notice
-from firmware_app.mqtt import start_mqtt
+from firmware_app.core.errors import ConfigError
+from firmware_app.core.messages import Notice
+from firmware_app.edges.mqtt import start_mqtt
 
 PASSWORD = "correct horse battery staple"
 

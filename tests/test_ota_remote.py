@@ -22,8 +22,8 @@ from ota_support import (
     wait_for,
 )
 
-from firmware_app.config import load_settings
-from firmware_app.messages import Command, Notice
+from firmware_app.config.settings import load_settings
+from firmware_app.core.messages import Command, Notice
 from firmware_app.ota import make_updater
 from firmware_app.ota.remote import RemoteUpdater
 

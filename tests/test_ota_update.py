@@ -451,7 +451,7 @@ def test_a_rollback_that_fails_too_tries_the_next_kept_release(
 def test_every_restart_clears_the_start_limit_first(tmp_path: Path):
     """Two rolled-back updates in ten minutes must not leave the third attempt, or its
     rollback, refused by systemd with start-limit-hit: ``reset-failed`` comes first."""
-    from firmware_app.config import UpdateSettings
+    from firmware_app.config.settings import UpdateSettings
     from firmware_app.ota.update import Updater
 
     log = tmp_path / "calls"

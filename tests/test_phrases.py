@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from audio_helpers import conversation
 
-from firmware_app.config import CustomIntent, Settings
-from firmware_app.engines.grammar import GARBAGE_PREFIX, build_grammar
-from firmware_app.engines.phrases import HybridTranscriber, PhraseTranscriber
-from firmware_app.engines.pronunciations import pronunciations
-from firmware_app.engines.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
-from firmware_app.events import Event
-from firmware_app.intents import normalize
-from firmware_app.intents.builtin import BUILTIN, recognize_builtin
-from firmware_app.intents.custom import CustomIntents
+from firmware_app.config.settings import CustomIntent, Settings
+from firmware_app.core.events import Event
+from firmware_app.recognize.grammar import GARBAGE_PREFIX, build_grammar
+from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.pronunciations import pronunciations
+from firmware_app.recognize.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
+from firmware_app.understand.intents import normalize
+from firmware_app.understand.intents.builtin import BUILTIN, recognize_builtin
+from firmware_app.understand.intents.custom import CustomIntents
 
 KNOWN = pronunciations().__contains__
 
@@ -202,7 +202,7 @@ def test_engine_choice(tmp_path, ko_model_dir):
 def test_the_dictionary_is_searched_in_place_like_the_file_reads():
     """Every pronunciation the binary search finds is the file's, alternates in order, for
     a spread of words across the file (first and last included)."""
-    from firmware_app.engines.pronunciations import model_dir
+    from firmware_app.recognize.pronunciations import model_dir
 
     expected: dict[str, list[str]] = {}
     path = model_dir() / "cmudict-en-us.dict"
@@ -224,8 +224,8 @@ def test_recognizers_need_no_writable_disk(monkeypatch):
     decoders' dictionaries are built in memory."""
     import tempfile
 
-    from firmware_app.engines.pronunciations import decoder, entries
-    from firmware_app.engines.stop_word import PocketsphinxStopSpotter
+    from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+    from firmware_app.recognize.pronunciations import decoder, entries
 
     monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/ttbt5-no-tmp")
     assert decoder(entries(["what", "time"])).lookup_word("time") == "T AY M"

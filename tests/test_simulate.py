@@ -12,10 +12,10 @@ from audio_helpers import conversation, speech, speech_spans, write
 from fakes import ScriptedStt
 from harness import TURN_ORDER, turn_events
 
-from firmware_app import simulation
-from firmware_app.actions import NO_MODEL
+from firmware_app.app import simulation
 from firmware_app.audio.wavio import read_wav
-from firmware_app.events import read_events
+from firmware_app.core.events import read_events
+from firmware_app.understand.actions import NO_MODEL
 
 
 def run(settings, engines, tmp_path, *parts, name="conv"):
@@ -158,7 +158,7 @@ def test_barge_in_with_the_wake_word(settings, engines_with, tmp_path):
 
 
 def test_real_vosk_adapter_in_the_loop(settings, engines_with, tmp_path, ko_model_dir):
-    from firmware_app.engines.stt import VoskTranscriber
+    from firmware_app.recognize.stt import VoskTranscriber
 
     stt = VoskTranscriber(ko_model_dir)
     summary, events, _ = run(
@@ -211,7 +211,7 @@ def test_any_common_wav_shape_is_converted(tmp_path, shape):
 
 
 def test_bad_wav_is_a_clear_error(tmp_path):
-    from firmware_app.errors import BadInputError
+    from firmware_app.core.errors import BadInputError
 
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF0000WAVEjunk")

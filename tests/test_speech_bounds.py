@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from firmware_app.config import TtsSettings
-from firmware_app.engines.tts import MAX_PIECE_CHARS, split_phonemes
-from firmware_app.messages import Notice
-from firmware_app.speech import FIRST_PIECE_CHARS, SpeechOutput, speakable_pieces
+from firmware_app.config.settings import TtsSettings
+from firmware_app.core.messages import Notice
+from firmware_app.speak.output import FIRST_PIECE_CHARS, SpeechOutput, speakable_pieces
+from firmware_app.speak.piper import MAX_PIECE_CHARS, split_phonemes
 from tests.fakes import FakeTts
 
 
@@ -196,7 +196,7 @@ def test_cancel_drops_the_queue_and_busy_ends() -> None:
 def test_long_say_is_spoken_whole_by_the_real_voice() -> None:
     """Piper itself, on a long text with no punctuation: every piece is synthesized, and
     the audio lasts as long as its words take (none lost at a cut)."""
-    from firmware_app.engines.tts import PiperSynthesizer
+    from firmware_app.speak.piper import PiperSynthesizer
 
     tts = PiperSynthesizer(TtsSettings())
     speaker = RecordingSpeaker()

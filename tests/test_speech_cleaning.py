@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from firmware_app.llm.sentences import clean
-from firmware_app.speech import SpeechOutput
+from firmware_app.speak.output import SpeechOutput
+from firmware_app.understand.llm.sentences import clean
 from tests.fakes import FakeTts
 
 

@@ -11,9 +11,9 @@ from echo_support import STOP_LOOKALIKES
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.echo import EchoPath, PlaybackReference
-from firmware_app.engines.aec import SpeexEchoCanceller, speex_available
-from firmware_app.engines.stop_word import PocketsphinxStopSpotter
-from firmware_app.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
+from firmware_app.listen.echo_canceller import SpeexEchoCanceller, speex_available
+from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 
 pytest.importorskip("pocketsphinx")
 

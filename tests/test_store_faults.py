@@ -9,9 +9,9 @@ from pathlib import Path
 
 from harness import wait_until
 
-from firmware_app.messages import Notice
-from firmware_app.store import Store
-from firmware_app.timers import Timers
+from firmware_app.core.messages import Notice
+from firmware_app.system.store import Store
+from firmware_app.understand.timers import Timers
 
 
 def seeded(path: Path) -> None:

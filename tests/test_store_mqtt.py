@@ -13,9 +13,9 @@ import numpy as np
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 from mqtt_broker import Broker, Listener
 
-from firmware_app import runtime, simulation
+from firmware_app.app import simulation, wiring
 from firmware_app.audio.wavio import write_wav
-from firmware_app.config import MqttSettings, Settings
+from firmware_app.config.settings import MqttSettings, Settings
 
 
 def test_commands_are_answered_while_the_disk_is_full(broker: Broker, small_fs, tmp_path):
@@ -27,7 +27,7 @@ def test_commands_are_answered_while_the_disk_is_full(broker: Broker, small_fs, 
             host=broker.host, port=broker.port, device_id=device, health_interval_s=1
         ),
     )
-    engines = runtime.Engines(FakeWake(), FakeVad(), ScriptedStt(""), None, FakeTts())
+    engines = wiring.Engines(FakeWake(), FakeVad(), ScriptedStt(""), None, FakeTts())
     wav = tmp_path / "quiet.wav"
     write_wav(wav, np.zeros(16000 * 30, dtype=np.int16), 16000)
     listener = Listener(broker, (f"{base}/#",))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_app.notify import Notifier
+from firmware_app.system.notify import Notifier
 
 
 @pytest.fixture

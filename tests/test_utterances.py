@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt, frame_of
 
-from firmware_app.gpio.patterns import PATTERNS, choose_pattern
-from firmware_app.messages import FRAME_SECONDS, Button, Command, Frame, WakeLost
-from firmware_app.parts import Parts
-from firmware_app.utterances import MAX_ANNOUNCEMENTS
+from firmware_app.core.messages import FRAME_SECONDS, Button, Command, Frame, WakeLost
+from firmware_app.core.parts import Parts
+from firmware_app.edges.gpio.patterns import PATTERNS, choose_pattern
+from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS
 
 
 def say(rig: Rig, text: str, source: str = "mqtt", rid: object = None, answers=None) -> None:
@@ -236,7 +236,7 @@ def test_the_led_pattern_is_a_function_of_state_and_flags(state, flags, pattern)
 
 
 def test_status_counts_are_derived_from_the_events(settings) -> None:
-    from firmware_app.messages import Notice
+    from firmware_app.core.messages import Notice
 
     rig = Rig(settings)
     rig.feed(WAKE)

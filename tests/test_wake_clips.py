@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from firmware_app.audio.wavio import read_wav
-from firmware_app.messages import FRAME_SAMPLES
-from firmware_app.wake_clips import WakeClips
+from firmware_app.core.messages import FRAME_SAMPLES
+from firmware_app.listen.wake_clips import WakeClips
 
 
 def frame(i: int) -> bytes:

@@ -16,8 +16,8 @@ import pytest
 import wake_corpus
 from wake_eval import run, tally
 
-from firmware_app.config import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings
-from firmware_app.engines.wake import build_wake_detector
+from firmware_app.config.settings import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings
+from firmware_app.listen.wake import build_wake_detector
 
 KEYS = ("rejected", "false_accepts", "sound_alike_accepts", "confusions")
 EXPECTED: dict[str, dict[str, tuple]] = {

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from wake_corpus import Stream
 from wake_eval import run, trace
 
-from firmware_app.config import WakeSettings
-from firmware_app.engines import Detection
-from firmware_app.engines.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWake
-from firmware_app.engines.wake import (
+from firmware_app.config.settings import WakeSettings
+from firmware_app.core.engines import Detection
+from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWake
+from firmware_app.listen.wake import (
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWord,
     PeakPicker,
@@ -117,9 +117,9 @@ def test_engine_and_threshold_settings_are_checked(fields, message):
 def test_litert_and_the_bundled_tflite_library_give_the_same_scores():
     """The two TFLite runtimes openWakeWord's models can run on (LiteRT, else the C library
     pyopen-wakeword ships) score the same audio alike, and both hear the wake word."""
-    from firmware_app.engines.open_wake import OpenWakeWordStream, load_head
-    from firmware_app.engines.tflite import CLibraryModel, LiteRtModel
-    from firmware_app.engines.wake import model_path, packaged_models_dir
+    from firmware_app.listen.open_wake import OpenWakeWordStream, load_head
+    from firmware_app.listen.tflite import CLibraryModel, LiteRtModel
+    from firmware_app.listen.wake import model_path, packaged_models_dir
 
     audio = conversation(1.0, "Hey Jarvis.", 0.5, "What time is it?", 1.0)
     frames = [audio[i : i + 1280].tobytes() for i in range(0, len(audio) - 1279, 1280)]

@@ -15,11 +15,11 @@ from audio_helpers import conversation, write
 from fakes import SILENT, WAKE, Rig
 from mqtt_broker import Broker, Listener
 
-from firmware_app import simulation
+from firmware_app.app import simulation
 from firmware_app.audio.wavio import read_wav
-from firmware_app.config import MqttSettings, Settings, WakeSettings
-from firmware_app.messages import FRAME_SAMPLES, Command
-from firmware_app.metrics import Metrics
+from firmware_app.config.settings import MqttSettings, Settings, WakeSettings
+from firmware_app.core.messages import FRAME_SAMPLES, Command
+from firmware_app.system.metrics import Metrics
 
 
 def answers() -> tuple[list[tuple[bool, str | None]], Any]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from firmware_app.audio.wavio import EXTENSIBLE, IEEE_FLOAT, PCM, read_wav
-from firmware_app.errors import BadInputError
+from firmware_app.core.errors import BadInputError
 
 RATE = 16000
 TONE = (np.sin(2 * np.pi * 440 * np.arange(RATE // 4) / RATE) * 0.5).astype(np.float64)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from wake_corpus import Corpus, Stream
 
-from firmware_app.engines import Detection, WakeDetector
-from firmware_app.engines.wake import PeakPicker, ScoringEngine
-from firmware_app.messages import FRAME_SAMPLES, FRAME_SECONDS
+from firmware_app.core.engines import Detection, WakeDetector
+from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS
+from firmware_app.listen.wake import PeakPicker, ScoringEngine
 
 Found = list[tuple[float, Detection]]
 

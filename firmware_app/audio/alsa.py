@@ -17,9 +17,9 @@ from typing import Any
 from loguru import logger
 
 from firmware_app.audio.echo import PlaybackTap
-from firmware_app.errors import EngineUnavailableError
-from firmware_app.events import wall_now
-from firmware_app.messages import (
+from firmware_app.core.errors import EngineUnavailableError
+from firmware_app.core.events import wall_now
+from firmware_app.core.messages import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     Frame,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from firmware_app.audio.wavio import resample
-from firmware_app.messages import SAMPLE_RATE
+from firmware_app.core.messages import SAMPLE_RATE
 
 CAPTURE_LEAD_S = 0.04
 """A live microphone frame is stamped when it is read, a little after its last sample was

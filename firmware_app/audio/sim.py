@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from firmware_app.audio.echo import PlaybackReference
-from firmware_app.messages import PlaybackDone, PlaybackStarted
+from firmware_app.core.messages import PlaybackDone, PlaybackStarted
 
 
 class SimulatedSpeaker:

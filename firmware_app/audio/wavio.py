@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_app.errors import BadInputError
-from firmware_app.messages import SAMPLE_RATE
+from firmware_app.core.errors import BadInputError
+from firmware_app.core.messages import SAMPLE_RATE
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from firmware_app.config import Settings, load_settings
-from firmware_app.errors import ConfigError, TTBT5Error
+from firmware_app.config.settings import Settings, load_settings
+from firmware_app.core.errors import ConfigError, TTBT5Error
 from firmware_app.ota.bundle import build_bundle, collect_files, file_sha256, verify_bundle
 from firmware_app.ota.layout import UntrustedFileError, remove_untrusted
 from firmware_app.ota.manifest import (

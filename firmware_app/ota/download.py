@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 import httpx
 from loguru import logger
 
-from firmware_app.config import UpdateSettings
+from firmware_app.config.settings import UpdateSettings
 from firmware_app.ota.layout import APP_NAME, MB, Layout, write_atomic
 from firmware_app.ota.manifest import UpdateError, load_public_key, parse_version
 from firmware_app.ota.pointer import Pointer, open_pointer, this_hardware

@@ -1,6 +1,6 @@
 """The health gate: did the release we just switched to come up, and is it hearing audio?
 
-It reads the health file the service writes (``firmware_app.notify.Notifier``): version,
+It reads the health file the service writes (``firmware_app.system.notify.Notifier``): version,
 pid, start time, ``ready`` (sent after the models loaded) and the wall time of the last
 consumed audio frame. A file from before the restart, from another version, or one whose
 frames stopped, fails the gate. Wall-clock times are used because writer and reader are

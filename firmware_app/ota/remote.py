@@ -28,8 +28,8 @@ from typing import Any
 
 from loguru import logger
 
-from firmware_app.config import Settings
-from firmware_app.messages import Command, Message, Notice
+from firmware_app.config.settings import Settings
+from firmware_app.core.messages import Command, Message, Notice
 from firmware_app.ota.layout import Layout, read_untrusted
 from firmware_app.ota.manifest import UpdateError, parse_version
 from firmware_app.ota.update import StepFailed, StepResult, Updater

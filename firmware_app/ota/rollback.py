@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from firmware_app.config import UpdateSettings
+from firmware_app.config.settings import UpdateSettings
 from firmware_app.ota.download import one_line
 from firmware_app.ota.health import wait_healthy
 from firmware_app.ota.layout import Layout, write_atomic

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from firmware_app.config import UpdateSettings
+from firmware_app.config.settings import UpdateSettings
 from firmware_app.ota.bundle import BundleError, verify_bundle
 from firmware_app.ota.download import Fetcher, Progress, one_line
 from firmware_app.ota.install import Installer

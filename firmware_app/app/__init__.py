@@ -1,0 +1,1 @@
+"""Running the assistant: the wiring, the simulation, the control socket, `ttbt5 check`."""

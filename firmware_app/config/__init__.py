@@ -1,0 +1,1 @@
+"""Settings: the TOML file and environment, their validation and reference page."""

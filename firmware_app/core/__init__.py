@@ -1,0 +1,1 @@
+"""The assistant itself: states, the table, the dispatcher, messages in, events out."""

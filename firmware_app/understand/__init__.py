@@ -1,0 +1,1 @@
+"""Text to meaning and action: intents, local actions, timers, the online model."""
