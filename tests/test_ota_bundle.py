@@ -313,3 +313,38 @@ def test_a_bundle_serves_bookworm_and_trixie_or_says_which_it_lacks() -> None:
     lgpio = ["lgpio-0.2.2.0-cp311-cp311-manylinux_2_34_aarch64.whl", "lgpio-0.2.2.0.tar.gz"]
     assert check([*both, *lgpio]) == []
     assert check([*both, lgpio[1]]) == ["lgpio: no file for cp311"]
+
+
+def test_the_updater_takes_the_files_for_its_own_python() -> None:
+    """A bundle for Bookworm and Trixie holds two numpy builds (and versions) and lgpio as a
+    cp311 wheel and as source: each Python installs its own, the other is left alone."""
+    from packaging.tags import Tag
+
+    from firmware_app.ota.install import requirements
+    from firmware_app.ota.manifest import Manifest
+
+    files = {
+        "wheels/ttbt5-0.2.0-py3-none-any.whl": "a" * 64,
+        "wheels/numpy-2.4.6-cp311-cp311-manylinux_2_17_aarch64.whl": "b" * 64,
+        "wheels/numpy-2.5.5-cp313-cp313-manylinux_2_17_aarch64.whl": "c" * 64,
+        "wheels/lgpio-0.2.2.0-cp311-cp311-manylinux_2_34_aarch64.whl": "d" * 64,
+        "wheels/lgpio-0.2.2.0.tar.gz": "e" * 64,
+        "wheels/setuptools-80.0.0-py3-none-any.whl": "f" * 64,
+    }
+    manifest = Manifest(version="0.2.0", min_from_version=None, files=files, created="now")
+
+    def on(py: str) -> tuple[list[str], list[str], list[str]]:
+        platform = "manylinux_2_17_aarch64"
+        tags = {Tag(py, py, platform), Tag("py3", "none", "any")}
+        if py == "cp311":
+            tags.add(Tag(py, py, "manylinux_2_34_aarch64"))
+        return requirements(manifest, "0.2.0", frozenset(tags))
+
+    _, wheels, sources = on("cp311")
+    assert any(w.startswith("numpy==2.4.6 ") for w in wheels)
+    assert any(w.startswith("lgpio==0.2.2.0 ") for w in wheels) and sources == []
+    tools, wheels, sources = on("cp313")
+    assert any(w.startswith("numpy==2.5.5 ") for w in wheels)
+    assert not any(w.startswith("lgpio") for w in wheels)
+    assert [s.split()[0] for s in sources] == ["lgpio==0.2.2.0"]
+    assert [t.split()[0] for t in tools] == ["setuptools==80.0.0"]
