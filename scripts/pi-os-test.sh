@@ -151,13 +151,16 @@ as_pi() {  # a shell command as the first user, in its home
 timed() {  # label command...: run it, say how long it took, fail with its log's tail
     local label="$1" t log="$WORK/${1// /-}.log"; shift
     t=$(date +%s)
-    if ! timeout "$STEP_TIMEOUT" "$@" >"$log" 2>&1; then
+    # the helpers are shell functions: exported, so timeout's bash can call them
+    if ! timeout "$STEP_TIMEOUT" bash -c '"$@"' timed "$@" >"$log" 2>&1; then
         tail -30 "$log" >&2
         die "$label (after $(since "$t"); log above)"
     fi
     say "ok: $label ($(since "$t"))"
 }
 
+export ROOTFS
+export -f in_root as_pi
 say "$(. "$ROOTFS/etc/os-release" && echo "$PRETTY_NAME"), $(in_root uname -m), \
 $(in_root python3 --version)"
 
@@ -235,6 +238,8 @@ if [ "$booted" -eq 1 ]; then
         nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             LANG=C.UTF-8 "$@"
     }
+    export LEADER
+    export -f in_ct
     timed "scripts/install.sh (booted)" in_ct bash /home/pi/ttbt5/scripts/install.sh $INSTALL_ARGS
     in_ct systemctl is-enabled ttbt5.service >/dev/null || die "ttbt5.service is not enabled"
     in_ct systemctl is-active ttbt5-update.path >/dev/null || die "ttbt5-update.path is not started"
@@ -251,6 +256,7 @@ SH
         chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
             PATH=/usr/local/libexec/ttbt5-test:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     }
+    export -f in_chroot_test
     timed "scripts/install.sh (chroot)" in_chroot_test bash /home/pi/ttbt5/scripts/install.sh $INSTALL_ARGS
     grep -q "enable ttbt5.service" "$ROOTFS/var/log/ttbt5-test-systemctl.log" \
         || die "install.sh did not enable ttbt5.service"
