@@ -39,13 +39,13 @@ import wake_corpus  # noqa: E402
 import wake_eval  # noqa: E402
 
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings  # noqa: E402
+from firmware_app.core.messages import FRAME_SECONDS  # noqa: E402
 from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeScorer  # noqa: E402
 from firmware_app.listen.wake import (  # noqa: E402
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWordScorer,
     build_wake_detector,
     packaged_models_dir,
-    refractory_frames,
 )
 
 ENGINES = {
@@ -169,7 +169,7 @@ def engine_figures(name: str, corpus: wake_corpus.Corpus) -> dict:
         trace, spent = wake_eval.trace(scorer, stream)
         traces.append(trace)
         cpu_all += spent
-    refractory = refractory_frames(WakeSettings())
+    refractory = round(WakeSettings().refractory_s / FRAME_SECONDS)
     audio_s = corpus.positives.seconds + corpus.negatives.seconds
     out: dict = {"models": {}, "sweep": {}, "suggested_threshold": {}}
     for model in models:
