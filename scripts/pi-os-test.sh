@@ -149,7 +149,7 @@ as_pi() {  # a shell command as the first user, in its home
     in_root runuser -u pi -- env HOME=/home/pi bash -c "cd ~ && $1"
 }
 timed() {  # label command...: run it, say how long it took, fail with its log's tail
-    local label="$1" t log="$WORK/${1// /-}.log"; shift
+    local label="$1" t log="$WORK/${1//[^A-Za-z0-9]/-}.log"; shift
     t=$(date +%s)
     # the helpers are shell functions: exported, so timeout's bash can call them
     if ! timeout "$STEP_TIMEOUT" bash -c '"$@"' timed "$@" >"$log" 2>&1; then
