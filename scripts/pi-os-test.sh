@@ -146,7 +146,9 @@ in_root() {  # a command in the root, as root, with a clean environment
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 as_pi() {  # a shell command as the first user, in its home
-    in_root runuser -u pi -- env HOME=/home/pi bash -c "cd ~ && $1"
+    # PIP_NO_COMPILE: pip's byte-compiling of every installed file is most of an emulated
+    # install's time; Python compiles what it imports when it runs instead
+    in_root runuser -u pi -- env HOME=/home/pi PIP_NO_COMPILE=1 bash -c "cd ~ && $1"
 }
 timed() {  # label command...: run it, say how long it took, fail with its log's tail
     local label="$1" t log="$WORK/${1//[^A-Za-z0-9]/-}.log"; shift
