@@ -138,11 +138,14 @@ mount_at -t proc proc "$ROOTFS/proc"
 mount_at -t sysfs sys "$ROOTFS/sys"
 mount_at --rbind /dev "$ROOTFS/dev"
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# this machine's trust store too (a proxy's own CA, where one intercepts TLS to PyPI)
+cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$ROOTFS/home/pi/.cache/pip"
 mount_at --bind "$PIP_CACHE" "$ROOTFS/home/pi/.cache/pip"
 
 in_root() {  # a command in the root, as root, with a clean environment
     chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 as_pi() {  # a shell command as the first user, in its home
@@ -238,7 +241,7 @@ fi
 if [ "$booted" -eq 1 ]; then
     in_ct() {
         nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            LANG=C.UTF-8 "$@"
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt LANG=C.UTF-8 "$@"
     }
     export LEADER
     export -f in_ct
@@ -256,6 +259,7 @@ SH
     chmod +x "$ROOTFS/usr/local/libexec/ttbt5-test/systemctl"
     in_chroot_test() {
         chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
             PATH=/usr/local/libexec/ttbt5-test:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     }
     export -f in_chroot_test
