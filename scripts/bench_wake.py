@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,12 @@ import wake_corpus  # noqa: E402
 import wake_eval  # noqa: E402
 
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, MICRO_WAKE_MODELS, WakeSettings  # noqa: E402
+from firmware_app.core.messages import FRAME_SECONDS  # noqa: E402
 from firmware_app.listen.micro_wake import MICROWAKEWORD_THRESHOLDS, MicroWakeScorer  # noqa: E402
 from firmware_app.listen.wake import (  # noqa: E402
     OPENWAKEWORD_THRESHOLDS,
     OpenWakeWordScorer,
     packaged_models_dir,
-    refractory_frames,
 )
 from firmware_app.listen.wake_engines import build_wake_detector  # noqa: E402
 
@@ -84,19 +85,38 @@ def model_figures(
     return wake_eval.tally(corpus, found[0], found[1], [model])[model].figures(corpus)
 
 
-def bare_openwakeword(audio: np.ndarray) -> float:
-    from openwakeword.model import Model
-
+def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
+    """The bare library's loop on hey_jarvis: openwakeword's ``predict`` where that package
+    is installed (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming classes
+    on its bundled TFLite library. Returns (which, predict one frame)."""
     shared = packaged_models_dir()
+    try:
+        from openwakeword.model import Model
+    except ImportError:
+        from pyopen_wakeword import Model as Builtin
+        from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
+
+        features = OpenWakeWordFeatures.from_builtin()
+        wake = OpenWakeWord.from_builtin(Builtin.HEY_JARVIS)
+
+        def streaming(pcm: bytes) -> object:
+            return [list(wake.process_streaming(e)) for e in features.process_streaming(pcm)]
+
+        return "pyopen-wakeword (its bundled TFLite library)", streaming
     model = Model(
         wakeword_models=[str(shared / "hey_jarvis.tflite")],
         inference_framework="tflite",
         melspec_model_path=str(shared / "melspectrogram.tflite"),
         embedding_model_path=str(shared / "embedding_model.tflite"),
     )
+    return "openwakeword", lambda pcm: model.predict(np.frombuffer(pcm, dtype=np.int16))
+
+
+def bare_openwakeword(audio: np.ndarray) -> float:
+    _, predict = bare_openwakeword_predictor()
     start = time.process_time()
     for pcm in wake_eval.frames(audio):
-        model.predict(np.frombuffer(pcm, dtype=np.int16))
+        predict(pcm)
     return time.process_time() - start
 
 
@@ -149,7 +169,7 @@ def engine_figures(name: str, corpus: wake_corpus.Corpus) -> dict:
         trace, spent = wake_eval.trace(scorer, stream)
         traces.append(trace)
         cpu_all += spent
-    refractory = refractory_frames(WakeSettings())
+    refractory = round(WakeSettings().refractory_s / FRAME_SECONDS)
     audio_s = corpus.positives.seconds + corpus.negatives.seconds
     out: dict = {"models": {}, "sweep": {}, "suggested_threshold": {}}
     for model in models:

@@ -20,9 +20,10 @@ usage: build-release.sh --key PRIVATE_KEY --out DIR [options]
   --native            build every wheel here with `pip wheel` (run on the target itself)
   --platform TAG      wheel platform for cross builds (repeatable; default: Pi OS 64-bit)
   --python PY         interpreter with the project's dependencies (default: .venv/bin/python)
-Cross builds take wheels for Raspberry Pi OS Bookworm 64-bit (cp311, glibc 2.36) from
-PyPI and check every file's tags; pyalsaaudio, which has no such wheel, is bundled as
-source and compiled by the updater on the device.
+Cross builds take wheels for Raspberry Pi OS 64-bit from PyPI, for Bookworm (cp311,
+glibc 2.36) and Trixie (cp313, glibc 2.41) in one bundle, and check every file's tags;
+pyalsaaudio, which has no such wheel, is bundled as source and compiled by the updater on
+the device. --platform applies to every target Python.
 EOF_USAGE
 }
 
@@ -49,10 +50,6 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$KEY" ] || [ -z "$OUT" ]; then usage >&2; exit 2; fi
 [ -f "$KEY" ] || { echo "build-release.sh: no key file $KEY" >&2; exit 2; }
-if [ ${#PLATFORMS[@]} -eq 0 ]; then
-    # every manylinux tag glibc 2.36 accepts: pip does not widen a --platform by itself
-    mapfile -t PLATFORMS < <(PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse platforms)
-fi
 if [ -z "$VERSION" ]; then
     VERSION="$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$HERE/pyproject.toml")"
 fi
@@ -77,27 +74,39 @@ if [ -z "$WHEELHOUSE" ]; then
         echo "build-release.sh: building the wheelhouse for this machine"
         "${PIP[@]}" wheel --wheel-dir "$WHEELS" "$APP_WHEEL" pip
     else
-        echo "build-release.sh: downloading the wheelhouse for ${PLATFORMS[*]}"
-        PLATFORM_ARGS=()
-        for platform in "${PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$platform"); done
-        # the app's dependencies as the target sees them (markers evaluated for aarch64)
-        WH=(env PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse requirements "$APP_WHEEL")
-        "${WH[@]}" wheels > "$WORK/wheels.txt"
-        "${WH[@]}" sources > "$WORK/sources.txt"
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            if "${PIP[@]}" download --dest "$WHEELS" --find-links "$WHEELS" \
-                --only-binary=:all: --implementation cp --python-version 3.11 \
-                --abi cp311 --abi abi3 --abi none "${PLATFORM_ARGS[@]}" \
-                -r "$WORK/wheels.txt" pip 2> "$WORK/pip.err"; then
-                break
+        WH=(env PYTHONPATH="$HERE" "$PYTHON" -m firmware_app.ota.wheelhouse)
+        : > "$WORK/sources.txt"
+        for py in $("${WH[@]}" targets); do
+            abi="cp${py/./}"
+            PLATFORM_ARGS=()
+            if [ ${#PLATFORMS[@]} -gt 0 ]; then
+                for platform in "${PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$platform"); done
+            else
+                # every manylinux tag the target's glibc accepts: pip does not widen a
+                # --platform by itself
+                while read -r platform; do PLATFORM_ARGS+=(--platform "$platform"); done \
+                    < <("${WH[@]}" platforms "$py")
             fi
-            missing="$(sed -n 's/.*No matching distribution found for \([^ ]*\).*/\1/p' "$WORK/pip.err" | head -n1)"
-            if [ -z "$missing" ]; then cat "$WORK/pip.err" >&2; exit 1; fi
-            # published as source only: a wheel built here, which the check below
-            # accepts only if it came out pure Python (py3-none-any)
-            echo "build-release.sh: no wheel for $missing on PyPI, building one here"
-            "${PIP[@]}" wheel --wheel-dir "$WHEELS" --no-deps --no-binary=:all: "$missing"
+            echo "build-release.sh: downloading the wheelhouse for Python $py ($abi, aarch64)"
+            # the app's dependencies as the target sees them (markers evaluated for it)
+            "${WH[@]}" requirements "$APP_WHEEL" wheels "$py" > "$WORK/wheels.txt"
+            "${WH[@]}" requirements "$APP_WHEEL" sources "$py" >> "$WORK/sources.txt"
+            for _ in 1 2 3 4 5 6 7 8 9 10; do
+                if "${PIP[@]}" download --dest "$WHEELS" --find-links "$WHEELS" \
+                    --only-binary=:all: --implementation cp --python-version "$py" \
+                    --abi "$abi" --abi abi3 --abi none "${PLATFORM_ARGS[@]}" \
+                    -r "$WORK/wheels.txt" pip 2> "$WORK/pip.err"; then
+                    break
+                fi
+                missing="$(sed -n 's/.*No matching distribution found for \([^ ]*\).*/\1/p' "$WORK/pip.err" | head -n1)"
+                if [ -z "$missing" ]; then cat "$WORK/pip.err" >&2; exit 1; fi
+                # published as source only: a wheel built here, which the check below
+                # accepts only if it came out pure Python (py3-none-any)
+                echo "build-release.sh: no wheel for $missing on PyPI, building one here"
+                "${PIP[@]}" wheel --wheel-dir "$WHEELS" --no-deps --no-binary=:all: "$missing"
+            done
         done
+        sort -u -o "$WORK/sources.txt" "$WORK/sources.txt"
         if [ -s "$WORK/sources.txt" ]; then
             # no wheel for the target: the source and its build tools, compiled on the device
             "${PIP[@]}" download --dest "$WHEELS" --no-deps --no-binary=:all: -r "$WORK/sources.txt"

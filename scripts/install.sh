@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install TTBT5 on Raspberry Pi OS (Bookworm) or Debian: system packages, the `ttbt5`
-# user, /opt/ttbt5/releases/<version> with its own venv, /etc/ttbt5/config.toml,
+# Install TTBT5 on Raspberry Pi OS 64-bit (Trixie or Bookworm) or Debian 12/13: system
+# packages, the `ttbt5` user, /opt/ttbt5/releases/<version> with its own venv (Python
+# 3.11-3.13), the `ttbt5` command in /usr/local/bin, /etc/ttbt5/config.toml,
 # /var/lib/ttbt5, models, and the systemd units. Safe to run again: what is already in
 # place is left alone, a newer release (installed by an update) is never replaced, and a
 # step is recorded as done only once it succeeded, so a re-run after a failure finishes
@@ -20,7 +21,7 @@ usage: install.sh [options]
                       systemctl: those are printed instead)
   --app PATH          app wheel or project directory (default: this checkout)
   --wheelhouse DIR    install offline from these wheels (pip --no-index --find-links)
-  --python PY         interpreter for the release venv (default: python3)
+  --python PY         interpreter for the release venv, 64-bit 3.11-3.13 (default: python3)
   --models-from PATH  models directory to copy, or an archive for `ttbt5 models pull --from`
   --skip-models       do not install models now (run `ttbt5 models pull` later)
   --public-key FILE   release signing public key, enables verified updates
@@ -65,6 +66,9 @@ CONF_DIR="$ROOT/etc/ttbt5"
 DATA_DIR="$ROOT/var/lib/ttbt5"
 UNIT_DIR="$ROOT/etc/systemd/system"
 UNITS="ttbt5.service ttbt5-update.service ttbt5-update.timer ttbt5-update.path"
+# the command on PATH: through `current`, so it follows every update and rollback
+COMMAND_LINK="$ROOT/usr/local/bin/ttbt5"
+COMMAND_TARGET="/opt/ttbt5/current/venv/bin/ttbt5"
 CHANGED=0
 
 say() { echo "install.sh: $*"; }
@@ -97,6 +101,9 @@ if [ "$UNINSTALL" -eq 1 ]; then
         if [ -e "$UNIT_DIR/$unit" ]; then rm -f "$UNIT_DIR/$unit"; did "removed $UNIT_DIR/$unit"; fi
     done
     system systemctl daemon-reload
+    if [ "$(readlink "$COMMAND_LINK" 2>/dev/null || true)" = "$COMMAND_TARGET" ]; then
+        rm -f "$COMMAND_LINK"; did "removed $COMMAND_LINK"
+    fi
     if [ -e "$APP_DIR" ]; then rm -rf "$APP_DIR"; did "removed $APP_DIR"; fi
     if [ "$PURGE" -eq 1 ]; then
         rm -rf "$CONF_DIR" "$DATA_DIR"
@@ -119,6 +126,13 @@ if [ -n "$missing" ]; then
     system apt-get update
     # shellcheck disable=SC2086
     system apt-get install -y --no-install-recommends $missing
+fi
+
+# 64-bit Python 3.11-3.13 (Bookworm ships 3.11, Trixie 3.13): the speech engines have wheels
+# for nothing else. Staging without the interpreter (printed apt commands) checks nothing.
+if command -v "$PYTHON" >/dev/null 2>&1; then
+    "$PYTHON" -c 'import struct, sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13) and struct.calcsize("P") == 8))' \
+        || die "$PYTHON is $("$PYTHON" -c 'import platform; print(platform.python_version(), platform.architecture()[0])'); a 64-bit Python 3.11-3.13 is needed (flash Raspberry Pi OS 64-bit)"
 fi
 
 # ------------------------------------------------------------------- user and groups
@@ -182,6 +196,9 @@ else
     mkdir -p "$RELEASE"
     "$PYTHON" -m venv --without-pip "$RELEASE/venv"
     PIP_ARGS=(install --disable-pip-version-check --no-input --no-cache-dir)
+    # lgpio from source (no wheel for Python 3.13): its C library compiled in, as in its
+    # wheels, rather than linked to a liblgpio that Debian lacks
+    export PYPI=1
     if [ -n "$WHEELHOUSE" ]; then
         # only these wheels: no pip.conf, no PIP_* variables can add another source
         export PIP_CONFIG_FILE=/dev/null
@@ -222,6 +239,14 @@ if [ "$NEWER" -eq 0 ]; then
         link_to "$APP_DIR/previous" "$old_current"
     fi
     link_to "$APP_DIR/current" "releases/$VERSION"
+fi
+
+# the `ttbt5` command for people on the speaker (docs/install.md), following `current`
+mkdir -p "$(dirname "$COMMAND_LINK")"
+if [ -e "$COMMAND_LINK" ] && [ ! -L "$COMMAND_LINK" ]; then
+    say "left $COMMAND_LINK alone (not a link made by this script)"
+else
+    link_to "$COMMAND_LINK" "$COMMAND_TARGET"
 fi
 
 # ----------------------------------------------------------------------- config

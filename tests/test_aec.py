@@ -116,3 +116,44 @@ def test_webrtc_engine_when_installed() -> None:
     mic = echo_of(playback, -6.0, 20.0)
     out = cancel(make_echo_canceller("webrtc"), mic, playback)
     assert erle_db(mic[: len(out)], out, skip=SAMPLE_RATE) > 20.0
+
+
+def test_idle_it_passes_the_microphone_through_on_the_same_timeline() -> None:
+    """Nothing plays: no filtering at all (no CPU), the microphone exactly, 10 ms late,
+    as the filtered output would be."""
+    user = conversation(0.3, "Hey Jarvis, what time is it?", 0.3)
+    aec = SpeexEchoCanceller()
+    out = cancel(aec, user, np.zeros_like(user))
+    assert not aec.active
+    assert np.array_equal(out[LAG:], user[: len(out) - LAG])
+    assert not out[:LAG].any()
+
+
+def test_it_works_while_something_plays_and_just_after() -> None:
+    aec = SpeexEchoCanceller(idle_after_ms=400)
+    playback = speech(REPLY)[: 10 * FRAME_SAMPLES]
+    mic = echo_of(playback, -6.0, 20.0)
+    cancel(aec, mic, playback)
+    assert aec.active
+    quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    states = []
+    for _ in range(8):
+        cancel(aec, quiet, quiet)
+        states.append(aec.active)
+    assert states == [True] * 4 + [False] * 4  # 400 ms of tail, then idle
+
+
+def test_a_voice_stays_whole_when_playback_starts_and_stops_under_it() -> None:
+    """The filter switches on and off in the middle of the user's sentence: what comes
+    out is still the sentence, continuous and at its level (no lost or doubled block)."""
+    user = conversation(0.3, "Hey Jarvis, what time is it?", 0.3)
+    ref = np.zeros_like(user)
+    ref[8000:8160] = 1  # a click of playback (inaudible in the microphone) starts the filter
+    aec = SpeexEchoCanceller(idle_after_ms=300)
+    out = cancel(aec, user, ref)
+    assert not aec.active  # and it stopped again
+    want = user[: len(out) - LAG].astype(np.float64)
+    got = out[LAG:].astype(np.float64)
+    corr = float(np.dot(want, got) / (np.linalg.norm(want) * np.linalg.norm(got)))
+    assert corr > 0.95
+    assert abs(erle_db(want, got)) < 1.0

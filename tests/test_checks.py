@@ -4,6 +4,9 @@ gone), and the speech recognizer the service would load."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,4 +120,36 @@ def test_the_bundled_recognizer_is_enough(tmp_path: Path) -> None:
     by_name = {name: (status, detail) for status, name, detail in results}
     assert by_name["speech recognition"][0] == "ok"
     assert "stt.engine = auto" in by_name["speech recognition"][1]
-    assert by_name["speech model (STT)"][0] == "WARN"  # Vosk is optional
+    # one line about recognition: what works, and what adds open speech (optional here)
+    assert "models pull" in by_name["speech recognition"][1]
+    assert [name for name in by_name if "speech" in name] == ["speech recognition"]
+
+
+def test_without_open_speech_an_online_model_is_a_warning(tmp_path: Path) -> None:
+    """Questions for the LLM need open speech: the same one line, now a warning."""
+    results = check_all(Settings(data_dir=tmp_path / "data", llm={"url": refused_url()}))
+    speech = [(status, detail) for status, name, detail in results if "speech" in name]
+    assert len(speech) == 1
+    assert speech[0][0] == "WARN" and "models pull" in speech[0][1]
+
+
+def test_a_missing_sound_card_is_one_line_without_alsa_noise(tmp_path: Path) -> None:
+    """alsa-lib prints a dozen lines of its own for a device it cannot find; the check
+    shows one line per device and nothing else from ALSA."""
+    env = {
+        **os.environ,
+        "TTBT5_DATA_DIR": str(tmp_path / "data"),
+        "TTBT5_AUDIO__INPUT_DEVICE": "hw:CARD=NoSuchCard,DEV=0",
+        "TTBT5_AUDIO__OUTPUT_DEVICE": "plughw:CARD=NoSuchCard,DEV=0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "firmware_app", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "ALSA lib" not in done.stdout + done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("WARN microphone:") and "NoSuchCard" in line for line in lines)
+    assert any(line.startswith("WARN speaker:") and "NoSuchCard" in line for line in lines)

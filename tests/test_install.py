@@ -118,6 +118,10 @@ def test_staged_install_layout_rerun_and_uninstall(tmp_path: Path, inputs: dict[
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # its own code
     )
     assert done.stdout.strip() == "0.1.0"  # the release's own venv runs
+    # the command on PATH runs whatever release is current (through the link, so an update
+    # or a rollback that moves `current` moves it too)
+    command = root / "usr" / "local" / "bin" / "ttbt5"
+    assert os.readlink(command) == "/opt/ttbt5/current/venv/bin/ttbt5"
 
     config = root / "etc" / "ttbt5" / "config.toml"
     assert config.stat().st_mode & 0o777 == 0o640
@@ -161,6 +165,7 @@ def test_staged_install_layout_rerun_and_uninstall(tmp_path: Path, inputs: dict[
     store.write_bytes(b"timers")
     install(root, "--uninstall")
     assert not app.exists()
+    assert not command.is_symlink()
     assert not any((root / "etc/systemd/system" / unit).exists() for unit in UNITS)
     assert store.read_bytes() == b"timers" and config.is_file()
     install(root, "--uninstall", "--purge")

@@ -1,8 +1,9 @@
-"""The documented release build for Raspberry Pi OS Bookworm 64-bit, for real: wheels from
-PyPI for aarch64 (so it needs PyPI; pip's cache makes a second run quick), then every file
-checked against what that system accepts (CPython 3.11, glibc 2.36, aarch64), computed here
-with ``packaging.tags`` rather than with the build's own check. pyalsaaudio travels as source
-and is compiled by the updater, offline, the way the device does it."""
+"""The documented release build for Raspberry Pi OS 64-bit, for real: wheels from PyPI for
+aarch64 (so it needs PyPI; pip's cache makes a second run quick), then every file checked
+against what Bookworm (CPython 3.11, glibc 2.36) and Trixie (CPython 3.13, glibc 2.41)
+accept, computed here with ``packaging.tags`` rather than with the build's own check.
+pyalsaaudio travels as source and is compiled by the updater, offline, the way the device
+does it."""
 
 from __future__ import annotations
 
@@ -52,12 +53,18 @@ pytestmark = [
 ]
 
 
-def pi_os_tags() -> set[Tag]:
-    """What pip on Raspberry Pi OS Bookworm 64-bit (glibc 2.36) installs."""
-    platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(36, 16, -1)]
+# Raspberry Pi OS 64-bit: Bookworm and Trixie, (Python, glibc)
+PI_OS = {"bookworm": ((3, 11), 36, "3.11.2"), "trixie": ((3, 13), 41, "3.13.5")}
+
+
+def pi_os_tags(release: str) -> set[Tag]:
+    """What pip on that Raspberry Pi OS 64-bit release installs."""
+    python, glibc, _ = PI_OS[release]
+    abi = f"cp{python[0]}{python[1]}"
+    platforms = [f"manylinux_2_{minor}_aarch64" for minor in range(glibc, 16, -1)]
     platforms += ["manylinux2014_aarch64", "linux_aarch64"]
-    tags = set(cpython_tags((3, 11), abis=["cp311"], platforms=platforms))
-    tags |= set(compatible_tags((3, 11), "cp311", platforms=platforms))
+    tags = set(cpython_tags(python, abis=[abi], platforms=platforms))
+    tags |= set(compatible_tags(python, abi, platforms=platforms))
     return tags
 
 
@@ -79,7 +86,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out, public
 
 
-def test_every_file_fits_raspberry_pi_os_bookworm_64(built: tuple[Path, Path], tmp_path: Path):
+def test_every_file_fits_raspberry_pi_os_64_bookworm_and_trixie(
+    built: tuple[Path, Path], tmp_path: Path
+):
     out, public = built
     pointer = open_pointer(
         (out / "latest.json").read_bytes(),
@@ -91,31 +100,39 @@ def test_every_file_fits_raspberry_pi_os_bookworm_64(built: tuple[Path, Path], t
     with tarfile.open(out / pointer.bundle) as tar:
         names = [m.name.split("/", 1)[1] for m in tar if m.name.startswith("wheels/")]
         tar.extractall(tmp_path, filter="data")
-    supported = pi_os_tags()
-    projects: dict[str, str] = {}
+    supported = {release: pi_os_tags(release) for release in PI_OS}
+    # what pip on each release can take from the bundle: one version of each project
+    projects: dict[str, dict[str, str]] = {release: {} for release in PI_OS}
     for name in names:
         if name.endswith(".whl"):
             project, version, _, tags = parse_wheel_filename(name)
-            assert tags & supported, f"{name} does not install on Pi OS Bookworm 64-bit"
+            fits = {release for release, ok in supported.items() if tags & ok}
+            assert fits, f"{name} installs on neither Pi OS Bookworm nor Trixie 64-bit"
         else:
             project, version = parse_sdist_filename(name)
-            assert project == "pyalsaaudio", f"{name}: only pyalsaaudio is built on the device"
-        assert project not in projects, f"{project} twice"
-        projects[project] = str(version)
-    assert {"setuptools", "wheel", "pyalsaaudio", "lgpio", "tflite-runtime"} <= set(projects)
-    assert "pyopen-wakeword" in projects
+            # pyalsaaudio has no wheel at all, lgpio none for Python 3.13
+            assert project in ("pyalsaaudio", "lgpio"), f"{name}: not one built on the device"
+            fits = set(PI_OS) if project == "pyalsaaudio" else {"trixie"}
+        for release in fits:
+            have = projects[release].setdefault(project, str(version))
+            assert have == str(version), f"{project} twice for {release}"
+    for release, found in projects.items():
+        assert {"setuptools", "wheel", "pyalsaaudio", "lgpio", "ai-edge-litert"} <= set(found)
+        assert "pyopen-wakeword" in found and "tflite-runtime" not in found, release
     # every dependency the app declares for the Pi is in the bundle, in a matching version
     app = next(tmp_path.glob("wheels/ttbt5-*.whl"))
     with zipfile.ZipFile(app) as zf:
         meta = next(n for n in zf.namelist() if n.endswith("METADATA"))
         requires = HeaderParser().parsestr(zf.read(meta).decode()).get_all("Requires-Dist")
-    for line in requires or []:
-        req = Requirement(line)
-        if req.marker is not None and not req.marker.evaluate(PI_MARKERS):
-            continue
-        have = projects.get(canonicalize_name(req.name))
-        assert have is not None, f"{req.name} is missing from the bundle"
-        assert req.specifier.contains(have, prereleases=True), f"{req.name} {have} vs {req}"
+    for release, (_, _, full) in PI_OS.items():
+        markers = {**PI_MARKERS, "python_version": full[:4], "python_full_version": full}
+        for line in requires or []:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate(markers):
+                continue
+            have = projects[release].get(canonicalize_name(req.name))
+            assert have is not None, f"{req.name} is missing from the bundle for {release}"
+            assert req.specifier.contains(have, prereleases=True), f"{req.name} {have} vs {req}"
 
 
 def test_pyalsaaudio_is_compiled_by_the_updater_offline(built: tuple[Path, Path], tmp_path: Path):

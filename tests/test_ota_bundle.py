@@ -289,3 +289,62 @@ def test_cli_keygen_build_verify(
     # the private key never appears in output
     out = capsys.readouterr()
     assert "PRIVATE KEY" not in out.out + out.err
+
+
+def test_a_bundle_serves_bookworm_and_trixie_or_says_which_it_lacks() -> None:
+    """One bundle for both Raspberry Pi OS releases: each project needs a file for
+    Python 3.11 and for 3.13 (pure and abi3 wheels serve both)."""
+    from firmware_app.ota.wheelhouse import check
+
+    both = [
+        "numpy-2.2.6-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        "numpy-2.2.6-cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        "pymicro_features-2.0.2-cp39-abi3-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
+        "hassil-3.4.0-py3-none-any.whl",
+        "pyalsaaudio-0.11.0.tar.gz",
+    ]
+    assert check(both) == []
+    one = [*both[:1], *both[2:]]
+    assert check(one) == ["numpy: no file for cp313"]
+    newer_glibc = "x-1.0-cp313-cp313-manylinux_2_39_aarch64.whl"  # fits Trixie only
+    assert check([*both, newer_glibc]) == ["x: no file for cp311"]
+    assert "no tag fits" in check(["x-1.0-cp312-cp312-manylinux_2_17_aarch64.whl"])[0]
+    # lgpio has wheels up to 3.12: Trixie compiles it from source, Bookworm takes the wheel
+    lgpio = ["lgpio-0.2.2.0-cp311-cp311-manylinux_2_34_aarch64.whl", "lgpio-0.2.2.0.tar.gz"]
+    assert check([*both, *lgpio]) == []
+    assert check([*both, lgpio[1]]) == ["lgpio: no file for cp311"]
+
+
+def test_the_updater_takes_the_files_for_its_own_python() -> None:
+    """A bundle for Bookworm and Trixie holds two numpy builds (and versions) and lgpio as a
+    cp311 wheel and as source: each Python installs its own, the other is left alone."""
+    from packaging.tags import Tag
+
+    from firmware_app.ota.install import requirements
+    from firmware_app.ota.manifest import Manifest
+
+    files = {
+        "wheels/ttbt5-0.2.0-py3-none-any.whl": "a" * 64,
+        "wheels/numpy-2.4.6-cp311-cp311-manylinux_2_17_aarch64.whl": "b" * 64,
+        "wheels/numpy-2.5.5-cp313-cp313-manylinux_2_17_aarch64.whl": "c" * 64,
+        "wheels/lgpio-0.2.2.0-cp311-cp311-manylinux_2_34_aarch64.whl": "d" * 64,
+        "wheels/lgpio-0.2.2.0.tar.gz": "e" * 64,
+        "wheels/setuptools-80.0.0-py3-none-any.whl": "f" * 64,
+    }
+    manifest = Manifest(version="0.2.0", min_from_version=None, files=files, created="now")
+
+    def on(py: str) -> tuple[list[str], list[str], list[str]]:
+        platform = "manylinux_2_17_aarch64"
+        tags = {Tag(py, py, platform), Tag("py3", "none", "any")}
+        if py == "cp311":
+            tags.add(Tag(py, py, "manylinux_2_34_aarch64"))
+        return requirements(manifest, "0.2.0", frozenset(tags))
+
+    _, wheels, sources = on("cp311")
+    assert any(w.startswith("numpy==2.4.6 ") for w in wheels)
+    assert any(w.startswith("lgpio==0.2.2.0 ") for w in wheels) and sources == []
+    tools, wheels, sources = on("cp313")
+    assert any(w.startswith("numpy==2.5.5 ") for w in wheels)
+    assert not any(w.startswith("lgpio") for w in wheels)
+    assert [s.split()[0] for s in sources] == ["lgpio==0.2.2.0"]
+    assert [t.split()[0] for t in tools] == ["setuptools==80.0.0"]

@@ -3,6 +3,7 @@ of engine and threshold per model."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from audio_helpers import conversation
 from pydantic import ValidationError
@@ -110,3 +111,24 @@ def test_thresholds_per_model_then_global_then_measured_default():
 def test_engine_and_threshold_settings_are_checked(fields, message):
     with pytest.raises(ValidationError, match=message):
         WakeSettings(**fields)
+
+
+def test_litert_and_the_bundled_tflite_library_give_the_same_scores():
+    """The two TFLite runtimes openWakeWord's models can run on (LiteRT, else the C library
+    pyopen-wakeword ships) score the same audio alike, and both hear the wake word."""
+    from firmware_app.listen.open_wake import OpenWakeWordStream, load_head
+    from firmware_app.listen.tflite import CLibraryModel, LiteRtModel
+    from firmware_app.listen.wake import model_path, packaged_models_dir
+
+    audio = conversation(1.0, "Hey Jarvis.", 0.5, "What time is it?", 1.0)
+    frames = [audio[i : i + 1280].tobytes() for i in range(0, len(audio) - 1279, 1280)]
+    scores = {}
+    for runtime in (LiteRtModel, CLibraryModel):
+        path = model_path("hey_jarvis")
+        stream = OpenWakeWordStream(
+            [load_head(path, runtime)], ["hey_jarvis"], packaged_models_dir(), runtime
+        )
+        scores[runtime] = np.array([stream.scores(f)["hey_jarvis"] for f in frames])
+    assert np.abs(scores[LiteRtModel] - scores[CLibraryModel]).max() < 1e-3
+    assert scores[LiteRtModel].max() > OPENWAKEWORD_THRESHOLDS["hey_jarvis"]
+    assert scores[LiteRtModel][:5].max() == 0.0  # held at 0 after a reset, as openWakeWord

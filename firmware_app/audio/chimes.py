@@ -18,7 +18,7 @@ CHIMES = {
 
 @cache
 def chime(name: str, rate: int) -> bytes:
-    parts = []
+    parts: list[np.ndarray] = []
     for freq, seconds in CHIMES[name]:
         n = int(rate * seconds)
         if freq == 0.0:

@@ -39,6 +39,7 @@ from firmware_app.config.files import (
     read_capped_text,
     shown_path,
 )
+from firmware_app.config.profiles import ProfileName, apply_profile
 from firmware_app.config.sections import (
     EsphomeSettings,
     GpioSettings,
@@ -320,6 +321,10 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
+    profile: ProfileName = "default"
+    """``zero`` sets every part up for a Raspberry Pi Zero 2 W (512 MB): microWakeWord,
+    speech-to-phrase alone, no separate "stop" spotter, a small reply cache. Keys set
+    here still win. See docs/performance.md."""
     data_dir: Path = Field(default_factory=default_data_dir)
     """Where the store (timers, settings, conversation) and downloaded models live."""
     audio: AudioSettings = AudioSettings()
@@ -351,6 +356,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file arrives as init kwargs; the environment overrides it.
         return (env_settings, init_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        return apply_profile(data, MICRO_WAKE_MODELS, ["hey_jarvis"])
 
     @property
     def stt_model_path(self) -> Path:

@@ -88,6 +88,13 @@ class SpeexEchoCanceller:
     echo attenuation while only the device talks; ``suppress_active_db`` while someone
     talks over it (milder, so a barge-in wake word survives). The suppressor's overlap
     delays the output by ``delay_samples`` (10 ms).
+
+    It works only while something plays and for ``idle_after_ms`` after the reference
+    falls silent (the echo's tail and the room's reverberation). Otherwise there is no echo
+    to take out, and the microphone passes through delayed by the same 10 ms, so the rest
+    of the pipeline sees one timeline: an idle speaker listening for its wake word spends
+    no CPU here. When sound plays again, the block held back is fed to the filter first, so
+    the output stays continuous.
     """
 
     delay_samples = BLOCK
@@ -98,6 +105,7 @@ class SpeexEchoCanceller:
         suppress_db: int = -40,
         suppress_active_db: int = -15,
         noise_suppress_db: int = 0,
+        idle_after_ms: int = 1000,
     ) -> None:
         lib = _speexdsp()
         self._lib = lib
@@ -123,6 +131,10 @@ class SpeexEchoCanceller:
         self._out = (ctypes.c_int16 * BLOCK)()
         self._mic_buf = (ctypes.c_int16 * BLOCK)()
         self._ref_buf = (ctypes.c_int16 * BLOCK)()
+        self._idle_after = RATE * idle_after_ms // 1000
+        self._quiet = self._idle_after  # samples since the reference last had sound
+        self._held = bytes(BLOCK * 2)  # the last 10 ms passed through, not yet output
+        self.active = False
 
     @staticmethod
     def _ctl(fn: Any, state: Any, request: int, value: int) -> None:
@@ -134,11 +146,28 @@ class SpeexEchoCanceller:
         a shorter reference is padded with silence)."""
         if len(mic) % (BLOCK * 2):
             raise ValueError(f"frames must be a multiple of {BLOCK} samples")
+        if not mic:
+            return b""
         if len(ref) < len(mic):
             ref = ref + b"\0" * (len(mic) - len(ref))
+        step = BLOCK * 2
+        silent = not ref[: len(mic)].strip(b"\0")
+        self._quiet = self._quiet + len(mic) // 2 if silent else 0
+        if self._quiet >= self._idle_after:
+            self.active = False
+            result = self._held + mic[:-step]
+            self._held = mic[-step:]
+            return result
+        if not self.active:
+            self.active = True
+            self._run(self._held, bytes(step))  # the filter continues where output is
+        return self._run(mic, ref[: len(mic)])
+
+    def _run(self, mic: bytes, ref: bytes) -> bytes:
         lib, out = self._lib, self._out
         result = bytearray()
         step = BLOCK * 2
+        self._held = mic[-step:]
         for start in range(0, len(mic), step):
             ctypes.memmove(self._mic_buf, mic[start : start + step], step)
             ctypes.memmove(self._ref_buf, ref[start : start + step], step)

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
 from firmware_app.config.files import FileRefused, check_regular
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, WakeSettings
 from firmware_app.core.engines import Detection
@@ -141,30 +139,20 @@ class OpenWakeWordScorer:
     """openWakeWord over one or more models: the scores of each frame, nothing decided."""
 
     def __init__(self, models: Sequence[str]) -> None:
-        try:
-            from openwakeword.model import Model
-        except ImportError as exc:
-            raise EngineUnavailableError(
-                f"openWakeWord cannot be loaded ({exc}); reinstall with 'scripts/setup.sh'"
-            ) from exc
+        from firmware_app.listen.open_wake import OpenWakeWordStream, load_head
+
         paths = [model_path(name) for name in models]
-        framework = "onnx" if all(p.suffix == ".onnx" for p in paths) else "tflite"
-        shared = packaged_models_dir()
-        self._model = Model(
-            wakeword_models=[str(p) for p in paths],
-            inference_framework=framework,
-            melspec_model_path=str(shared / f"melspectrogram.{framework}"),
-            embedding_model_path=str(shared / f"embedding_model.{framework}"),
+        self._stream = OpenWakeWordStream(
+            [load_head(p) for p in paths], [p.stem for p in paths], packaged_models_dir()
         )
-        self.names = list(self._model.models.keys())
+        self.names = self._stream.names
 
     def scores(self, pcm: bytes) -> dict[str, float]:
-        found = self._model.predict(np.frombuffer(pcm, dtype=np.int16))
-        return {name: float(score) for name, score in found.items()}
+        return self._stream.scores(pcm)
 
     def reset(self) -> None:
         """Clear the rolling buffers so the phrase that just fired cannot fire again."""
-        self._model.reset()
+        self._stream.reset()
 
 
 class Detector:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from packaging.tags import Tag, sys_tags
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -38,26 +39,40 @@ BUILD_TOOLS = ("setuptools", "wheel")
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def requirements(manifest: Manifest, version: str) -> tuple[list[str], list[str], list[str]]:
+def requirements(
+    manifest: Manifest, version: str, supported: frozenset[Tag] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """Hash-pinned requirement lines for the bundle's ``wheels/``: (build tools, every
-    wheel, source builds). A project present twice must be one version in several builds."""
-    found: dict[str, tuple[str, list[str], bool]] = {}
+    wheel, source builds). A bundle serves several Pythons (Raspberry Pi OS Bookworm's 3.11
+    and Trixie's 3.13, see ``wheelhouse.py``): only the wheels whose tags this interpreter
+    (``supported``, by default the running one, which builds the venv) accepts count, and a
+    project's source only when none of its wheels does. What is left must be one version
+    of each project, possibly in several builds."""
+    tags = supported if supported is not None else frozenset(sys_tags())
+    fitting: list[tuple[str, str, str]] = []
+    sdists: list[tuple[str, str, str]] = []
     for name, digest in sorted(manifest.files.items()):
         if not name.startswith("wheels/") or name.count("/") != 1:
             continue
         filename = name.split("/", 1)[1]
         try:
             if filename.endswith(".whl"):
-                project, ver, _, _ = parse_wheel_filename(filename)
-                source = False
+                project, ver, _, wheel_tags = parse_wheel_filename(filename)
+                if wheel_tags & tags:
+                    fitting.append((project, str(ver), digest))
             else:
                 project, ver = parse_sdist_filename(filename)
-                source = True
+                sdists.append((project, str(ver), digest))
         except (InvalidWheelFilename, InvalidSdistFilename) as exc:
             raise UpdateError(f"bundle file {filename!r} is no wheel or sdist: {exc}") from None
-        have = found.setdefault(project, (str(ver), [], source))
-        if have[0] != str(ver):
-            raise UpdateError(f"bundle holds {project} {have[0]} and {ver}")
+    have_wheel = {project for project, _, _ in fitting}
+    found: dict[str, tuple[str, list[str], bool]] = {}
+    chosen = [(*w, False) for w in fitting]
+    chosen += [(*s, True) for s in sdists if s[0] not in have_wheel]
+    for dist, pinned, digest, source in chosen:
+        have = found.setdefault(dist, (pinned, [], source))
+        if have[0] != pinned:
+            raise UpdateError(f"bundle holds {dist} {have[0]} and {pinned}")
         have[1].append(digest)
     if found.get(APP_NAME, ("",))[0] != version:
         raise UpdateError(f"bundle has no {APP_NAME} {version} wheel under wheels/")
@@ -79,6 +94,9 @@ def isolated_env() -> dict[str, str]:
         "PIP_CONFIG_FILE": os.devnull,
         "PYTHONNOUSERSITE": "1",
         "HOME": "/nonexistent",
+        # lgpio from source (Python 3.13): its C library compiled in, as in its wheels,
+        # rather than linked to a liblgpio Raspberry Pi OS has and Debian does not
+        "PYPI": "1",
     }
 
 

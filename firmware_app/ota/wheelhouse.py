@@ -1,11 +1,14 @@
 """What a release bundle holds for its target, and whether each file fits it.
 
-The target is Raspberry Pi OS Bookworm 64-bit: CPython 3.11 (``cp311``), glibc 2.36,
-aarch64. A cross build on another machine takes wheels only, so the wheel platforms must be
-listed one by one: pip does not widen ``--platform manylinux_2_36_aarch64`` to the older
-manylinux tags that tflite-runtime, lgpio and pyopen-wakeword are published for, and it
-evaluates dependency markers (``platform_machine == 'aarch64'``) for the build machine, not
-the target. Both are done here instead. Pure-Python projects published only as source
+The targets are Raspberry Pi OS 64-bit, both releases in use: Bookworm (CPython 3.11,
+``cp311``, glibc 2.36) and Trixie (CPython 3.13, ``cp313``, glibc 2.41), on aarch64. One
+bundle serves both: it holds each dependency's wheel for each Python (pip on the device
+picks its own), so a speaker updates whichever system it runs. A cross build on another
+machine takes wheels only, so the wheel platforms must be listed one by one: pip does not
+widen ``--platform manylinux_2_36_aarch64`` to the older manylinux tags that lgpio and
+pyopen-wakeword are published for, and it evaluates dependency markers
+(``platform_machine == 'aarch64'``) for the build machine, not the target. Both are done
+here instead. Pure-Python projects published only as source
 (srt, for one) are built into ``py3-none-any`` wheels by the release build.
 
 pyalsaaudio publishes no Linux wheels at all. It goes into the bundle as its source
@@ -14,12 +17,14 @@ distribution and the updater compiles it on the device, with the compiler and AL
 the version the one the app was tested with and the release venv free of the system's
 site-packages, which Debian's ``python3-alsaaudio`` would need.
 
-``python -m firmware_app.ota.wheelhouse requirements APP_WHEEL wheels|sources`` prints
-the app's dependencies for the target: those installed from wheels and those compiled on
+``python -m firmware_app.ota.wheelhouse targets`` prints one line per target Python
+(``3.11``, ``3.13``);
+``python -m firmware_app.ota.wheelhouse requirements APP_WHEEL wheels|sources [PY]`` prints
+the app's dependencies for a target: those installed from wheels and those compiled on
 the device;
-``python -m firmware_app.ota.wheelhouse platforms`` the pip ``--platform`` list;
-``python -m firmware_app.ota.wheelhouse check DIR`` exits 1 naming every file that does not
-fit the target.
+``python -m firmware_app.ota.wheelhouse platforms [PY]`` the pip ``--platform`` list;
+``python -m firmware_app.ota.wheelhouse check DIR`` exits 1 naming every file that fits
+no target, or a target that a project has no file for.
 """
 
 from __future__ import annotations
@@ -36,12 +41,13 @@ from packaging.requirements import Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
 
 BUILT_ON_DEVICE = frozenset({"pyalsaaudio"})
-"""Projects without a wheel for the target: shipped as source, compiled by the updater."""
+"""Projects without a wheel for any target: shipped as source, compiled by the updater."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class Target:
     python_full: str = "3.11.2"
     glibc: tuple[int, int] = (2, 36)
     arch: str = "aarch64"
+    built_on_device: frozenset[str] = BUILT_ON_DEVICE
+    """Projects this target gets as source (no wheel for its Python), compiled by the
+    updater with the build tools install.sh puts on the device (swig for lgpio)."""
 
     @property
     def abi(self) -> str:
@@ -77,6 +86,14 @@ class Target:
 
 
 PI_OS_BOOKWORM_64 = Target()
+# lgpio (gpiozero's pin driver) publishes aarch64 wheels up to Python 3.12
+PI_OS_TRIXIE_64 = Target(
+    python=(3, 13),
+    python_full="3.13.5",
+    glibc=(2, 41),
+    built_on_device=BUILT_ON_DEVICE | {"lgpio"},
+)
+TARGETS = (PI_OS_BOOKWORM_64, PI_OS_TRIXIE_64)
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
@@ -113,6 +130,14 @@ def _interpreter_fits(interpreter: str, abi: str, target: Target) -> bool:
     return False
 
 
+def target_for(python: str | None) -> Target:
+    """The target of a ``3.11``-style version (None: Bookworm, the oldest)."""
+    for target in TARGETS:
+        if python in (None, f"{target.python[0]}.{target.python[1]}"):
+            return target
+    raise ValueError(f"no target for Python {python}")
+
+
 def misfit(filename: str, target: Target = PI_OS_BOOKWORM_64) -> str | None:
     """Why this bundle file cannot be installed on the target, or None when it can."""
     if filename.endswith(".whl"):
@@ -132,7 +157,7 @@ def misfit(filename: str, target: Target = PI_OS_BOOKWORM_64) -> str | None:
         name, _ = parse_sdist_filename(filename)
     except InvalidSdistFilename as exc:
         return str(exc)
-    if name in BUILT_ON_DEVICE:
+    if name in target.built_on_device:
         return None
     return f"{filename}: a source distribution of {name}, which is not built on the device"
 
@@ -169,24 +194,58 @@ def target_requirements(app_wheel: Path, target: Target = PI_OS_BOOKWORM_64) -> 
     return wanted
 
 
+def project_of(filename: str) -> str | None:
+    with contextlib.suppress(InvalidWheelFilename, InvalidSdistFilename):
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    return None
+
+
+def check(names: list[str], targets: tuple[Target, ...] = TARGETS) -> list[str]:
+    """Every file must fit some target, and each project must have a file for every target
+    (a project with wheels only for one Python leaves the other system without it)."""
+    problems = []
+    fits: dict[str, set[str]] = {}
+    for name in names:
+        why = [misfit(name, target) for target in targets]
+        if all(why):
+            problems.append(str(why[0]))
+        project = project_of(name)
+        if project is not None:
+            fits.setdefault(project, set()).update(
+                t.abi for t, w in zip(targets, why, strict=True) if w is None
+            )
+    for project, abis in sorted(fits.items()):
+        if abis and len(abis) < len(targets):
+            lacking = sorted({t.abi for t in targets} - abis)
+            problems.append(f"{project}: no file for {', '.join(lacking)}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["platforms"]:
-        print("\n".join(PI_OS_BOOKWORM_64.platforms()))
+    if argv[:1] == ["targets"] and len(argv) == 1:
+        print("\n".join(f"{t.python[0]}.{t.python[1]}" for t in TARGETS))
         return 0
-    if argv[:1] == ["requirements"] and len(argv) == 3 and argv[2] in ("wheels", "sources"):
+    if argv[:1] == ["platforms"] and len(argv) <= 2:
+        print("\n".join(target_for(argv[1] if len(argv) == 2 else None).platforms()))
+        return 0
+    if argv[:1] == ["requirements"] and len(argv) in (3, 4) and argv[2] in ("wheels", "sources"):
         sources = argv[2] == "sources"
-        for req in target_requirements(Path(argv[1])):
-            if (req.name in BUILT_ON_DEVICE) == sources:
+        target = target_for(argv[3] if len(argv) == 4 else None)
+        for req in target_requirements(Path(argv[1]), target):
+            if (canonicalize_name(req.name) in target.built_on_device) == sources:
                 print(req)
         return 0
     if argv[:1] == ["check"] and len(argv) == 2:
         names = sorted(p.name for p in Path(argv[1]).iterdir() if p.is_file())
-        problems = [why for name in names if (why := misfit(name))]
-        print("\n".join(problems) or f"{len(names)} files fit {PI_OS_BOOKWORM_64.abi} aarch64")
+        problems = check(names)
+        abis = " and ".join(t.abi for t in TARGETS)
+        print("\n".join(problems) or f"{len(names)} files fit {abis} aarch64")
         return 1 if problems else 0
     print(
-        "usage: python -m firmware_app.ota.wheelhouse "
-        "platforms | requirements APP_WHEEL wheels|sources | check DIR",
+        "usage: python -m firmware_app.ota.wheelhouse targets | platforms [PY] | "
+        "requirements APP_WHEEL wheels|sources [PY] | check DIR",
         file=sys.stderr,
     )
     return 2
