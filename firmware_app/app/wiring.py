@@ -369,7 +369,8 @@ def run(settings: Settings) -> int:
 
 
 def _run_locked(settings: Settings) -> int:
-    from firmware_app.app.control import ControlServer, socket_path
+    from firmware_app.app.control import socket_path
+    from firmware_app.app.control_server import ControlServer
     from firmware_app.audio.capture import Microphone
     from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.system.notify import Notifier
