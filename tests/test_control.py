@@ -18,7 +18,8 @@ from firmware_app import cli
 from firmware_app.app import control, control_client
 from firmware_app.app.control import MAX_REQUEST_BYTES, ControlError
 from firmware_app.app.control_server import ControlServer
-from firmware_app.app.wiring import Engines, assembled
+from firmware_app.app.loading import Engines
+from firmware_app.app.wiring import assembled
 from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.events import Event
