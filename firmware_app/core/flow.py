@@ -7,7 +7,6 @@ dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, cast
 
 from loguru import logger
@@ -30,7 +29,7 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
-from firmware_app.core.status import StatusBoard
+from firmware_app.core.status import StatusBoard, StatusCadence
 from firmware_app.core.table import (
     BUSY,
     ERROR,
@@ -152,8 +151,7 @@ class Flow:
             self.changed,
             self.settled,
         )
-        self._published, self._published_state = 0.0, self.state
-        self._status_failed = False
+        self._cadence = StatusCadence(self.board, self.state)
         self._publish_status()  # readers see the real status from the start
 
     @property
@@ -453,21 +451,9 @@ class Flow:
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
-        """Publish the status for other threads (`StatusBoard`); while frames stream in,
-        at most every half second unless the state changed."""
-        now = time.monotonic()
-        if frame and now - self._published < 0.5 and self._published_state == self.state:
-            return
-        self._published, self._published_state = now, self.state
-        try:
-            status = self.status()
-        except Exception as exc:  # a part's figures failing must not stop the assistant
-            if not self._status_failed:
-                logger.opt(exception=exc).error("status: {}", exc)
-            self._status_failed = True
-            return
-        self._status_failed = False
-        self.board.publish(status)
+        """Publish the status for other threads (`StatusBoard`), as often as
+        `StatusCadence` says."""
+        self._cadence.publish(self.status, self.state, frame)
 
     def status(self) -> dict[str, object]:
         """The status now (this thread only; other threads read `board`)."""
