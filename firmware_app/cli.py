@@ -196,9 +196,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         text = " ".join(args.text)
         served = None
         if _to_service(args):  # one assistant per device: the running one, if any
-            from firmware_app.app import control
+            from firmware_app.app import control_client
 
-            served = control.request(cmd, text)
+            served = control_client.request(cmd, text)
         if served is not None:
             replies = served
         elif cmd == "ask":

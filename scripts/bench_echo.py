@@ -203,7 +203,7 @@ def end_to_end(trials: int, gains: list[float]) -> list[dict[str, Any]]:
     from echo_support import barge_in, long_answers, own_audio, stop_alone, with_llm
     from fakes import ScriptedStt
 
-    from firmware_app.app.wiring import load_engines
+    from firmware_app.app.loading import load_engines
     from firmware_app.config.settings import Settings
 
     rows = []

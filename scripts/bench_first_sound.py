@@ -100,8 +100,8 @@ def assistant_say(runs: int) -> list[float]:
     """Command accepted (``thinking``) → ``speak_start``, through ``ttbt5 say``'s path."""
     import tempfile
 
+    from firmware_app.app.loading import load_engines
     from firmware_app.app.simulation import say
-    from firmware_app.app.wiring import load_engines
 
     waits = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,8 +43,8 @@ from fakes import ScriptedStt  # noqa: E402
 from llm_fake_server import FakeLlm, refused_url, status, timed  # noqa: E402
 from loguru import logger  # noqa: E402
 
+from firmware_app.app.loading import load_engines  # noqa: E402
 from firmware_app.app.simulation import simulate  # noqa: E402
-from firmware_app.app.wiring import load_engines  # noqa: E402
 from firmware_app.config.settings import LlmSettings, Settings  # noqa: E402
 from firmware_app.core.events import PROCESS_START, Event  # noqa: E402
 from firmware_app.core.messages import ReplyEnd, ReplySentence  # noqa: E402

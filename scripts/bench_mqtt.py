@@ -223,7 +223,7 @@ def frame_cost(
 def _frames_once(
     data: Path, mode: str, port: int, conversations: int, model: Any
 ) -> tuple[list[float], int]:
-    from firmware_app.app import simulation, wiring
+    from firmware_app.app import loading, simulation
 
     script = [SILENT] * 10 + [WAKE] + [SPEECH] * 10 + [SILENT] * 40
     settings = settings_for(port, data, f"frames-{mode}")
@@ -233,7 +233,7 @@ def _frames_once(
         update={"audio": settings.audio.model_copy(update={"chimes": False})}
     )
     stt = ScriptedStt(*["what time is it"] * conversations)
-    engines = wiring.Engines(ModelWake(model), FakeVad(), stt, None, FakeTts())
+    engines = loading.Engines(ModelWake(model), FakeVad(), stt, None, FakeTts())
     times: list[float] = []
     events: list[str] = []
     with simulation.simulated(

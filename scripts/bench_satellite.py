@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from firmware_app.app import simulation  # noqa: E402
-from firmware_app.app.wiring import load_engines  # noqa: E402
+from firmware_app.app.loading import load_engines  # noqa: E402
 from firmware_app.config.settings import Settings  # noqa: E402
 from firmware_app.core.events import Event, read_events  # noqa: E402
 

@@ -33,7 +33,7 @@ import speech_corpus  # noqa: E402
 import speech_eval  # noqa: E402
 from loguru import logger  # noqa: E402
 
-from firmware_app.app import wiring  # noqa: E402
+from firmware_app.app import loading  # noqa: E402
 from firmware_app.config.settings import Settings  # noqa: E402
 
 MEMORY = """
@@ -120,7 +120,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # no warm-up synthesis at each run's start: it would compete with the request
         settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0})
-        engines = wiring.load_engines(settings, steady=True)
+        engines = loading.load_engines(settings, steady=True)
         assert engines.stt is not None, engines.stt_problem
         spotter = PocketsphinxStopSpotter()
         t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware_app.app import control
+from firmware_app.app import control, control_client
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter, claims_topic, group_topic
 
@@ -65,7 +65,7 @@ def socket_abuse(path: Path) -> dict[str, Any]:
                     time.sleep(0.01)
         t0 = time.monotonic()
         try:
-            replies = control.request("ask", "what time is it", path)
+            replies = control_client.request("ask", "what time is it", path)
             answered = bool(replies)
             error = None
         except control.ControlError as exc:

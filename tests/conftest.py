@@ -52,7 +52,7 @@ def real_engines():
     """openWakeWord, Silero and Piper, loaded once; STT is swapped in per test."""
     from fakes import ScriptedStt
 
-    from firmware_app.app.wiring import load_engines
+    from firmware_app.app.loading import load_engines
 
     return load_engines(
         Settings(data_dir=Path("/nonexistent")), microphone=True, stt=ScriptedStt(), steady=True

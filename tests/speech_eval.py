@@ -32,7 +32,7 @@ from audio_helpers import write
 from speech_corpus import Item
 
 from firmware_app.app import simulation
-from firmware_app.app.wiring import Engines
+from firmware_app.app.loading import Engines
 from firmware_app.config.settings import Settings
 from firmware_app.core.events import read_events
 from firmware_app.core.messages import FRAME_SAMPLES

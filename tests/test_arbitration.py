@@ -245,7 +245,7 @@ def test_two_assistants_on_one_broker_answer_once(broker: Broker, tmp_path: Path
     from fakes import FakeTts, ScriptedStt
 
     from firmware_app.app import simulation
-    from firmware_app.app.wiring import Engines
+    from firmware_app.app.loading import Engines
     from firmware_app.config.settings import Settings, WakeSettings
     from firmware_app.core.events import read_events
     from firmware_app.listen.vad import SileroVad

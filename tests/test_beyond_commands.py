@@ -16,7 +16,7 @@ from test_cli import ttbt5
 from test_llm_assistant import llm_settings
 
 from firmware_app.app import simulation
-from firmware_app.app.wiring import NoVad, NoWake
+from firmware_app.app.loading import NoVad, NoWake
 from firmware_app.audio.wavio import read_wav
 from firmware_app.config.settings import Settings
 from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from harness import wait_until
 
-from firmware_app.app import control
+from firmware_app.app import control, control_client
 from firmware_app.core.events import read_events
 from firmware_app.system.test_clock import ENV
 
@@ -53,7 +53,7 @@ def test_a_running_service_keeps_its_timer_through_wall_clock_steps(tmp_path: Pa
     try:
         sock = runtime_dir / control.SOCKET_NAME
         wait_until(lambda: sock.exists(), timeout=90, what="the service's socket")
-        assert control.request("ask", "set a pasta timer for twenty seconds", sock) == [
+        assert control_client.request("ask", "set a pasta timer for twenty seconds", sock) == [
             "Pasta timer set for 20 seconds."
         ]
         offset.write_text("3600\n")  # an hour forward: it used to ring at once
@@ -61,7 +61,7 @@ def test_a_running_service_keeps_its_timer_through_wall_clock_steps(tmp_path: Pa
         offset.write_text("-3600\n")  # two hours back: "1 hour and ... left"
         time.sleep(2)
         assert timer_events("ring") == []
-        left = control.request("ask", "how long is left on the pasta timer", sock)
+        left = control_client.request("ask", "how long is left on the pasta timer", sock)
         assert left is not None and left[0].endswith("seconds left on your pasta timer."), left
         assert "hour" not in left[0]
         wait_until(lambda: timer_events("ring"), timeout=40, what="the timer to ring")

@@ -15,9 +15,11 @@ from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 from harness import wait_until
 
 from firmware_app import cli
-from firmware_app.app import control
-from firmware_app.app.control import MAX_REQUEST_BYTES, ControlError, ControlServer
-from firmware_app.app.wiring import Engines, assembled
+from firmware_app.app import control, control_client
+from firmware_app.app.control import MAX_REQUEST_BYTES, ControlError
+from firmware_app.app.control_server import ControlServer
+from firmware_app.app.loading import Engines
+from firmware_app.app.wiring import assembled
 from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.events import Event
@@ -80,14 +82,14 @@ def raw(path: Path, data: bytes) -> list[dict[str, object]]:
 
 
 def test_ask_is_answered_by_the_running_service_as_if_heard(service: Service) -> None:
-    replies = control.request("ask", "hey jarvis what time is it", service.path)
+    replies = control_client.request("ask", "hey jarvis what time is it", service.path)
     assert replies is not None and len(replies) == 1 and replies[0].startswith("It's ")
     assert service.of("transcript")[-1].fields["text"] == "what time is it"
-    assert control.request("ask", "repeat that", service.path) == replies
+    assert control_client.request("ask", "repeat that", service.path) == replies
 
 
 def test_a_timer_set_with_ask_is_the_services_timer(service: Service) -> None:
-    assert control.request("ask", "set a pasta timer for one second", service.path) == [
+    assert control_client.request("ask", "set a pasta timer for one second", service.path) == [
         "Pasta timer set for 1 second."
     ]
     wait_until(lambda: any(e.fields["action"] == "ring" for e in service.of("timer")))
@@ -95,14 +97,14 @@ def test_a_timer_set_with_ask_is_the_services_timer(service: Service) -> None:
 
 
 def test_say_returns_when_its_own_speech_was_heard(service: Service) -> None:
-    assert control.request("say", "dinner is ready", service.path) == []
+    assert control_client.request("say", "dinner is ready", service.path) == []
     (end,) = [e for e in service.of("speak_end") if e.fields["origin"] == "cmd"]
     assert str(end.fields["request_id"]).startswith("control-") and end.fields["cut"] is False
 
 
 def test_a_request_the_assistant_refuses_is_an_error(service: Service) -> None:
     with pytest.raises(ControlError, match="say needs a non-empty text"):
-        control.request("say", " ", service.path)
+        control_client.request("say", " ", service.path)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +125,7 @@ def test_a_bad_request_gets_one_error_line_and_the_service_goes_on(
     answers = raw(service.path, payload)
     assert len(answers) == 1 and answers[0]["ok"] is False
     assert error in str(answers[0]["error"])
-    assert control.request("ask", "what time is it", service.path)  # still serving
+    assert control_client.request("ask", "what time is it", service.path)  # still serving
 
 
 def test_the_socket_is_the_services_own(service: Service) -> None:
@@ -132,12 +134,12 @@ def test_the_socket_is_the_services_own(service: Service) -> None:
 
 
 def test_without_a_service_the_caller_runs_it_itself(tmp_path: Path) -> None:
-    assert control.request("ask", "what time is it", tmp_path / "control.sock") is None
+    assert control_client.request("ask", "what time is it", tmp_path / "control.sock") is None
     stale = tmp_path / "stale.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(stale))
     sock.close()  # a socket file left by a service that died
-    assert control.request("ask", "what time is it", stale) is None
+    assert control_client.request("ask", "what time is it", stale) is None
 
 
 def test_the_command_line_uses_the_running_service(

@@ -19,8 +19,9 @@ import pytest
 from harness import wait_until
 from test_control import Service
 
-from firmware_app.app import control
-from firmware_app.app.control import REQUEST_DEADLINE_S, ControlError, ControlServer
+from firmware_app.app import control, control_client
+from firmware_app.app.control import REQUEST_DEADLINE_S, ControlError
+from firmware_app.app.control_server import ControlServer
 from firmware_app.core.events import EventBus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ def connect(path: Path) -> socket.socket:
 def ask_in_time(service: Service) -> float:
     """A real ``ask`` through the socket; how long it took (it must be answered)."""
     t0 = time.monotonic()
-    replies = control.request("ask", "what time is it", service.path)
+    replies = control_client.request("ask", "what time is it", service.path)
     took = time.monotonic() - t0
     assert replies is not None and replies[0].startswith("It's ")
     return took
@@ -170,7 +171,7 @@ def test_the_command_line_gives_up_on_a_service_that_does_not_answer(tmp_path: P
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "did not answer in time" in lines[0], done.stderr
-    assert control.ACCEPT_TIMEOUT_S <= took < control.ACCEPT_TIMEOUT_S + 20
+    assert control_client.ACCEPT_TIMEOUT_S <= took < control_client.ACCEPT_TIMEOUT_S + 20
 
 
 def test_a_full_backlog_is_a_clear_error_not_a_hang(
@@ -190,10 +191,10 @@ def test_a_full_backlog_is_a_clear_error_not_a_hang(
                 sock.connect(str(path))
             except BlockingIOError:
                 break
-        monkeypatch.setattr(control, "CONNECT_TIMEOUT_S", 1.0)
+        monkeypatch.setattr(control_client, "CONNECT_TIMEOUT_S", 1.0)
         t0 = time.monotonic()
         with pytest.raises(ControlError, match="not taking connections"):
-            control.request("ask", "what time is it", path)
+            control_client.request("ask", "what time is it", path)
         assert time.monotonic() - t0 < 5
     finally:
         for sock in queued:

@@ -13,7 +13,7 @@ import pytest
 from fakes import SPEECH, WAKE, FakeTts, FakeVad, FakeWake, ScriptedStt
 from small_fs import SmallFs
 
-from firmware_app.app import simulation, wiring
+from firmware_app.app import loading, simulation
 from firmware_app.audio.wavio import write_wav
 from firmware_app.config.settings import LogSettings, Settings
 from firmware_app.core.errors import ConfigError
@@ -39,7 +39,7 @@ def test_the_assistant_s_event_log_is_rotated_by_size(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "data", log=LogSettings(events_max_mb=0.004, events_keep=2)
     )
-    engines = wiring.Engines(
+    engines = loading.Engines(
         FakeWake(), FakeVad(), ScriptedStt(*["what time is it"] * 12), None, FakeTts()
     )
     summary = simulation.simulate(

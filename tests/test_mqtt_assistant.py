@@ -19,7 +19,7 @@ from mqtt_broker import (
     assert_will_after_kill,
 )
 
-from firmware_app.app import simulation, wiring
+from firmware_app.app import loading, simulation
 from firmware_app.audio.wavio import write_wav
 from firmware_app.config.settings import CustomIntent, MqttSettings, Settings
 from firmware_app.core.messages import FRAME_SAMPLES
@@ -55,7 +55,9 @@ def test_real_assistant_round_trips(broker: Broker, tmp_path: Path) -> None:
             )
         ],
     )
-    engines = wiring.Engines(FakeWake(), FakeVad(), ScriptedStt("what time is it"), None, FakeTts())
+    engines = loading.Engines(
+        FakeWake(), FakeVad(), ScriptedStt("what time is it"), None, FakeTts()
+    )
     # 2.4 s quiet (commands arrive), then a spoken request, then quiet
     wav = wav_of(tmp_path / "in.wav", [(0, 30), (WAKE, 1), (SPEECH, 8), (0, 20)])
     base = f"ttbt5/{device}"

@@ -17,7 +17,7 @@ from audio_helpers import write
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 
 from firmware_app.app import simulation
-from firmware_app.app.wiring import Engines
+from firmware_app.app.loading import Engines
 from firmware_app.config.settings import Settings
 from firmware_app.core.events import read_events
 from firmware_app.system.store import Store

@@ -13,7 +13,7 @@ import numpy as np
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
 from mqtt_broker import Broker, Listener
 
-from firmware_app.app import simulation, wiring
+from firmware_app.app import loading, simulation
 from firmware_app.audio.wavio import write_wav
 from firmware_app.config.settings import MqttSettings, Settings
 
@@ -27,7 +27,7 @@ def test_commands_are_answered_while_the_disk_is_full(broker: Broker, small_fs, 
             host=broker.host, port=broker.port, device_id=device, health_interval_s=1
         ),
     )
-    engines = wiring.Engines(FakeWake(), FakeVad(), ScriptedStt(""), None, FakeTts())
+    engines = loading.Engines(FakeWake(), FakeVad(), ScriptedStt(""), None, FakeTts())
     wav = tmp_path / "quiet.wav"
     write_wav(wav, np.zeros(16000 * 30, dtype=np.int16), 16000)
     listener = Listener(broker, (f"{base}/#",))

@@ -18,7 +18,8 @@ from typing import TypedDict
 
 import numpy as np
 
-from firmware_app.app.wiring import Engines, Output, assembled, load_engines
+from firmware_app.app.loading import Engines, load_engines
+from firmware_app.app.wiring import Output, assembled
 from firmware_app.audio.echo import EchoPath, PlaybackReference
 from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.audio.wavio import read_wav, write_wav

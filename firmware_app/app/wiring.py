@@ -1,40 +1,32 @@
 """Wiring: the one place that builds real objects from settings and connects them.
 
-Everything is built before the assistant and handed to its constructor: engines, store,
-speech output, the LLM responder, the MQTT bridge (whose ``publish`` sends custom home
-sentences), the updater and the systemd heartbeat. ``run`` is the appliance (ALSA, GPIO,
-MQTT, systemd); the drivers that run the same assistant without a microphone or on a
-recording live in ``app/simulation.py``.
+Everything is built before the assistant and handed to its constructor: engines (loaded
+by ``app/loading.py``), store, speech output, the LLM responder, the MQTT bridge (whose
+``publish`` sends custom home sentences), the updater and the systemd heartbeat. ``run``
+is the appliance (ALSA, GPIO, MQTT, systemd); the drivers that run the same assistant
+without a microphone or on a recording live in ``app/simulation.py``.
 """
 
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from loguru import logger
 
+from firmware_app.app.loading import Engines, NoWake, build_hearing, load_engines
 from firmware_app.audio.echo import PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import (
-    Detection,
-    EchoCanceller,
     GrammarTranscriber,
     Speaker,
-    SpeechDetector,
-    StopSpotter,
-    Synthesizer,
-    Transcriber,
-    WakeDetector,
 )
-from firmware_app.core.errors import EngineUnavailableError
 from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
@@ -54,74 +46,6 @@ from firmware_app.system.store import Store
 
 if TYPE_CHECKING:
     from firmware_app.edges.mqtt import MqttBridge
-
-
-@dataclass
-class Engines:
-    wake: WakeDetector
-    vad: SpeechDetector
-    stt: Transcriber | None
-    stt_problem: str | None
-    tts: Synthesizer
-
-
-class NoWake:
-    """For ``ask``/``say``: no microphone, so nothing to detect."""
-
-    def process(self, pcm: bytes) -> Detection | None:
-        return None
-
-    def reset(self) -> None:
-        pass
-
-
-class NoVad:
-    def process(self, pcm: bytes) -> float:
-        return 0.0
-
-    def reset(self) -> None:
-        pass
-
-
-def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
-    from firmware_app.speak.piper import PiperSynthesizer
-
-    tts = PiperSynthesizer(settings.tts, steady=steady)
-    for _ in tts.synthesize("Ready."):  # first inference is slow: pay it before anyone waits
-        pass
-    return tts
-
-
-def load_stt(settings: Settings) -> tuple[Transcriber | None, str | None]:
-    from firmware_app.recognize.stt import load_transcriber
-
-    stt, problem, active = load_transcriber(settings)
-    if stt is None:
-        logger.warning("speech recognition is off: {}", problem)
-    else:
-        logger.info("speech recognition: {}", active)
-    return stt, problem
-
-
-def load_engines(
-    settings: Settings,
-    microphone: bool = True,
-    stt: Transcriber | None = None,
-    steady: bool = False,
-) -> Engines:
-    """Load every model once, timing each (start-up time matters on a Pi)."""
-    from firmware_app.listen.vad import SileroVad
-    from firmware_app.listen.wake_engines import build_wake_detector
-
-    started = time.monotonic()
-    wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
-    vad: SpeechDetector = SileroVad() if microphone else NoVad()
-    problem = None
-    if stt is None and microphone:
-        stt, problem = load_stt(settings)
-    tts = load_tts(settings, steady)
-    logger.info("models loaded in {:.1f} s", time.monotonic() - started)
-    return Engines(wake, vad, stt, problem, tts)
 
 
 class Output(Speaker, Protocol):
@@ -196,41 +120,6 @@ def _updater(settings: Settings, edges: Edges) -> Updater | None:
     except ImportError:
         return None
     return make_updater(settings, edges.post)
-
-
-def build_hearing(
-    settings: Settings, engines: Engines, reference: PlaybackReference | None = None
-) -> Hearing:
-    """The microphone's path: the echo canceller and the stop word as configured (a part
-    that cannot be loaded is left out with a warning: the assistant still works without
-    it), with ``reference`` (what the speaker played) for frames that arrive without one."""
-    echo: EchoCanceller | None = None
-    stop: StopSpotter | None = None
-    cfg = settings.echo
-    if not isinstance(engines.wake, NoWake):  # with no microphone there is nothing to hear
-        if cfg.engine != "off":
-            from firmware_app.listen.echo_canceller import make_echo_canceller
-
-            try:
-                echo = make_echo_canceller(cfg.engine, cfg.tail_ms)
-            except EngineUnavailableError as exc:
-                logger.warning("echo cancellation is off: {}", exc)
-        if cfg.stop_word:
-            from firmware_app.listen.stop_word import PocketsphinxStopSpotter
-
-            try:
-                stop = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
-            except EngineUnavailableError as exc:
-                logger.warning("the stop word is off: {}", exc)
-    return Hearing.from_settings(
-        settings,
-        engines.wake,
-        engines.vad,
-        engines.stt,
-        echo=echo,
-        reference=reference if echo is not None else None,
-        stop=stop,
-    )
 
 
 def _arbiter(
@@ -369,7 +258,8 @@ def run(settings: Settings) -> int:
 
 
 def _run_locked(settings: Settings) -> int:
-    from firmware_app.app.control import ControlServer, socket_path
+    from firmware_app.app.control import socket_path
+    from firmware_app.app.control_server import ControlServer
     from firmware_app.audio.capture import Microphone
     from firmware_app.audio.playback import AlsaSpeaker
     from firmware_app.system.notify import Notifier

@@ -7,8 +7,6 @@ dispatcher (`dispatcher.Machine`) does, so every change goes through the table.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from loguru import logger
@@ -31,7 +29,7 @@ from firmware_app.core.messages import (
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, RealClock, Responder
-from firmware_app.core.status import StatusBoard
+from firmware_app.core.status import StatusBoard, StatusCadence
 from firmware_app.core.table import (
     BUSY,
     ERROR,
@@ -42,6 +40,7 @@ from firmware_app.core.table import (
     State,
     Table,
 )
+from firmware_app.core.turn import Turn
 from firmware_app.edges.esphome import turns as home_turns
 from firmware_app.edges.gpio.patterns import choose_pattern
 from firmware_app.listen.hearing import Hearing
@@ -68,7 +67,6 @@ from firmware_app.understand.actions import (
     UNKNOWN,
     Actions,
     Outcome,
-    Question,
     beyond_commands,
     how_to_add,
     without_wake_words,
@@ -80,33 +78,6 @@ from firmware_app.understand.timers import Timer, Timers
 
 if TYPE_CHECKING:
     from firmware_app.core.assistant import Assistant
-
-
-@dataclass
-class Turn:
-    """One exchange with the user, from the request to the last word of its answer. The
-    last reply is not part of it: "say that again" outlives the turn."""
-
-    asker: RequestId = None
-    """Who typed the request (a ``cmd/ask`` id): its reply and speech carry that id."""
-    request: int = 0
-    """The online model's request being answered (0: none)."""
-    question: Question | None = None
-    """A local question ("Which one?") waiting for its answer."""
-    followup: bool = False
-    """Listen again without the wake word after this reply."""
-    opened_by: float | None = None
-    """The wake (its time) that opened this request, so "that wasn't for me" can drop it."""
-    run: int = 0
-    """The Home Assistant pipeline run the request went to (0: the local brain answers)."""
-    handed: bool = False
-    """Speech ended and Home Assistant has the request: its answer is on its way."""
-    heard: Transcript | None = None
-    """What the speaker heard itself, answered here if Home Assistant does not answer."""
-
-    def release(self) -> None:
-        """Home Assistant is done with the request (answered, failed, gone or withdrawn)."""
-        self.run, self.handed, self.heard = 0, False, None
 
 
 class Flow:
@@ -180,8 +151,7 @@ class Flow:
             self.changed,
             self.settled,
         )
-        self._published, self._published_state = 0.0, self.state
-        self._status_failed = False
+        self._cadence = StatusCadence(self.board, self.state)
         self._publish_status()  # readers see the real status from the start
 
     @property
@@ -481,21 +451,9 @@ class Flow:
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
-        """Publish the status for other threads (`StatusBoard`); while frames stream in,
-        at most every half second unless the state changed."""
-        now = time.monotonic()
-        if frame and now - self._published < 0.5 and self._published_state == self.state:
-            return
-        self._published, self._published_state = now, self.state
-        try:
-            status = self.status()
-        except Exception as exc:  # a part's figures failing must not stop the assistant
-            if not self._status_failed:
-                logger.opt(exception=exc).error("status: {}", exc)
-            self._status_failed = True
-            return
-        self._status_failed = False
-        self.board.publish(status)
+        """Publish the status for other threads (`StatusBoard`), as often as
+        `StatusCadence` says."""
+        self._cadence.publish(self.status, self.state, frame)
 
     def status(self) -> dict[str, object]:
         """The status now (this thread only; other threads read `board`)."""

@@ -3,14 +3,18 @@
 MQTT health and anything else on another thread read the last snapshot here; they never
 call into the assistant, whose collections change only on its thread. The assistant
 publishes after every message but frames, and while frames stream in when the state
-changes or at most every half second, so a snapshot is never more than about that old.
+changes or at most every half second (`StatusCadence`), so a snapshot is never more than
+about that old.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+
+from loguru import logger
 
 
 class StatusBoard:
@@ -31,4 +35,37 @@ class StatusBoard:
             return copy.deepcopy(self._snapshot)
 
 
-__all__ = ["StatusBoard"]
+class StatusCadence:
+    """When the assistant publishes on its board: after every message but frames, and while
+    frames stream in when the state changes or at most every ``FRAME_INTERVAL_S``. A status
+    that cannot be made (a part's figures failing) is skipped and logged once until one can
+    be made again: it must never stop the assistant. Its thread only."""
+
+    FRAME_INTERVAL_S = 0.5
+
+    def __init__(self, board: StatusBoard, state: object) -> None:
+        self._board = board
+        self._published, self._published_state = 0.0, state
+        self._failed = False
+
+    def publish(self, make: Callable[[], Mapping[str, object]], state: object, frame: bool) -> None:
+        now = time.monotonic()
+        if (
+            frame
+            and now - self._published < self.FRAME_INTERVAL_S
+            and self._published_state == state
+        ):
+            return
+        self._published, self._published_state = now, state
+        try:
+            status = make()
+        except Exception as exc:  # a part's figures failing must not stop the assistant
+            if not self._failed:
+                logger.opt(exception=exc).error("status: {}", exc)
+            self._failed = True
+            return
+        self._failed = False
+        self._board.publish(status)
+
+
+__all__ = ["StatusBoard", "StatusCadence"]

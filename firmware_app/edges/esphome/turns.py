@@ -2,7 +2,7 @@
 ``home_*`` rows name, and the steps of the dialogue turn that involve it (offered when
 listening starts, handed over at the end of speech; withdrawn when the turn ends, in
 `core.flow.Flow`). The turn's run, whether it was handed over and the local transcript
-are fields of `core.flow.Turn`. Runs on the assistant's thread like every handler; the
+are fields of `core.turn.Turn`. Runs on the assistant's thread like every handler; the
 satellite edge (`satellite.Satellite`) only posts messages.
 
 A request goes to Home Assistant when the satellite takes it at the start of listening

@@ -27,7 +27,7 @@ from firmware_app.edges.wyoming.framing import reader_limit
 def load_service(settings: Settings) -> Service:
     """The recognizer and the voice as configured (``[stt]``, ``[tts]``), each loaded
     once; one that cannot load is left out with a warning, not both."""
-    from firmware_app.app.wiring import load_tts
+    from firmware_app.app.loading import load_tts
     from firmware_app.recognize.stt import load_transcriber
 
     stt, problem, active = load_transcriber(settings)
