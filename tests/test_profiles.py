@@ -9,7 +9,7 @@ import pytest
 
 from firmware_app.config.settings import Settings, load_settings
 from firmware_app.listen.micro_wake import MicroWake
-from firmware_app.listen.wake import build_wake_detector
+from firmware_app.listen.wake_engines import build_wake_detector
 
 
 def test_the_zero_profile_takes_the_lighter_set_up_of_each_part(tmp_path: Path) -> None:
