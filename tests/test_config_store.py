@@ -131,15 +131,18 @@ def test_a_bad_row_gives_the_default_not_a_crash(tmp_path):
         ({"TTBT5_VADD__SILENCE_MS": "500"}, "unknown environment variable TTBT5_VADD__SILENCE_MS"),
         ({"TTBT5_VAD__SILENCE": "500"}, "no setting 'vad.silence'"),
         ({"TTBT5__ENV_PREFIX": "X"}, "unknown environment variable"),
-        ({"TTBT5_WAKE__MODELS": "[" * 5000 + "]" * 5000}, "nests too deeply"),
+        # Python 3.11's JSON decoder gives up on the nesting; 3.13's parses it, and the value
+        # is then refused as it stands: either way one line, the value cut short
+        ({"TTBT5_WAKE__MODELS": "[" * 5000 + "]" * 5000}, "nests too deeply|from TTBT5_WAKE__MODELS"),
     ],
 )
 def test_bad_environment_is_one_clear_line(monkeypatch, env, expected) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match=re.escape(expected)) as info:
+    alternatives = "|".join(re.escape(text) for text in expected.split("|"))
+    with pytest.raises(ConfigError, match=alternatives) as info:
         load_settings(None)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def as_service(script: str, *args: str) -> None:
             f"--reuid={SERVICE_UID}",
             f"--regid={SERVICE_UID}",
             "--clear-groups",
-            sys.executable,
+            SYSTEM_PYTHON,  # the script needs nothing of ours; the service user can run it
             "-I",
             "-c",
             textwrap.dedent(script),
