@@ -66,7 +66,9 @@ def test_run_serves_home_assistant_and_falls_back_to_the_local_brain(tmp_path):
         def types() -> list[str]:
             return [e["type"] for e in read_events(log)] if log.exists() else []
 
-        wait_until(lambda: "state" in types(), timeout=120, what="the service started")
+        started = lambda: proc.poll() is not None or "state" in types()  # noqa: E731
+        wait_until(started, timeout=120, what="the service started")
+        assert proc.poll() is None, f"the service exited: {proc.communicate()[1][-2000:]}"
         home.connect()  # Home Assistant adds the device and subscribes
         feeder.speak(request)
         wait_until(lambda: home.finished == [True], timeout=30, what="the reply played")
