@@ -133,7 +133,10 @@ def test_a_bad_row_gives_the_default_not_a_crash(tmp_path):
         ({"TTBT5__ENV_PREFIX": "X"}, "unknown environment variable"),
         # Python 3.11's JSON decoder gives up on the nesting; 3.13's parses it, and the value
         # is then refused as it stands: either way one line, the value cut short
-        ({"TTBT5_WAKE__MODELS": "[" * 5000 + "]" * 5000}, "nests too deeply|from TTBT5_WAKE__MODELS"),
+        (
+            {"TTBT5_WAKE__MODELS": "[" * 5000 + "]" * 5000},
+            "nests too deeply|from TTBT5_WAKE__MODELS",
+        ),
     ],
 )
 def test_bad_environment_is_one_clear_line(monkeypatch, env, expected) -> None:
