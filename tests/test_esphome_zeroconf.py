@@ -29,7 +29,7 @@ DEVICE = textwrap.dedent(
     from firmware_app.edges.esphome.wiring import build_satellite
     settings = Settings(
         data_dir=sys.argv[1],
-        esphome={"enabled": True, "port": 16053, "encryption_key": sys.argv[2]},
+        esphome={"enabled": True, "port": int(sys.argv[3]), "encryption_key": sys.argv[2]},
         mqtt={"device_id": "den"},
     )
     with ExitStack() as stack:
@@ -41,7 +41,7 @@ DEVICE = textwrap.dedent(
 
 BROWSER = textwrap.dedent(
     """
-    import json, time
+    import json, sys, time
     from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
     found = {}
     class Listener(ServiceListener):
@@ -61,7 +61,7 @@ BROWSER = textwrap.dedent(
     zc = Zeroconf()
     ServiceBrowser(zc, "_esphomelib._tcp.local.", Listener())
     deadline = time.monotonic() + 15
-    while not found and time.monotonic() < deadline:
+    while len(found) < int(sys.argv[1]) and time.monotonic() < deadline:
         time.sleep(0.1)
     zc.close()
     print(json.dumps(found))
@@ -102,37 +102,74 @@ def network():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
-def test_home_assistant_discovers_the_satellite_with_its_txt_records(network, tmp_path):
-    dev, ha = network
+def start_device(dev: str, data: Path, port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     device = subprocess.Popen(
-        ["ip", "netns", "exec", dev, sys.executable, "-c", DEVICE, str(tmp_path / "data"), KEY],
+        ["ip", "netns", "exec", dev, sys.executable, "-c", DEVICE, str(data), KEY, str(port)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    assert device.stdout is not None
+    line = device.stdout.readline()
+    assert line.strip() == "ready", device.stderr.read() if device.stderr else line
+    return device
+
+
+def browse(ha: str, expected: int) -> dict[str, dict]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        ["ip", "netns", "exec", ha, sys.executable, "-c", BROWSER, str(expected)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    return json.loads(done.stdout or "{}")
+
+
+def stop(device: subprocess.Popen[str]) -> str:
+    if device.stdin is not None:
+        device.stdin.close()
+    device.wait(timeout=15)
+    return device.stderr.read() if device.stderr else ""
+
+
+def test_home_assistant_discovers_the_satellite_with_its_txt_records(network, tmp_path):
+    dev, ha = network
+    device = start_device(dev, tmp_path / "data", 16053)
     try:
-        assert device.stdout is not None
-        line = device.stdout.readline()
-        assert line.strip() == "ready", device.stderr.read() if device.stderr else line
-        browse = subprocess.run(
-            ["ip", "netns", "exec", ha, sys.executable, "-c", BROWSER],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-        )
+        found = browse(ha, 1)
     finally:
-        if device.stdin is not None:
-            device.stdin.close()
-        device.wait(timeout=15)
-    found = json.loads(browse.stdout or "{}")
-    assert list(found) == ["ttbt5-den._esphomelib._tcp.local."], browse.stderr
+        stop(device)
+    assert list(found) == ["ttbt5-den._esphomelib._tcp.local."]
     service = found["ttbt5-den._esphomelib._tcp.local."]
     assert service["port"] == 16053 and service["addresses"] == ["10.77.0.1"]
     props = service["properties"]
     assert props["mac"] == derived_mac("den").replace(":", "").lower()
     assert props["platform"] and props["version"]
     assert props["api_encryption"] == "Noise_NNpsk0_25519_ChaChaPoly_SHA256"
+
+
+def test_a_second_speaker_with_the_same_name_is_advertised_renamed(network, tmp_path):
+    """Two speakers set up with one ``device_id``: the second keeps running and is found
+    as ``name-2`` (a name conflict costs the name, never the service)."""
+    dev, ha = network
+    first = start_device(dev, tmp_path / "one", 16053)
+    try:
+        second = start_device(dev, tmp_path / "two", 16054)
+        try:
+            found = browse(ha, 2)
+            assert second.poll() is None
+        finally:
+            said = stop(second)
+    finally:
+        stop(first)
+    assert sorted(found) == [
+        "ttbt5-den-2._esphomelib._tcp.local.",
+        "ttbt5-den._esphomelib._tcp.local.",
+    ]
+    assert found["ttbt5-den-2._esphomelib._tcp.local."]["port"] == 16054
+    assert "another device on the network is called ttbt5-den" in said

@@ -7,12 +7,18 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from zeroconf import ServiceInfo
 
 SERVICE = "_esphomelib._tcp.local."
 ESPHOME_VERSION = "2025.4.0"
 """The ESPHome release whose API this server speaks (Home Assistant reads it)."""
+RENAMES = 8
+"""How many ``name-N`` alternatives to try when the name is taken on the network."""
 
 
 def addresses(host: str) -> list[bytes]:
@@ -54,30 +60,61 @@ class Advertisement:
         """The announcements still being sent (they repeat for a second or two)."""
 
     async def start(self) -> bool:
-        from zeroconf import ServiceInfo
+        """Register under the device's name, or the first free ``name-N`` when another
+        speaker on the network already holds it (two speakers set up with the same
+        ``device_id``): a name conflict must never cost the service, only the name."""
+        from zeroconf import Error as ZeroconfError
+        from zeroconf import NonUniqueNameException
         from zeroconf.asyncio import AsyncZeroconf
 
         found = addresses(self.host)
         if not found:
             logger.warning("esphome: no network address to advertise; add it by host and port")
             return False
-        info = ServiceInfo(
-            SERVICE,
-            f"{self.name}.{SERVICE}",
-            addresses=found,
-            port=self.port,
-            properties=self.properties,
-            server=f"{self.name}.local.",
-        )
         try:
             zc = AsyncZeroconf()
-            self._broadcast = await zc.async_register_service(info)
         except OSError as exc:
             logger.warning("esphome: zeroconf advertisement failed: {}", exc)
             return False
-        self._zc, self._info = zc, info
-        logger.info("esphome: advertised as {}.{}", self.name, SERVICE)
-        return True
+        for name in self.candidates():
+            info = self.info(name, found)
+            try:
+                self._broadcast = await zc.async_register_service(info)
+            except NonUniqueNameException:
+                continue
+            except (OSError, ZeroconfError) as exc:
+                logger.warning("esphome: zeroconf advertisement failed: {}", exc)
+                await zc.async_close()
+                return False
+            self._zc, self._info = zc, info
+            if name != self.name:
+                logger.warning(
+                    "esphome: another device on the network is called {}; advertised as {}"
+                    " (give each speaker its own mqtt.device_id)",
+                    self.name,
+                    name,
+                )
+            logger.info("esphome: advertised as {}.{}", name, SERVICE)
+            return True
+        taken = self.candidates()
+        logger.warning("esphome: {} to {} are all taken; not advertised", taken[0], taken[-1])
+        await zc.async_close()
+        return False
+
+    def candidates(self) -> list[str]:
+        return [self.name] + [f"{self.name}-{n}" for n in range(2, RENAMES + 2)]
+
+    def info(self, name: str, found: list[bytes]) -> ServiceInfo:
+        from zeroconf import ServiceInfo
+
+        return ServiceInfo(
+            SERVICE,
+            f"{name}.{SERVICE}",
+            addresses=found,
+            port=self.port,
+            properties=self.properties,
+            server=f"{name}.local.",
+        )
 
     async def close(self) -> None:
         from zeroconf.asyncio import AsyncZeroconf
