@@ -83,13 +83,13 @@ def run_stream(
         frame = mic[start : start + FRAME_SAMPLES].astype("<i2").tobytes()
         reference = ref[start : start + FRAME_SAMPLES].astype("<i2").tobytes()
         c0 = time.process_time()
-        clean = aec.process(frame, reference)
+        clean = aec.cancel(frame, reference)
         cpu += time.process_time() - c0
         out += clean
         t = (start + FRAME_SAMPLES) / SAMPLE_RATE
-        if wake is not None and wake.process(clean) is not None:
+        if wake is not None and wake.detect(clean) is not None:
             wakes.append(t)
-        if stop is not None and stop.process(clean):
+        if stop is not None and stop.spot(clean):
             stops.append(t)
     return np.frombuffer(bytes(out), dtype=np.int16), wakes, stops, cpu
 

@@ -175,10 +175,10 @@ class ModelWake(FakeWake):
         super().__init__()
         self.model = model
 
-    def process(self, pcm: bytes) -> Detection | None:
+    def detect(self, pcm: bytes) -> Detection | None:
         if self.model is not None:
-            self.model.process(pcm)
-        return super().process(pcm)
+            self.model.detect(pcm)
+        return super().detect(pcm)
 
     def reset(self) -> None:
         super().reset()

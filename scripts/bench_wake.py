@@ -136,7 +136,7 @@ def product(engine: str, audio: np.ndarray) -> float:
     detector = build_wake_detector(settings)
     start = time.process_time()
     for pcm in wake_eval.frames(audio):
-        detector.process(pcm)
+        detector.detect(pcm)
     return time.process_time() - start
 
 

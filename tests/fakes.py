@@ -34,7 +34,7 @@ class FakeWake:
         self.frames = 0
         self.resets = 0
 
-    def process(self, pcm: bytes) -> Detection | None:
+    def detect(self, pcm: bytes) -> Detection | None:
         self.frames += 1
         return Detection("hey_jarvis", 0.9) if pcm[:2] == frame_of(WAKE)[:2] else None
 
@@ -43,7 +43,7 @@ class FakeWake:
 
 
 class FakeVad:
-    def process(self, pcm: bytes) -> float:
+    def speech_probability(self, pcm: bytes) -> float:
         return 1.0 if abs(int(np.frombuffer(pcm[:2], dtype=np.int16)[0])) >= SPEECH else 0.0
 
     def reset(self) -> None:

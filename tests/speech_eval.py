@@ -103,7 +103,7 @@ def run_stop(spotter: Any, item: Item) -> Outcome:
     out = Outcome(item)
     audio = item.audio
     for start in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-        out.stops += bool(spotter.process(audio[start : start + FRAME_SAMPLES].tobytes()))
+        out.stops += bool(spotter.spot(audio[start : start + FRAME_SAMPLES].tobytes()))
     return out
 
 

@@ -35,7 +35,7 @@ def cancel(aec: object, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
     n = len(mic) // FRAME_SAMPLES * FRAME_SAMPLES
     out = bytearray()
     for s in range(0, n, FRAME_SAMPLES):
-        out += aec.process(  # type: ignore[attr-defined]
+        out += aec.cancel(  # type: ignore[attr-defined]
             mic[s : s + FRAME_SAMPLES].tobytes(), ref[s : s + FRAME_SAMPLES].tobytes()
         )
     return np.frombuffer(bytes(out), dtype=np.int16)
@@ -84,8 +84,8 @@ def test_the_user_is_kept_while_the_device_talks() -> None:
 def test_frames_must_be_whole_10ms_blocks_and_a_short_reference_is_padded() -> None:
     aec = SpeexEchoCanceller()
     with pytest.raises(ValueError, match="multiple of 160"):
-        aec.process(b"\0" * 100, b"\0" * 100)
-    out = aec.process(b"\1\0" * 320, b"")
+        aec.cancel(b"\0" * 100, b"\0" * 100)
+    out = aec.cancel(b"\1\0" * 320, b"")
     assert len(out) == 640
 
 
@@ -105,7 +105,7 @@ def test_make_echo_canceller_by_name() -> None:
     assert isinstance(make_echo_canceller("speex"), SpeexEchoCanceller)
     off = make_echo_canceller("off")
     assert isinstance(off, NoEcho)
-    assert off.process(b"\1\2", b"\3\4") == b"\1\2"
+    assert off.cancel(b"\1\2", b"\3\4") == b"\1\2"
     with pytest.raises(ValueError, match="speex, webrtc or off"):
         make_echo_canceller("magic")
 

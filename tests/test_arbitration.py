@@ -209,7 +209,7 @@ def test_two_devices_hear_one_wake_word_and_the_nearer_answers(
         for n, at in enumerate(range(0, len(samples) - FRAME_SAMPLES + 1, FRAME_SAMPLES)):
             pcm = samples[at : at + FRAME_SAMPLES].tobytes()
             meter.feed(pcm)  # as hearing does, before the wake word detector
-            detection = wake.process(pcm)
+            detection = wake.detect(pcm)
             if detection is not None:
                 outcome[name].append(
                     (detection.score, arbiter.claim(detection.model, detection.score))

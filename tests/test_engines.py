@@ -30,7 +30,7 @@ def detections(wake, samples):
     wake.reset()
     found = []
     for i, pcm in enumerate(frames(samples)):
-        d = wake.process(pcm)
+        d = wake.detect(pcm)
         if d:
             found.append((round((i + 1) * 0.08, 2), d))
     return found
@@ -100,7 +100,7 @@ def test_resampling_keeps_the_band_and_does_not_alias():
 def test_silero_finds_speech_and_silence():
     vad = SileroVad()
     audio = conversation(1.0, "Set a timer for five minutes.", 1.0)
-    probs = [vad.process(pcm) for pcm in frames(audio)]
+    probs = [vad.speech_probability(pcm) for pcm in frames(audio)]
     speech_frames = [i * 0.08 for i, p in enumerate(probs) if p >= 0.5]
     assert speech_frames, "no speech found"
     assert 0.9 <= speech_frames[0] <= 1.3

@@ -263,9 +263,9 @@ class CountingWake:
         self.real = real
         self.frames = 0
 
-    def process(self, pcm: bytes):  # type: ignore[no-untyped-def]
+    def detect(self, pcm: bytes):  # type: ignore[no-untyped-def]
         self.frames += 1
-        return self.real.process(pcm)  # type: ignore[attr-defined]
+        return self.real.detect(pcm)  # type: ignore[attr-defined]
 
     def reset(self) -> None:
         self.real.reset()  # type: ignore[attr-defined]

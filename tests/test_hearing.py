@@ -45,7 +45,7 @@ class RecordingStop:
         self.resets = 0
         self.hears_stop_at = hears_stop_at
 
-    def process(self, pcm: bytes) -> bool:
+    def spot(self, pcm: bytes) -> bool:
         self.fed.append(pcm)
         return len(self.fed) == self.hears_stop_at
 
@@ -57,7 +57,7 @@ class RecordingEcho:
     def __init__(self) -> None:
         self.calls: list[tuple[bytes, bytes]] = []
 
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         self.calls.append((mic, ref))
         return frame_of(SILENT)  # everything it heard was the speaker
 

@@ -40,7 +40,7 @@ class Clock:
         for _ in range(max(1, round(seconds / FRAME_SECONDS))):
             self.n += 1
             t = round(self.n * FRAME_SECONDS, 6)
-            for event in self.seg.process(frame_of(level), t):
+            for event in self.seg.segment(frame_of(level), t):
                 self.heard.append((t, event))
                 out.append(event)
         return out

@@ -229,4 +229,4 @@ def test_recognizers_need_no_writable_disk(monkeypatch):
 
     monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/ttbt5-no-tmp")
     assert decoder(entries(["what", "time"])).lookup_word("time") == "T AY M"
-    assert PocketsphinxStopSpotter().process(bytes(3200)) is False
+    assert PocketsphinxStopSpotter().spot(bytes(3200)) is False

@@ -28,7 +28,7 @@ def stops_in(spotter: PocketsphinxStopSpotter, audio: np.ndarray) -> list[float]
     """Times (s, end of the 80 ms frame) at which the spotter said "stop"."""
     times = []
     for start in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-        if spotter.process(audio[start : start + FRAME_SAMPLES].astype("<i2").tobytes()):
+        if spotter.spot(audio[start : start + FRAME_SAMPLES].astype("<i2").tobytes()):
             times.append((start + FRAME_SAMPLES) / SAMPLE_RATE)
     return times
 
@@ -101,11 +101,11 @@ def test_stop_over_the_devices_own_reply(gain_db: float) -> None:
     aec, spotter = SpeexEchoCanceller(), PocketsphinxStopSpotter()
     heard: list[float] = []
     for start in range(0, len(mic16) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-        clean = aec.process(
+        clean = aec.cancel(
             mic16[start : start + FRAME_SAMPLES].tobytes(),
             playback[start : start + FRAME_SAMPLES].tobytes(),
         )
-        if spotter.process(clean):
+        if spotter.spot(clean):
             heard.append((start + FRAME_SAMPLES) / SAMPLE_RATE)
     own_end = len(own) / SAMPLE_RATE
     assert [t for t in heard if t < own_end] == []  # its own audio never stops it

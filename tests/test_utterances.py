@@ -142,7 +142,7 @@ class Echo:
     def __init__(self) -> None:
         self.calls: list[tuple[bytes, bytes]] = []
 
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         self.calls.append((mic, ref))
         return frame_of(SILENT)  # it was all the speaker's own sound
 
@@ -154,7 +154,7 @@ class Stop:
     def __init__(self) -> None:
         self.fed = 0
 
-    def process(self, pcm: bytes) -> bool:
+    def spot(self, pcm: bytes) -> bool:
         self.fed += 1
         return self.fed >= 3
 

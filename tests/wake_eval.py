@@ -37,7 +37,7 @@ def run(detector: WakeDetector, stream: Stream) -> Found:
     detector.reset()
     found = []
     for i, pcm in enumerate(frames(stream.audio)):
-        detection = detector.process(pcm)
+        detection = detector.detect(pcm)
         if detection is not None:
             found.append(((i + 1) * FRAME_SECONDS, detection))
     return found

@@ -40,7 +40,7 @@ class Engines:
 class NoWake:
     """For ``ask``/``say``: no microphone, so nothing to detect."""
 
-    def process(self, pcm: bytes) -> Detection | None:
+    def detect(self, pcm: bytes) -> Detection | None:
         return None
 
     def reset(self) -> None:
@@ -48,7 +48,7 @@ class NoWake:
 
 
 class NoVad:
-    def process(self, pcm: bytes) -> float:
+    def speech_probability(self, pcm: bytes) -> float:
         return 0.0
 
     def reset(self) -> None:

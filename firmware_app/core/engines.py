@@ -22,7 +22,7 @@ class Detection:
 
 
 class WakeDetector(Protocol):
-    def process(self, pcm: bytes) -> Detection | None:
+    def detect(self, pcm: bytes) -> Detection | None:
         """Feed one 80 ms frame; return a detection when a wake word ends in it."""
         ...
 
@@ -32,7 +32,7 @@ class WakeDetector(Protocol):
 
 
 class SpeechDetector(Protocol):
-    def process(self, pcm: bytes) -> float:
+    def speech_probability(self, pcm: bytes) -> float:
         """Feed one frame; return the speech probability (0-1) at its end."""
         ...
 
@@ -40,7 +40,7 @@ class SpeechDetector(Protocol):
 
 
 class EchoCanceller(Protocol):
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         """The microphone frame with the speaker's sound (``ref``) taken out."""
         ...
 
@@ -50,7 +50,7 @@ class EchoCanceller(Protocol):
 
 
 class StopSpotter(Protocol):
-    def process(self, pcm: bytes) -> bool:
+    def spot(self, pcm: bytes) -> bool:
         """Feed one frame; True when "stop" ends in it."""
         ...
 
@@ -60,7 +60,7 @@ class StopSpotter(Protocol):
 class NoEcho:
     """No echo canceller: the microphone frame passes unchanged."""
 
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         return mic
 
     def reset(self) -> None:
@@ -70,7 +70,7 @@ class NoEcho:
 class NoStopSpotter:
     """No stop word: only the wake word, the button or a command stop speech."""
 
-    def process(self, pcm: bytes) -> bool:
+    def spot(self, pcm: bytes) -> bool:
         return False
 
     def reset(self) -> None:

@@ -141,7 +141,7 @@ class SpeexEchoCanceller:
         arg = ctypes.c_int(value)
         fn(state, request, ctypes.byref(arg))
 
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         """Return ``mic`` without the echo of ``ref`` (same length, a multiple of 10 ms;
         a shorter reference is padded with silence)."""
         if len(mic) % (BLOCK * 2):
@@ -207,7 +207,7 @@ class WebRtcEchoCanceller:
         self._make = lambda: EchoCanceller(sample_rate=RATE, stream_delay_ms=delay_ms)
         self._aec = self._make()
 
-    def process(self, mic: bytes, ref: bytes) -> bytes:
+    def cancel(self, mic: bytes, ref: bytes) -> bytes:
         if len(ref) < len(mic):
             ref = ref + b"\0" * (len(mic) - len(ref))
         near = np.frombuffer(mic, dtype=np.int16)

@@ -200,12 +200,12 @@ class Hearing:
         pcm = self._cleaned(frame)
         self.level.feed(pcm)
         heard: list[Perceived] = []
-        if stop_armed and self.stop.process(pcm):
+        if stop_armed and self.stop.spot(pcm):
             heard.append(StopSaid())
         self.clips.hear(pcm)  # before the segmenter: a clip starts with the frame that woke
         if self._open:  # before the segmenter, which may end the request on what was heard
             self._feed(pcm)
-        events = self.segmenter.process(pcm, t)
+        events = self.segmenter.segment(pcm, t)
         for event in events:
             if isinstance(event, Woke):
                 if not self.wake_word.on:
@@ -270,7 +270,7 @@ class Hearing:
         if ref is None and self.reference is not None:
             played = self.reference.window(frame.t - CAPTURE_LEAD_S, len(frame.pcm) // 2)
             ref = played.astype("<i2").tobytes()
-        return frame.pcm if ref is None else self.echo.process(frame.pcm, ref)
+        return frame.pcm if ref is None else self.echo.cancel(frame.pcm, ref)
 
     def _feed(self, pcm: bytes, *, later: bool = False) -> None:
         if later and isinstance(self.recognizer, PrerollTranscriber):

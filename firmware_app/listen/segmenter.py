@@ -149,18 +149,18 @@ class Segmenter:
         self.wake.reset()
         self.preroll.clear()
 
-    def process(self, pcm: bytes, t: float) -> list[Heard]:
+    def segment(self, pcm: bytes, t: float) -> list[Heard]:
         """One frame ending at ``t``. The wake detector hears every frame, even while
         listening, so its buffers never hold stale audio (resetting them costs ~175 ms,
         right when the user is talking); a wake word while listening is not reported."""
-        detection = self.wake.process(pcm)
+        detection = self.wake.detect(pcm)
         if not self.listening:
             self.preroll.append(pcm)
             if detection is None:
                 return []
             return [Woke(detection, tuple(self.preroll))]
         heard: list[Heard] = []
-        if self.vad.process(pcm) >= self.threshold:
+        if self.vad.speech_probability(pcm) >= self.threshold:
             if not self._speech:
                 self._speech = True
                 heard.append(SpeechStarted(t))

@@ -91,7 +91,7 @@ class PocketsphinxStopSpotter:
         self._last_stop = -REFRACTORY - 1  # last hop of the last "stop" counted
         self._decoder.start_utt()
 
-    def process(self, pcm: bytes) -> bool:
+    def spot(self, pcm: bytes) -> bool:
         samples = np.concatenate([self._tail, np.frombuffer(pcm, dtype="<i2")])
         whole = len(samples) // HOP * HOP
         self._tail = samples[whole:]

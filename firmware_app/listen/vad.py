@@ -25,7 +25,7 @@ class SileroVad:
         self._rest = np.zeros(0, dtype=np.float32)
         self._last = 0.0
 
-    def process(self, pcm: bytes) -> float:
+    def speech_probability(self, pcm: bytes) -> float:
         samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
         buf = np.concatenate((self._rest, samples)) if self._rest.size else samples
         usable = buf.size - buf.size % _WINDOW

@@ -163,7 +163,7 @@ class Detector:
         self.picker = picker
         self.names = scorer.names
 
-    def process(self, pcm: bytes) -> Detection | None:
+    def detect(self, pcm: bytes) -> Detection | None:
         return self.picker.update(self.scorer.scores(pcm))
 
     def reset(self) -> None:

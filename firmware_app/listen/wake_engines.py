@@ -18,8 +18,8 @@ class WakeEngines:
         self.detectors = list(detectors)
         self.names = [name for d in self.detectors for name in d.names]
 
-    def process(self, pcm: bytes) -> Detection | None:
-        found = [d for d in (det.process(pcm) for det in self.detectors) if d is not None]
+    def detect(self, pcm: bytes) -> Detection | None:
+        found = [d for d in (det.detect(pcm) for det in self.detectors) if d is not None]
         return max(found, key=lambda d: d.score, default=None)
 
     def reset(self) -> None:
