@@ -17,11 +17,9 @@ The store never throws data away and never takes the service down:
   not JSON, or a setting of the wrong type is logged, reported in one ``error`` notice and
   dropped (the caller's default applies), never the whole store.
 
-The file layout is sqlitedict's (one table per name, ``key TEXT PRIMARY KEY, value BLOB``,
-values as JSON, never pickle: a tampered file must not run code), in WAL mode with
-``synchronous=NORMAL``: a write that returned while the disk was healthy survives a kill
-or a power cut at the cost of, at worst, the last write. All access goes through one
-connection under one lock, so a failed commit can be retried instead of wedging a worker.
+The file's layout and every SQL statement are in ``store_file.py``. All access goes through
+one connection under one lock, so a failed commit can be retried instead of wedging a
+worker.
 """
 
 from __future__ import annotations
@@ -38,15 +36,15 @@ from loguru import logger
 
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
-from firmware_app.system.store_rows import (
-    Corrupt,
-    check_row,
-    is_corruption,
-    move_aside,
-    probe_writable,
+from firmware_app.system.store_file import (
+    READ_ONLY_MODES,
+    TABLES,
+    open_file,
+    open_read_only,
+    read_rows,
+    write_changes,
 )
-
-TABLES = ("settings", "timers", "conversation")
+from firmware_app.system.store_rows import is_corruption, move_aside
 
 
 def _encode(value: Any) -> str:
@@ -138,34 +136,16 @@ class Store:
         return None
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=2.0, check_same_thread=False, isolation_level=None
-        )
-        try:
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            if not row or row[0] != "ok":
-                raise Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            for name in TABLES:
-                conn.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{name}" (key TEXT PRIMARY KEY, value BLOB)'
-                )
-            probe_writable(self.path, conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_file(self.path)
 
     def _read_only_load(self, path: Path, salvage: bool = False) -> int:
         """The file could not be opened for writing: read what it holds, if anything.
         Returns the rows read."""
         if not path.exists():
             return 0
-        for query in ("mode=ro", "immutable=1"):
+        for query in READ_ONLY_MODES:
             try:
-                conn = sqlite3.connect(f"file:{path}?{query}", uri=True, timeout=2.0)
+                conn = open_read_only(path, query)
             except sqlite3.Error:
                 continue
             try:
@@ -186,26 +166,17 @@ class Store:
             return 0
         kept = 0
         dropped: list[str] = []
-        for name in TABLES:
-            query = f'SELECT rowid, CAST(key AS BLOB), CAST(value AS BLOB) FROM "{name}"'
-            try:
-                rows = conn.execute(query).fetchall()
-            except sqlite3.DatabaseError as exc:
-                if "no such table" in str(exc) or salvage:
-                    continue
-                raise
-            for rowid, raw_key, raw in rows:
-                row = check_row(name, raw_key, raw)
-                if isinstance(row, tuple):
-                    key, text = row
-                    kept += 1
-                    if (name, key) not in self._pending and name not in self._cleared:
-                        self._memory[name][key] = text
-                    continue
-                logger.error("store: dropping {} row {}: {}", name, rowid, row)
-                dropped.append(f"{name} row {rowid}: {row}")
-                if conn is self._conn:
-                    self._bad_rowids.setdefault(name, set()).add(int(rowid))
+        for name, rowid, row in read_rows(conn, salvage):
+            if isinstance(row, tuple):
+                key, text = row
+                kept += 1
+                if (name, key) not in self._pending and name not in self._cleared:
+                    self._memory[name][key] = text
+                continue
+            logger.error("store: dropping {} row {}: {}", name, rowid, row)
+            dropped.append(f"{name} row {rowid}: {row}")
+            if conn is self._conn:
+                self._bad_rowids.setdefault(name, set()).add(rowid)
         self._loaded = True
         if dropped:
             more = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
@@ -317,23 +288,7 @@ class Store:
         pending = dict(self._pending)
         cleared = set(self._cleared)
         bad = {table: set(rowids) for table, rowids in self._bad_rowids.items()}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for table, rowids in bad.items():
-                for rowid in rowids:
-                    conn.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
-            for table in cleared:
-                conn.execute(f'DELETE FROM "{table}"')
-            for (table, key), text in pending.items():
-                if text is None:
-                    conn.execute(f'DELETE FROM "{table}" WHERE key = ?', (key,))
-                else:
-                    conn.execute(f'REPLACE INTO "{table}" (key, value) VALUES (?, ?)', (key, text))
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        write_changes(conn, pending, cleared, bad)
         for item, text in pending.items():
             if self._pending.get(item) is text:
                 del self._pending[item]

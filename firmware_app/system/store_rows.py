@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sqlite3
 import time
@@ -116,17 +115,3 @@ def is_corruption(exc: BaseException) -> bool:
 
 class Corrupt(sqlite3.DatabaseError):
     """``quick_check`` found damage."""
-
-
-def probe_writable(path: Path, conn: sqlite3.Connection) -> None:
-    """Raise now, not at the first write, when the disk will refuse writes: a read-only
-    mount, or a file SQLite opened read-only."""
-    info = os.statvfs(path.parent)
-    if info.f_flag & os.ST_RDONLY:
-        raise sqlite3.OperationalError(f"{path.parent} is on a read-only filesystem")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS _writable (x)")
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
