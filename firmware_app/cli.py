@@ -255,7 +255,7 @@ def _transcribe(settings: Settings, path: Path) -> int:
 def _wyoming(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from firmware_app.config.sections import WyomingSettings
+    from firmware_app.config.home import WyomingSettings
     from firmware_app.edges.wyoming.server import serve
 
     given = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

@@ -22,7 +22,7 @@ from firmware_app.config.files import (
     check_regular,
     read_capped_text,
 )
-from firmware_app.config.sections import check_noise_key
+from firmware_app.config.home import check_noise_key
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, Settings
 from firmware_app.core.errors import ConfigError
 

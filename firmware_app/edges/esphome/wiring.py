@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 from loguru import logger
 
-from firmware_app.config.sections import check_noise_key
+from firmware_app.config.home import check_noise_key
 from firmware_app.config.settings import Settings, read_secret
 from firmware_app.core.errors import ConfigError
 from firmware_app.core.messages import Message

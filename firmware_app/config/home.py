@@ -1,14 +1,17 @@
-"""Settings sections that stand on their own: MQTT, GPIO and the online model (the rest,
-and the whole ``Settings``, are in ``config/settings.py``, which re-exports these)."""
+"""Settings of the links to the home (``edges/``): the MQTT broker and the wake arbitration
+that runs over it, the Home Assistant satellite (ESPHome's native API) and the Wyoming
+server. Their checks are about what the other side accepts: topic prefixes without
+wildcards, an encryption key as ESPHome writes it."""
 
 from __future__ import annotations
 
 import re
 import socket
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
+
+from firmware_app.config.section import Section
 
 
 def default_device_id() -> str:
@@ -31,10 +34,6 @@ def check_topic_prefix(prefix: str) -> None:
             "must be topic levels of letters, digits, '_', '-' or '.' joined by '/' "
             "(no empty levels, no spaces), e.g. 'homeassistant'"
         )
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
 
 class MqttSettings(Section):
@@ -78,126 +77,26 @@ class MqttSettings(Section):
         return prefix
 
 
-class GpioSettings(Section):
+class ArbitrationSettings(Section):
     enabled: bool = True
-    """Drive LEDs and read the button (mock pins are used automatically off a Pi)."""
-    led: Literal["none", "single", "rgb", "apa102"] = "none"
-    """LED kind: one PWM LED, an RGB LED, or APA102 pixels (ReSpeaker HATs)."""
-    led_pin: int | None = Field(None, ge=0, le=27)
-    """BCM pin of a single LED."""
-    rgb_pins: tuple[int, int, int] | None = None
-    """BCM pins of an RGB LED (red, green, blue)."""
-    rgb_active_high: bool = True
-    """False for a common-anode RGB LED."""
-    apa102_count: int = Field(3, ge=1, le=255)
-    """Number of APA102 pixels (3 on the ReSpeaker 2-Mic HAT, 12 on the 4-Mic)."""
-    apa102_brightness: int = Field(8, ge=0, le=31)
-    """APA102 global brightness (0-31)."""
-    button_pin: int | None = Field(None, ge=0, le=27)
-    """BCM pin of the button (17 on the ReSpeaker 2-Mic HAT); none: no button."""
-    hold_s: float = Field(2.0, ge=0.5, le=10)
-    """Holding the button this long toggles mute."""
-    double_press_s: float = Field(0.4, ge=0.1, le=2)
-    """Two presses within this time are a double press (a single press is acted on this
-    long after release, once no second press follows)."""
-    bounce_s: float = Field(0.05, ge=0, le=0.5)
-    """Button debounce: edges closer together than this are contact chatter."""
-    apa102_order: Literal["bgr", "brg", "gbr", "grb", "rbg", "rgb"] = "bgr"
-    """Colour byte order of the APA102 pixels (bgr on genuine APA102 and the ReSpeaker HATs)."""
-    apa102_spi_device: int = Field(0, ge=0, le=1)
-    """SPI0 chip select claimed for the pixels (0: GPIO8/CE0, 1: GPIO7/CE1); the pixels
-    ignore it, so pick the one no other SPI device uses."""
-    apa102_power_pin: int | None = Field(None, ge=0, le=27)
-    """BCM pin driven high to power the pixels (5 on the ReSpeaker 4-Mic HAT); none: not needed."""
-
-    @model_validator(mode="after")
-    def _pins_make_sense(self) -> GpioSettings:
-        if not self.enabled:
-            return self
-        used: dict[int, str] = {}
-        if self.led == "single":
-            if self.led_pin is None:
-                raise ValueError('led = "single" needs led_pin (the BCM pin of the LED)')
-            used[self.led_pin] = "led_pin"
-        elif self.led == "rgb":
-            if self.rgb_pins is None:
-                raise ValueError('led = "rgb" needs rgb_pins = [red, green, blue] (BCM pins)')
-            for pin in self.rgb_pins:
-                if not 0 <= pin <= 27:
-                    raise ValueError(f"rgb_pins: {pin} is not a BCM GPIO pin (0-27)")
-                if pin in used:
-                    raise ValueError(f"rgb_pins: GPIO{pin} is listed twice")
-                used[pin] = "rgb_pins"
-        elif self.led == "apa102":
-            spi_pins = (9, 10, 11, 7 if self.apa102_spi_device else 8)
-            used.update({pin: "the APA102 pixels (SPI0)" for pin in spi_pins})
-            if self.apa102_power_pin is not None:
-                _claim(used, self.apa102_power_pin, "apa102_power_pin")
-        if self.button_pin is not None:
-            _claim(used, self.button_pin, "button_pin")
-        return self
-
-
-def _claim(used: dict[int, str], pin: int, key: str) -> None:
-    if pin in used:
-        raise ValueError(f"{key}: GPIO{pin} is already used by {used[pin]}")
-    used[pin] = key
-
-
-class LlmSettings(Section):
-    url: str | None = None
-    """Base URL of an OpenAI-compatible API (``https://api.openai.com/v1``,
-    ``http://127.0.0.1:11434/v1`` for Ollama); the LLM is on when this is set."""
-    model: str = "gpt-4o-mini"
-    """Model name sent with each request."""
-    api_key: SecretStr | None = None
-    """API key; prefer ``api_key_file`` or the ``llm_api_key`` systemd credential."""
-    api_key_file: Path | None = None
-    """File holding the API key (first line)."""
-    system_prompt: str = (
-        "You are a voice assistant on a smart speaker. Answer in one to three short spoken "
-        "sentences, plain text only: no lists, no markdown, no emoji."
-    )
-    """System prompt sent first in every conversation."""
-    connect_timeout_s: float = Field(2.0, gt=0, le=60)
-    """TCP/TLS connect deadline."""
-    read_timeout_s: float = Field(10.0, gt=0, le=300)
-    """Longest silence between streamed chunks."""
-    total_timeout_s: float = Field(60.0, gt=0, le=600)
-    """Longest whole answer."""
-    deadline_s: float = Field(6.0, gt=0, le=60)
-    """The user never waits longer than this for the first word."""
-    retries: int = Field(2, ge=0, le=10)
-    """Retries before the first token (connection errors, 429, 5xx only)."""
-    breaker_failures: int = Field(3, ge=1, le=100)
-    """Consecutive failures that open the circuit breaker."""
-    breaker_reset_s: float = Field(30.0, gt=0, le=3600)
-    """How long the breaker stays open before one probe request."""
-    memory_turns: int = Field(6, ge=0, le=50)
-    """Previous exchanges sent with each request."""
-    memory_idle_s: float = Field(300.0, ge=0, le=86400)
-    """Conversation memory is forgotten after this long without a question."""
-    followup_s: float = Field(5.0, ge=0, le=30)
-    """After an answer that asks a question, listen this long without the wake word
-    (0 turns follow-ups off)."""
-    max_reply_chars: int = Field(2000, ge=100, le=100000)
-    """Longest answer that is spoken; the rest is dropped."""
-    tls_ca: Path | None = None
-    """CA certificate file for a server with a private certificate (e.g. on the LAN);
-    certificates are always verified, this only adds whom to trust."""
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is None or not url.strip():
-            return None
-        url = url.strip()
-        scheme, sep, rest = url.partition("://")
-        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
-            raise ValueError(
-                "must be an http:// or https:// base URL such as http://127.0.0.1:11434/v1"
-            )
-        return url
+    """With several devices on one MQTT broker, only the one that heard a wake word best
+    answers it; the others stay silent. Needs ``mqtt.host`` and the group's ``secret``;
+    without them each device answers alone."""
+    group: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Devices in the same group (and with the same ``secret``) arbitrate among themselves
+    (``ttbt5/group/<group>/``)."""
+    window_ms: int = Field(300, ge=50, le=2000)
+    """How long a device waits for the others' claims on the same wake word (its answer
+    starts this much later). Measured on each device's own clock: wall clocks need not
+    agree (no NTP needed)."""
+    secret: SecretStr | None = None
+    """The group's shared key, the same on every device of the group: claims are signed
+    with it (HMAC-SHA256), and claims or announcements without a valid signature are
+    ignored, so nobody else on the broker can silence the speakers. Without it, wake
+    arbitration is off and every device answers alone. Prefer ``secret_file`` or the
+    ``arbitration_secret`` systemd credential; make one with ``openssl rand -hex 32``."""
+    secret_file: Path | None = None
+    """File holding the group's shared key (first line)."""
 
 
 class WyomingSettings(Section):

@@ -1,0 +1,124 @@
+"""Settings of the microphone's per-frame path (``listen/``): the wake word and its engines,
+the voice detector that ends a request, and the echo canceller with the "stop" spotter that
+works behind it. The wake models each engine knows are here because the checks need them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from firmware_app.config.errors import quoted
+from firmware_app.config.section import Section
+
+BUILTIN_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu", "hey_rhasspy")
+MICRO_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu")
+WakeEngineName = Literal["openwakeword", "microwakeword"]
+
+
+class WakeSettings(Section):
+    models: list[str] = Field(default_factory=lambda: ["hey_jarvis"], min_length=1)
+    """Wake word models: built-in names (hey_jarvis, alexa, hey_mycroft, okay_nabu,
+    hey_rhasspy) or paths to .tflite/.onnx openWakeWord or .json microWakeWord models."""
+    engines: dict[str, WakeEngineName] = Field(default_factory=dict)
+    """Engine per model: ``openwakeword`` (the default for a model not listed) or
+    ``microwakeword`` (a fraction of the CPU, for a Pi Zero 2 W; built in: hey_jarvis, alexa,
+    hey_mycroft, okay_nabu, or a path to a microWakeWord .json). Example:
+    ``engines = { hey_jarvis = "microwakeword" }``. docs/wake.md compares them."""
+    threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    """One score threshold for every model; unset, each model uses its measured default
+    (docs/wake.md). Raise it if it wakes by itself, lower it if it misses you."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Threshold per model name, overriding ``threshold`` for that model."""
+    refractory_s: float = Field(2.0, ge=0.0, le=30.0)
+    """After a detection, ignore further detections for this long (one utterance wakes once)."""
+    preroll_ms: int = Field(500, ge=0, le=2000)
+    """Audio from just before the detection that is handed to speech recognition, so a
+    request said in one breath with the wake phrase is heard whole."""
+
+    clips_kept: int = Field(5, ge=1, le=50)
+    """Recent wake clips (pre-roll plus 2 s) held in memory, so the last wake can be marked
+    false (``cmd/false_wake``, the Home Assistant button); never written unless
+    ``false_wake_dir`` is set."""
+    false_wake_dir: Path | None = None
+    """Opt-in: a wake marked false is saved here (WAV + JSON) for tuning. Unset (the
+    default), clips of your home's audio stay in memory only."""
+
+    @field_validator("models")
+    @classmethod
+    def _known_or_path(cls, models: list[str]) -> list[str]:
+        for name in models:
+            if name in BUILTIN_WAKE_MODELS:
+                continue
+            if not name.endswith((".tflite", ".onnx", ".json")):
+                raise ValueError(
+                    f"{quoted(name)} is neither a built-in model "
+                    f"({', '.join(BUILTIN_WAKE_MODELS)}) "
+                    "nor a path to a .tflite/.onnx (openWakeWord) or .json (microWakeWord) file"
+                )
+        return models
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for name, value in thresholds.items():
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"threshold {value} for {quoted(name)} must be between 0 and 1")
+        return thresholds
+
+    @model_validator(mode="after")
+    def _engine_fits_model(self) -> WakeSettings:
+        for name in [*self.engines, *self.thresholds]:
+            if name not in self.models:
+                raise ValueError(
+                    f"{quoted(name)} is not one of the wake models {quoted(self.models)}"
+                )
+        for name in self.models:
+            micro = self.engine_of(name) == "microwakeword"
+            if micro and not (name in MICRO_WAKE_MODELS or name.endswith(".json")):
+                raise ValueError(
+                    f"microwakeword has no model {quoted(name)}: use one of "
+                    f"{', '.join(MICRO_WAKE_MODELS)} or a path to a .json model"
+                )
+            if not micro and name.endswith(".json"):
+                raise ValueError(
+                    f"{quoted(name)} is a microWakeWord model: set engines.{quoted(name)}"
+                )
+        return self
+
+    def engine_of(self, model: str) -> WakeEngineName:
+        return self.engines.get(model, "openwakeword")
+
+
+class VadSettings(Section):
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """Silero speech probability above which a 32 ms chunk counts as speech."""
+    silence_ms: int = Field(600, ge=100, le=5000)
+    """End-of-speech hangover: this much silence after speech ends the request."""
+    done_ms: int = Field(160, ge=0, le=5000)
+    """Silence that ends a request sooner, once the command recognizer holds a whole
+    command (0: always wait ``silence_ms``)."""
+    unfinished_ms: int = Field(1600, ge=100, le=10000)
+    """Silence allowed inside a request the command recognizer hears as the start of a
+    command ("set a timer for ..."): a pause to think does not cut it."""
+    start_timeout_s: float = Field(5.0, gt=0, le=30)
+    """Give up and return to idle when no speech starts this long after the wake word."""
+    max_request_s: float = Field(15.0, gt=1, le=120)
+    """Longest request; recording stops here even if the speaker keeps talking."""
+
+
+class EchoSettings(Section):
+    engine: Literal["speex", "webrtc", "off"] = "speex"
+    """Echo canceller between the speaker and everything that listens (wake word, VAD,
+    recognizer, stop word): ``speex`` (libspeexdsp), ``webrtc`` (WebRTC AEC3, needs the
+    pywebrtc-audio package) or ``off``."""
+    tail_ms: int = Field(200, ge=50, le=1000)
+    """Longest echo the canceller models: the speaker-to-mic delay, the room's
+    reverberation and the output latency the reference does not know about. Raise it for
+    speakers with large output buffers (USB speakerphones, Bluetooth)."""
+    stop_word: bool = True
+    """While it speaks or a timer rings, "stop" said alone (no wake word) stops it."""
+    stop_threshold: float = Field(1e-30, gt=0.0, lt=1.0)
+    """pocketsphinx keyphrase threshold for "stop": smaller hears more, and more wrongly
+    (a detection also needs the word said alone, with a pause on both sides)."""
