@@ -3,7 +3,7 @@ plays (replies, chimes, timer rings) is taken out of the microphone signal befor
 word, VAD, stop word and recognizer hear it. Without it a speaker beside the mic wakes the
 assistant with its own voice and buries the user's wake word under the reply.
 
-Two engines behind one Protocol (``process(mic, ref) -> bytes``, ``reset()``):
+Two engines behind one Protocol (``cancel(mic, ref) -> bytes``, ``reset()``):
 
 - ``SpeexEchoCanceller``: speexdsp's MDF adaptive filter plus its preprocessor's residual
   echo suppressor, from the distribution's ``libspeexdsp1`` through ctypes (no build, a few

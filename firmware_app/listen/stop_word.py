@@ -44,7 +44,7 @@ NEIGHBOURS = [
 
 
 class PocketsphinxStopSpotter:
-    """``process(pcm) -> bool`` is true once per "stop" said alone.
+    """``spot(pcm) -> bool`` is true once per "stop" said alone.
 
     ``threshold`` is pocketsphinx's keyphrase threshold (smaller spots more, and also more
     wrongly); ``pause_ms`` the quiet needed on both sides of the word; ``quiet_db`` how far
