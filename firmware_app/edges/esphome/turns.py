@@ -45,6 +45,8 @@ def offer(flow: Flow, phrase: str, followup: bool) -> None:
     turn.release()
     turn.run = flow.parts.satellite.start("" if followup else phrase, followup)
     if turn.run:
+        cfg = flow.settings.esphome
+        flow.hearing.limit_silence(cfg.silence_ms / 1000, cfg.unfinished_ms / 1000)
         flow._emit("satellite", stage="start", run=turn.run)
 
 
