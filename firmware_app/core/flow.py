@@ -178,6 +178,7 @@ class Flow:
             ringing=self.voice.ringing,
             updating=self._updating,
             offline=self._offline,
+            timing=self.parts.satellite.timing(),
         )
         if pattern != self._pattern:
             self._pattern = pattern

@@ -29,6 +29,7 @@ from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
 from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
+from firmware_app.edges.esphome.timers import HomeTimers
 
 MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
 MAX_FETCHES = 4  # announcements and media being fetched at once
@@ -91,6 +92,8 @@ class Satellite:
         self._announcing: dict[int, Connection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fetches = 0
+        self.timers = HomeTimers()
+        """Home Assistant's running timers, shown on the LEDs (`timing`)."""
         self.pipeline = Pipeline(
             cfg,
             post=post,
@@ -144,6 +147,9 @@ class Satellite:
 
     def hears(self, model: str) -> bool:
         return wake_id(model) in self.active
+
+    def timing(self) -> bool:
+        return self.timers.running()
 
     def _activate(self, words: list[str]) -> None:
         """Home Assistant chose the wake words to answer (unknown ones are ignored; an
@@ -233,6 +239,7 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
+                self.timers.update(event, str(msg.timer_id)[:64], float(msg.seconds_left))
                 self._post(
                     HomeTimer(
                         event,
