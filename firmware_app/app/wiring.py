@@ -106,7 +106,7 @@ def _satellite(
     volume = int(store.get("settings", "volume", settings.audio.volume))
     muted = bool(store.get("settings", "muted", False))
     satellite = build_satellite(
-        settings, edges.post, edges.status, stack, volume=volume, muted=muted
+        settings, edges.post, edges.status, stack, volume=volume, muted=muted, store=store
     )
     if satellite is None:
         return parts

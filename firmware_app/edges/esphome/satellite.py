@@ -64,16 +64,22 @@ class Satellite:
         wake_words: list[str],
         volume: int = 100,
         muted: bool = False,
+        chosen: list[str] | None = None,
+        remember: Callable[[list[str]], None] | None = None,
     ) -> None:
+        """``chosen``: the wake words Home Assistant chose before a restart (None: all);
+        ``remember`` keeps a new choice (the device's store) so it outlives a restart."""
         self.cfg = cfg
         self._post = post
         self._status = status
         self.name = name
         self.mac = mac
         self.wake_words = wake_words
-        self.active = list(wake_words)
+        known = [w for w in wake_words if chosen is not None and w in chosen]
+        self.active = known if chosen is not None and (known or not chosen) else list(wake_words)
         """The wake words the speaker answers; Home Assistant's wake word select (or ours)
-        chooses among the configured ones."""
+        chooses among the configured ones (a choice of none left: all of them again)."""
+        self._remember = remember
         self.volume = volume
         self.muted = muted
         self.playing = False
@@ -159,6 +165,8 @@ class Satellite:
             logger.info("esphome: unknown wake words {} ignored", words[:4])
         else:
             self.active = known
+            if self._remember is not None:
+                self._remember(known)
         logger.info("esphome: wake words now {}", self.active or "none")
         self._broadcast(self._select_state())
 
