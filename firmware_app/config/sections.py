@@ -264,6 +264,9 @@ class EsphomeSettings(Section):
     """Silence allowed while Home Assistant listens inside what the speaker's recognizer
     hears as the start of a command (``[vad] unfinished_ms`` otherwise); at most 900 ms so
     the stream always ends within a second of the end of speech."""
+    media_duck_db: float = Field(-15.0, ge=-60.0, le=0.0)
+    """Level of Home Assistant's media (``media_player.play_media``) while the speaker
+    talks over it (a reply, an announcement, a timer), in dB; it fades back up after."""
     pipeline_answer_s: float = Field(1.0, ge=0.2, le=5.0)
     """How long Home Assistant has to accept a pipeline start before the local brain takes
     the request instead."""

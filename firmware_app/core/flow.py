@@ -424,6 +424,7 @@ class Flow:
 
     def stop_everything(self, _: object = None) -> State:
         self.voice.drop_waiting("stopped")
+        home_turns.stop_media(self)
         self.interrupt()
         return self.rest()
 

@@ -82,7 +82,10 @@ class Satellite:
         self._remember = remember
         self.volume = volume
         self.muted = muted
-        self.playing = False
+        self.speaking = False
+        """Audio from Home Assistant plays as speech (a reply, an announcement)."""
+        self.media = 0
+        """The media item playing under speech (its key), 0 for none."""
         self.loop = LoopThread()
         self.server = ApiServer(
             self,
@@ -127,6 +130,11 @@ class Satellite:
         except Exception as exc:
             logger.warning("esphome: closing: {}", exc)
         self.loop.stop()
+
+    @property
+    def playing(self) -> bool:
+        """What Home Assistant's media player shows: playing or idle."""
+        return self.speaking or self.media != 0
 
     @property
     def connected(self) -> bool:
@@ -188,6 +196,8 @@ class Satellite:
     def __call__(self, event: Event) -> None:
         if event.type in ("volume", "mute", "speak_start", "speak_end", "speak_dropped"):
             self.loop.call(self._on_event, event)
+        elif event.type == "satellite" and event.fields.get("stage") in ("play", "media_stopped"):
+            self.loop.call(self._on_media, event)
 
     # --- the handler (loop thread) -------------------------------------------------------
     def device_info(self) -> Proto:
@@ -359,12 +369,31 @@ class Satellite:
             self.muted = bool(f.get("muted"))
             self._broadcast(pb.SwitchStateResponse(key=entities.MUTE, state=self.muted))
         elif f.get("origin") == "home":
-            self.playing = event.type == "speak_start"
+            self.speaking = event.type == "speak_start"
             key = int(f.get("request_id") or 0)
-            conn = None if self.playing else self._announcing.pop(key, None)
+            conn = None if self.speaking else self._announcing.pop(key, None)
             if conn is not None:
                 conn.send(pb.VoiceAssistantAnnounceFinished(success=event.type == "speak_end"))
         self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
+
+    def _on_media(self, event: Event) -> None:
+        """Media under speech started (it is idle again when it has played through) or was
+        stopped."""
+        f = event.fields
+        if f.get("stage") == "media_stopped":
+            self.media = 0
+        elif f.get("kind") == "media":
+            key = self.media = int(f.get("key") or 0)
+            seconds = float(f.get("seconds") or 0)
+            self.loop.loop.call_later(seconds + 0.5, self._media_over, key)
+        else:
+            return
+        self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
+
+    def _media_over(self, key: int) -> None:
+        if self.media == key:
+            self.media = 0
+            self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
 
     def _broadcast(self, msg: Proto) -> None:
         for conn in self.server.connections:

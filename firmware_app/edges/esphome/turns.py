@@ -15,8 +15,9 @@ all. While Home Assistant answers, the local brain never does: no ``reply`` even
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from firmware_app.audio.wavio import scale
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
 from firmware_app.core.table import BUSY, LISTENING, RESTING, THINKING, Happening, State
 from firmware_app.listen.segmenter import Transcript
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
     from firmware_app.core.flow import Flow
 
 HOME_ERROR = "Sorry, Home Assistant could not answer that."
+
+
+@runtime_checkable
+class MediaSpeaker(Protocol):
+    """A speaker that plays media under speech, ducked (`audio.playback.AlsaSpeaker`);
+    with any other, media plays as an utterance of its own (cut by the wake word)."""
+
+    def play_media(self, pcm: bytes, rate: int) -> None: ...
+
+    def stop_media(self) -> None: ...
+
+    def media_playing(self) -> bool: ...
 
 
 def wake_phrase(model: str) -> str:
@@ -102,6 +115,12 @@ def on_stage(flow: Flow, msg: HomeStage) -> State:
 
 def on_audio(flow: Flow, msg: HomeAudio) -> State:
     turn = flow.turn
+    speaker = flow.speech.speaker
+    if msg.kind == "media" and isinstance(speaker, MediaSpeaker):
+        seconds = round(len(msg.pcm) / 2 / max(1, msg.rate), 2)
+        flow._emit("satellite", stage="play", kind="media", key=msg.key, seconds=seconds)
+        speaker.play_media(scale(msg.pcm, flow.speech.volume), msg.rate)
+        return flow.state  # it plays under whatever happens, ducked while the speaker talks
     if msg.kind == "reply":
         if msg.key != turn.run or not turn.handed:
             return flow.state
@@ -135,3 +154,12 @@ def on_timer(flow: Flow, msg: HomeTimer) -> State:
         return THINKING
     flow.voice.queue(Pending(Origin.TIMER, text), force=True)
     return flow.state
+
+
+def stop_media(flow: Flow) -> None:
+    """A stop (the button, "stop", Home Assistant's stop): the media stops too (the wake
+    word only ducks it)."""
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker) and speaker.media_playing():
+        speaker.stop_media()
+        flow._emit("satellite", stage="media_stopped")
