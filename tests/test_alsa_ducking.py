@@ -128,3 +128,24 @@ def test_the_gain_glides_and_the_mix_clips() -> None:
         30000,
         30000,
     ]
+
+
+def test_media_held_ducked_without_speech(alsa_files):
+    _, speaker_file = alsa_files
+    inbox = Inbox()
+    speaker = AlsaSpeaker("testspeaker", RATE, inbox.post, duck_gain=0.5)
+    try:
+        speaker.play_media(tone(MEDIA_HZ, 2.0), RATE)
+        time.sleep(0.5)
+        speaker.duck(True)
+        time.sleep(0.8)
+        speaker.duck(False)
+        wait_until(lambda: not speaker.media_playing(), timeout=10, what="the media's end")
+    finally:
+        speaker.close()
+    media = levels(np.frombuffer(speaker_file.read_bytes(), dtype="<i2"), MEDIA_HZ)
+    assert len(media) == 40
+    low = np.flatnonzero(media < LEVEL * 0.51)
+    assert len(low) >= 8  # held down for a while
+    assert media[: low[0] - 5] == pytest.approx(LEVEL, rel=0.02)
+    assert media[-5:] == pytest.approx(LEVEL, rel=0.02)  # and back up

@@ -144,3 +144,29 @@ def test_an_announcement_over_media_ducks_it_and_a_stop_ends_it(speaker: Speaker
     after = media[last + 1 + ramp : last + 1 + ramp + 6]
     assert len(after) == 6 and after == pytest.approx(LEVEL, rel=0.03)  # back up
     assert len(out) < 4 * RATE  # then stopped before its end
+
+
+def test_media_stays_low_while_the_speaker_listens(speaker: Speaker, alsa_files):
+    from fakes import WAKE
+
+    _, speaker_file = alsa_files
+    speaker.wavs.files["song.wav"] = wav(tone(MEDIA_HZ, 4.0))
+    ha = speaker.ha
+
+    async def play_media() -> None:
+        assert ha.client is not None
+        ha.client.media_player_command(
+            entities.MEDIA_PLAYER, media_url=speaker.wavs.url("song.wav")
+        )
+
+    ha.run(play_media())
+    speaker.pump(lambda: speaker.alsa.media_playing(), what="the media")
+    speaker.rig.feed(WAKE)
+    assert speaker.rig.assistant.state.value == "listening"
+    assert speaker.alsa.ducked and speaker.alsa.media_playing()  # ducked, not stopped
+    time.sleep(0.8)
+    heard = levels(np.frombuffer(speaker_file.read_bytes(), dtype="<i2"), MEDIA_HZ)
+    assert heard[-3:] == pytest.approx(LEVEL * duck_gain(-12), rel=0.05)
+    speaker.rig.feed(SILENT, 5.5)  # nobody speaks: the request ends
+    assert speaker.rig.assistant.state.value == "idle"
+    assert not speaker.alsa.ducked

@@ -74,6 +74,7 @@ class AlsaSpeaker:
         self._duck_gain = duck_gain
         self._media_pending: tuple[bytes, int] | None = None
         self._media_cut = False
+        self._held = False
         self._track: MediaTrack | None = None
         """The media playing (the speaker's thread only)."""
         self._written_s = 0.0
@@ -103,6 +104,15 @@ class AlsaSpeaker:
         with self._lock:
             self._media_pending, self._media_cut = None, True
         self._jobs.put(("wake", 0, b""))
+
+    def duck(self, on: bool) -> None:
+        """Hold the media ducked (the speaker listens to a request and answers it), or
+        let it come back up once nothing is said over it."""
+        self._held = on
+
+    @property
+    def ducked(self) -> bool:
+        return self._held
 
     def media_playing(self) -> bool:
         with self._lock:
@@ -151,7 +161,7 @@ class AlsaSpeaker:
                 if self._track is None:
                     self._probe()
                 else:
-                    pcm = self._write_media(pcm, ducked=current >= 0)
+                    pcm = self._write_media(pcm, ducked=current >= 0 or self._held)
                 continue
             if kind == "quit":
                 break
@@ -218,20 +228,24 @@ class AlsaSpeaker:
 
     def _take_media(self) -> None:
         """What ``play_media``/``stop_media`` asked, taken up on this thread (the
-        resampling included)."""
+        resampling included); the media counts as playing from ``play_media`` on."""
         with self._lock:
             pending, cut = self._media_pending, self._media_cut
-            self._media_pending, self._media_cut = None, False
-        if cut:
-            self._track = None
-        if pending is not None:
-            data, rate = pending
-            samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-            if rate != self.sample_rate:
-                from firmware_app.audio.wavio import resample
+            self._media_cut = False
+            if cut:
+                self._track = None
+        if pending is None:
+            return
+        data, rate = pending
+        samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+        if rate != self.sample_rate:
+            from firmware_app.audio.wavio import resample
 
-                samples = resample(samples, rate, self.sample_rate)
-            self._track = MediaTrack(samples, self.sample_rate, self._duck_gain)
+            samples = resample(samples, rate, self.sample_rate)
+        with self._lock:
+            if self._media_pending is pending:  # neither stopped nor replaced meanwhile
+                self._media_pending = None
+                self._track = MediaTrack(samples, self.sample_rate, self._duck_gain)
 
     def _write_media(self, pcm: Any, ducked: bool) -> Any:
         """The next piece of the media alone (ducked between an utterance's pieces)."""
@@ -245,7 +259,8 @@ class AlsaSpeaker:
         samples = track.take(int(self.sample_rate * self._CHUNK_S), ducked)
         pcm = self._write(pcm, mix(bytes(len(samples) * 2), samples))
         if track.done:
-            self._track = None
+            with self._lock:
+                self._track = None
             if not self._busy.is_set():
                 pcm = self._close(pcm, drain=True)
         return pcm

@@ -41,6 +41,8 @@ class MediaSpeaker(Protocol):
 
     def media_playing(self) -> bool: ...
 
+    def duck(self, on: bool) -> None: ...
+
 
 def wake_phrase(model: str) -> str:
     """``hey_jarvis`` (or a model's path) → ``hey jarvis``."""
@@ -52,10 +54,14 @@ def wake_phrase(model: str) -> str:
 
 
 def offer(flow: Flow, phrase: str, followup: bool) -> None:
-    """Listening starts: the request is offered to Home Assistant. While it listens, the
-    request's frames reach it through hearing (`Flow._relay`)."""
+    """Listening starts: media playing is held low until the turn ends, and the request is
+    offered to Home Assistant. While it listens, the request's frames reach it through
+    hearing (`Flow._relay`)."""
     turn = flow.turn
     turn.release()
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker):
+        speaker.duck(True)  # media stays low while the request is heard and answered
     turn.run = flow.parts.satellite.start("" if followup else phrase, followup)
     if turn.run:
         cfg = flow.settings.esphome
@@ -74,7 +80,11 @@ def hand_over(flow: Flow, heard: Transcript) -> State:
 
 
 def take_held(flow: Flow) -> State | None:
-    """At rest: the announcement that waited, if any, now plays."""
+    """At rest: media comes back up, and the announcement that waited, if any, now
+    plays."""
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker):
+        speaker.duck(False)
     held, flow.held = flow.held, None
     return None if held is None else play(flow, held)
 
