@@ -25,7 +25,7 @@ from firmware_app.core.events import Event
 from firmware_app.core.messages import Command, HomeAudio, HomeTimer, Message
 from firmware_app.edges.esphome import entities, proto
 from firmware_app.edges.esphome.advertise import ESPHOME_VERSION
-from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
+from firmware_app.edges.esphome.fetch import FetchError, fetch_announcement, fetch_wav
 from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
@@ -241,7 +241,7 @@ class Satellite:
             elif conn is self.home:
                 self.home = None
         elif isinstance(msg, pb.VoiceAssistantConfigurationRequest):
-            conn.send(self._configuration())
+            conn.send(entities.voice_configuration(self.wake_words, self.active))
         elif isinstance(msg, pb.VoiceAssistantSetConfiguration):
             self._activate([str(w) for w in msg.active_wake_words])
         elif isinstance(msg, pb.VoiceAssistantResponse):
@@ -274,50 +274,27 @@ class Satellite:
         elif isinstance(msg, pb.SelectCommandRequest) and msg.key == entities.WAKE_WORD:
             self._activate([str(msg.state)])
 
-    def _configuration(self) -> Proto:
-        words = [
-            pb.VoiceAssistantWakeWord(id=w, wake_word=w.replace("_", " "), trained_languages=["en"])
-            for w in self.wake_words
-        ]
-        return pb.VoiceAssistantConfigurationResponse(
-            available_wake_words=words,
-            active_wake_words=self.active,
-            max_active_wake_words=len(self.wake_words),
-        )
-
     @property
     def _max_bytes(self) -> int:
         return int(self.cfg.max_audio_mb * 1024 * 1024)
 
     async def _announce(self, conn: Connection, msg: Proto) -> None:
         key = 1_000_000 + next(self._ids)
-        parts: list[bytes] = []
-        rate = 0
-        for url in (msg.preannounce_media_id, msg.media_id):
-            if not url:
-                continue
-            try:
-                pcm, got = await fetch_wav(url, self._max_bytes, self.cfg.fetch_timeout_s)
-            except FetchError as exc:
-                logger.warning("esphome: announcement not played: {}", exc)
-                if url == msg.media_id:
-                    conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
-                    return
-                continue
-            if rate and got != rate:  # keep one rate: the chime is short, resample it
-                import numpy as np
-                import soxr
-
-                pcm = soxr.resample(np.frombuffer(pcm, "<i2"), got, rate).astype("<i2").tobytes()
-            parts.append(pcm)
-            rate = rate or got
-        if not parts:
+        try:
+            pcm, rate = await fetch_announcement(
+                str(msg.preannounce_media_id),
+                str(msg.media_id),
+                self._max_bytes,
+                self.cfg.fetch_timeout_s,
+            )
+        except FetchError as exc:
+            logger.warning("esphome: announcement not played: {}", exc)
             conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
             return
         self._await_played(key, conn)
         text = str(msg.text)[:500]
         listen = bool(msg.start_conversation)
-        self._post(HomeAudio("announce", key, b"".join(parts), rate, text, listen))
+        self._post(HomeAudio("announce", key, pcm, rate, text, listen))
 
     def _fetch(self, job: Coroutine[Any, Any, None]) -> None:
         """Runs a fetch, counted from now until it ends, so a flood of URLs costs at most
