@@ -141,6 +141,9 @@ def test_timers_home_assistant_never_ended_are_forgotten_when_due() -> None:
     assert timers.running()  # due, waiting for Home Assistant's "finished"
     now[0] += 0.2
     assert not timers.running()  # Home Assistant went away without a word
+    timers.update("updated", "c", 10, active=False)  # paused: not due while it waits
+    now[0] += 3600
+    assert timers.running()
 
 
 def test_a_flood_of_timers_is_bounded() -> None:

@@ -257,7 +257,8 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
-                self.timers.update(event, str(msg.timer_id)[:64], float(msg.seconds_left))
+                timer_id = str(msg.timer_id)[:64]
+                self.timers.update(event, timer_id, float(msg.seconds_left), bool(msg.is_active))
                 self._post(
                     HomeTimer(
                         event,
@@ -359,7 +360,7 @@ class Satellite:
         f = event.fields
         if f.get("stage") == "media_stopped":
             self.media = 0
-        elif f.get("kind") == "media":
+        elif f.get("kind") == "media" and f.get("mixed"):
             key = self.media = int(f.get("key") or 0)
             seconds = float(f.get("seconds") or 0)
             self.loop.loop.call_later(seconds + 0.5, self._media_over, key)

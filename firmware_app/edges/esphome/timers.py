@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 MAX_TIMERS = 64
 """Timers held at once; a flood of made-up ones pushes out the soonest due."""
+WEEK_S = 7 * 86400.0
 GRACE_S = 5.0
 """How long past its due time a timer is still shown, waiting for Home Assistant's
 ``finished`` (which rings it)."""
@@ -27,16 +28,18 @@ class HomeTimers:
         self._due: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def update(self, event: str, timer_id: str, left_s: float) -> None:
+    def update(self, event: str, timer_id: str, left_s: float, active: bool = True) -> None:
         """``started``/``updated``: running, due in ``left_s``; ``cancelled``/``finished``:
-        gone. A paused timer (``updated`` with ``active`` false) still counts as running."""
+        gone. A paused timer (not ``active``) still counts as running, and is not due
+        until it runs again (at most a week: the bound on a timer nobody ends)."""
         with self._lock:
             if event in ("cancelled", "finished"):
                 self._due.pop(timer_id, None)
                 return
             if timer_id not in self._due and len(self._due) >= MAX_TIMERS:
                 del self._due[min(self._due, key=self._due.__getitem__)]
-            self._due[timer_id] = self._clock() + max(0.0, min(left_s, 86400.0 * 7))
+            left = max(0.0, min(left_s, WEEK_S)) if active else WEEK_S
+            self._due[timer_id] = self._clock() + left
 
     def running(self) -> bool:
         """Whether any timer is running (those long past due are forgotten)."""

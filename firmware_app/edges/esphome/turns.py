@@ -128,7 +128,8 @@ def on_audio(flow: Flow, msg: HomeAudio) -> State:
     speaker = flow.speech.speaker
     if msg.kind == "media" and isinstance(speaker, MediaSpeaker):
         seconds = round(len(msg.pcm) / 2 / max(1, msg.rate), 2)
-        flow._emit("satellite", stage="play", kind="media", key=msg.key, seconds=seconds)
+        fields = {"kind": "media", "key": msg.key, "seconds": seconds, "mixed": True}
+        flow._emit("satellite", stage="play", **fields)
         speaker.play_media(scale(msg.pcm, flow.speech.volume), msg.rate)
         return flow.state  # it plays under whatever happens, ducked while the speaker talks
     if msg.kind == "reply":
