@@ -76,7 +76,7 @@ class AlsaSpeaker:
         self._media_cut = False
         self._held = False
         self._track: MediaTrack | None = None
-        """The media playing (the speaker's thread only)."""
+        """The media playing (set on the speaker's thread only)."""
         self._written_s = 0.0
         self._opened_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="speaker", daemon=True)
@@ -171,7 +171,8 @@ class AlsaSpeaker:
                 stale = generation != self._generation
                 generation = self._generation
             if kind == "stop" or stale:
-                pcm = self._close(pcm, drain=False)
+                if current >= 0 or self._track is None:  # media alone plays on, unbroken
+                    pcm = self._close(pcm, drain=False)
                 if current >= 0:
                     self._post(PlaybackDone(current))
                     current = -1
