@@ -3,9 +3,12 @@
 The rig of tests/test_ha_satellite.py (Home Assistant Core from scripts/ha-env.sh, its
 own Piper, ``ttbt5 run`` on a live-paced ALSA microphone, all in a network namespace of
 its own): "Hey Jarvis. What time is it?" is spoken ``--runs`` times; each time the end of
-speech is when the microphone delivered the last sample of it, and the reply is the first
+speech is when the microphone delivered the voice's last sample, and the reply is the first
 audible sample the speaker wrote. Prints JSON: each run and the median, with the device's
-own view (its voice detector's end of speech → the answer starting to play).
+own view: Home Assistant's share (the speaker's end of speech, ``end=True``, → the
+answer's audio fetched from it: its speech to text, intent and voice) and the device's
+share (everything else: the voice detector's hangover, the frames' delivery, fetching
+overheads, the playback start), which is the end-to-end figure minus Home Assistant's.
 
     python scripts/bench_ha_satellite.py [--runs 5]
 
@@ -60,46 +63,62 @@ def main() -> int:
         del os.environ[key]
 
     import numpy as np
-    from audio_helpers import silence, speech
+    from audio_helpers import RATE, silence, speech, speech_spans
     from ha_satellite_rig import Paths, SatelliteRig
+    from live_mic import FRAME_BYTES
 
     rig = SatelliteRig(Paths(work, fifo, speaker, "benchmic", "benchspeaker"))
     runs: list[dict[str, Any]] = []
     try:
         rig.start()
         words = np.concatenate([speech("Hey Jarvis."), silence(0.6), speech("what time is it")])
+        # the voice's last sample, before the clip's own trailing silence and the zeros
+        # that pad the last microphone frame
+        tail = len(words) - round(speech_spans(words)[-1][1] * RATE)
+        pad = -len(words) % (FRAME_BYTES // 2)
         for _ in range(args.runs):
             time.sleep(3.0)  # the room quiet between requests
             index, mark = rig.say(words)
             while rig.feeder.speaking():
                 time.sleep(0.005)
             time.sleep(0.1)  # the last frame's write
-            ended = rig.feeder.drained_at
+            ended = rig.feeder.drained_at - (tail + pad) / RATE
             heard = rig.speaker.wait_sound(mark)
-            play = rig.device.wait_for(
-                lambda e: e["type"] == "satellite" and e.get("stage") == "play", index
-            )
-            eos = rig.device.wait_for(
-                lambda e: e["type"] == "satellite" and e.get("stage") == "end_of_speech", index
-            )
+
+            def stage(name: str, at: int = index) -> dict[str, Any]:
+                return rig.device.wait_for(
+                    lambda e: e["type"] == "satellite" and e.get("stage") == name, at
+                )
+
+            play, eos, fetched = stage("play"), stage("end_of_speech"), stage("fetched")
+            ended_vad = rig.device.wait_for(lambda e: e["type"] == "speech_end", index)
             rig.device.wait_for(lambda e: e["type"] == "speak_end", index)
+            total = heard - ended
+            home = fetched["wall"] - eos["wall"]
             runs.append(
                 {
-                    "end_of_speech_to_reply_audio_s": round(heard - ended, 3),
+                    "end_of_speech_to_reply_audio_s": round(total, 3),
+                    "home_assistant_s": round(home, 3),
+                    "device_share_s": round(total - home, 3),
+                    "device_hangover_s": round(ended_vad["t"] - ended_vad["last_speech_t"], 3),
                     "device_end_of_speech_to_play_s": round(play["wall"] - eos["wall"], 3),
                 }
             )
     finally:
         rig.close()
-    key = "end_of_speech_to_reply_audio_s"
+
+    def median(key: str) -> float:
+        return round(statistics.median(r[key] for r in runs), 3)
+
     print(
         json.dumps(
             {
                 "runs": runs,
-                "median_end_of_speech_to_reply_audio_s": statistics.median(r[key] for r in runs),
-                "median_device_end_of_speech_to_play_s": statistics.median(
-                    r["device_end_of_speech_to_play_s"] for r in runs
-                ),
+                "median_end_of_speech_to_reply_audio_s": median("end_of_speech_to_reply_audio_s"),
+                "median_home_assistant_s": median("home_assistant_s"),
+                "median_device_share_s": median("device_share_s"),
+                "max_device_share_s": max(r["device_share_s"] for r in runs),
+                "max_device_hangover_s": max(r["device_hangover_s"] for r in runs),
                 "home_assistant": "2025.4.4",
                 "pipeline": "speaker's Wyoming STT → HA conversation → wyoming-piper",
             },

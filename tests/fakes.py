@@ -118,7 +118,9 @@ class Rig:
         parts: Parts | None = None,
         echo: Any = None,
         stop: Any = None,
+        speaker: Any = None,
     ) -> None:
+        """``speaker``: a real one (at 16 kHz) instead of the simulated timeline."""
         self.settings = settings
         self.clock = clock or ManualClock()
         self.inbox = Inbox()
@@ -127,7 +129,7 @@ class Rig:
         bus.subscribe(self.events.append)
         self.store = Store(store_path or settings.store_path)
         self.tts = FakeTts()
-        self.speaker = SimulatedSpeaker(16000, self.inbox.post, self.clock.t)
+        self.speaker = speaker or SimulatedSpeaker(16000, self.inbox.post, self.clock.t)
         self.speech = SpeechOutput(self.tts, self.speaker, self.inbox.post, 16)
         self.wake = FakeWake()
         self.stt = ScriptedStt() if stt is SCRIPTED else stt
@@ -162,7 +164,8 @@ class Rig:
     def feed(self, level: int, seconds: float = FRAME_SECONDS) -> None:
         for _ in range(max(1, round(seconds / FRAME_SECONDS))):
             self.clock.now = round(self.clock.now + FRAME_SECONDS, 6)
-            self.speaker.advance(self.clock.now)
+            if isinstance(self.speaker, SimulatedSpeaker):  # a real one keeps its own time
+                self.speaker.advance(self.clock.now)
             self.inbox.post(Frame(frame_of(level), self.clock.now))
             self.settle()
 

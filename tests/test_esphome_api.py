@@ -157,7 +157,7 @@ def test_a_pipeline_run_from_start_to_reply(make, wavs):
         assert audio.kind == "reply" and audio.key == run and audio.rate == 22050
         assert len(audio.pcm) == 2 * 11025 and audio.listen_after  # mixed down to mono
         stages = [m.stage for m in posted if isinstance(m, HomeStage)]
-        assert stages == ["stt_end", "stt_end", "intent"]
+        assert stages == ["stt_end", "stt_end", "intent", "tts_end", "fetched"]
     finally:
         home.close()
 
@@ -245,8 +245,9 @@ def test_announcements_timers_volume_and_mute_reach_the_assistant(make, wavs):
         future = asyncio.run_coroutine_threadsafe(announce(), home.loop)
         wait_until(lambda: any(isinstance(m, HomeAudio) for m in posted), what="announcement")
         audio = next(m for m in posted if isinstance(m, HomeAudio))
-        assert audio.kind == "announce" and audio.text == "News" and audio.rate == 16000
-        assert len(audio.pcm) == 2 * (3200 + 8000)  # the chime, then the news resampled
+        assert audio.kind == "announce" and audio.text == "News" and audio.rate == 22050
+        # the chime resampled to the news's rate (the news itself untouched), then the news
+        assert len(audio.pcm) == 2 * (4410 + 11025)
         from firmware_app.core.events import Event
 
         sat(Event("speak_start", 0, 0, {"origin": "home", "request_id": audio.key}))

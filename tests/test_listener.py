@@ -99,8 +99,9 @@ def test_idle_frames_only_feed_the_wake_detector_and_the_preroll() -> None:
     assert len(seg.preroll) == 0 and seg.wake.resets == 1
 
 
-def hangover_with(progress: str) -> float:
-    """Silence after speech until the request ends, when the recognizer says ``progress``."""
+def hangover_with(progress: str, limit: tuple[float, float] | None = None) -> float:
+    """Silence after speech until the request ends, when the recognizer says ``progress``
+    (and the request's hangovers are capped at ``limit``, as while Home Assistant listens)."""
     seg = Segmenter(
         FakeWake(),
         FakeVad(),
@@ -114,6 +115,8 @@ def hangover_with(progress: str) -> float:
     )
     c = Clock(seg)
     seg.begin(0.0, 5.0)
+    if limit is not None:
+        seg.limit(*limit)
     c.feed(SPEECH, 1.0)
     c.feed(SILENT, 3.0)
     ended = [(t, e) for t, e in c.heard if isinstance(e, SpeechEnded)]
@@ -131,3 +134,23 @@ def test_the_start_of_a_command_may_pause_longer() -> None:
 
 def test_other_speech_waits_the_usual_silence() -> None:
     assert 0.6 - 0.04 - 1e-6 <= hangover_with("unknown") <= 0.6 + 0.04 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected"), [("done", 0.16), ("unknown", 0.32), ("unfinished", 0.64)]
+)
+def test_a_request_home_assistant_listens_to_ends_sooner(progress: str, expected: float) -> None:
+    assert abs(hangover_with(progress, (0.32, 0.64)) - expected) <= 0.04 + 1e-6
+
+
+def test_the_cap_lasts_one_request() -> None:
+    seg = segmenter()
+    c = Clock(seg)
+    seg.begin(0.0, 5.0)
+    seg.limit(0.24, 0.24)
+    seg.begin(0.0, 5.0)  # the next request, which the speaker answers itself
+    c.feed(SPEECH, 1.0)
+    (ended,) = c.feed(SILENT, 1.0)
+    end_t = next(t for t, e in c.heard if isinstance(e, SpeechEnded))
+    assert isinstance(ended, SpeechEnded)
+    assert 0.56 - 1e-6 <= end_t - ended.last_speech_t <= 0.64 + 1e-6

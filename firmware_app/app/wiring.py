@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from loguru import logger
 
 from firmware_app.app.loading import Engines, NoWake, build_hearing, load_engines
+from firmware_app.audio.ducking import duck_gain
 from firmware_app.audio.echo import PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
@@ -106,7 +107,7 @@ def _satellite(
     volume = int(store.get("settings", "volume", settings.audio.volume))
     muted = bool(store.get("settings", "muted", False))
     satellite = build_satellite(
-        settings, edges.post, edges.status, stack, volume=volume, muted=muted
+        settings, edges.post, edges.status, stack, volume=volume, muted=muted, store=store
     )
     if satellite is None:
         return parts
@@ -275,7 +276,13 @@ def _run_locked(settings: Settings) -> int:
     reference = PlaybackReference(keep_s=10.0)
     tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
     mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
-    speaker = AlsaSpeaker(audio.output_device, engines.tts.sample_rate, inbox.post, tap=tap)
+    speaker = AlsaSpeaker(
+        audio.output_device,
+        engines.tts.sample_rate,
+        inbox.post,
+        tap=tap,
+        duck_gain=duck_gain(settings.esphome.media_duck_db),
+    )
 
     def heartbeat(frame: bool) -> None:
         if frame:

@@ -155,6 +155,17 @@ class EsphomeSettings(Section):
     credential."""
     encryption_key_file: Path | None = None
     """File holding the encryption key (first line)."""
+    silence_ms: int = Field(300, ge=100, le=900)
+    """End-of-speech hangover while Home Assistant listens (at most ``[vad] silence_ms``):
+    its pipeline starts only once the stream ends, so every millisecond here is added to
+    the wait for its answer (Home Assistant's own default is 700 ms)."""
+    unfinished_ms: int = Field(600, ge=100, le=900)
+    """Silence allowed while Home Assistant listens inside what the speaker's recognizer
+    hears as the start of a command (``[vad] unfinished_ms`` otherwise); at most 900 ms so
+    the stream always ends within a second of the end of speech."""
+    media_duck_db: float = Field(-15.0, ge=-60.0, le=0.0)
+    """Level of Home Assistant's media (``media_player.play_media``) while the speaker
+    talks over it (a reply, an announcement, a timer), in dB; it fades back up after."""
     pipeline_answer_s: float = Field(1.0, ge=0.2, le=5.0)
     """How long Home Assistant has to accept a pipeline start before the local brain takes
     the request instead."""

@@ -178,6 +178,7 @@ class Flow:
             ringing=self.voice.ringing,
             updating=self._updating,
             offline=self._offline,
+            timing=self.parts.satellite.timing(),
         )
         if pattern != self._pattern:
             self._pattern = pattern
@@ -423,6 +424,7 @@ class Flow:
 
     def stop_everything(self, _: object = None) -> State:
         self.voice.drop_waiting("stopped")
+        home_turns.stop_media(self)
         self.interrupt()
         return self.rest()
 

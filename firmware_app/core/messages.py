@@ -181,12 +181,15 @@ class HomeStage:
       stopped answering mid-way: the local brain answers instead;
     - ``stt_end``: its speech-to-text is done (the request stops listening) {text};
     - ``intent``: its conversation agent answered {continue_conversation};
+    - ``tts_end``: its voice has the answer's URL; ``fetched`` {seconds}: the answer's
+      audio has been fetched from it (how long that took), about to play; both only
+      shown in the event log, so where a request's time went can be read there;
     - ``error`` {code, message}: its pipeline failed: a short error sound, then rest;
     - ``end``: the run ended with nothing (more) to play.
     """
 
     run: int
-    stage: Literal["unanswered", "lost", "stt_end", "intent", "error", "end"]
+    stage: Literal["unanswered", "lost", "stt_end", "intent", "tts_end", "fetched", "error", "end"]
     fields: dict[str, Any] = field(default_factory=dict)
 
 

@@ -46,6 +46,10 @@ class Satellite(Protocol):
         """Whether this wake word is one to answer (Home Assistant can turn some off)."""
         ...
 
+    def timing(self) -> bool:
+        """Home Assistant has timers running (the LEDs show it)."""
+        ...
+
     def feed(self, run: int, pcm: bytes) -> None:
         """One frame of the request's audio (after the wake word)."""
         ...
@@ -114,6 +118,9 @@ class NoSatellite:
 
     def hears(self, model: str) -> bool:
         return True
+
+    def timing(self) -> bool:
+        return False
 
     def feed(self, run: int, pcm: bytes) -> None:
         pass

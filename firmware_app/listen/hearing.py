@@ -249,6 +249,10 @@ class Hearing:
             self._feed(pcm, later=True)
         self._relay = relay
 
+    def limit_silence(self, silence_s: float, unfinished_s: float) -> None:
+        """The open request ends sooner (see `Segmenter.limit`): Home Assistant took it."""
+        self.segmenter.limit(silence_s, unfinished_s)
+
     def end(self) -> Transcript:
         """The request is over, however it ended: the recognizer is finished if still open
         (its transcript; empty when it was finished already)."""

@@ -121,6 +121,8 @@ class Segmenter:
         self.progress = progress
         self.done_hangover = done_s - FRAME_SECONDS / 2 if done_s > 0 else None
         self.unfinished_hangover = max(self.hangover, (unfinished_s or 0) - FRAME_SECONDS / 2)
+        self._limits: tuple[float, float] | None = None
+        """This request's caps on the hangovers (`limit`), None for the configured ones."""
         self.max_request_s = max_request_s
         self.preroll: deque[bytes] = deque(maxlen=preroll_frames(preroll_ms))
         self.listening = False
@@ -132,6 +134,7 @@ class Segmenter:
     def begin(self, t: float, start_timeout_s: float) -> tuple[bytes, ...]:
         """Start a request at ``t``; returns (and forgets) the pre-roll."""
         self.vad.reset()
+        self._limits = None
         self.listening = True
         self._speech = False
         self._last_speech = t
@@ -140,6 +143,14 @@ class Segmenter:
         preroll = tuple(self.preroll)
         self.preroll.clear()
         return preroll
+
+    def limit(self, silence_s: float, unfinished_s: float) -> None:
+        """For the open request only: the request ends after at most ``silence_s`` of
+        silence (``unfinished_s`` when the recognizer hears the start of a command). Home
+        Assistant's pipeline waits on this end of speech, so a request it answers is cut
+        sooner than one the speaker answers itself (whose wait hides in its own work)."""
+        half = FRAME_SECONDS / 2
+        self._limits = (silence_s - half, max(silence_s, unfinished_s) - half)
 
     def end(self) -> None:
         self.listening = False
@@ -183,14 +194,18 @@ class Segmenter:
 
     def _may_end(self, quiet: float) -> bool:
         """Whether ``quiet`` seconds of silence end the request, given what was heard."""
+        hangover, unfinished = self.hangover, self.unfinished_hangover
+        if self._limits is not None:
+            hangover = min(hangover, self._limits[0])
+            unfinished = min(unfinished, self._limits[1])
         if self.progress is None or self.done_hangover is None:
-            return quiet >= self.hangover
-        if quiet < self.done_hangover:
+            return quiet >= hangover
+        if quiet < min(self.done_hangover, hangover):
             return False
         heard = self.progress()
         if heard == "done":
             return True
-        return quiet >= (self.unfinished_hangover if heard == "unfinished" else self.hangover)
+        return quiet >= (unfinished if heard == "unfinished" else hangover)
 
 
 def save_request_audio(settings: Settings, frames: list[bytes], epoch: float) -> None:

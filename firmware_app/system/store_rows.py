@@ -32,6 +32,14 @@ SETTING_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer from 0 to 100",
     ),
     "muted": (lambda value: isinstance(value, bool), "true or false"),
+    "wake_words": (
+        lambda v: (
+            isinstance(v, list)
+            and len(v) <= 16
+            and all(isinstance(w, str) and 0 < len(w) <= 64 for w in v)
+        ),
+        "a list of at most 16 wake word names",
+    ),
 }
 """Known settings and what they must be; a stored value that fails is dropped on load so
 the caller's default applies. Unknown settings are kept as they are."""

@@ -98,3 +98,14 @@ def sensor_states(status: dict[str, object]) -> list[Proto]:
         else:
             out.append(pb.SensorStateResponse(key=sensor.key, missing_state=True))
     return out
+
+
+def voice_configuration(wake_words: list[str], active: list[str]) -> Proto:
+    """The wake words Home Assistant may choose among (its "Wake word" select)."""
+    words = [
+        pb.VoiceAssistantWakeWord(id=w, wake_word=w.replace("_", " "), trained_languages=["en"])
+        for w in wake_words
+    ]
+    return pb.VoiceAssistantConfigurationResponse(
+        available_wake_words=words, active_wake_words=active, max_active_wake_words=len(wake_words)
+    )

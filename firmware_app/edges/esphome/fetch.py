@@ -14,6 +14,7 @@ import wave
 
 import httpx
 import numpy as np
+from loguru import logger
 
 from firmware_app.core.errors import BadInputError
 
@@ -33,6 +34,27 @@ async def fetch_wav(url: str, max_bytes: int, timeout_s: float) -> tuple[bytes, 
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {url[:80]}") from None
     return decode_wav(data)
+
+
+async def fetch_announcement(
+    preannounce: str, media: str, max_bytes: int, timeout_s: float
+) -> tuple[bytes, int]:
+    """An announcement: its chime (``preannounce``, skipped when it cannot be played),
+    then ``media``, as one PCM at the media's rate. Raises FetchError when ``media``
+    cannot be played."""
+    pcm, rate = await fetch_wav(media, max_bytes, timeout_s)
+    if not preannounce:
+        return pcm, rate
+    try:
+        chime, got = await fetch_wav(preannounce, max_bytes, timeout_s)
+    except FetchError as exc:
+        logger.warning("esphome: announcement chime not played: {}", exc)
+        return pcm, rate
+    if got != rate:  # keep one rate: the chime is short, it is the one resampled
+        import soxr
+
+        chime = soxr.resample(np.frombuffer(chime, "<i2"), got, rate).astype("<i2").tobytes()
+    return chime + pcm, rate
 
 
 async def _download(url: str, max_bytes: int, timeout_s: float) -> bytes:

@@ -54,6 +54,7 @@ class Run:
     """Home Assistant's pipeline said something (its RUN_START comes at once)."""
     """The current stage's deadline (seconds, and the stage reported when it passes)."""
     fetch: asyncio.Task[tuple[bytes, int]] | None = None
+    fetch_from: float = 0.0
     listen_after: bool = False
 
 
@@ -213,6 +214,8 @@ class Pipeline:
             url = data.get("url", "")
             if url:
                 run.fetch = self._spawn(fetch_wav(url, self._max_bytes, cfg.fetch_timeout_s))
+                run.fetch_from = time.monotonic()
+                self._post(HomeStage(run.id, "tts_end"))
             self._deadline(run, cfg.fetch_timeout_s + cfg.stage_timeout_s, "lost")
         elif kind == ERROR:
             self._finish(run)
@@ -242,5 +245,7 @@ class Pipeline:
             return
         if self.run is run:
             self._finish(run)
+            seconds = round(time.monotonic() - run.fetch_from, 3)
+            self._post(HomeStage(run.id, "fetched", {"seconds": seconds}))
             self._await_played(run.id, run.conn)
             self._post(HomeAudio("reply", run.id, pcm, rate, listen_after=run.listen_after))

@@ -25,10 +25,11 @@ from firmware_app.core.events import Event
 from firmware_app.core.messages import Command, HomeAudio, HomeTimer, Message
 from firmware_app.edges.esphome import entities, proto
 from firmware_app.edges.esphome.advertise import ESPHOME_VERSION
-from firmware_app.edges.esphome.fetch import FetchError, fetch_wav
+from firmware_app.edges.esphome.fetch import FetchError, fetch_announcement, fetch_wav
 from firmware_app.edges.esphome.pipeline import Pipeline
 from firmware_app.edges.esphome.proto import pb
 from firmware_app.edges.esphome.server import ApiServer, Connection, LoopThread
+from firmware_app.edges.esphome.timers import HomeTimers
 
 MAX_AWAITED = 32  # replies and announcements whose end Home Assistant waits to hear of
 MAX_FETCHES = 4  # announcements and media being fetched at once
@@ -63,19 +64,28 @@ class Satellite:
         wake_words: list[str],
         volume: int = 100,
         muted: bool = False,
+        chosen: list[str] | None = None,
+        remember: Callable[[list[str]], None] | None = None,
     ) -> None:
+        """``chosen``: the wake words Home Assistant chose before a restart (None: all);
+        ``remember`` keeps a new choice (the device's store) so it outlives a restart."""
         self.cfg = cfg
         self._post = post
         self._status = status
         self.name = name
         self.mac = mac
         self.wake_words = wake_words
-        self.active = list(wake_words)
+        known = [w for w in wake_words if chosen is not None and w in chosen]
+        self.active = known if chosen is not None and (known or not chosen) else list(wake_words)
         """The wake words the speaker answers; Home Assistant's wake word select (or ours)
-        chooses among the configured ones."""
+        chooses among the configured ones (a choice of none left: all of them again)."""
+        self._remember = remember
         self.volume = volume
         self.muted = muted
-        self.playing = False
+        self.speaking = False
+        """Audio from Home Assistant plays as speech (a reply, an announcement)."""
+        self.media = 0
+        """The media item playing under speech (its key), 0 for none."""
         self.loop = LoopThread()
         self.server = ApiServer(
             self,
@@ -91,6 +101,8 @@ class Satellite:
         self._announcing: dict[int, Connection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fetches = 0
+        self.timers = HomeTimers()
+        """Home Assistant's running timers, shown on the LEDs (`timing`)."""
         self.pipeline = Pipeline(
             cfg,
             post=post,
@@ -120,6 +132,11 @@ class Satellite:
         self.loop.stop()
 
     @property
+    def playing(self) -> bool:
+        """What Home Assistant's media player shows: playing or idle."""
+        return self.speaking or self.media != 0
+
+    @property
     def connected(self) -> bool:
         home = self.home
         return home is not None and not home.closed
@@ -145,6 +162,9 @@ class Satellite:
     def hears(self, model: str) -> bool:
         return wake_id(model) in self.active
 
+    def timing(self) -> bool:
+        return self.timers.running()
+
     def _activate(self, words: list[str]) -> None:
         """Home Assistant chose the wake words to answer (unknown ones are ignored; an
         empty choice leaves the speaker waking only by the button and commands)."""
@@ -153,6 +173,8 @@ class Satellite:
             logger.info("esphome: unknown wake words {} ignored", words[:4])
         else:
             self.active = known
+            if self._remember is not None:
+                self._remember(known)
         logger.info("esphome: wake words now {}", self.active or "none")
         self._broadcast(self._select_state())
 
@@ -174,6 +196,8 @@ class Satellite:
     def __call__(self, event: Event) -> None:
         if event.type in ("volume", "mute", "speak_start", "speak_end", "speak_dropped"):
             self.loop.call(self._on_event, event)
+        elif event.type == "satellite" and event.fields.get("stage") in ("play", "media_stopped"):
+            self.loop.call(self._on_media, event)
 
     # --- the handler (loop thread) -------------------------------------------------------
     def device_info(self) -> Proto:
@@ -217,7 +241,7 @@ class Satellite:
             elif conn is self.home:
                 self.home = None
         elif isinstance(msg, pb.VoiceAssistantConfigurationRequest):
-            conn.send(self._configuration())
+            conn.send(entities.voice_configuration(self.wake_words, self.active))
         elif isinstance(msg, pb.VoiceAssistantSetConfiguration):
             self._activate([str(w) for w in msg.active_wake_words])
         elif isinstance(msg, pb.VoiceAssistantResponse):
@@ -233,6 +257,8 @@ class Satellite:
         elif isinstance(msg, pb.VoiceAssistantTimerEventResponse):
             event = TIMER_EVENTS.get(msg.event_type)
             if event is not None:
+                timer_id = str(msg.timer_id)[:64]
+                self.timers.update(event, timer_id, float(msg.seconds_left), bool(msg.is_active))
                 self._post(
                     HomeTimer(
                         event,
@@ -249,50 +275,27 @@ class Satellite:
         elif isinstance(msg, pb.SelectCommandRequest) and msg.key == entities.WAKE_WORD:
             self._activate([str(msg.state)])
 
-    def _configuration(self) -> Proto:
-        words = [
-            pb.VoiceAssistantWakeWord(id=w, wake_word=w.replace("_", " "), trained_languages=["en"])
-            for w in self.wake_words
-        ]
-        return pb.VoiceAssistantConfigurationResponse(
-            available_wake_words=words,
-            active_wake_words=self.active,
-            max_active_wake_words=len(self.wake_words),
-        )
-
     @property
     def _max_bytes(self) -> int:
         return int(self.cfg.max_audio_mb * 1024 * 1024)
 
     async def _announce(self, conn: Connection, msg: Proto) -> None:
         key = 1_000_000 + next(self._ids)
-        parts: list[bytes] = []
-        rate = 0
-        for url in (msg.preannounce_media_id, msg.media_id):
-            if not url:
-                continue
-            try:
-                pcm, got = await fetch_wav(url, self._max_bytes, self.cfg.fetch_timeout_s)
-            except FetchError as exc:
-                logger.warning("esphome: announcement not played: {}", exc)
-                if url == msg.media_id:
-                    conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
-                    return
-                continue
-            if rate and got != rate:  # keep one rate: the chime is short, resample it
-                import numpy as np
-                import soxr
-
-                pcm = soxr.resample(np.frombuffer(pcm, "<i2"), got, rate).astype("<i2").tobytes()
-            parts.append(pcm)
-            rate = rate or got
-        if not parts:
+        try:
+            pcm, rate = await fetch_announcement(
+                str(msg.preannounce_media_id),
+                str(msg.media_id),
+                self._max_bytes,
+                self.cfg.fetch_timeout_s,
+            )
+        except FetchError as exc:
+            logger.warning("esphome: announcement not played: {}", exc)
             conn.send(pb.VoiceAssistantAnnounceFinished(success=False))
             return
         self._await_played(key, conn)
         text = str(msg.text)[:500]
         listen = bool(msg.start_conversation)
-        self._post(HomeAudio("announce", key, b"".join(parts), rate, text, listen))
+        self._post(HomeAudio("announce", key, pcm, rate, text, listen))
 
     def _fetch(self, job: Coroutine[Any, Any, None]) -> None:
         """Runs a fetch, counted from now until it ends, so a flood of URLs costs at most
@@ -344,12 +347,31 @@ class Satellite:
             self.muted = bool(f.get("muted"))
             self._broadcast(pb.SwitchStateResponse(key=entities.MUTE, state=self.muted))
         elif f.get("origin") == "home":
-            self.playing = event.type == "speak_start"
+            self.speaking = event.type == "speak_start"
             key = int(f.get("request_id") or 0)
-            conn = None if self.playing else self._announcing.pop(key, None)
+            conn = None if self.speaking else self._announcing.pop(key, None)
             if conn is not None:
                 conn.send(pb.VoiceAssistantAnnounceFinished(success=event.type == "speak_end"))
         self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
+
+    def _on_media(self, event: Event) -> None:
+        """Media under speech started (it is idle again when it has played through) or was
+        stopped."""
+        f = event.fields
+        if f.get("stage") == "media_stopped":
+            self.media = 0
+        elif f.get("kind") == "media" and f.get("mixed"):
+            key = self.media = int(f.get("key") or 0)
+            seconds = float(f.get("seconds") or 0)
+            self.loop.loop.call_later(seconds + 0.5, self._media_over, key)
+        else:
+            return
+        self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
+
+    def _media_over(self, key: int) -> None:
+        if self.media == key:
+            self.media = 0
+            self._broadcast(entities.media_state(self.playing, self.volume, self.muted))
 
     def _broadcast(self, msg: Proto) -> None:
         for conn in self.server.connections:

@@ -15,8 +15,9 @@ all. While Home Assistant answers, the local brain never does: no ``reply`` even
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from firmware_app.audio.wavio import scale
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
 from firmware_app.core.table import BUSY, LISTENING, RESTING, THINKING, Happening, State
 from firmware_app.listen.segmenter import Transcript
@@ -29,6 +30,20 @@ if TYPE_CHECKING:
 HOME_ERROR = "Sorry, Home Assistant could not answer that."
 
 
+@runtime_checkable
+class MediaSpeaker(Protocol):
+    """A speaker that plays media under speech, ducked (`audio.playback.AlsaSpeaker`);
+    with any other, media plays as an utterance of its own (cut by the wake word)."""
+
+    def play_media(self, pcm: bytes, rate: int) -> None: ...
+
+    def stop_media(self) -> None: ...
+
+    def media_playing(self) -> bool: ...
+
+    def duck(self, on: bool) -> None: ...
+
+
 def wake_phrase(model: str) -> str:
     """``hey_jarvis`` (or a model's path) → ``hey jarvis``."""
     stem = model.rsplit("/", 1)[-1].split(".", 1)[0]
@@ -39,12 +54,18 @@ def wake_phrase(model: str) -> str:
 
 
 def offer(flow: Flow, phrase: str, followup: bool) -> None:
-    """Listening starts: the request is offered to Home Assistant. While it listens, the
-    request's frames reach it through hearing (`Flow._relay`)."""
+    """Listening starts: media playing is held low until the turn ends, and the request is
+    offered to Home Assistant. While it listens, the request's frames reach it through
+    hearing (`Flow._relay`)."""
     turn = flow.turn
     turn.release()
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker):
+        speaker.duck(True)  # media stays low while the request is heard and answered
     turn.run = flow.parts.satellite.start("" if followup else phrase, followup)
     if turn.run:
+        cfg = flow.settings.esphome
+        flow.hearing.limit_silence(cfg.silence_ms / 1000, cfg.unfinished_ms / 1000)
         flow._emit("satellite", stage="start", run=turn.run)
 
 
@@ -59,7 +80,11 @@ def hand_over(flow: Flow, heard: Transcript) -> State:
 
 
 def take_held(flow: Flow) -> State | None:
-    """At rest: the announcement that waited, if any, now plays."""
+    """At rest: media comes back up, and the announcement that waited, if any, now
+    plays."""
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker):
+        speaker.duck(False)
     held, flow.held = flow.held, None
     return None if held is None else play(flow, held)
 
@@ -100,6 +125,13 @@ def on_stage(flow: Flow, msg: HomeStage) -> State:
 
 def on_audio(flow: Flow, msg: HomeAudio) -> State:
     turn = flow.turn
+    speaker = flow.speech.speaker
+    if msg.kind == "media" and isinstance(speaker, MediaSpeaker):
+        seconds = round(len(msg.pcm) / 2 / max(1, msg.rate), 2)
+        fields = {"kind": "media", "key": msg.key, "seconds": seconds, "mixed": True}
+        flow._emit("satellite", stage="play", **fields)
+        speaker.play_media(scale(msg.pcm, flow.speech.volume), msg.rate)
+        return flow.state  # it plays under whatever happens, ducked while the speaker talks
     if msg.kind == "reply":
         if msg.key != turn.run or not turn.handed:
             return flow.state
@@ -133,3 +165,12 @@ def on_timer(flow: Flow, msg: HomeTimer) -> State:
         return THINKING
     flow.voice.queue(Pending(Origin.TIMER, text), force=True)
     return flow.state
+
+
+def stop_media(flow: Flow) -> None:
+    """A stop (the button, "stop", Home Assistant's stop): the media stops too (the wake
+    word only ducks it)."""
+    speaker = flow.speech.speaker
+    if isinstance(speaker, MediaSpeaker) and speaker.media_playing():
+        speaker.stop_media()
+        flow._emit("satellite", stage="media_stopped")

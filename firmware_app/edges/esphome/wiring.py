@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -16,6 +17,12 @@ from firmware_app.core.messages import Message
 from firmware_app.edges.esphome.advertise import Advertisement
 from firmware_app.edges.esphome.identity import device_mac, device_name
 from firmware_app.edges.esphome.satellite import Satellite, wake_id
+
+if TYPE_CHECKING:
+    from firmware_app.system.store import Store
+
+WAKE_WORDS_KEY = "wake_words"
+"""The store's ``settings`` row that keeps Home Assistant's choice of wake words."""
 
 
 def noise_key(settings: Settings) -> bytes | None:
@@ -42,9 +49,11 @@ def build_satellite(
     volume: int = 100,
     muted: bool = False,
     advertise: bool = True,
+    store: Store | None = None,
 ) -> Satellite | None:
     """The satellite, listening and advertised; None (logged) when its port is taken:
-    the speaker then works as if it were not configured."""
+    the speaker then works as if it were not configured. With ``store``, the wake words
+    Home Assistant chose are kept there and chosen again at start."""
     cfg = settings.esphome
     psk = noise_key(settings)
     device_id = settings.mqtt.device_id
@@ -61,6 +70,8 @@ def build_satellite(
         wake_words=words or ["wake_word"],
         volume=volume,
         muted=muted,
+        chosen=None if store is None else store.get("settings", WAKE_WORDS_KEY),
+        remember=None if store is None else _keeper(store),
     )
     try:
         port = satellite.serve()
@@ -75,3 +86,10 @@ def build_satellite(
         if satellite.loop.run(ad.start(), timeout=15):
             stack.callback(lambda: satellite.loop.run(ad.close(), timeout=5))
     return satellite
+
+
+def _keeper(store: Store) -> Callable[[list[str]], None]:
+    def remember(words: list[str]) -> None:
+        store.put("settings", WAKE_WORDS_KEY, words)
+
+    return remember

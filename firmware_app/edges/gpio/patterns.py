@@ -67,6 +67,8 @@ PATTERNS: dict[str, Pattern] = {
     "error": Pattern("blink", (255, 0, 0), period_s=0.3),
     # A timer is ringing: orange flashes, once a second.
     "timer": Pattern("blink", (255, 110, 0), period_s=1.0),
+    # A timer is running (Home Assistant's): a dim, slow orange breath while at rest.
+    "timer_running": Pattern("pulse", (90, 40, 0), period_s=4.0),
     # Installing an update: a slow purple breath; do not unplug.
     "updating": Pattern("pulse", (150, 0, 255), period_s=3.0),
     # No network or broker: a short yellow flash every three seconds.
@@ -117,10 +119,18 @@ def level(colour: Colour) -> float:
     return max(colour) / 255.0
 
 
-def choose_pattern(state: str, *, muted: bool, ringing: bool, updating: bool, offline: bool) -> str:
+def choose_pattern(
+    state: str,
+    *,
+    muted: bool,
+    ringing: bool,
+    updating: bool,
+    offline: bool,
+    timing: bool = False,
+) -> str:
     """The pattern to show for an assistant state and its flags, most important first: an
     update in progress (do not unplug), a ringing timer, muted while resting, an error,
-    the work in progress, muted, the network gone, else dark."""
+    the work in progress, muted, the network gone, a timer running, else dark."""
     if updating:
         return "updating"
     if ringing:
@@ -135,4 +145,6 @@ def choose_pattern(state: str, *, muted: bool, ringing: bool, updating: bool, of
         return "muted"
     if offline:
         return "offline"
+    if timing:
+        return "timer_running"
     return "idle"
