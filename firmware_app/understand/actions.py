@@ -16,6 +16,7 @@ from typing import Protocol
 from firmware_app.core.parts import HomePublish
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.understand.intents import Intent, normalize
+from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.intents.numbers import parse_duration, spoken_duration
 from firmware_app.understand.timers import MAX_SECONDS, MAX_TIMERS, Timer, Timers
@@ -82,6 +83,23 @@ class Actions:
         self._home_publish = home_publish
         self._no_home = no_home
         """What to say when a home sentence cannot be sent (no publisher)."""
+
+    def understand(
+        self, text: str, question: Question | None, now: float, volume: int
+    ) -> Outcome | None:
+        """What a request means here, carried out: the answer to the question the last
+        reply asked, else a built-in or custom intent (each told as an ``intent`` event);
+        None when no local command matches it."""
+        outcome = self.answer(question, text) if question is not None else None
+        if outcome is not None:
+            self._emit("intent", name="answer", slots={"text": text})
+            return outcome
+        words = normalize(text)
+        intent = recognize_builtin(words) or self.custom.recognize(words)
+        if intent is None:
+            return None
+        self._emit("intent", name=intent.name, slots=intent.slots)
+        return self.act(intent, now, volume)
 
     def act(self, intent: Intent, now: float, volume: int) -> Outcome:
         """Carry out a local intent at wall-clock time ``now``."""

@@ -1,7 +1,7 @@
 """What the assistant does with Home Assistant's pipeline: the handlers the table's
 ``home_*`` rows name, and the steps of the dialogue turn that involve it (offered when
 listening starts, handed over at the end of speech; withdrawn when the turn ends, in
-`core.flow.Flow`). The turn's run, whether it was handed over and the local transcript
+`core.assistant.Assistant`). The turn's run, whether it was handed over and the local transcript
 are fields of `core.turn.Turn`. Runs on the assistant's thread like every handler; the
 satellite edge (`satellite.Satellite`) only posts messages.
 
@@ -24,7 +24,7 @@ from firmware_app.speak.utterances import Origin, Pending
 from firmware_app.understand.actions import without_wake_words
 
 if TYPE_CHECKING:
-    from firmware_app.core.flow import Flow
+    from firmware_app.core.assistant import Assistant
 
 HOME_ERROR = "Sorry, Home Assistant could not answer that."
 
@@ -38,98 +38,98 @@ def wake_phrase(model: str) -> str:
 # --- the turn's steps ------------------------------------------------------------------
 
 
-def offer(flow: Flow, phrase: str, followup: bool) -> None:
+def offer(a: Assistant, phrase: str, followup: bool) -> None:
     """Listening starts: the request is offered to Home Assistant. While it listens, the
-    request's frames reach it through hearing (`Flow._relay`)."""
-    turn = flow.turn
+    request's frames reach it through hearing (`Assistant.relay`)."""
+    turn = a.turn
     turn.release()
-    turn.run = flow.parts.satellite.start("" if followup else phrase, followup)
+    turn.run = a.parts.satellite.start("" if followup else phrase, followup)
     if turn.run:
-        flow._emit("satellite", stage="start", run=turn.run)
+        a.emit("satellite", stage="start", run=turn.run)
 
 
-def hand_over(flow: Flow, heard: Transcript) -> State:
+def hand_over(a: Assistant, heard: Transcript) -> State:
     """End of speech (the speaker's detector, or Home Assistant's): the stream stops and
     Home Assistant answers, the local transcript kept in case it does not."""
-    turn = flow.turn
-    flow.parts.satellite.end(turn.run)
+    turn = a.turn
+    a.parts.satellite.end(turn.run)
     turn.handed, turn.heard = True, heard
-    flow._emit("satellite", stage="end_of_speech", run=turn.run)
+    a.emit("satellite", stage="end_of_speech", run=turn.run)
     return THINKING
 
 
-def take_held(flow: Flow) -> State | None:
+def take_held(a: Assistant) -> State | None:
     """At rest: the announcement that waited, if any, now plays."""
-    held, flow.held = flow.held, None
-    return None if held is None else play(flow, held)
+    held, a.held = a.held, None
+    return None if held is None else play(a, held)
 
 
 # --- the table's handlers (the ``home_*`` rows) -----------------------------------------
 
 
-def on_stage(flow: Flow, msg: HomeStage) -> State:
-    turn = flow.turn
+def on_stage(a: Assistant, msg: HomeStage) -> State:
+    turn = a.turn
     if msg.run != turn.run or not msg.run:
-        return flow.state  # a run given up already
-    flow._emit("satellite", stage=msg.stage, run=msg.run, **msg.fields)
+        return a.state  # a run given up already
+    a.emit("satellite", stage=msg.stage, run=msg.run, **msg.fields)
     if msg.stage in ("unanswered", "lost"):
         turn.run = 0  # gone: nothing to withdraw
         if not turn.handed:
-            return flow.state  # still listening: the local recognizer hears it all
+            return a.state  # still listening: the local recognizer hears it all
         heard = turn.heard if turn.heard is not None else Transcript("")
         turn.release()
-        flow.fire(Happening.HEARD, heard)
+        a.fire(Happening.HEARD, heard)
         return THINKING
     if msg.stage == "stt_end":
-        if flow.state == LISTENING and not turn.handed:  # it heard the end first
-            return hand_over(flow, without_wake_words(flow.hearing.end()))
-        return flow.state
+        if a.state == LISTENING and not turn.handed:  # it heard the end first
+            return hand_over(a, without_wake_words(a.hearing.end()))
+        return a.state
     if msg.stage == "error":
         turn.release()
-        if flow.state not in (LISTENING, THINKING):
-            return flow.state
-        if flow.settings.audio.chimes:
-            flow.voice.chime("error")
-            return flow.rest()
-        return flow.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
+        if a.state not in (LISTENING, THINKING):
+            return a.state
+        if a.settings.audio.chimes:
+            a.voice.chime("error")
+            return a.rest()
+        return a.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
     if msg.stage == "end" and turn.handed:
         turn.release()
-        return flow.rest()
-    return flow.state
+        return a.rest()
+    return a.state
 
 
-def on_audio(flow: Flow, msg: HomeAudio) -> State:
-    turn = flow.turn
+def on_audio(a: Assistant, msg: HomeAudio) -> State:
+    turn = a.turn
     if msg.kind == "reply":
         if msg.key != turn.run or not turn.handed:
-            return flow.state
+            return a.state
         turn.release()
-        return play(flow, msg)
-    if flow.state == LISTENING or turn.handed:
-        if flow.held is not None:
-            flow._emit("satellite", stage="dropped", key=flow.held.key)
-        flow.held = msg
-        return flow.state
-    return play(flow, msg)
+        return play(a, msg)
+    if a.state == LISTENING or turn.handed:
+        if a.held is not None:
+            a.emit("satellite", stage="dropped", key=a.held.key)
+        a.held = msg
+        return a.state
+    return play(a, msg)
 
 
-def play(flow: Flow, msg: HomeAudio) -> State:
+def play(a: Assistant, msg: HomeAudio) -> State:
     seconds = round(len(msg.pcm) / 2 / max(1, msg.rate), 2)
-    flow._emit("satellite", stage="play", kind=msg.kind, key=msg.key, seconds=seconds)
-    flow.turn.followup = msg.listen_after and not flow.muted
-    flow.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
-    return flow.state if flow.state in BUSY else THINKING
+    a.emit("satellite", stage="play", kind=msg.kind, key=msg.key, seconds=seconds)
+    a.turn.followup = msg.listen_after and not a.muted
+    a.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
+    return a.state if a.state in BUSY else THINKING
 
 
-def on_timer(flow: Flow, msg: HomeTimer) -> State:
+def on_timer(a: Assistant, msg: HomeTimer) -> State:
     fields = {"id": msg.id, "name": msg.name, "seconds": msg.total_s, "left": msg.left_s}
-    flow._emit("satellite", stage="timer", event=msg.event, **fields)
+    a.emit("satellite", stage="timer", event=msg.event, **fields)
     if msg.event != "finished":
-        return flow.state
+        return a.state
     text = f"Your {msg.name} timer is done." if msg.name else "Your timer is done."
-    if flow.state in RESTING or (flow.state in BUSY and not flow.turn.handed):
-        flow.interrupt()
-        flow.voice.ring(text, flow.settings.assistant.ring_repeats)
+    if a.state in RESTING or (a.state in BUSY and not a.turn.handed):
+        a.interrupt()
+        a.voice.ring(text, a.settings.assistant.ring_repeats)
         return THINKING
-    flow.voice.queue(Pending(Origin.TIMER, text), force=True)
-    return flow.state
+    a.voice.queue(Pending(Origin.TIMER, text), force=True)
+    return a.state
