@@ -31,6 +31,7 @@ from firmware_app.core.engines import (
     Speaker,
 )
 from firmware_app.core.events import Emitter, Event, EventBus, JsonlWriter, wall_now
+from firmware_app.core.health import Health
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
     AlwaysClaim,
@@ -194,24 +195,34 @@ def build_assistant(
     custom = CustomIntents(settings.intents)
     metrics = Metrics()  # the counters, derived from the events like everywhere
     bus.subscribe(metrics)
+    controls = Controls(store, speech, settings.audio.volume)
+    health = Health(
+        metrics=metrics,
+        store=store,
+        speech=speech,
+        hearing=hearing,
+        timers=timers,
+        controls=controls,
+        parts=parts,
+        responder=responder,
+        stt_problem=stt_problem,
+    )
     return Assistant(
         settings,
         hearing=hearing,
         voice=Voice(speech, emit, MAX_ANNOUNCEMENTS),
         bell=TimerBell(timers, emit, rings=rings_timers),
         actions=Actions(timers, custom, emit, parts.home_publish, no_home),
-        controls=Controls(store, speech, settings.audio.volume),
+        controls=controls,
         display=LedPatterns(emit),
+        health=health,
         emit=emit,
         inbox=inbox,
         clock=clock,
-        store=store,
-        metrics=metrics,
         board=board or StatusBoard(),
         parts=parts,
         responder=responder,
         open_speech=hears_open_speech(settings, hearing.recognizer),
-        stt_problem=stt_problem,
     )
 
 

@@ -12,9 +12,10 @@ The assistant decides; its parts, each handed to the constructor by the one wiri
 function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
 per-frame path), `Voice` (what is being said and what waits to be), `TimerBell` (timers
 ringing here), `Actions` (what a request means, carried out), `Controls` (volume and
-mute, kept across restarts), the responder (the online model's answers) and the
-`Display` that turns what it shows into LED patterns. Only the handlers here change the
-assistant's own state: the machine's state, the dialogue turn, the last reply and error.
+mute, kept across restarts), `Health` (the status report), the responder (the online
+model's answers) and the `Display` that turns what it shows into LED patterns. Only the
+handlers here change the assistant's own state: the machine's state, the dialogue turn,
+the last reply and error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
@@ -28,13 +29,13 @@ import queue
 from loguru import logger
 from pydantic import ValidationError
 
-from firmware_app import __version__
 from firmware_app.config.settings import Settings
 from firmware_app.core import home_turns
 from firmware_app.core.controls import Controls
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
+from firmware_app.core.health import Health
 from firmware_app.core.messages import (
     Button,
     Command,
@@ -91,7 +92,6 @@ from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.sentences import asks_question
 from firmware_app.speak.utterances import Origin, Pending, Voice
 from firmware_app.system.metrics import Metrics
-from firmware_app.system.store import Store
 from firmware_app.understand.actions import (
     FIXED_PHRASES,
     NO_MODEL,
@@ -121,16 +121,14 @@ class Assistant:
         actions: Actions,
         controls: Controls,
         display: Display,
+        health: Health,
         emit: Emitter,
         inbox: Inbox,
         clock: Clock,
-        store: Store,
-        metrics: Metrics,
         board: StatusBoard,
         parts: Parts,
         responder: Responder | None = None,
         open_speech: bool = False,
-        stt_problem: str | None = None,
     ) -> None:
         self.settings = settings
         self.hearing = hearing
@@ -143,15 +141,13 @@ class Assistant:
         self.bus: EventBus = emit.bus
         self.inbox = inbox
         self.clock = clock
-        self.store = store
-        self.metrics = metrics
+        self.health = health
         self.board = board
         self.parts = parts
         self.responder = responder
         self.open_speech = open_speech
         """Whether a request that is no command has words for the online model: what the
         reply to one says is missing depends on it."""
-        self.stt_problem = stt_problem
         self.last_error = ""
         self.last_reply = ""
         self.turn = Turn()
@@ -191,6 +187,10 @@ class Assistant:
     @property
     def timers(self) -> Timers:
         return self.bell.timers
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.health.metrics
 
     @property
     def speech(self) -> SpeechOutput:
@@ -749,32 +749,7 @@ class Assistant:
 
     def status(self) -> dict[str, object]:
         """The status now (this thread only; other threads read `board`)."""
-        audio = self.parts.audio_status() if self.parts.audio_status else {}
-        counts = self.metrics.snapshot()
-        llm: dict[str, object] | None = None
-        if self.responder is not None:
-            breaker = self.responder.status().get("state")
-            llm = {"available": self.responder.available(), "breaker": breaker}
-        ready = self.hearing.recognizer is not None
-        stt = "ready" if ready else (self.stt_problem or "missing")
-        return {
-            "version": __version__,
-            "state": self.state.value,
-            "muted": self.muted,
-            "volume": self.volume,
-            "wake_count": counts["wake_count"],
-            "errors": counts["errors"],
-            "last_error": self.last_error,
-            "timers": len(self.timers.active()),
-            "store": self.store.status(),
-            "stt": stt,
-            "audio": audio,
-            "tts_cache": self.speech.cache_stats(),
-            "llm": llm,
-            "satellite": self.parts.satellite.status(),
-            "arbitration": self.parts.arbiter.status(),
-            "clock": self.timers.clock_status(),
-        }
+        return self.health.report(self.state.value, self.last_error)
 
 
 __all__ = ["Assistant", "State"]
