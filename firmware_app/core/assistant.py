@@ -14,8 +14,8 @@ per-frame path), `Voice` (what is being said and what waits to be), `TimerBell` 
 ringing here), `Actions` (what a request means, carried out), `Controls` (volume and
 mute, kept across restarts), `Health` (the status report), the responder (the online
 model's answers) and the `Display` that turns what it shows into LED patterns. Only the
-handlers here change the assistant's own state: the machine's state, the dialogue turn,
-the last reply and error.
+handlers here change the assistant's own state: the machine's state, the dialogue turn
+and the last error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
@@ -149,7 +149,6 @@ class Assistant:
         """Whether a request that is no command has words for the online model: what the
         reply to one says is missing depends on it."""
         self.last_error = ""
-        self.last_reply = ""
         self.turn = Turn()
         self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
         """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
@@ -459,7 +458,7 @@ class Assistant:
             return self.stop_everything()
         text = outcome.text
         if outcome.repeat:
-            text = self.last_reply or NOTHING_SAID
+            text = self.voice.last_reply or NOTHING_SAID
         if text is None:
             return self.rest()
         if outcome.question is not None and not self.muted:
@@ -475,17 +474,10 @@ class Assistant:
 
     # --- speaking
     def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
-        """Answer the request: a ``reply`` event, remembered for "repeat that", spoken."""
-        self._emit_reply(text, origin.value)
-        self.last_reply = text
-        return self.speak(origin, text, self.turn.asker, cache=cache)
-
-    def _emit_reply(self, text: str, source: str) -> None:
-        """A ``reply`` event; one answering a typed request names it (``request_id``)."""
-        if self.turn.asker is None:
-            self.emit("reply", text=text, source=source)
-        else:
-            self.emit("reply", text=text, source=source, request_id=self.turn.asker)
+        """Answer the request (the voice tells the ``reply`` and keeps it for "repeat
+        that"), under the asker's id."""
+        self.voice.reply(text, origin, self.turn.asker, cache)
+        return self.state if self.state in BUSY else THINKING
 
     def speak(
         self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
@@ -519,11 +511,9 @@ class Assistant:
         current = self.voice.current
         if current is None or current.origin != Origin.LLM or not current.text:
             return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
-        self._emit_reply(current.text, "llm")
-        self.last_reply = current.text
         if self.settings.llm.followup_s > 0 and asks_question(current.text):
             self.turn.followup = True
-        self.voice.end_stream()
+        self.voice.replied(self.turn.asker)
         return self.state
 
     # --- the end of a turn
@@ -701,10 +691,10 @@ class Assistant:
 
     def on_double(self, _: object) -> State:
         """Say the last reply again."""
-        if not self.last_reply:
+        if not self.voice.last_reply:
             return self.state
         self.interrupt()
-        return self.speak(Origin.REPEAT, self.last_reply)
+        return self.speak(Origin.REPEAT, self.voice.last_reply)
 
     # --- notices
     def on_notice(self, notice: Notice) -> State:
