@@ -101,3 +101,10 @@ def test_the_frame_path_in_the_doc_is_the_codes_and_never_climbs_back() -> None:
     for module in path[2:]:  # hearing and what it hands frames to
         assert not imports(PACKAGE / module, known) & upstream, module
     assert "firmware_app.listen.segmenter" in imports(PACKAGE / path[2], known)
+
+
+def test_the_core_imports_nothing_from_the_edges() -> None:
+    """The state machine knows no edge: what the LEDs show is chosen at the LED edge."""
+    known = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    for path in (PACKAGE / "core").glob("*.py"):
+        assert not {m for m in imports(path, known) if m.startswith("firmware_app.edges")}, path

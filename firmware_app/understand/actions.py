@@ -1,10 +1,12 @@
 """What local intents do: timers, volume, the time and date, custom home sentences.
 
-Nothing here knows the state machine. `Actions.act` carries out one intent and returns an
-`Outcome`: what to say and what the assistant itself has to change (volume, stop, repeat).
-A reply that asks something ("You have two timers … Which one?") carries a `Question`;
-the assistant then listens for the answer without the wake word and hands it to
-`Actions.answer`, so "the pasta one" finishes what "cancel the timer" started.
+Nothing here knows the state machine. `Actions.understand` finds what a request means
+(the answer to a question asked, else a built-in or custom intent) and `Actions.act`
+carries out one intent; both return an `Outcome`: what to say and what the assistant
+itself has to change (volume, stop, repeat). A reply that asks something ("You have two
+timers … Which one?") carries a `Question`; the assistant then listens for the answer
+without the wake word and hands it back with the next request (`Actions.answer`), so "the
+pasta one" finishes what "cancel the timer" started.
 """
 
 from __future__ import annotations
