@@ -3,10 +3,10 @@
 Everything is built before the assistant and handed to its constructor: engines (loaded
 by ``app/loading.py``), store, speech output, the LLM responder, the MQTT bridge (whose
 ``publish`` sends custom home sentences), the updater and the systemd heartbeat; and the
-assistant's own parts (`build_assistant`: its voice, timer bell, actions, controls and
-LED display), the same for the service, the simulation and the tests. ``run``
-is the appliance (ALSA, GPIO, MQTT, systemd); the drivers that run the same assistant
-without a microphone or on a recording live in ``app/simulation.py``.
+assistant's own parts (`build_assistant`: its voice, timer bell, actions, controls,
+health report and LED display), the same for the service, the simulation and the
+tests. ``run`` is the appliance (ALSA, GPIO, MQTT, systemd); the drivers that run the
+same assistant without a microphone or on a recording live in ``app/simulation.py``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What the assistant does with Home Assistant's pipeline: the handlers the table's
 ``home_*`` rows name, and the steps of the dialogue turn that involve it (offered when
 listening starts, handed over at the end of speech; withdrawn when the turn ends, in
-`core.assistant.Assistant`). The turn's run, whether it was handed over and the local transcript
-are fields of `core.turn.Turn`. Runs on the assistant's thread like every handler; the
-satellite edge (`satellite.Satellite`) only posts messages.
+`core.assistant.Assistant`). The turn's run, whether it was handed over and the local
+transcript are fields of `core.turn.Turn`. These are the assistant's handlers, kept
+apart because they hold one concern: they run on its thread, and the satellite edge
+(``edges/esphome/satellite.py``) only posts messages.
 
 A request goes to Home Assistant when the satellite takes it at the start of listening
 (it is connected and subscribed). The local transcriber still hears the request, so when
