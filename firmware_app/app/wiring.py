@@ -4,9 +4,10 @@ Everything is built before the assistant and handed to its constructor: engines 
 by ``app/loading.py``), store, speech output, the LLM responder, the MQTT bridge (whose
 ``publish`` sends custom home sentences), the updater and the systemd heartbeat; and the
 assistant's own parts (`build_assistant`: its voice, timer bell, actions, controls,
-health report and LED display), the same for the service, the simulation and the
-tests. ``run`` is the appliance (ALSA, GPIO, MQTT, systemd); the drivers that run the
-same assistant without a microphone or on a recording live in ``app/simulation.py``.
+Home Assistant's side of a request, health report and LED display), the same for the
+service, the simulation and the tests. ``run`` is the appliance (ALSA, GPIO, MQTT,
+systemd); the drivers that run the same assistant without a microphone or on a
+recording live in ``app/simulation.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from firmware_app.core.engines import (
 )
 from firmware_app.core.events import Emitter, Event, EventBus, JsonlWriter, wall_now
 from firmware_app.core.health import Health
+from firmware_app.core.home_turns import HomeTurns
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
     AlwaysClaim,
@@ -215,6 +217,7 @@ def build_assistant(
         actions=Actions(timers, custom, emit, parts.home_publish, no_home),
         controls=controls,
         display=LedPatterns(emit),
+        home=HomeTurns(parts.satellite, emit),
         health=health,
         emit=emit,
         inbox=inbox,

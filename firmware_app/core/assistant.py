@@ -12,10 +12,10 @@ The assistant decides; its parts, each handed to the constructor by the one wiri
 function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
 per-frame path), `Voice` (what is being said and what waits to be), `TimerBell` (timers
 ringing here), `Actions` (what a request means, carried out), `Controls` (volume and
-mute, kept across restarts), `Health` (the status report), the responder (the online
-model's answers) and the `Display` that turns what it shows into LED patterns. Only the
-handlers here change the assistant's own state: the machine's state, the dialogue turn
-and the last error.
+mute, kept across restarts), `HomeTurns` (Home Assistant's side of a request), `Health`
+(the status report), the responder (the online model's answers) and the `Display` that
+turns what it shows into LED patterns. Only the handlers here change the assistant's own
+state: the machine's state, the dialogue turn and the last error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
@@ -30,12 +30,12 @@ from loguru import logger
 from pydantic import ValidationError
 
 from firmware_app.config.settings import Settings
-from firmware_app.core import home_turns
 from firmware_app.core.controls import Controls
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
 from firmware_app.core.health import Health
+from firmware_app.core.home_turns import HOME_ERROR, HomeTurns, wake_phrase
 from firmware_app.core.messages import (
     Button,
     Command,
@@ -121,6 +121,7 @@ class Assistant:
         actions: Actions,
         controls: Controls,
         display: Display,
+        home: HomeTurns,
         health: Health,
         emit: Emitter,
         inbox: Inbox,
@@ -137,6 +138,7 @@ class Assistant:
         self.actions = actions
         self.controls = controls
         self.display = display
+        self.home = home
         self.emit = emit
         self.bus: EventBus = emit.bus
         self.inbox = inbox
@@ -152,9 +154,6 @@ class Assistant:
         self.turn = Turn()
         self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
         """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
-        self.held: HomeAudio | None = None
-        """An announcement or media from Home Assistant that came mid-request: it plays
-        when the request is over."""
         self._error_until = 0.0
         self._mic_fault = self._offline = self._updating = False
         self._running = False
@@ -350,7 +349,8 @@ class Assistant:
         self.emit("listening")
         if self.settings.audio.chimes and not followup:
             self.voice.chime("wake")
-        home_turns.offer(self, phrase, followup)
+        self.turn.release()
+        self.turn.run = self.home.offer(phrase, followup)
 
     def exit_listening(self) -> None:
         self.hearing.end()  # the recognizer is finished once, however listening ends
@@ -360,12 +360,12 @@ class Assistant:
     def relay(self, pcm: bytes) -> None:
         """One frame of the open request, for Home Assistant while it listens to it."""
         if self.turn.run and not self.turn.handed:
-            self.parts.satellite.feed(self.turn.run, pcm)
+            self.home.relay(self.turn.run, pcm)
 
     def _withdraw_run(self) -> None:
         """Home Assistant stops working on this turn's request (if it had it)."""
         if self.turn.run:
-            self.parts.satellite.abort(self.turn.run)
+            self.home.withdraw(self.turn.run)
         self.turn.release()
 
     def exit_speaking(self) -> None:
@@ -374,7 +374,7 @@ class Assistant:
     def on_wake(self, woke: Woke) -> State:
         model, score = woke.detection.model, woke.detection.score
         self.emit("wake", model=model, score=score)
-        if not self.parts.satellite.hears(model):  # turned off from Home Assistant
+        if not self.home.hears(model):  # turned off from Home Assistant
             self.emit("wake_lost", model=model, score=score, reason="inactive")
             return self.state
         if not self.parts.arbiter.claim(model, score):
@@ -382,7 +382,7 @@ class Assistant:
             return self.state
         self.interrupt()
         self.turn.opened_by = self._t
-        return self.listen(woke.preroll, phrase=home_turns.wake_phrase(model))
+        return self.listen(woke.preroll, phrase=wake_phrase(model))
 
     def set_wake_word(self, on: bool, reason: str) -> None:
         """Wakes stop while any reason holds them off (Rhasspy's dialogue manager turns
@@ -418,7 +418,7 @@ class Assistant:
             save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
         heard = without_wake_words(ended.transcript)
         if self.turn.run:  # Home Assistant answers this one
-            return home_turns.hand_over(self, heard)
+            return self._hand_over(heard)
         self.fire(Happening.HEARD, heard)
         return THINKING
 
@@ -521,9 +521,9 @@ class Assistant:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
         self._withdraw_run()
         self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
-        held = home_turns.take_held(self)
-        if held is not None:
-            return held
+        held = self.home.take_held()
+        if held is not None:  # the announcement that waited now plays
+            return self._play_home(held)
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -721,15 +721,71 @@ class Assistant:
             self.emit("back", where=str(fields.get("where", "unknown")))
         return self.state
 
-    # --- Home Assistant's pipeline (the satellite: ``core/home_turns.py``)
+    # --- Home Assistant's pipeline (the satellite's side: ``core/home_turns.py``)
+    def _hand_over(self, heard: Transcript) -> State:
+        """End of speech: Home Assistant answers, the local transcript kept in case it
+        does not."""
+        self.home.hand_over(self.turn.run)
+        self.turn.handed, self.turn.heard = True, heard
+        return THINKING
+
     def on_home_stage(self, msg: HomeStage) -> State:
-        return home_turns.on_stage(self, msg)
+        turn = self.turn
+        if msg.run != turn.run or not msg.run:
+            return self.state  # a run given up already
+        self.home.tell_stage(msg)
+        if msg.stage in ("unanswered", "lost"):
+            turn.run = 0  # gone: nothing to withdraw
+            if not turn.handed:
+                return self.state  # still listening: the local recognizer hears it all
+            heard = turn.heard if turn.heard is not None else Transcript("")
+            turn.release()
+            self.fire(Happening.HEARD, heard)
+            return THINKING
+        if msg.stage == "stt_end":
+            if self.state == LISTENING and not turn.handed:  # it heard the end first
+                return self._hand_over(without_wake_words(self.hearing.end()))
+            return self.state
+        if msg.stage == "error":
+            turn.release()
+            if self.state not in (LISTENING, THINKING):
+                return self.state
+            if self.settings.audio.chimes:
+                self.voice.chime("error")
+                return self.rest()
+            return self.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
+        if msg.stage == "end" and turn.handed:
+            turn.release()
+            return self.rest()
+        return self.state
 
     def on_home_audio(self, msg: HomeAudio) -> State:
-        return home_turns.on_audio(self, msg)
+        if msg.kind == "reply":
+            if msg.key != self.turn.run or not self.turn.handed:
+                return self.state
+            self.turn.release()
+            return self._play_home(msg)
+        if self.state == LISTENING or self.turn.handed:
+            self.home.hold(msg)
+            return self.state
+        return self._play_home(msg)
+
+    def _play_home(self, msg: HomeAudio) -> State:
+        self.home.tell_play(msg)
+        self.turn.followup = msg.listen_after and not self.muted
+        self.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
+        return self.state if self.state in BUSY else THINKING
 
     def on_home_timer(self, msg: HomeTimer) -> State:
-        return home_turns.on_timer(self, msg)
+        text = self.home.tell_timer(msg)
+        if text is None:
+            return self.state
+        if self.state in RESTING or (self.state in BUSY and not self.turn.handed):
+            self.interrupt()
+            self.voice.ring(text, self.settings.assistant.ring_repeats)
+            return THINKING
+        self.voice.queue(Pending(Origin.TIMER, text), force=True)
+        return self.state
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
