@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from firmware_app.app.wiring import build_assistant
 from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.config.settings import Settings
-from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import Detection
 from firmware_app.core.events import Event, EventBus
 from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbox
@@ -136,7 +136,7 @@ class Rig:
         self.hearing = Hearing.from_settings(
             settings, self.wake, FakeVad(), self.stt, echo=echo, stop=stop
         )
-        self.assistant = Assistant(
+        self.assistant = build_assistant(
             settings,
             hearing=self.hearing,
             speech=self.speech,

@@ -70,7 +70,7 @@ def test_a_clock_earlier_than_last_seen_judges_timers_from_the_last_time_seen(se
     rig = Rig(settings, stt=ScriptedStt("set a pasta timer for five minutes"), clock=clock)
     request(rig)
     rig.feed(SILENT, 30)
-    seen = rig.assistant.store.get("settings", SEEN_KEY)
+    seen = rig.store.get("settings", SEEN_KEY)
     assert seen is not None and abs(seen - clock.epoch()) < 60
     rig.close()
     stale = ManualClock(clock.epoch() - 86400)  # a day behind

@@ -97,7 +97,14 @@ def test_the_frame_path_in_the_doc_is_the_codes_and_never_climbs_back() -> None:
     path = re.findall(r"^(\w+/\w+\.py)", block, re.M)
     assert len(path) <= 4 and all((PACKAGE / p).is_file() for p in path)
     known = {module_name(p) for p in PACKAGE.rglob("*.py")}
-    upstream = {"firmware_app.app.wiring", "firmware_app.core.assistant", "firmware_app.core.flow"}
+    upstream = {"firmware_app.app.wiring", "firmware_app.core.assistant"}
     for module in path[2:]:  # hearing and what it hands frames to
         assert not imports(PACKAGE / module, known) & upstream, module
     assert "firmware_app.listen.segmenter" in imports(PACKAGE / path[2], known)
+
+
+def test_the_core_imports_nothing_from_the_edges() -> None:
+    """The state machine knows no edge: what the LEDs show is chosen at the LED edge."""
+    known = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    for path in (PACKAGE / "core").glob("*.py"):
+        assert not {m for m in imports(path, known) if m.startswith("firmware_app.edges")}, path

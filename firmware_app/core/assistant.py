@@ -2,13 +2,24 @@
 
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
-event); its handler (here or in `flow.Flow`) does the work and returns the next state,
-which must be one the row allows. The dispatcher (`dispatcher.Machine`) alone changes
-state, running the exit action of the old state and the entry action of the new one:
-leaving LISTENING always finishes the recognizer, exactly once. An event with no row in
-the current state is ignored there. Muted is a guard, not a copy of the machine: muted
-frames reach no engine and listening is refused; ``muted`` only names the resting state
-then.
+event); its handler, a method here, returns the next state, which must be one the row
+allows. The dispatcher (`dispatcher.Machine`) alone changes state, running the exit
+action of the old state and the entry action of the new one: leaving LISTENING always
+finishes the recognizer, exactly once. An event with no row in the current state is
+ignored there.
+
+The assistant decides; its parts, each handed to the constructor by the one wiring
+function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
+per-frame path), `Voice` (what is being said and what waits to be), `TimerBell` (timers
+ringing here), `Actions` (what a request means, carried out), `Controls` (volume and
+mute, kept across restarts), `HomeTurns` (Home Assistant's side of a request), `Health`
+(the status report), the responder (the online model's answers) and the `Display` that
+turns what it shows into LED patterns. Only the handlers here change the assistant's own
+state: the machine's state, the dialogue turn and the last error.
+
+Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
+frames reach no engine and listening is refused; the ``muted`` state is only the name
+of the resting state while `Controls.muted` is set (`_resting_state`).
 """
 
 from __future__ import annotations
@@ -18,8 +29,13 @@ import queue
 from loguru import logger
 from pydantic import ValidationError
 
+from firmware_app.config.settings import Settings
+from firmware_app.core.controls import Controls
+from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
-from firmware_app.core.flow import Flow
+from firmware_app.core.events import Emitter, EventBus
+from firmware_app.core.health import Health
+from firmware_app.core.home_turns import HOME_ERROR, HomeTurns, wake_phrase
 from firmware_app.core.messages import (
     Button,
     Command,
@@ -28,15 +44,24 @@ from firmware_app.core.messages import (
     HomeAudio,
     HomeStage,
     HomeTimer,
+    Inbox,
     Message,
     MuteArgs,
     NoArgs,
     Notice,
+    PlaybackDone,
+    PlaybackStarted,
+    ReplyEnd,
+    ReplySentence,
+    RequestId,
     Stop,
     TextArgs,
     Tick,
     VolumeArgs,
+    WakeLost,
 )
+from firmware_app.core.parts import Clock, Parts, Responder
+from firmware_app.core.status import Display, Showing, StatusBoard, StatusCadence
 from firmware_app.core.table import (
     BUSY,
     ERROR,
@@ -50,14 +75,134 @@ from firmware_app.core.table import (
     THINKING,
     Happening,
     State,
+    Table,
 )
-from firmware_app.edges.esphome import turns as home_turns
-from firmware_app.listen.segmenter import Transcript
-from firmware_app.speak.utterances import Origin, Pending
-from firmware_app.understand.actions import FIXED_PHRASES, clock_time, strip_wake_words
+from firmware_app.core.timer_bell import TimerBell
+from firmware_app.core.turn import Turn
+from firmware_app.listen.hearing import Hearing
+from firmware_app.listen.segmenter import (
+    SpeechEnded,
+    SpeechStarted,
+    TooLong,
+    Transcript,
+    Woke,
+    save_request_audio,
+)
+from firmware_app.speak.output import SpeechOutput
+from firmware_app.speak.sentences import asks_question
+from firmware_app.speak.utterances import Origin, Pending, Voice
+from firmware_app.system.metrics import Metrics
+from firmware_app.understand.actions import (
+    FIXED_PHRASES,
+    NO_MODEL,
+    NOT_HEARD,
+    NOTHING_SAID,
+    UNKNOWN,
+    Actions,
+    Outcome,
+    beyond_commands,
+    how_to_add,
+    strip_wake_words,
+    without_wake_words,
+)
+from firmware_app.understand.timers import Timers
 
 
-class Assistant(Flow):
+class Assistant:
+    """The handlers and entry/exit actions the table names, and the state they change."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        hearing: Hearing,
+        voice: Voice,
+        bell: TimerBell,
+        actions: Actions,
+        controls: Controls,
+        display: Display,
+        home: HomeTurns,
+        health: Health,
+        emit: Emitter,
+        inbox: Inbox,
+        clock: Clock,
+        board: StatusBoard,
+        parts: Parts,
+        responder: Responder | None = None,
+        open_speech: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.hearing = hearing
+        self.voice = voice
+        self.bell = bell
+        self.actions = actions
+        self.controls = controls
+        self.display = display
+        self.home = home
+        self.emit = emit
+        self.bus: EventBus = emit.bus
+        self.inbox = inbox
+        self.clock = clock
+        self.health = health
+        self.board = board
+        self.parts = parts
+        self.responder = responder
+        self.open_speech = open_speech
+        """Whether a request that is no command has words for the online model: what the
+        reply to one says is missing depends on it."""
+        self.last_error = ""
+        self.turn = Turn()
+        self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
+        """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
+        self._error_until = 0.0
+        self._mic_fault = self._offline = self._updating = False
+        self._running = False
+        self.table = Table.of(type(self))
+        self.machine = Machine(
+            self,
+            self._resting_state(),
+            self.table.transitions,
+            self.table.entry,
+            self.table.exit,
+            self.changed,
+            self.settled,
+        )
+        self._cadence = StatusCadence(self.board, self.state)
+        self._publish_status()  # readers see the real status from the start
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def muted(self) -> bool:
+        return self.controls.muted
+
+    @property
+    def volume(self) -> int:
+        return self.controls.volume
+
+    @property
+    def timers(self) -> Timers:
+        return self.bell.timers
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.health.metrics
+
+    @property
+    def speech(self) -> SpeechOutput:
+        return self.voice.speech
+
+    @property
+    def _t(self) -> float:
+        """The assistant's time: the latest the frames and ticks have reached."""
+        return self.emit.t
+
+    def fire(self, event: Happening, payload: object = None) -> None:
+        """The one door to the table (see `dispatcher.Machine.fire`)."""
+        self.machine.fire(event, payload)
+
     # --- the edges' door and the loops
     def post(self, msg: Message) -> None:
         """Thread-safe: the only way anything outside acts on the assistant."""
@@ -66,20 +211,10 @@ class Assistant(Flow):
     def start(self) -> None:
         """Announce the initial state, deal with timers that expired while we were off."""
         self.hearing.reset()
-        self._emit("state", state=self.state.value)
+        self.emit("state", state=self.state.value)
         self.settled()
-        now, untrusted = self.timers.resume()
-        if untrusted:  # missed timers are judged from the last time seen instead
-            logger.warning("timers: {}; judging them from {}", untrusted, clock_time(now))
-            self._emit("clock", synchronized=False, reason=untrusted, judged_from=now)
-        for timer in self.timers.due() if self.rings_timers else []:
-            if now - timer.due < 10:
-                continue  # only just due: it rings normally
-            self.timers.remove(timer)
-            fields = {"name": timer.name, "seconds": timer.seconds, "id": timer.id}
-            self._emit("timer", action="missed", **fields)
-            text = f"While I was off, your {timer.label()} went off at {clock_time(timer.due)}."
-            self.voice.queue(Pending(Origin.ANNOUNCEMENT, text), force=True)
+        for missed in self.bell.resume():
+            self.voice.queue(missed, force=True)
         self.fire(Happening.STARTED)
         phrases = list(FIXED_PHRASES)
         if self.responder is not None:
@@ -119,6 +254,11 @@ class Assistant(Flow):
         busy = self.voice.busy() or self.awaiting_answer()
         return not busy and (not queue or self.inbox.empty())
 
+    def awaiting_answer(self) -> bool:
+        """An answer is on its way (the LLM's stream, Home Assistant's pipeline): it
+        arrives over real time."""
+        return self.turn.request != 0 or self.turn.handed
+
     def handle(self, msg: Message) -> None:
         try:
             self._route(msg)
@@ -146,6 +286,28 @@ class Assistant(Flow):
         else:
             self.fire(EVENT_OF[type(msg)], msg)
 
+    # --- what the dispatcher calls back
+    def changed(self, before: State, after: State) -> None:
+        logger.info("state {} → {}", before.value, after.value)
+        self.emit("state", state=after.value)
+
+    def settled(self) -> None:
+        """After each event: what it shows now, for the display (the LEDs)."""
+        showing = Showing(
+            self.state,
+            muted=self.muted,
+            ringing=self.voice.ringing,
+            updating=self._updating,
+            offline=self._offline,
+            timing=self.parts.satellite.timing(),
+        )
+        self.display.show(showing)
+
+    def _resting_state(self) -> State:
+        if self._mic_fault or self._t < self._error_until:
+            return ERROR
+        return MUTED if self.muted else IDLE
+
     # --- audio
     def _on_frame(self, frame: Frame) -> None:
         if self._mic_fault:
@@ -161,11 +323,250 @@ class Assistant(Flow):
             self.fire(EVENT_OF[type(event)], event)
 
     def _advance(self, t: float) -> None:
-        self._t = max(self._t, t)
+        self.emit.advance(t)
         if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
             self.fire(Happening.ERROR_OVER)
-        if self.rings_timers and self.timers.tick():
+        if self.bell.came_due():
             self.fire(Happening.TIMER_DUE)
+
+    # --- listening
+    def listen(
+        self, preroll: tuple[bytes, ...] = (), followup: bool = False, phrase: str = ""
+    ) -> State:
+        """Go to LISTENING (its entry action starts the transcriber); refused while muted.
+        ``phrase``: the wake word that opened the request, as Home Assistant is told it."""
+        if self.muted:
+            return self._resting_state()
+        self._listen_with = (preroll, followup, phrase)
+        return LISTENING
+
+    def enter_listening(self) -> None:
+        preroll, followup, phrase = self._listen_with
+        self._listen_with = ((), False, "")
+        vad = self.settings.vad
+        timeout = (self.settings.llm.followup_s or vad.start_timeout_s) if followup else None
+        # the request's audio after the pre-roll also goes to Home Assistant, if it takes it
+        self.hearing.begin(self._t, timeout or vad.start_timeout_s, preroll, relay=self.relay)
+        self.emit("listening")
+        if self.settings.audio.chimes and not followup:
+            self.voice.chime("wake")
+        self.turn.release()
+        self.turn.run = self.home.offer(phrase, followup)
+        if self.turn.run:  # Home Assistant listens: it should hear the end sooner
+            cfg = self.settings.esphome
+            self.hearing.limit_silence(cfg.silence_ms / 1000, cfg.unfinished_ms / 1000)
+
+    def exit_listening(self) -> None:
+        self.hearing.end()  # the recognizer is finished once, however listening ends
+        if not self.turn.handed:  # Home Assistant was not given the request: withdrawn
+            self._withdraw_run()
+
+    def relay(self, pcm: bytes) -> None:
+        """One frame of the open request, for Home Assistant while it listens to it."""
+        if self.turn.run and not self.turn.handed:
+            self.home.relay(self.turn.run, pcm)
+
+    def _withdraw_run(self) -> None:
+        """Home Assistant stops working on this turn's request (if it had it)."""
+        if self.turn.run:
+            self.home.withdraw(self.turn.run)
+        self.turn.release()
+
+    def exit_speaking(self) -> None:
+        self.hearing.disarm_stop()
+
+    def on_wake(self, woke: Woke) -> State:
+        model, score = woke.detection.model, woke.detection.score
+        self.emit("wake", model=model, score=score)
+        if not self.home.hears(model):  # turned off from Home Assistant
+            self.emit("wake_lost", model=model, score=score, reason="inactive")
+            return self.state
+        if not self.parts.arbiter.claim(model, score):
+            self.emit("wake_lost", model=model, score=score, reason="arbitration")
+            return self.state
+        self.interrupt()
+        self.turn.opened_by = self._t
+        return self.listen(woke.preroll, phrase=wake_phrase(model))
+
+    def set_wake_word(self, on: bool, reason: str) -> None:
+        """Wakes stop while any reason holds them off (Rhasspy's dialogue manager turns
+        them off for a session or while it plays audio, and on again with the same
+        reason); turning on without a reason clears them all. Hearing holds the switch, so
+        a wake heard while it is off never reaches the table."""
+        switch = self.hearing.wake_word
+        if switch.turn(on, reason):
+            self.emit("wake_word", on=switch.on, reasons=switch.reasons)
+
+    def drop_false_wake(self, wake_t: float) -> str | None:
+        """ "That wasn't for me": the request the wake at ``wake_t`` opened is dropped,
+        whatever it has reached (listening, thinking, its answer playing); returns the state
+        it was dropped in, or None when that wake opened nothing still going."""
+        if self.turn.opened_by != wake_t or self.state in RESTING:
+            return None
+        dropped = self.state.value
+        self.interrupt("false wake")
+        return dropped
+
+    def on_wake_lost(self, lost: WakeLost) -> State:
+        self.emit("wake_lost", model=None, score=None, reason=lost.reason)
+        return self.rest()
+
+    def on_speech_started(self, _: SpeechStarted) -> State:
+        self.emit("speech_start")
+        return LISTENING
+
+    def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
+        # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
+        self.emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
+        if ended.audio:
+            save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
+        heard = without_wake_words(ended.transcript)
+        if self.turn.run:  # Home Assistant answers this one
+            return self._hand_over(heard)
+        self.fire(Happening.HEARD, heard)
+        return THINKING
+
+    # --- understanding
+    def think(self, heard: Transcript) -> State:
+        """A request, heard or typed (text None: heard, but there is no speech model)."""
+        text = heard.text
+        self.emit("transcript", text=text or "")
+        question, self.turn.question = self.turn.question, None
+        if text is None:
+            return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
+        if not text:
+            if heard.out_of_grammar:  # speech, but no command in it
+                return self._beyond_commands()
+            return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
+        outcome = self.actions.understand(text, question, self.clock.epoch(), self.volume)
+        if outcome is not None:
+            return self._carry_out(outcome)
+        if self.responder is None:
+            return self._beyond_commands()
+        if self.settings.audio.chimes:  # the answer takes a moment: say we heard
+            self.voice.chime("done")
+        self.turn.request = self.voice.utterances.new_id()
+        self.responder.respond(self.turn.request, text, self._from_responder)
+        return THINKING
+
+    def _beyond_commands(self) -> State:
+        """No command, and nothing here answers questions: say what would."""
+        llm = self.responder is not None
+        logger.info("not a command; {}", how_to_add(self.open_speech, llm))
+        return self.reply(beyond_commands(self.open_speech, llm), Origin.FALLBACK, cache=True)
+
+    def _carry_out(self, outcome: Outcome) -> State:
+        if outcome.volume is not None:
+            self.set_volume(outcome.volume)
+        if outcome.stop:
+            return self.stop_everything()
+        text = outcome.text
+        if outcome.repeat:
+            text = self.voice.last_reply or NOTHING_SAID
+        if text is None:
+            return self.rest()
+        if outcome.question is not None and not self.muted:
+            self.turn.question, self.turn.followup = outcome.question, True
+        return self.reply(text, Origin.LOCAL, cache=outcome.cache)
+
+    def _from_responder(self, msg: object) -> None:
+        """The responder's door (its thread): only its own kinds of message pass."""
+        if isinstance(msg, ReplySentence | ReplyEnd | Notice):
+            self.inbox.post(msg)
+        else:
+            logger.error("responder posted a {}; ignored", type(msg).__name__)
+
+    # --- speaking
+    def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
+        """Answer the request (the voice tells the ``reply`` and keeps it for "repeat
+        that"), under the asker's id."""
+        self.voice.reply(text, origin, self.turn.asker, cache)
+        return self.state if self.state in BUSY else THINKING
+
+    def speak(
+        self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
+    ) -> State:
+        self.voice.say(origin, text, request_id, cache)
+        return self.state if self.state in BUSY else THINKING
+
+    def on_playback_started(self, msg: PlaybackStarted) -> State:
+        return SPEAKING if self.voice.started(msg.utterance) else self.state
+
+    def on_playback_done(self, msg: PlaybackDone) -> State:
+        if self.voice.done(msg.utterance) is None:
+            return self.state  # a chime, or speech that was already cut
+        self.turn.asker = None
+        if self.turn.followup and not self.muted:
+            self.turn.followup = False
+            return self.listen(followup=True)
+        return self.rest()
+
+    def on_reply_sentence(self, msg: ReplySentence) -> State:
+        if msg.request == self.turn.request:
+            self.voice.stream(msg.text, self.turn.asker)
+        return self.state
+
+    def on_reply_end(self, msg: ReplyEnd) -> State:
+        if msg.request != self.turn.request:
+            return self.state
+        self.turn.request = 0
+        if msg.error:
+            self.emit("error", where=FaultCode.LLM, message=msg.error)
+        current = self.voice.current
+        if current is None or current.origin != Origin.LLM or not current.text:
+            return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
+        if self.settings.llm.followup_s > 0 and asks_question(current.text):
+            self.turn.followup = True
+        self.voice.replied(self.turn.asker)
+        return self.state
+
+    # --- the end of a turn
+    def rest(self, _: object = None) -> State:
+        """Back to idle (or muted/error), after any announcement or timer that waited."""
+        self._withdraw_run()
+        self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
+        held = self.home.take_held()
+        if held is not None:  # the announcement that waited now plays
+            return self._play_home(held)
+        pending = self.voice.next_waiting()
+        if pending is not None:
+            return self.speak(pending.origin, pending.text, pending.request_id)
+        ring = self.bell.next_ring()
+        if ring is not None:
+            self.voice.ring(ring, self.settings.assistant.ring_repeats)
+            return THINKING
+        return self._resting_state()
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Barge-in: cut speech, a ringing timer and any answer on its way."""
+        self.voice.cut(reason)
+        if self.turn.request and self.responder is not None:
+            self.responder.cancel(self.turn.request)
+        self._withdraw_run()
+        self.turn = Turn()
+        self.speech.cancel()
+
+    def on_stop_word(self, _: object = None) -> State:
+        """ "Stop" said alone while it spoke or rang: the same as the stop button."""
+        self.emit("stop_word")
+        return self.stop_everything()
+
+    def stop_everything(self, _: object = None) -> State:
+        self.voice.drop_waiting("stopped")
+        self.home.stop_media()
+        self.interrupt()
+        return self.rest()
+
+    def on_fault(self, fault: Fault) -> State:
+        """Something failed mid-request: say so, show the error for a moment, recover."""
+        where, message = fault.where, fault.message
+        self.last_error = f"{where}: {message}"
+        self.emit("error", where=where, message=message)
+        self.interrupt()
+        self._error_until = self._t + self.settings.assistant.error_hold_s
+        if self.settings.audio.chimes:
+            self.voice.chime("error")
+        return ERROR
 
     # --- commands (MQTT, Hermes, the control socket, the command line)
     def on_command(self, cmd: Command) -> State:
@@ -253,7 +654,7 @@ class Assistant(Flow):
             self._answer(cmd, False, "no wake to mark: none heard yet, or marked already")
             return self.state
         dropped = self.drop_false_wake(clip.t)
-        self._emit(
+        self.emit(
             "false_wake",
             model=clip.model,
             score=clip.score,
@@ -262,6 +663,21 @@ class Assistant(Flow):
         )
         self._answer(cmd, True)
         return self.state if dropped is None else self.rest()
+
+    # --- the controls (volume, mute)
+    def set_volume(self, level: int) -> None:
+        self.controls.set_volume(level)
+        self.emit("volume", volume=self.volume)
+
+    def set_muted(self, muted: bool) -> State:
+        if self.controls.set_muted(muted):
+            if not muted:
+                self.hearing.reset()  # it heard nothing while muted: drop what it held
+            logger.info("microphone {}", "muted" if muted else "unmuted")
+        self.emit("mute", muted=self.muted)
+        if muted and self.state == LISTENING:
+            return self.rest()
+        return self._resting_state() if self.state in RESTING else self.state
 
     # --- the button
     def on_press(self, _: object) -> State:
@@ -280,10 +696,10 @@ class Assistant(Flow):
 
     def on_double(self, _: object) -> State:
         """Say the last reply again."""
-        if not self.last_reply:
+        if not self.voice.last_reply:
             return self.state
         self.interrupt()
-        return self.speak(Origin.REPEAT, self.last_reply)
+        return self.speak(Origin.REPEAT, self.voice.last_reply)
 
     # --- notices
     def on_notice(self, notice: Notice) -> State:
@@ -291,7 +707,7 @@ class Assistant(Flow):
         if notice.kind == "error":
             where, message = str(fields.get("where", "unknown")), str(fields.get("message", ""))
             self.last_error = f"{where}: {message}"
-            self._emit("error", where=where, message=message)
+            self.emit("error", where=where, message=message)
             if where == FaultCode.AUDIO_INPUT:
                 self._mic_fault = True
                 return ERROR if self.state in (IDLE, MUTED) else self.state
@@ -301,24 +717,92 @@ class Assistant(Flow):
         elif notice.kind in ("breaker", "update"):
             if notice.kind == "update":
                 self._updating = bool(fields.get("active"))
-            self._emit(notice.kind, **fields)
+            self.emit(notice.kind, **fields)
         elif notice.kind in ("offline", "online"):
             self._offline = notice.kind == "offline"
         elif notice.kind == "hotword":
             self.set_wake_word(bool(fields.get("on")), str(fields.get("reason", "")))
         elif notice.kind == "back":
-            self._emit("back", where=str(fields.get("where", "unknown")))
+            self.emit("back", where=str(fields.get("where", "unknown")))
         return self.state
 
-    # --- Home Assistant's pipeline (the satellite: firmware_app/edges/esphome/turns.py)
+    # --- Home Assistant's pipeline (the satellite's side: ``core/home_turns.py``)
+    def _hand_over(self, heard: Transcript) -> State:
+        """End of speech: Home Assistant answers, the local transcript kept in case it
+        does not."""
+        self.home.hand_over(self.turn.run)
+        self.turn.handed, self.turn.heard = True, heard
+        return THINKING
+
     def on_home_stage(self, msg: HomeStage) -> State:
-        return home_turns.on_stage(self, msg)
+        turn = self.turn
+        if msg.run != turn.run or not msg.run:
+            return self.state  # a run given up already
+        self.home.tell_stage(msg)
+        if msg.stage in ("unanswered", "lost"):
+            turn.run = 0  # gone: nothing to withdraw
+            if not turn.handed:
+                return self.state  # still listening: the local recognizer hears it all
+            heard = turn.heard if turn.heard is not None else Transcript("")
+            turn.release()
+            self.fire(Happening.HEARD, heard)
+            return THINKING
+        if msg.stage == "stt_end":
+            if self.state == LISTENING and not turn.handed:  # it heard the end first
+                return self._hand_over(without_wake_words(self.hearing.end()))
+            return self.state
+        if msg.stage == "error":
+            turn.release()
+            if self.state not in (LISTENING, THINKING):
+                return self.state
+            if self.settings.audio.chimes:
+                self.voice.chime("error")
+                return self.rest()
+            return self.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
+        if msg.stage == "end" and turn.handed:
+            turn.release()
+            return self.rest()
+        return self.state
 
     def on_home_audio(self, msg: HomeAudio) -> State:
-        return home_turns.on_audio(self, msg)
+        if self.home.mix_media(msg, self.volume):
+            return self.state  # it plays under whatever happens
+        if msg.kind == "reply":
+            if msg.key != self.turn.run or not self.turn.handed:
+                return self.state
+            self.turn.release()
+            return self._play_home(msg)
+        if self.state == LISTENING or self.turn.handed:
+            self.home.hold(msg)
+            return self.state
+        return self._play_home(msg)
+
+    def _play_home(self, msg: HomeAudio) -> State:
+        self.home.tell_play(msg)
+        self.turn.followup = msg.listen_after and not self.muted
+        self.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
+        return self.state if self.state in BUSY else THINKING
 
     def on_home_timer(self, msg: HomeTimer) -> State:
-        return home_turns.on_timer(self, msg)
+        text = self.home.tell_timer(msg)
+        if text is None:
+            return self.state
+        if self.state in RESTING or (self.state in BUSY and not self.turn.handed):
+            self.interrupt()
+            self.voice.ring(text, self.settings.assistant.ring_repeats)
+            return THINKING
+        self.voice.queue(Pending(Origin.TIMER, text), force=True)
+        return self.state
+
+    # --- health
+    def _publish_status(self, frame: bool = False) -> None:
+        """Publish the status for other threads (`StatusBoard`), as often as
+        `StatusCadence` says."""
+        self._cadence.publish(self.status, self.state, frame)
+
+    def status(self) -> dict[str, object]:
+        """The status now (this thread only; other threads read `board`)."""
+        return self.health.report(self.state.value, self.last_error)
 
 
 __all__ = ["Assistant", "State"]

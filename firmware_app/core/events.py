@@ -116,6 +116,28 @@ class EventBus:
                 )
 
 
+class Emitter:
+    """Tells the assistant's events on the bus, each stamped with the assistant's time.
+
+    The assistant's time (``t``) is the latest time it has reached: the frames' and the
+    ticks' times, moved on by the assistant alone (`advance`). An event is stamped with that
+    or the clock's time, whichever is later, so a simulation's frames, which run ahead of
+    its clock, and a real clock between frames both give events in order. The assistant's
+    parts (its voice, its actions, the LED patterns) tell theirs through the same emitter.
+    """
+
+    def __init__(self, bus: EventBus, clock: Callable[[], float]) -> None:
+        self.bus = bus
+        self._clock = clock
+        self.t = 0.0
+
+    def advance(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+    def __call__(self, type_: str, /, **fields: object) -> None:
+        self.bus.publish(Event(type_, max(self.t, self._clock()), wall_now(), dict(fields)))
+
+
 def _name(observer: Observer) -> str:
     return getattr(observer, "__qualname__", None) or type(observer).__name__
 

@@ -5,6 +5,10 @@ call into the assistant, whose collections change only on its thread. The assist
 publishes after every message but frames, and while frames stream in when the state
 changes or at most every half second (`StatusCadence`), so a snapshot is never more than
 about that old.
+
+It also publishes what it shows (`Showing`: its state and the flags a person should see)
+to its `Display` after every event it handles; the display, at the LED edge, chooses how
+that looks, so the state machine knows nothing of lights or patterns.
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from firmware_app.core.table import State
 
 
 class StatusBoard:
@@ -68,4 +77,26 @@ class StatusCadence:
         self._board.publish(status)
 
 
-__all__ = ["StatusBoard", "StatusCadence"]
+@dataclass(frozen=True)
+class Showing:
+    """What the assistant shows a person, after each event it handled."""
+
+    state: State
+    muted: bool
+    ringing: bool
+    """A timer is ringing."""
+    updating: bool
+    """An update is being installed (do not unplug)."""
+    offline: bool
+    """The network or the broker is gone."""
+    timing: bool = False
+    """A Home Assistant timer is running on this speaker."""
+
+
+class Display(Protocol):
+    """Shows what the assistant shows; on the assistant's thread, so it must not block."""
+
+    def show(self, showing: Showing) -> None: ...
+
+
+__all__ = ["Display", "Showing", "StatusBoard", "StatusCadence"]

@@ -124,6 +124,8 @@ class Voice:
         self.utterances = Utterances(queue_limit)
         self._emit = emit
         self.ringing = False
+        self.last_reply = ""
+        """The last answer given, for "say that again": it outlives the turn it ended."""
 
     @property
     def current(self) -> Utterance | None:
@@ -139,6 +141,28 @@ class Voice:
         self.speech.say(utterance.id, text, cache=cache)
         self.speech.finish(utterance.id)
         return utterance
+
+    def reply(
+        self, text: str, origin: Origin, request_id: RequestId = None, cache: bool = False
+    ) -> Utterance:
+        """Answer a request: a ``reply`` event, remembered for "say that again", spoken."""
+        self._tell_reply(text, origin.value, request_id)
+        return self.say(origin, text, request_id, cache)
+
+    def replied(self, request_id: RequestId = None) -> None:
+        """The streamed answer is whole: its ``reply`` event, remembered, and its end."""
+        current = self.utterances.current
+        if current is not None:
+            self._tell_reply(current.text, Origin.LLM.value, request_id)
+        self.end_stream()
+
+    def _tell_reply(self, text: str, source: str, request_id: RequestId) -> None:
+        """A ``reply`` event; one answering a typed request names it (``request_id``)."""
+        if request_id is None:
+            self._emit("reply", text=text, source=source)
+        else:
+            self._emit("reply", text=text, source=source, request_id=request_id)
+        self.last_reply = text
 
     def play(
         self, origin: Origin, pcm: bytes, rate: int, text: str = "", request_id: RequestId = None

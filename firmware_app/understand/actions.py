@@ -1,10 +1,12 @@
 """What local intents do: timers, volume, the time and date, custom home sentences.
 
-Nothing here knows the state machine. `Actions.act` carries out one intent and returns an
-`Outcome`: what to say and what the assistant itself has to change (volume, stop, repeat).
-A reply that asks something ("You have two timers … Which one?") carries a `Question`;
-the assistant then listens for the answer without the wake word and hands it to
-`Actions.answer`, so "the pasta one" finishes what "cancel the timer" started.
+Nothing here knows the state machine. `Actions.understand` finds what a request means
+(the answer to a question asked, else a built-in or custom intent) and `Actions.act`
+carries out one intent; both return an `Outcome`: what to say and what the assistant
+itself has to change (volume, stop, repeat). A reply that asks something ("You have two
+timers … Which one?") carries a `Question`; the assistant then listens for the answer
+without the wake word and hands it back with the next request (`Actions.answer`), so "the
+pasta one" finishes what "cancel the timer" started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 from firmware_app.core.parts import HomePublish
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.understand.intents import Intent, normalize
+from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.intents.numbers import parse_duration, spoken_duration
 from firmware_app.understand.timers import MAX_SECONDS, MAX_TIMERS, Timer, Timers
@@ -82,6 +85,23 @@ class Actions:
         self._home_publish = home_publish
         self._no_home = no_home
         """What to say when a home sentence cannot be sent (no publisher)."""
+
+    def understand(
+        self, text: str, question: Question | None, now: float, volume: int
+    ) -> Outcome | None:
+        """What a request means here, carried out: the answer to the question the last
+        reply asked, else a built-in or custom intent (each told as an ``intent`` event);
+        None when no local command matches it."""
+        outcome = self.answer(question, text) if question is not None else None
+        if outcome is not None:
+            self._emit("intent", name="answer", slots={"text": text})
+            return outcome
+        words = normalize(text)
+        intent = recognize_builtin(words) or self.custom.recognize(words)
+        if intent is None:
+            return None
+        self._emit("intent", name=intent.name, slots=intent.slots)
+        return self.act(intent, now, volume)
 
     def act(self, intent: Intent, now: float, volume: int) -> Outcome:
         """Carry out a local intent at wall-clock time ``now``."""

@@ -1,6 +1,9 @@
 """What the LEDs show for each display pattern: the one table to edit to restyle them.
 
-The assistant names a pattern in each ``led`` event; this module says what that pattern
+`LedPatterns` is the assistant's display: from what the assistant shows (its state and
+flags, `core.status.Showing`) it chooses a pattern (`choose_pattern`) and names it in a
+``led`` event when it changes, which the LED drivers, MQTT and the event log follow. The
+state machine itself knows nothing of patterns. This module says what each pattern
 looks like (an effect, a colour and a period) and computes the colour of every pixel at a
 moment of the animation. The drivers in ``leds.py`` only write those colours, so a single
 LED, an RGB LED and a ring of APA102 pixels all follow this same table:
@@ -16,6 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+from firmware_app.core.events import Emitter
+from firmware_app.core.status import Showing
 
 Effect = Literal["off", "solid", "pulse", "blink", "spin"]
 Colour = tuple[int, int, int]
@@ -148,3 +154,26 @@ def choose_pattern(
     if timing:
         return "timer_running"
     return "idle"
+
+
+class LedPatterns:
+    """The assistant's display: the pattern for what it shows, told as a ``led`` event
+    each time it changes (on the assistant's thread, through its emitter)."""
+
+    def __init__(self, emit: Emitter) -> None:
+        self._emit = emit
+        self.pattern = ""
+        """The pattern last told ("" before the first)."""
+
+    def show(self, showing: Showing) -> None:
+        pattern = choose_pattern(
+            showing.state.value,
+            muted=showing.muted,
+            ringing=showing.ringing,
+            updating=showing.updating,
+            offline=showing.offline,
+            timing=showing.timing,
+        )
+        if pattern != self.pattern:
+            self.pattern = pattern
+            self._emit("led", pattern=pattern)
