@@ -286,3 +286,46 @@ def test_a_group_member_flooding_is_held_to_its_rate(broker: Broker, group: str)
         flood.stop()
         kitchen.close()
         hall.close()
+
+
+def test_claims_replayed_from_a_devices_earlier_sessions_change_nothing(
+    broker: Broker, group: str
+) -> None:
+    """A stranger who recorded one signed claim of the kitchen's in each of its last five
+    runs (five restarts) replays them, in turn, on the kitchen's own claims topic. They are
+    the kitchen's real signatures, but not of the run it announces now: none of them may
+    count, make the hall lose a wake the kitchen never heard, or use up the kitchen's rate
+    at the hall so that its real claims go unheard."""
+    spy = Listener(broker, (claims_topic(group, "kitchen"),))
+    recorded: list[bytes] = []
+    try:
+        for _ in range(5):
+            earlier = make(broker, "kitchen", group)
+            mark = spy.mark()
+            assert earlier.claim("hey_jarvis", 0.99)  # alone in the group: answered at once
+            recorded.append(spy.wait_for(claims_topic(group, "kitchen"), after=mark).payload)
+            earlier.close()
+    finally:
+        spy.close()
+    kitchen, hall = pair(broker, group)
+    turn = iter(range(10**9))
+    replay = Stranger(
+        broker,
+        (claims_topic(group, "kitchen"),),
+        lambda: recorded[next(turn) % len(recorded)],
+        0.02,
+    )
+    try:
+        time.sleep(1.0)  # 50 replays: ten times the kitchen's allowed rate
+        for _ in range(3):
+            assert hall.claim("hey_jarvis", 0.6), hall.last  # the kitchen heard nothing
+            time.sleep(0.5)
+        exactly_one(kitchen, hall)
+        counts = hall.status()["claims"]
+        assert counts["stale"] >= 50, counts  # type: ignore[index]
+        assert counts["rate_limited"] == 0, counts  # type: ignore[index]
+        assert replay.sent >= 100
+    finally:
+        replay.stop()
+        kitchen.close()
+        hall.close()

@@ -104,7 +104,7 @@ class MqttWakeArbiter:
         self._echoes: deque[tuple[int, float]] = deque(maxlen=16)
         """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
-        self._book = ClaimBook(key, group, self.device)
+        self._book = ClaimBook(key, group, self.device, self._session)
         self._ignored_peers = 0
         self._connected = False
         self.last: dict[str, Any] = {}
@@ -258,12 +258,10 @@ class MqttWakeArbiter:
 
     def _on_claim(self, topic: str, payload: bytes) -> None:
         now = self._clock()
+        device = topic.rpartition("/")[2]
         with self._cond:
-            claim = self._book.take(payload, now)
+            claim = self._book.take(payload, now, device)
             if claim is None:
-                return
-            if topic != claims_topic(self.group, claim.device):
-                self._book.counts["malformed"] += 1  # signed, but sent under another name
                 return
             if claim.device == self.device and claim.session == self._session:
                 self._echoes.append((claim.seq, now))
@@ -286,6 +284,8 @@ class MqttWakeArbiter:
             elif self.peers.get(device) == session:  # an old "gone" replayed changes nothing
                 del self.peers[device]
             now_known = device in self.peers
+            # only the announced session's claims count from now on
+            self._book.announced(device, self.peers.get(device), self._clock())
             self._cond.notify_all()
         # Only announced peers' claims are received: whatever else is published under the
         # group's topic never reaches this device.
