@@ -50,6 +50,7 @@ from firmware_app.listen.segmenter import (
     TooLong,
     Transcript,
     Woke,
+    request_audio,
     save_request_audio,
 )
 from firmware_app.recognize.stt import hears_open_speech
@@ -118,6 +119,7 @@ class Flow:
         self.open_speech = hears_open_speech(settings, hearing.recognizer)
         self.voice = Voice(speech, self._emit, MAX_ANNOUNCEMENTS)
         self.timers = Timers(store, self.clock)
+        self.kept_requests = request_audio(settings)  # log.save_audio, bounded
         # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
         no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
         custom = CustomIntents(settings.intents)
@@ -276,8 +278,8 @@ class Flow:
     def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
         # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
         self._emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
-        if ended.audio:
-            save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
+        if ended.audio and self.kept_requests is not None:
+            save_request_audio(self.kept_requests, list(ended.audio), self.clock.epoch())
         heard = without_wake_words(ended.transcript)
         if self.turn.run:  # Home Assistant answers this one
             return home_turns.hand_over(self, heard)
