@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
 from test_arbitration import KEY, make, together
 
@@ -329,3 +330,48 @@ def test_claims_replayed_from_a_devices_earlier_sessions_change_nothing(
         replay.stop()
         kitchen.close()
         hall.close()
+
+
+def test_an_earlier_runs_announcement_played_back_brings_nothing_back(
+    broker: Broker, group: str
+) -> None:
+    """The kitchen restarts while the hall runs. A stranger who recorded the kitchen's
+    earlier announcement ("present", signed) and one of its claims plays both back, the
+    announcement retained: the hall, which saw that run end, keeps the new one; the kitchen
+    puts its own announcement back, so a device starting later learns the new run too; and
+    the old claims count nowhere."""
+    spy = Listener(broker, (f"{peers_topic(group)}/kitchen", claims_topic(group, "kitchen")))
+    kitchen_before, hall = pair(broker, group)
+    kitchen = porch = None
+    replay = None
+    try:
+        present = spy.wait_for(
+            f"{peers_topic(group)}/kitchen", lambda m: b'"present":true' in m.payload
+        ).payload
+        assert kitchen_before.claim("hey_jarvis", 0.99)
+        claim = spy.wait_for(claims_topic(group, "kitchen")).payload
+        kitchen_before.close()
+        wait_until(lambda: "kitchen" not in hall.peers, what="the hall to see the kitchen go")
+        kitchen = make(broker, "kitchen", group)
+        assert hall.wait_peers(1, 10.0) and kitchen.wait_peers(1, 10.0)
+        new_session = hall.peers["kitchen"]
+        spy.publish(f"{peers_topic(group)}/kitchen", present, retain=True)
+        replay = Stranger(broker, (claims_topic(group, "kitchen"),), lambda: claim, 0.05)
+        time.sleep(1.5)  # the kitchen has put its own announcement back
+        assert hall.peers["kitchen"] == new_session
+        porch = make(broker, "porch", group)
+        assert porch.wait_peers(2, 10.0)
+        wait_until(lambda: porch.peers.get("kitchen") == new_session, what="the porch's view")
+        assert hall.status()["ignored_announcements"] >= 1  # type: ignore[operator]
+        for _ in range(3):
+            assert hall.claim("hey_jarvis", 0.6), hall.last  # the kitchen heard nothing
+            time.sleep(0.3)
+        exactly_one(kitchen, hall)
+        assert hall.status()["claims"]["rate_limited"] == 0  # type: ignore[index]
+    finally:
+        if replay is not None:
+            replay.stop()
+        spy.close()
+        for arbiter in (kitchen, hall, porch):
+            if arbiter is not None:
+                arbiter.close()

@@ -22,7 +22,10 @@ With the broker down or not yet reached, ``claim`` is true at once: each device 
 alone, as it would without one. A device that is alone in its group pays no wait either:
 every device announces itself with a signed retained message under the group's ``peers/``
 topic (replaced by a signed "gone" as its last will), and a device that knows no peer
-answers at once, so arbitration costs nothing until a second speaker joins. Each device
+answers at once, so arbitration costs nothing until a second speaker joins. Only the
+session a device announces counts (``claims.py``); a run seen to end is never taken back
+from a played-back announcement, and a device puts its own announcement back when
+anything else appears under its name. Each device
 publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
 announced peers' topics, so a flood published anywhere else in the group never reaches it.
 """
@@ -46,6 +49,12 @@ from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.listen.level import LevelMeter
 
 MAX_PEERS = 64
+ENDED_KEPT = 256
+"""Sessions seen to end (a signed "gone"), remembered so a replay of one of their
+announcements cannot bring them back."""
+REASSERT_EVERY_S = 1.0
+"""At most this often a device puts its own announcement back when something else was
+published in its place."""
 ECHO_WAIT_S = 2.0
 """How long a claim waits for its own echo from the broker before judging by the moment
 it was sent instead (a broker that slow makes a double answer possible, never none)."""
@@ -106,6 +115,11 @@ class MqttWakeArbiter:
         self._cond = threading.Condition()
         self._book = ClaimBook(key, group, self.device, self._session)
         self._ignored_peers = 0
+        self._ended: deque[tuple[str, str]] = deque(maxlen=ENDED_KEPT)
+        """(device, session) of the group's sessions seen to end."""
+        self._reasserted = -REASSERT_EVERY_S
+        self._reassert: threading.Timer | None = None
+        self._closing = False
         self._connected = False
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
@@ -269,6 +283,7 @@ class MqttWakeArbiter:
 
     def _on_peer(self, device: str, payload: bytes) -> None:
         if device == self.device:
+            self._guard_own_announcement(payload)
             return
         data = verify(self._key, self.group, "peer", payload) if payload else None
         if data is None or data.get("device") != device:
@@ -277,6 +292,12 @@ class MqttWakeArbiter:
             return
         session = str(data.get("session", ""))
         with self._cond:
+            if data.get("present") is not True:
+                if (device, session) not in self._ended:
+                    self._ended.append((device, session))
+            elif (device, session) in self._ended:
+                self._ignored_peers += 1  # an ended run's announcement, played back
+                return
             known = device in self.peers
             if data.get("present") is True:
                 if known or len(self.peers) < MAX_PEERS:
@@ -294,7 +315,35 @@ class MqttWakeArbiter:
         elif known and not now_known:
             self._client.unsubscribe(claims_topic(self.group, device))
 
+    def _guard_own_announcement(self, payload: bytes) -> None:
+        """Anything but this run's own announcement under its name (an earlier run's,
+        played back, or the topic cleared) is replaced by it again, so a device that starts
+        later learns the session this device runs now; at most once a second (a flood
+        waits for the next), so a flood is not echoed to the group."""
+        if self._closing or payload == self._peer_message(True):
+            return
+        with self._cond:
+            if self._reassert is not None:
+                return  # one is on its way
+            wait = self._reasserted + REASSERT_EVERY_S - self._clock()
+            self._reassert = threading.Timer(max(wait, 0.0), self._announce_again)
+            self._reassert.daemon = True
+            self._reassert.start()
+
+    def _announce_again(self) -> None:
+        with self._cond:
+            self._reassert = None
+            self._reasserted = self._clock()
+            if self._closing:
+                return
+        topic = f"{self.peers_topic}/{self.device}"
+        self._client.publish(topic, self._peer_message(True), qos=1, retain=True)
+
     def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            if self._reassert is not None:
+                self._reassert.cancel()
         topic = f"{self.peers_topic}/{self.device}"
         info = self._client.publish(topic, self._peer_message(False), qos=1, retain=True)
         if self._connected:
