@@ -76,7 +76,9 @@ def test_the_assistant_keeps_only_the_newest_requests(tmp_path: Path) -> None:
 def test_a_cap_below_the_disk_keeps_the_disk_from_filling(small_fs: SmallFs) -> None:
     """A 2 MB card, audio capped at 1 MB: fifty 100 KB requests are all written, the disk
     never fills, and the oldest went first."""
-    kept = KeptFiles(small_fs.path / "requests", REQUEST_PREFIX, 1.0, 1000, "request audio")
+    kept = KeptFiles(
+        small_fs.path / "requests", REQUEST_PREFIX, (".wav",), 1.0, 1000, "request audio"
+    )
     for n in range(50):
         assert save(kept, 1000 + n, 100 * KB) is not None
     count, used = kept.usage()
@@ -88,7 +90,9 @@ def test_a_cap_below_the_disk_keeps_the_disk_from_filling(small_fs: SmallFs) -> 
 def test_a_full_or_read_only_disk_costs_one_log_line(
     small_fs: SmallFs, log_lines: list[str]
 ) -> None:
-    kept = KeptFiles(small_fs.path / "requests", REQUEST_PREFIX, 100.0, 1000, "request audio")
+    kept = KeptFiles(
+        small_fs.path / "requests", REQUEST_PREFIX, (".wav",), 100.0, 1000, "request audio"
+    )
     assert save(kept, 1, 10 * KB) is not None
     small_fs.fill()
     refused = [save(kept, n, 64 * KB) for n in range(2, 12)]

@@ -9,7 +9,7 @@ import numpy as np
 
 from firmware_app.audio.wavio import read_wav
 from firmware_app.core.messages import FRAME_SAMPLES
-from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, WakeClips
+from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, FALSE_WAKE_SUFFIXES, WakeClips
 from firmware_app.system.kept_files import KeptFiles
 
 
@@ -24,7 +24,9 @@ def frame_ids(pcm: bytes | bytearray) -> list[int]:
 
 
 def kept(folder: Path, max_mb: float = 20.0, keep: int = 100) -> KeptFiles:
-    return KeptFiles(folder, FALSE_WAKE_PREFIX, max_mb, keep, "false wake clips")
+    return KeptFiles(
+        folder, FALSE_WAKE_PREFIX, FALSE_WAKE_SUFFIXES, max_mb, keep, "false wake clips"
+    )
 
 
 def feed(clips: WakeClips, start: int, stop: int) -> None:
@@ -107,6 +109,7 @@ def test_saved_clips_are_held_to_their_count_and_size_oldest_first(tmp_path):
     folder = tmp_path / "false"
     folder.mkdir()
     (folder / "mine.txt").write_text("the user's own file, not a clip")
+    (folder / "false-wake-notes.txt").write_text("named alike, but not a clip either")
     clips = WakeClips(kept=2, preroll_s=0.16, after_s=0.08, saved=kept(folder, keep=3))
     marked = []
     for n in range(5):
@@ -118,7 +121,8 @@ def test_saved_clips_are_held_to_their_count_and_size_oldest_first(tmp_path):
         marked.append(clip)
     left = sorted(p.name for p in folder.iterdir())
     newest = [c.saved.name for c in marked[2:]]  # type: ignore[union-attr]
-    assert left == sorted([*newest, *(n.replace(".wav", ".json") for n in newest), "mine.txt"])
+    notes = [n.replace(".wav", ".json") for n in newest]
+    assert left == sorted([*newest, *notes, "mine.txt", "false-wake-notes.txt"])
     assert [json.loads(p.read_text())["id"] for p in sorted(folder.glob("*.json"))] == [3, 4, 5]
 
     one_clip = marked[-1].saved.stat().st_size + 1024  # type: ignore[union-attr]

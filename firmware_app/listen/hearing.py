@@ -54,7 +54,7 @@ from firmware_app.listen.segmenter import (
     Transcript,
     Woke,
 )
-from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, WakeClips
+from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, FALSE_WAKE_SUFFIXES, WakeClips
 from firmware_app.system.kept_files import KeptFiles
 from firmware_app.understand.intents.whole import whole_command
 
@@ -185,6 +185,7 @@ class Hearing:
             saved = KeptFiles(
                 wake_cfg.false_wake_dir,
                 FALSE_WAKE_PREFIX,
+                FALSE_WAKE_SUFFIXES,
                 wake_cfg.false_wake_max_mb,
                 wake_cfg.false_wake_keep,
                 "false wake clips",

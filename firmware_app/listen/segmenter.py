@@ -202,7 +202,12 @@ def request_audio(settings: Settings) -> KeptFiles | None:
     if log.save_audio is None:
         return None
     return KeptFiles(
-        log.save_audio, REQUEST_PREFIX, log.save_audio_max_mb, log.save_audio_keep, "request audio"
+        log.save_audio,
+        REQUEST_PREFIX,
+        (".wav",),
+        log.save_audio_max_mb,
+        log.save_audio_keep,
+        "request audio",
     )
 
 

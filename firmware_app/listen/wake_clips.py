@@ -27,6 +27,7 @@ from firmware_app.system.kept_files import KeptFiles
 RATE = 16000
 BYTES_PER_SECOND = RATE * 2
 FALSE_WAKE_PREFIX = "false-wake-"
+FALSE_WAKE_SUFFIXES = (".wav", ".json")
 
 
 @dataclass
@@ -123,11 +124,11 @@ class WakeClips:
         model = "".join(c if c.isalnum() or c in "_-" else "_" for c in clip.model)[:64]
 
         def write(base: Path) -> None:
-            wav = base.with_name(base.name + ".wav")
+            wav = base.with_name(base.name + FALSE_WAKE_SUFFIXES[0])
             write_wav(wav, np.frombuffer(bytes(clip.pcm), dtype=np.int16), RATE)
             clip.saved = wav
             note = json.dumps(clip.summary()) + "\n"
-            base.with_name(base.name + ".json").write_text(note)
+            base.with_name(base.name + FALSE_WAKE_SUFFIXES[1]).write_text(note)
 
         stem = f"{FALSE_WAKE_PREFIX}{stamp}-{clip.id}-{model}"
         if self.saved.save(stem, len(clip.pcm) + 1024, write) is None:

@@ -6,8 +6,8 @@ kept, would fill it in the end and take the store and the event log down with it
 folder is a bounded collection: before a new entry is written, the oldest entries are
 deleted until it fits under both limits. An entry is the files that share a name before
 their suffix (a clip's ``.wav`` and its ``.json`` note), so a note never outlives its
-audio. Only files whose names start with the folder's prefix are counted or deleted: the
-folder may be one the user keeps other things in.
+audio. Only files named with the folder's prefix and one of its suffixes are counted or
+deleted: the folder may be one the user keeps other things in.
 
 A full or read-only disk, or a folder that cannot be made, costs the entry and one log
 line, never the service: the next failures are quiet until an entry is written again.
@@ -34,13 +34,22 @@ class _Entry:
 
 
 class KeptFiles:
-    """Entries named ``<prefix>…`` in ``folder``: at most ``keep`` of them and ``max_mb`` in
-    all (the newest entry is always kept whole, even when it alone is larger). ``what`` names
-    them in the log line ("request audio")."""
+    """Entries named ``<prefix>…<suffix>`` in ``folder``: at most ``keep`` of them and
+    ``max_mb`` in all (the newest entry is always kept whole, even when it alone is larger).
+    ``what`` names them in the log line ("request audio")."""
 
-    def __init__(self, folder: Path, prefix: str, max_mb: float, keep: int, what: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        suffixes: tuple[str, ...],
+        max_mb: float,
+        keep: int,
+        what: str,
+    ) -> None:
         self.folder = folder
         self.prefix = prefix
+        self.suffixes = suffixes
         self.max_bytes = int(max_mb * MB)
         self.keep = keep
         self.what = what
@@ -94,13 +103,14 @@ class KeptFiles:
             return entries
         with scan:
             for item in scan:
-                if not item.name.startswith(self.prefix) or not item.is_file(follow_symlinks=False):
+                stem, dot, suffix = item.name.rpartition(".")
+                ours = item.name.startswith(self.prefix) and dot + suffix in self.suffixes
+                if not ours or not item.is_file(follow_symlinks=False):
                     continue
                 try:
                     st = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                stem = item.name.rsplit(".", 1)[0]
                 entry = entries.setdefault(stem, _Entry([], 0, st.st_mtime_ns))
                 entry.paths.append(Path(item.path))
                 entry.size += st.st_size
