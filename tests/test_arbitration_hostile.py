@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import paho.mqtt.client as mqtt
 import pytest
 from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
+from paho.mqtt.enums import CallbackAPIVersion
 from test_arbitration import KEY, make, together
 
 from firmware_app.edges.mqtt.arbitration import (
@@ -375,3 +377,33 @@ def test_an_earlier_runs_announcement_played_back_brings_nothing_back(
         for arbiter in (kitchen, hall, porch):
             if arbiter is not None:
                 arbiter.close()
+
+
+def test_a_device_whose_connection_drops_and_comes_back_is_arbitrated_with(
+    broker: Broker, group: str
+) -> None:
+    """The kitchen's connection is taken over (a client with its id connects: the broker
+    drops the kitchen's and sends its last will, "gone"), and the kitchen reconnects by
+    itself. The hall, which saw that "gone", takes the kitchen back all the same: a run
+    seen to end never comes back, but a connection that ends is not the device's end."""
+    kitchen, hall = pair(broker, group)
+    try:
+        impostor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ttbt5-kitchen-wake")
+        impostor.connect(broker.host, broker.port)
+
+        def gone() -> bool:
+            impostor.loop(0.05)  # no reconnecting of its own: the kitchen takes its id back
+            return "kitchen" not in hall.peers
+
+        wait_until(gone, what="the kitchen's last will")
+        impostor.disconnect()
+        wait_until(
+            lambda: "kitchen" in hall.peers and kitchen.connected,
+            timeout=30,
+            what="the kitchen back in the hall's group",
+        )
+        time.sleep(0.3)  # the hall has subscribed to the kitchen's claims again
+        exactly_one(kitchen, hall)
+    finally:
+        kitchen.close()
+        hall.close()

@@ -23,9 +23,10 @@ alone, as it would without one. A device that is alone in its group pays no wait
 every device announces itself with a signed retained message under the group's ``peers/``
 topic (replaced by a signed "gone" as its last will), and a device that knows no peer
 answers at once, so arbitration costs nothing until a second speaker joins. Only the
-session a device announces counts (``claims.py``); a run seen to end is never taken back
-from a played-back announcement, and a device puts its own announcement back when
-anything else appears under its name. Each device
+session a device announces counts (``claims.py``); each connection to the broker is a new
+session (its last will ends it), a session seen to end is never taken back from a
+played-back announcement, and a device puts its own announcement back when anything else
+appears under its name. Each device
 publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
 announced peers' topics, so a flood published anywhere else in the group never reaches it.
 """
@@ -177,7 +178,8 @@ class MqttWakeArbiter:
             self._seq += 1
             seq = self._seq
             alone = not self.peers
-        mine = Claim(self.device, float(score), model, level, self._session, seq, self._wall())
+            session = self._session
+        mine = Claim(self.device, float(score), model, level, session, seq, self._wall())
         if not self._connected:
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
@@ -259,6 +261,14 @@ class MqttWakeArbiter:
     ) -> None:
         with self._cond:
             self._connected = False
+            if not self._closing:
+                # The broker sends this connection's last will, "gone", and the group
+                # takes that session as ended for good: the next connection is a new one.
+                self._session = new_session()
+                self._book.announced(self.device, self._session, self._clock())
+                client.will_set(
+                    f"{self.peers_topic}/{self.device}", self._peer_message(False), 1, True
+                )
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -6,12 +6,13 @@ the group's name, as sorted compact JSON). A stranger without the key can neithe
 ("I heard it better") nor announce or remove a device.
 
 A signed claim seen again is a replay: every device numbers its claims within a session
-(a random id per start, which it announces, signed, under the group's ``peers/`` topic),
-and a claim counts only when it belongs to the session its device announces now and its
-number is above the last one seen from it. Anything else is stale: a copy of a claim just
-made, or one recorded in an earlier run of the device (before a restart) and played back
-later. Stale and unsigned claims are dropped before they touch the sender's rate, so
-replaying a device's claims cannot use up the claims it is allowed.
+(a random id per connection to the broker, which it announces, signed, under the group's
+``peers/`` topic), and a claim counts only when it belongs to the session its device
+announces now and its number is above the last one seen from it. Anything else is stale:
+a copy of a claim just made, or one recorded in an earlier session of the device (before a
+restart or a reconnection) and played back later. Stale and unsigned claims are dropped
+before they touch the sender's rate, so replaying a device's claims cannot use up the
+claims it is allowed.
 
 Claims are judged by when they *arrive*, on the receiving device's own monotonic clock;
 the sender's wall-clock ``t`` is carried for the logs and decides nothing, so devices whose
