@@ -22,13 +22,15 @@ With the broker down or not yet reached, ``claim`` is true at once: each device 
 alone, as it would without one. A device that is alone in its group pays no wait either:
 every device announces itself with a signed retained message under the group's ``peers/``
 topic (replaced by a signed "gone" as its last will), and a device that knows no peer
-answers at once, so arbitration costs nothing until a second speaker joins. Only the
-session a device announces counts (``claims.py``); each connection to the broker is a new
-session (its last will ends it), a session seen to end is never taken back from a
-played-back announcement, and a device puts its own announcement back when anything else
-appears under its name. Each device
+answers at once, so arbitration costs nothing until a second speaker joins. Each device
 publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
 announced peers' topics, so a flood published anywhere else in the group never reaches it.
+
+Only the session a device announces counts (``claims.py``). Each connection to the broker
+is a session of its own, ended by its "gone" or its last will; a session seen to end is
+never taken back from a played-back announcement, and a device puts its own announcement
+back when anything else appears under its name, so recorded claims and announcements of
+a device's earlier sessions count for nothing.
 """
 
 from __future__ import annotations
@@ -306,7 +308,7 @@ class MqttWakeArbiter:
                 if (device, session) not in self._ended:
                     self._ended.append((device, session))
             elif (device, session) in self._ended:
-                self._ignored_peers += 1  # an ended run's announcement, played back
+                self._ignored_peers += 1  # an ended session's announcement, played back
                 return
             known = device in self.peers
             if data.get("present") is True:
@@ -326,10 +328,10 @@ class MqttWakeArbiter:
             self._client.unsubscribe(claims_topic(self.group, device))
 
     def _guard_own_announcement(self, payload: bytes) -> None:
-        """Anything but this run's own announcement under its name (an earlier run's,
-        played back, or the topic cleared) is replaced by it again, so a device that starts
-        later learns the session this device runs now; at most once a second (a flood
-        waits for the next), so a flood is not echoed to the group."""
+        """Anything but this session's own announcement under its name (an earlier
+        session's, played back, or the topic cleared) is replaced by it again, so a device
+        that starts later learns the session this device runs now; at most once a second
+        (a flood waits for the next), so a flood is not echoed to the group."""
         if self._closing or payload == self._peer_message(True):
             return
         with self._cond:
