@@ -170,11 +170,29 @@ def test_devices_whose_clocks_disagree_still_answer_once(
         hall.close()
 
 
-class Flood:
-    """A separate ``mosquitto_pub`` process fed ``rate`` low-score claims a second (the
-    rate the attack was seen at) until stopped."""
+def low_claim(n: int) -> str:
+    """The flood as seen: unsigned low-score claims, each from a new name."""
+    claim = {
+        "device": f"flood-{n}",
+        "model": "hey_jarvis",
+        "score": 0.1,
+        "level_db": -60.0,
+        "t": time.time(),
+    }
+    return json.dumps(claim)
 
-    def __init__(self, broker: Broker, topic: str, rate: int = 12000) -> None:
+
+class Flood:
+    """A separate ``mosquitto_pub`` process fed ``rate`` messages a second (``line(n)``,
+    by default low-score claims at the rate the attack was seen at) until stopped."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str,
+        rate: int = 12000,
+        line: Callable[[int], str] = low_claim,
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 MOSQUITTO_PUB,
@@ -195,6 +213,7 @@ class Flood:
         self.sent = 0
         self._stop = threading.Event()
         self._rate = rate
+        self._line = line
         self._thread = threading.Thread(target=self._feed, daemon=True)
         self._thread.start()
 
@@ -206,14 +225,7 @@ class Flood:
             lines = []
             for _ in range(int(self._rate * tick)):
                 n += 1
-                claim = {
-                    "device": f"flood-{n}",
-                    "model": "hey_jarvis",
-                    "score": 0.1,
-                    "level_db": -60.0,
-                    "t": time.time(),
-                }
-                lines.append(json.dumps(claim))
+                lines.append(self._line(n))
             try:
                 self.proc.stdin.write(("\n".join(lines) + "\n").encode())
                 self.proc.stdin.flush()
@@ -405,5 +417,60 @@ def test_a_device_whose_connection_drops_and_comes_back_is_arbitrated_with(
         time.sleep(0.3)  # the hall has subscribed to the kitchen's claims again
         exactly_one(kitchen, hall)
     finally:
+        kitchen.close()
+        hall.close()
+
+
+def test_forged_and_replayed_claims_flooding_each_devices_own_topic_change_nothing(
+    broker: Broker, group: str
+) -> None:
+    """3,000 claims a second on each device's own claims topic, which both devices read:
+    forgeries made to look signed (a MAC field, the device's announced session, rising
+    numbers, score 1.0) from one process, and copies of the device's own real claims from
+    another. Turning each away costs one HMAC (a copy: a look-up), so the claims that
+    matter still come through in time and exactly one device answers each wake; neither
+    device's rate is touched."""
+    kitchen, hall = pair(broker, group)
+    spy = Listener(broker, (group_topic(group) + "/#",))
+    floods: list[Flood] = []
+    try:
+        kitchen.claim("hey_jarvis", 0.99)  # a real claim of each, recorded off the wire
+        hall.claim("hey_jarvis", 0.2)
+        wait_until(lambda: len(spy.messages) >= 2, what="both claims on the wire")
+        recorded = {m.json()["device"]: m.text for m in spy.messages}
+        time.sleep(1.0)
+
+        for device in ("kitchen", "hall"):
+            session = hall.peers["kitchen"] if device == "kitchen" else kitchen.peers["hall"]
+
+            def forged(n: int, device: str = device, session: str = session) -> str:
+                claim = {
+                    "device": device,
+                    "model": "hey_jarvis",
+                    "score": 1.0,
+                    "level_db": 0.0,
+                    "session": session,
+                    "seq": 10**6 + n,
+                    "t": time.time(),
+                    "mac": f"{n:064x}",
+                }
+                return json.dumps(claim, separators=(",", ":"))
+
+            def replayed(n: int, device: str = device) -> str:
+                return recorded[device]
+
+            topic = claims_topic(group, device)
+            floods += [Flood(broker, topic, 1500, forged), Flood(broker, topic, 1500, replayed)]
+        time.sleep(0.5)
+        exactly_one(kitchen, hall, rounds=3)
+        assert all(flood.sent > 1500 for flood in floods)
+        for arbiter in (kitchen, hall):
+            counts = arbiter.status()["claims"]
+            assert counts["unauthenticated"] > 1500 and counts["stale"] > 1500, counts  # type: ignore[index]
+            assert counts["rate_limited"] == 0, counts  # type: ignore[index]
+    finally:
+        for flood in floods:
+            flood.stop()
+        spy.close()
         kitchen.close()
         hall.close()

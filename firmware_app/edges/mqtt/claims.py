@@ -1,8 +1,8 @@
 """Wake claims that only the group can make: signed, counted, rate-limited.
 
 Anything on the broker can publish to a group's topic, so a claim counts only when it
-carries an HMAC-SHA256, under the group's shared key, of its canonical form (its fields and
-the group's name, as sorted compact JSON). A stranger without the key can neither claim
+carries an HMAC-SHA256, under the group's shared key, of the group's name, the message's
+kind and its exact bytes (compact JSON). A stranger without the key can neither claim
 ("I heard it better") nor announce or remove a device.
 
 A signed claim seen again is a replay: every device numbers its claims within a session
@@ -42,6 +42,9 @@ announced longest ago is forgotten first, never this device."""
 CLAIMS_PER_SENDER = 8
 RATE_PER_S = 4.0
 BURST = 8.0
+SEEN_KEPT = 1024
+"""Signed claims remembered by their MAC, so the same message played back again is
+turned away before its MAC is even checked."""
 KEEP_S = 10.0
 """Claims older than this (by arrival) are forgotten."""
 COUNTERS = ("accepted", "unauthenticated", "stale", "rate_limited", "malformed")
@@ -68,9 +71,14 @@ class Claim:
         return (self.rank(), other.device) > (other.rank(), self.device)
 
 
-def _mac(key: bytes, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hmac.new(key, canonical.encode("ascii"), hashlib.sha256).hexdigest()
+MAC_FIELD = b',"mac":"'
+MAC_TAIL = len(MAC_FIELD) + 64 + len(b'"}')
+"""The MAC is the message's last field: ``,"mac":"<64 hex digits>"}``."""
+
+
+def _mac(key: bytes, group: str, kind: str, body: bytes) -> bytes:
+    context = f"{group}\n{kind}\n".encode()
+    return hmac.new(key, context + body, hashlib.sha256).hexdigest().encode("ascii")
 
 
 def new_session() -> str:
@@ -78,27 +86,32 @@ def new_session() -> str:
 
 
 def sign(key: bytes, group: str, kind: str, fields: dict[str, Any]) -> bytes:
-    """The message to publish: ``fields`` with the MAC over them, the group and the kind
-    (``claim`` or ``peer``), so a signed message cannot be moved to another group or use."""
-    mac = _mac(key, {**fields, "group": group, "kind": kind})
-    return json.dumps({**fields, "mac": mac}, separators=(",", ":")).encode()
+    """The message to publish: ``fields`` as compact JSON, with an HMAC over those exact
+    bytes, the group and the kind (``claim`` or ``peer``) as its last field, so a signed
+    message cannot be moved to another group or use. Checking it takes one HMAC and no
+    JSON, so a flood of forgeries costs a device little."""
+    if not fields or "mac" in fields:
+        raise ValueError("a signed message needs fields, none of them named mac")
+    body = json.dumps(fields, separators=(",", ":")).encode()
+    return body[:-1] + MAC_FIELD + _mac(key, group, kind, body) + b'"}'
 
 
 def verify(key: bytes, group: str, kind: str, payload: bytes) -> dict[str, Any] | None:
     """The signed fields, or None when the message is not one this group's key made."""
-    if len(payload) > MAX_PAYLOAD or b'"mac"' not in payload:  # cheap first
+    if not MAC_TAIL < len(payload) <= MAX_PAYLOAD:
+        return None
+    tail = payload[-MAC_TAIL:]
+    if not tail.startswith(MAC_FIELD) or not tail.endswith(b'"}'):
+        return None
+    body = payload[:-MAC_TAIL] + b"}"
+    mac = tail[len(MAC_FIELD) : len(MAC_FIELD) + 64]
+    if not hmac.compare_digest(mac, _mac(key, group, kind, body)):
         return None
     try:
-        data = json.loads(payload)
+        data = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict):
-        return None
-    mac = data.pop("mac", None)
-    if not isinstance(mac, str) or "group" in data or "kind" in data:
-        return None
-    expected = _mac(key, {**data, "group": group, "kind": kind})
-    return data if hmac.compare_digest(mac, expected) else None
+    return data if isinstance(data, dict) and "mac" not in data else None
 
 
 def parse_claim(data: dict[str, Any], at: float) -> Claim | None:
@@ -161,6 +174,7 @@ class ClaimBook:
         self._own = own
         self._senders: OrderedDict[str, _Sender] = OrderedDict()
         self.counts = dict.fromkeys(COUNTERS, 0)
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.announced(own, session, now=0.0)
 
     def announced(self, device: str, session: str | None, now: float) -> None:
@@ -176,10 +190,17 @@ class ClaimBook:
 
     def take(self, payload: bytes, now: float, topic_device: str) -> Claim | None:
         """Check one message from ``topic_device``'s claims topic; the claim if it counts."""
+        mac = payload[-MAC_TAIL:]
+        if mac in self._seen:  # the very same message again: a replay, known by its MAC
+            self.counts["stale"] += 1
+            return None
         data = verify(self._key, self._group, "claim", payload)
         if data is None:
             self.counts["unauthenticated"] += 1
             return None
+        self._seen[mac] = None
+        while len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
         claim = parse_claim(data, now)
         if claim is None or claim.device != topic_device:  # signed, but under another name
             self.counts["malformed"] += 1
