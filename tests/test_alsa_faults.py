@@ -4,10 +4,10 @@ device that does not exist."""
 
 from __future__ import annotations
 
-import queue
 import time
 
 import pytest
+from alsa_support import drain, say
 from conftest import ALSA_FIFO
 from harness import wait_until
 from live_mic import MicFeeder
@@ -29,15 +29,6 @@ def feeder():
     f = MicFeeder(ALSA_FIFO)
     yield f
     f.close()
-
-
-def drain(inbox: Inbox) -> list:
-    out = []
-    while True:
-        try:
-            out.append(inbox.get(timeout=0))
-        except queue.Empty:
-            return out
 
 
 def test_a_stalled_microphone_is_reported_and_reopened(feeder):
@@ -88,13 +79,11 @@ def test_a_missing_speaker_is_known_before_anything_is_said(alsa_files):
     try:
         wait_until(lambda: not speaker.available(), 10.0)
         assert speaker.stats()["status"] == "missing"
-        speaker.play(4, b"\0\0" * 2205)
-        speaker.finish(4)
-        wait_until(lambda: any(isinstance(m, PlaybackDone) for m in list(inbox.queue.queue)), 10.0)
+        msgs = say(speaker, inbox, 4, b"\0\0" * 2205)
         time.sleep(0.3)  # probes go on while missing; they must not repeat the notice
     finally:
         speaker.close()
-    msgs = drain(inbox)
+    msgs += drain(inbox)
     assert not [m for m in msgs if isinstance(m, PlaybackStarted)]  # never "started"
     assert [m.utterance for m in msgs if isinstance(m, PlaybackDone)] == [4]
     assert len([m for m in msgs if isinstance(m, Notice)]) == 1

@@ -5,21 +5,20 @@ once, and it is used again."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alsa_support import drain, notices, say
 from conftest import ALSA_DIR, ALSA_HOTPLUG
 from fakes import Rig
 from harness import wait_until
 
 from firmware_app.audio.playback import AlsaSpeaker
 from firmware_app.config.settings import Settings
-from firmware_app.core.messages import Inbox, Notice, PlaybackDone, PlaybackStarted
+from firmware_app.core.messages import Inbox, Notice, PlaybackStarted
 
 OUT = ALSA_DIR / "hotplug-speaker.raw"
 DEVICE = f"""
@@ -59,32 +58,6 @@ def socket_() -> Iterator[Socket]:
     s.unplug()
     yield s
     s.unplug()
-
-
-def drain(inbox: Inbox) -> list:
-    out = []
-    while True:
-        try:
-            out.append(inbox.get(timeout=0))
-        except queue.Empty:
-            return out
-
-
-def notices(msgs: list) -> list[tuple[str, str]]:
-    return [(m.kind, m.fields["where"]) for m in msgs if isinstance(m, Notice)]
-
-
-def say(speaker: AlsaSpeaker, inbox: Inbox, utterance: int) -> list:
-    """Play 0.2 s and wait until it is done; what the speaker posted meanwhile."""
-    speaker.play(utterance, b"\1\0" * 3200)
-    speaker.finish(utterance)
-    got: list = []
-    deadline = time.monotonic() + 10
-    while not any(isinstance(m, PlaybackDone) and m.utterance == utterance for m in got):
-        assert time.monotonic() < deadline, got
-        with contextlib.suppress(queue.Empty):
-            got.append(inbox.get(timeout=0.1))
-    return got
 
 
 def test_a_speaker_unplugged_and_plugged_back(socket_: Socket) -> None:

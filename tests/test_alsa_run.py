@@ -5,13 +5,11 @@ ERROR state, and comes back; a missing speaker makes ``say`` answer with an erro
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import ALSA_FIFO
+from harness import start_service
 from live_mic import MicFeeder
 from mqtt_broker import Broker, Listener
 
@@ -21,35 +19,25 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def device(broker: Broker, tmp_path):
     feeder = MicFeeder(ALSA_FIFO)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env.update(
+    service = start_service(
+        tmp_path,
         {
-            "TTBT5_DATA_DIR": str(tmp_path / "data"),
             "TTBT5_AUDIO__INPUT_DEVICE": "testfifo",
             "TTBT5_AUDIO__OUTPUT_DEVICE": "no_such_speaker_xyz",
             "TTBT5_MQTT__HOST": broker.host,
             "TTBT5_MQTT__PORT": str(broker.port),
             "TTBT5_MQTT__DEVICE_ID": "alsa-run",
             "TTBT5_MQTT__HEALTH_INTERVAL_S": "1",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        },
     )
     listener = Listener(broker, ("ttbt5/alsa-run/#",))
     try:
         listener.wait_for("ttbt5/alsa-run/status", lambda m: m.text == "online", timeout=90)
         yield feeder, listener
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        err = service.stop()
         feeder.close()
-    assert proc.returncode == 0, err[-2000:]
+    assert service.proc.returncode == 0, err[-2000:]
 
 
 def audio(h: dict, which: str) -> dict:

@@ -11,8 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import paho.mqtt.client as mqtt
 import pytest
+from harness import wait_until
 from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
+from paho.mqtt.enums import CallbackAPIVersion
 from test_arbitration import KEY, make, together
 
 from firmware_app.edges.mqtt.arbitration import (
@@ -167,11 +170,29 @@ def test_devices_whose_clocks_disagree_still_answer_once(
         hall.close()
 
 
-class Flood:
-    """A separate ``mosquitto_pub`` process fed ``rate`` low-score claims a second (the
-    rate the attack was seen at) until stopped."""
+def low_claim(n: int) -> str:
+    """The flood as seen: unsigned low-score claims, each from a new name."""
+    claim = {
+        "device": f"flood-{n}",
+        "model": "hey_jarvis",
+        "score": 0.1,
+        "level_db": -60.0,
+        "t": time.time(),
+    }
+    return json.dumps(claim)
 
-    def __init__(self, broker: Broker, topic: str, rate: int = 12000) -> None:
+
+class Flood:
+    """A separate ``mosquitto_pub`` process fed ``rate`` messages a second (``line(n)``,
+    by default low-score claims at the rate the attack was seen at) until stopped."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str,
+        rate: int = 12000,
+        line: Callable[[int], str] = low_claim,
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 MOSQUITTO_PUB,
@@ -192,6 +213,7 @@ class Flood:
         self.sent = 0
         self._stop = threading.Event()
         self._rate = rate
+        self._line = line
         self._thread = threading.Thread(target=self._feed, daemon=True)
         self._thread.start()
 
@@ -203,14 +225,7 @@ class Flood:
             lines = []
             for _ in range(int(self._rate * tick)):
                 n += 1
-                claim = {
-                    "device": f"flood-{n}",
-                    "model": "hey_jarvis",
-                    "score": 0.1,
-                    "level_db": -60.0,
-                    "t": time.time(),
-                }
-                lines.append(json.dumps(claim))
+                lines.append(self._line(n))
             try:
                 self.proc.stdin.write(("\n".join(lines) + "\n").encode())
                 self.proc.stdin.flush()
@@ -284,5 +299,178 @@ def test_a_group_member_flooding_is_held_to_its_rate(broker: Broker, group: str)
         assert kitchen.status()["claims"]["rate_limited"] > 50  # type: ignore[index]
     finally:
         flood.stop()
+        kitchen.close()
+        hall.close()
+
+
+def test_claims_replayed_from_a_devices_earlier_sessions_change_nothing(
+    broker: Broker, group: str
+) -> None:
+    """A stranger who recorded one signed claim of the kitchen's in each of its last five
+    runs (five restarts) replays them, in turn, on the kitchen's own claims topic. They are
+    the kitchen's real signatures, but not of the run it announces now: none of them may
+    count, make the hall lose a wake the kitchen never heard, or use up the kitchen's rate
+    at the hall so that its real claims go unheard."""
+    spy = Listener(broker, (claims_topic(group, "kitchen"),))
+    recorded: list[bytes] = []
+    try:
+        for _ in range(5):
+            earlier = make(broker, "kitchen", group)
+            mark = spy.mark()
+            assert earlier.claim("hey_jarvis", 0.99)  # alone in the group: answered at once
+            recorded.append(spy.wait_for(claims_topic(group, "kitchen"), after=mark).payload)
+            earlier.close()
+    finally:
+        spy.close()
+    kitchen, hall = pair(broker, group)
+    turn = iter(range(10**9))
+    replay = Stranger(
+        broker,
+        (claims_topic(group, "kitchen"),),
+        lambda: recorded[next(turn) % len(recorded)],
+        0.02,
+    )
+    try:
+        time.sleep(1.0)  # 50 replays: ten times the kitchen's allowed rate
+        for _ in range(3):
+            assert hall.claim("hey_jarvis", 0.6), hall.last  # the kitchen heard nothing
+            time.sleep(0.5)
+        exactly_one(kitchen, hall)
+        counts = hall.status()["claims"]
+        assert counts["stale"] >= 50, counts  # type: ignore[index]
+        assert counts["rate_limited"] == 0, counts  # type: ignore[index]
+        assert replay.sent >= 100
+    finally:
+        replay.stop()
+        kitchen.close()
+        hall.close()
+
+
+def test_an_earlier_runs_announcement_played_back_brings_nothing_back(
+    broker: Broker, group: str
+) -> None:
+    """The kitchen restarts while the hall runs. A stranger who recorded the kitchen's
+    earlier announcement ("present", signed) and one of its claims plays both back, the
+    announcement retained: the hall, which saw that run end, keeps the new one; the kitchen
+    puts its own announcement back, so a device starting later learns the new run too; and
+    the old claims count nowhere."""
+    spy = Listener(broker, (f"{peers_topic(group)}/kitchen", claims_topic(group, "kitchen")))
+    kitchen_before, hall = pair(broker, group)
+    kitchen = porch = None
+    replay = None
+    try:
+        present = spy.wait_for(
+            f"{peers_topic(group)}/kitchen", lambda m: b'"present":true' in m.payload
+        ).payload
+        assert kitchen_before.claim("hey_jarvis", 0.99)
+        claim = spy.wait_for(claims_topic(group, "kitchen")).payload
+        kitchen_before.close()
+        wait_until(lambda: "kitchen" not in hall.peers, what="the hall to see the kitchen go")
+        kitchen = make(broker, "kitchen", group)
+        assert hall.wait_peers(1, 10.0) and kitchen.wait_peers(1, 10.0)
+        new_session = hall.peers["kitchen"]
+        spy.publish(f"{peers_topic(group)}/kitchen", present, retain=True)
+        replay = Stranger(broker, (claims_topic(group, "kitchen"),), lambda: claim, 0.05)
+        time.sleep(1.5)  # the kitchen has put its own announcement back
+        assert hall.peers["kitchen"] == new_session
+        porch = make(broker, "porch", group)
+        assert porch.wait_peers(2, 10.0)
+        wait_until(lambda: porch.peers.get("kitchen") == new_session, what="the porch's view")
+        assert hall.status()["ignored_announcements"] >= 1  # type: ignore[operator]
+        for _ in range(3):
+            assert hall.claim("hey_jarvis", 0.6), hall.last  # the kitchen heard nothing
+            time.sleep(0.3)
+        exactly_one(kitchen, hall)
+        assert hall.status()["claims"]["rate_limited"] == 0  # type: ignore[index]
+    finally:
+        if replay is not None:
+            replay.stop()
+        spy.close()
+        for arbiter in (kitchen, hall, porch):
+            if arbiter is not None:
+                arbiter.close()
+
+
+def test_a_device_whose_connection_drops_and_comes_back_is_arbitrated_with(
+    broker: Broker, group: str
+) -> None:
+    """The kitchen's connection is taken over (a client with its id connects: the broker
+    drops the kitchen's and sends its last will, "gone"), and the kitchen reconnects by
+    itself. The hall, which saw that "gone", takes the kitchen back all the same: a run
+    seen to end never comes back, but a connection that ends is not the device's end."""
+    kitchen, hall = pair(broker, group)
+    try:
+        impostor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ttbt5-kitchen-wake")
+        impostor.connect(broker.host, broker.port)
+
+        def gone() -> bool:
+            impostor.loop(0.05)  # no reconnecting of its own: the kitchen takes its id back
+            return "kitchen" not in hall.peers
+
+        wait_until(gone, what="the kitchen's last will")
+        impostor.disconnect()
+        wait_until(
+            lambda: "kitchen" in hall.peers and kitchen.connected,
+            timeout=30,
+            what="the kitchen back in the hall's group",
+        )
+        time.sleep(0.3)  # the hall has subscribed to the kitchen's claims again
+        exactly_one(kitchen, hall)
+    finally:
+        kitchen.close()
+        hall.close()
+
+
+def test_forged_and_replayed_claims_flooding_each_devices_own_topic_change_nothing(
+    broker: Broker, group: str
+) -> None:
+    """3,000 claims a second on each device's own claims topic, which both devices read:
+    forgeries made to look signed (a MAC field, the device's announced session, rising
+    numbers, score 1.0) from one process, and copies of the device's own real claims from
+    another. Turning each away costs one HMAC (a copy: a look-up), so the claims that
+    matter still come through in time and exactly one device answers each wake; neither
+    device's rate is touched."""
+    kitchen, hall = pair(broker, group)
+    spy = Listener(broker, (group_topic(group) + "/#",))
+    floods: list[Flood] = []
+    try:
+        kitchen.claim("hey_jarvis", 0.99)  # a real claim of each, recorded off the wire
+        hall.claim("hey_jarvis", 0.2)
+        wait_until(lambda: len(spy.messages) >= 2, what="both claims on the wire")
+        recorded = {m.json()["device"]: m.text for m in spy.messages}
+        time.sleep(1.0)
+
+        for device in ("kitchen", "hall"):
+            session = hall.peers["kitchen"] if device == "kitchen" else kitchen.peers["hall"]
+
+            def forged(n: int, device: str = device, session: str = session) -> str:
+                claim = {
+                    "device": device,
+                    "model": "hey_jarvis",
+                    "score": 1.0,
+                    "level_db": 0.0,
+                    "session": session,
+                    "seq": 10**6 + n,
+                    "t": time.time(),
+                    "mac": f"{n:064x}",
+                }
+                return json.dumps(claim, separators=(",", ":"))
+
+            def replayed(n: int, device: str = device) -> str:
+                return recorded[device]
+
+            topic = claims_topic(group, device)
+            floods += [Flood(broker, topic, 1500, forged), Flood(broker, topic, 1500, replayed)]
+        time.sleep(0.5)
+        exactly_one(kitchen, hall, rounds=3)
+        assert all(flood.sent > 1500 for flood in floods)
+        for arbiter in (kitchen, hall):
+            counts = arbiter.status()["claims"]
+            assert counts["unauthenticated"] > 1500 and counts["stale"] > 1500, counts  # type: ignore[index]
+            assert counts["rate_limited"] == 0, counts  # type: ignore[index]
+    finally:
+        for flood in floods:
+            flood.stop()
+        spy.close()
         kitchen.close()
         hall.close()

@@ -4,55 +4,31 @@ clock file: the timer rings once, on time by the running clock."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import wait_until
+from harness import start_service, wait_until
 
-from firmware_app.app import control, control_client
+from firmware_app.app import control_client
 from firmware_app.core.events import read_events
 from firmware_app.system.test_clock import ENV
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_running_service_keeps_its_timer_through_wall_clock_steps(tmp_path: Path, alsa_files):
     mic, _ = alsa_files
     mic.write_bytes(np.zeros(16000 * 120, dtype=np.int16).tobytes())
-    runtime_dir = tmp_path / "run"
-    runtime_dir.mkdir()
     events = tmp_path / "events.jsonl"
     offset = tmp_path / "wall-offset"
     offset.write_text("0\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env |= {
-        "RUNTIME_DIRECTORY": str(runtime_dir),
-        "TTBT5_DATA_DIR": str(tmp_path / "data"),
-        "TTBT5_AUDIO__INPUT_DEVICE": "testmic",
-        "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
-        "TTBT5_LOG__EVENTS": str(events),
-        ENV: str(offset),
-    }
-    service = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    service = start_service(tmp_path, {"TTBT5_LOG__EVENTS": str(events), ENV: str(offset)})
 
     def timer_events(action: str) -> list[dict]:
         return [e for e in read_events(events) if e["type"] == "timer" and e["action"] == action]
 
     try:
-        sock = runtime_dir / control.SOCKET_NAME
-        wait_until(lambda: sock.exists(), timeout=90, what="the service's socket")
+        sock = service.socket
+        service.wait_serving()
         assert control_client.request("ask", "set a pasta timer for twenty seconds", sock) == [
             "Pasta timer set for 20 seconds."
         ]
@@ -66,9 +42,8 @@ def test_a_running_service_keeps_its_timer_through_wall_clock_steps(tmp_path: Pa
         assert "hour" not in left[0]
         wait_until(lambda: timer_events("ring"), timeout=40, what="the timer to ring")
     finally:
-        service.send_signal(signal.SIGTERM)
-        _, err = service.communicate(timeout=30)
-    assert service.returncode == 0, err[-2000:]
+        err = service.stop()
+    assert service.proc.returncode == 0, err[-2000:]
     assert "test mode: the wall clock is shifted" in err
     (set_,), (ring,) = timer_events("set"), timer_events("ring")
     took = ring["wall"] - set_["wall"]  # the service's own monotonic time

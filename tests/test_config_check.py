@@ -87,7 +87,10 @@ def test_every_problem_names_its_key(tmp_path: Path) -> None:
         data_dir=blocker,
         stt={"model": str(tmp_path / "no-model")},
         tts={"voice": str(voice)},
-        wake={"models": ["hey_jarvis", str(tmp_path / "mine.tflite")]},
+        wake={
+            "models": ["hey_jarvis", str(tmp_path / "mine.tflite")],
+            "false_wake_dir": str(blocker / "clips"),
+        },
         mqtt={"host": "localhost", "tls_ca": str(not_a_cert)},
         llm={
             "url": "https://example.invalid/v1",
@@ -113,6 +116,7 @@ def test_every_problem_names_its_key(tmp_path: Path) -> None:
         "llm.tls_ca",
         "update.public_key",
         "log.save_audio",
+        "wake.false_wake_dir",
         "intents[0]",
         "intents[1].topic",
     ]
@@ -121,7 +125,7 @@ def test_every_problem_names_its_key(tmp_path: Path) -> None:
     assert "is binary" in text and "holds no PEM certificate" in text
     assert "does not exist" in text and "voice.onnx.json" in text
     assert "{room}" in text  # the template problem says what is wrong
-    with pytest.raises(ConfigError, match=r"^data_dir: .*\(\+10 more"):
+    with pytest.raises(ConfigError, match=r"^data_dir: .*\(\+11 more"):
         require_usable(settings)
 
 

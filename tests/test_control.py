@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeTts, FakeVad, FakeWake, ScriptedStt
-from harness import wait_until
+from harness import start_service, wait_until
 
 from firmware_app import cli
 from firmware_app.app import control, control_client
@@ -157,54 +157,20 @@ def test_the_command_line_uses_the_running_service(
 def test_ttbt5_run_serves_ttbt5_ask_and_say(tmp_path: Path, alsa_files) -> None:
     """The appliance itself (real models, ALSA file devices) and the command line as two
     processes: the typed request is the service's, and so is the timer it sets."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     import numpy as np
 
     from firmware_app.core.events import read_events
 
     mic, _ = alsa_files
     mic.write_bytes(np.zeros(16000 * 60, dtype=np.int16).tobytes())  # a quiet kitchen
-    runtime_dir = tmp_path / "run"
-    runtime_dir.mkdir()
     events = tmp_path / "events.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env |= {
-        "RUNTIME_DIRECTORY": str(runtime_dir),
-        "TTBT5_DATA_DIR": str(tmp_path / "data"),
-        "TTBT5_AUDIO__INPUT_DEVICE": "testmic",
-        "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
-        "TTBT5_LOG__EVENTS": str(events),
-    }
-    root = Path(__file__).parent.parent
-    service = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def ttbt5(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "firmware_app", *args],
-            env=env,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
+    service = start_service(tmp_path, {"TTBT5_LOG__EVENTS": str(events)})
     try:
-        wait_until(lambda: (runtime_dir / control.SOCKET_NAME).exists(), timeout=90)
-        asked = ttbt5("ask", "hey jarvis, set a pasta timer for two seconds")
+        service.wait_serving()
+        asked = service.ttbt5("ask", "hey jarvis, set a pasta timer for two seconds")
         assert asked.returncode == 0, asked.stderr
         assert asked.stdout.strip() == "Pasta timer set for 2 seconds."
-        said = ttbt5("say", "dinner is ready")
+        said = service.ttbt5("say", "dinner is ready")
         assert said.returncode == 0 and said.stdout == "", said.stderr
 
         def rang() -> bool:
@@ -212,12 +178,11 @@ def test_ttbt5_run_serves_ttbt5_ask_and_say(tmp_path: Path, alsa_files) -> None:
 
         wait_until(rang, timeout=30, what="the service's own timer to ring")
     finally:
-        service.send_signal(signal.SIGTERM)
-        _, err = service.communicate(timeout=30)
-    assert service.returncode == 0, err
+        err = service.stop()
+    assert service.proc.returncode == 0, err
     got = read_events(events)
     assert [e["text"] for e in got if e["type"] == "transcript"] == [
         "set a pasta timer for two seconds"
     ]
     assert any(e["type"] == "speak_end" and e["origin"] == "cmd" for e in got)
-    assert not (runtime_dir / control.SOCKET_NAME).exists()  # removed on the way out
+    assert not service.socket.exists()  # removed on the way out

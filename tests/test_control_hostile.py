@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import wait_until
+from harness import start_service, wait_until
 from test_control import Service
 
 from firmware_app.app import control, control_client
@@ -207,52 +207,24 @@ def test_a_second_ttbt5_run_refuses_and_leaves_the_first_serving(
 ) -> None:
     mic, _ = alsa_files
     mic.write_bytes(np.zeros(16000 * 60, dtype=np.int16).tobytes())
-    runtime_dir = tmp_path / "run"
-    runtime_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env |= {
-        "RUNTIME_DIRECTORY": str(runtime_dir),
-        "TTBT5_DATA_DIR": str(tmp_path / "data"),
-        "TTBT5_AUDIO__INPUT_DEVICE": "testmic",
-        "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
-    }
-
-    def ttbt5(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "firmware_app", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    first = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    sock_path = runtime_dir / control.SOCKET_NAME
+    first = start_service(tmp_path)
+    sock_path = first.socket
     try:
-        wait_until(lambda: sock_path.exists(), timeout=90, what="the first service's socket")
+        first.wait_serving("the first service's socket")
         before = sock_path.stat().st_ino
-        second = ttbt5("run", timeout=30)
+        second = first.ttbt5("run", timeout=30)
         assert second.returncode == 1
-        assert "already running" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert "already running" in second.stderr and f"pid {first.proc.pid}" in second.stderr
         assert sock_path.is_socket() and sock_path.stat().st_ino == before
-        asked = ttbt5("ask", "what time is it")
+        asked = first.ttbt5("ask", "what time is it")
         assert asked.returncode == 0 and asked.stdout.startswith("It's "), asked.stderr
     finally:
-        first.terminate()
-        _, err = first.communicate(timeout=30)
-    assert first.returncode == 0, err[-2000:]
+        err = first.stop()
+    assert first.proc.returncode == 0, err[-2000:]
     assert not sock_path.exists()
     # with the first one gone the lock is free again: a new run could start
     from firmware_app.app.instance import InstanceLock
 
-    lock = InstanceLock(runtime_dir)
+    lock = InstanceLock(first.runtime_dir)
     lock.acquire()
     lock.release()

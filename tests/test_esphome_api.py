@@ -426,3 +426,19 @@ def test_check_sees_the_api_as_home_assistant_would(make, tmp_path):
         other.listen(1)
         with pytest.raises(RuntimeError, match="not as the ESPHome API"):
             probe_satellite(settings)
+
+
+def test_the_messages_spoken_are_numbered_as_home_assistants_client_numbers_them():
+    """Each message the device reads or writes has the number aioesphomeapi's own client
+    (the one in Home Assistant) gives it; a message of any other type is ignored."""
+    from aioesphomeapi.core import MESSAGE_TYPE_TO_PROTO
+
+    from firmware_app.edges.esphome.proto import BY_TYPE, SPOKEN, TYPE_OF, decode, encode, pb
+
+    assert len(BY_TYPE) == len(SPOKEN) == len(TYPE_OF)
+    for number, cls in BY_TYPE.items():
+        assert MESSAGE_TYPE_TO_PROTO[number] is cls, (number, cls)
+    number, payload = encode(pb.VoiceAssistantAnnounceFinished(success=True))
+    assert decode(number, payload) == pb.VoiceAssistantAnnounceFinished(success=True)
+    unknown = next(n for n in MESSAGE_TYPE_TO_PROTO if n not in BY_TYPE)
+    assert decode(unknown, MESSAGE_TYPE_TO_PROTO[unknown]().SerializeToString()) is None

@@ -5,10 +5,7 @@ the local brain. The event log says which brain answered."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import pytest
 from audio_helpers import conversation
 from conftest import ALSA_FIFO
 from esphome_support import FakeHome, WavServer, tone_wav
-from harness import wait_until
+from harness import start_service, wait_until
 from live_mic import MicFeeder
 
 from firmware_app.core.events import read_events
@@ -34,31 +31,22 @@ def free_port() -> int:
 def test_run_serves_home_assistant_and_falls_back_to_the_local_brain(tmp_path):
     port = free_port()
     log = tmp_path / "events.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env.update(
+    request = conversation(0.5, "Hey Jarvis, what time is it?", 0.5)
+    feeder = MicFeeder(ALSA_FIFO)
+    wavs = WavServer()
+    wavs.files["tts.wav"] = tone_wav(0.8, 22050)
+    service = start_service(
+        tmp_path,
         {
-            "TTBT5_DATA_DIR": str(tmp_path / "data"),
             "TTBT5_AUDIO__INPUT_DEVICE": "testfifo",
-            "TTBT5_AUDIO__OUTPUT_DEVICE": "testspeaker",
             "TTBT5_LOG__EVENTS": str(log),
             "TTBT5_ESPHOME__ENABLED": "true",
             "TTBT5_ESPHOME__HOST": "127.0.0.1",
             "TTBT5_ESPHOME__PORT": str(port),
             "TTBT5_MQTT__DEVICE_ID": "living-room",
-        }
+        },
     )
-    request = conversation(0.5, "Hey Jarvis, what time is it?", 0.5)
-    feeder = MicFeeder(ALSA_FIFO)
-    wavs = WavServer()
-    wavs.files["tts.wav"] = tone_wav(0.8, 22050)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = service.proc
     home = FakeHome(port)
     home.auto_reply = wavs.url("tts.wav")
     try:
@@ -88,8 +76,7 @@ def test_run_serves_home_assistant_and_falls_back_to_the_local_brain(tmp_path):
         assert types().count("wake") == 2
     finally:
         home.close()
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        err = service.stop()
         feeder.close()
         wavs.close()
     assert proc.returncode == 0, err[-2000:]

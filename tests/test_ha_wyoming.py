@@ -4,12 +4,8 @@ speaker's voice. Skips, saying why, where the cached Home Assistant is absent.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,57 +18,17 @@ from ha_harness import (
     started_home_assistant,
 )
 from mqtt_broker import free_port
+from wyoming_support import ttbt5_wyoming
 
 pytestmark = [pytest.mark.slow, needs_home_assistant]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def wyoming_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """``ttbt5 wyoming`` as a user starts it, on a loopback port."""
     port = free_port()
-    log = tmp_path_factory.mktemp("wyoming") / "wyoming.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "firmware_app",
-                "wyoming",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={
-                "TTBT5_DATA_DIR": str(log.parent / "data"),
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": str(ROOT),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, proc, log)
+    with ttbt5_wyoming(port, tmp_path_factory.mktemp("wyoming")):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import socket
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"never listened:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

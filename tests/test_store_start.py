@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import start_service
 from mqtt_broker import Listener
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,8 +73,10 @@ def test_bad_rows_never_stop_the_service(tmp_path):
 def test_the_appliance_starts_on_a_read_only_disk_and_catches_up(small_fs, broker):
     seed(small_fs.path)
     small_fs.read_only()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TTBT5_")}
-    env.update(
+    base = "ttbt5/read-only"
+    listener = Listener(broker, (f"{base}/#",))
+    service = start_service(
+        small_fs.path.parent,
         {
             "TTBT5_DATA_DIR": str(small_fs.path),
             "TTBT5_AUDIO__INPUT_DEVICE": "no_such_mic_xyz",
@@ -82,17 +85,7 @@ def test_the_appliance_starts_on_a_read_only_disk_and_catches_up(small_fs, broke
             "TTBT5_MQTT__PORT": str(broker.port),
             "TTBT5_MQTT__DEVICE_ID": "read-only",
             "TTBT5_MQTT__HEALTH_INTERVAL_S": "1",
-        }
-    )
-    base = "ttbt5/read-only"
-    listener = Listener(broker, (f"{base}/#",))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        },
     )
 
     def health(predicate) -> dict:
@@ -107,9 +100,8 @@ def test_the_appliance_starts_on_a_read_only_disk_and_catches_up(small_fs, broke
         small_fs.writable()
         health(lambda h: h["store"]["status"] == "ok" and h["volume"] == 55)
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
+        err = service.stop()
+    assert service.proc.returncode == 0, err[-2000:]
     with sqlite3.connect(small_fs.path / "store.sqlite") as conn:
         volume = conn.execute("SELECT value FROM settings WHERE key = 'volume'").fetchone()[0]
     assert volume == "55"

@@ -25,6 +25,7 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
+from wyoming_support import ttbt5_wyoming
 
 from firmware_app.audio.wavio import resample
 from firmware_app.config.settings import Settings, WyomingSettings
@@ -256,33 +257,11 @@ def describe_when_up(port: int, proc: subprocess.Popen[str]) -> list[Event]:
 
 def test_ttbt5_wyoming_serves_until_stopped(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "firmware_app",
-            "wyoming",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={
-            "TTBT5_DATA_DIR": str(tmp_path),
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(Path(__file__).parents[1]),
-        },
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        answer = describe_when_up(port, proc)
+    with ttbt5_wyoming(port, tmp_path) as proc:
+        answer = run(ask(port, Describe().event()))
         assert Info.from_event(answer[-1]).tts[0].voices[0].name == "en_US-joe-medium"
         proc.terminate()
         assert proc.wait(10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_ttbt5_run_serves_wyoming_when_enabled(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from firmware_app.core.status import StatusBoard
 from firmware_app.core.timer_bell import TimerBell
 from firmware_app.edges.gpio.patterns import LedPatterns
 from firmware_app.listen.hearing import Hearing
+from firmware_app.listen.segmenter import request_audio
 from firmware_app.recognize.stt import hears_open_speech
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
 from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Voice
@@ -227,6 +228,7 @@ def build_assistant(
         parts=parts,
         responder=responder,
         open_speech=hears_open_speech(settings, hearing.recognizer),
+        kept_requests=request_audio(settings),
     )
 
 

@@ -44,6 +44,12 @@ class WakeSettings(Section):
     false_wake_dir: Path | None = None
     """Opt-in: a wake marked false is saved here (WAV + JSON) for tuning. Unset (the
     default), clips of your home's audio stay in memory only."""
+    false_wake_max_mb: float = Field(20.0, ge=0.1, le=100_000)
+    """Most space the clips in ``false_wake_dir`` take (a clip is about 130 KB): before a
+    new one is written, the oldest are deleted to stay under it."""
+    false_wake_keep: int = Field(100, ge=1, le=100_000)
+    """Most clips kept in ``false_wake_dir`` (each a WAV and its JSON note); the oldest
+    are deleted first."""
 
     @field_validator("models")
     @classmethod

@@ -62,3 +62,8 @@ class LogSettings(Section):
     At most (1 + ``events_keep``) × ``events_max_mb`` is used (40 MB by default)."""
     save_audio: Path | None = None
     """Directory where each request's audio is saved as WAV (off unless set)."""
+    save_audio_max_mb: float = Field(50.0, ge=0.1, le=100_000)
+    """Most space the requests in ``save_audio`` take (a 5 s request is about 160 KB):
+    before a new one is written, the oldest are deleted to stay under it."""
+    save_audio_keep: int = Field(300, ge=1, le=100_000)
+    """Most requests kept in ``save_audio``; the oldest are deleted first."""

@@ -80,6 +80,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "update.public_key", s.update.public_key, _pem_file
     yield "log.events", s.log.events, _writable_file
     yield "log.save_audio", s.log.save_audio, _writable_dir
+    yield "wake.false_wake_dir", s.wake.false_wake_dir, _writable_dir
 
 
 def _intent_problems(s: Settings) -> Iterator[tuple[str, str]]:

@@ -91,6 +91,7 @@ from firmware_app.listen.segmenter import (
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.sentences import asks_question
 from firmware_app.speak.utterances import Origin, Pending, Voice
+from firmware_app.system.kept_files import KeptFiles
 from firmware_app.system.metrics import Metrics
 from firmware_app.understand.actions import (
     FIXED_PHRASES,
@@ -130,6 +131,7 @@ class Assistant:
         parts: Parts,
         responder: Responder | None = None,
         open_speech: bool = False,
+        kept_requests: KeptFiles | None = None,
     ) -> None:
         self.settings = settings
         self.hearing = hearing
@@ -150,6 +152,8 @@ class Assistant:
         self.open_speech = open_speech
         """Whether a request that is no command has words for the online model: what the
         reply to one says is missing depends on it."""
+        self.kept_requests = kept_requests
+        """Where each request's audio is kept (``log.save_audio``, bounded); None: not."""
         self.last_error = ""
         self.turn = Turn()
         self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
@@ -418,8 +422,8 @@ class Assistant:
     def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
         # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
         self.emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
-        if ended.audio:
-            save_request_audio(self.settings, list(ended.audio), self.clock.epoch())
+        if ended.audio and self.kept_requests is not None:
+            save_request_audio(self.kept_requests, list(ended.audio), self.clock.epoch())
         heard = without_wake_words(ended.transcript)
         if self.turn.run:  # Home Assistant answers this one
             return self._hand_over(heard)

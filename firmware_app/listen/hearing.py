@@ -54,7 +54,8 @@ from firmware_app.listen.segmenter import (
     Transcript,
     Woke,
 )
-from firmware_app.listen.wake_clips import WakeClips
+from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, FALSE_WAKE_SUFFIXES, WakeClips
+from firmware_app.system.kept_files import KeptFiles
 from firmware_app.understand.intents.whole import whole_command
 
 MAX_WAKE_OFF_REASONS = 16
@@ -178,7 +179,18 @@ class Hearing:
             done_s=settings.vad.done_ms / 1000,
             unfinished_s=settings.vad.unfinished_ms / 1000,
         )
-        clips = WakeClips(settings.wake.clips_kept, save_dir=settings.wake.false_wake_dir)
+        wake_cfg = settings.wake
+        saved = None
+        if wake_cfg.false_wake_dir is not None:
+            saved = KeptFiles(
+                wake_cfg.false_wake_dir,
+                FALSE_WAKE_PREFIX,
+                FALSE_WAKE_SUFFIXES,
+                wake_cfg.false_wake_max_mb,
+                wake_cfg.false_wake_keep,
+                "false wake clips",
+            )
+        clips = WakeClips(wake_cfg.clips_kept, saved=saved)
         return cls(
             segmenter,
             recognizer,

@@ -13,13 +13,13 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
-
-from loguru import logger
 
 from firmware_app.config.settings import Settings
 from firmware_app.core.engines import Detection, SpeechDetector, WakeDetector
 from firmware_app.core.messages import FRAME_SECONDS
+from firmware_app.system.kept_files import KeptFiles
 
 
 @dataclass(frozen=True)
@@ -208,18 +208,36 @@ class Segmenter:
         return quiet >= (unfinished if heard == "unfinished" else hangover)
 
 
-def save_request_audio(settings: Settings, frames: list[bytes], epoch: float) -> None:
-    """Keep what was heard for a request (``log.save_audio``), for tuning and bug reports."""
+REQUEST_PREFIX = "request-"
+
+
+def request_audio(settings: Settings) -> KeptFiles | None:
+    """Where requests are kept (``log.save_audio``), within their limits; None: not kept."""
+    log = settings.log
+    if log.save_audio is None:
+        return None
+    return KeptFiles(
+        log.save_audio,
+        REQUEST_PREFIX,
+        (".wav",),
+        log.save_audio_max_mb,
+        log.save_audio_keep,
+        "request audio",
+    )
+
+
+def save_request_audio(kept: KeptFiles, frames: list[bytes], epoch: float) -> Path | None:
+    """Keep what was heard for a request, for tuning and bug reports; the WAV written, or
+    None when the disk refused it (logged once)."""
     from firmware_app.audio.wavio import write_wav
 
-    folder = settings.log.save_audio
-    if folder is None:
-        return
-    path = folder / f"request-{int(epoch)}.wav"
-    try:
-        write_wav(path, b"".join(frames), 16000)
-    except OSError as exc:
-        logger.error("cannot save request audio to {}: {}", path, exc)
+    pcm = b"".join(frames)
+
+    def write(base: Path) -> None:
+        write_wav(base.with_name(base.name + ".wav"), pcm, 16000)
+
+    base = kept.save(f"{REQUEST_PREFIX}{int(epoch)}", len(pcm) + 44, write)
+    return None if base is None else base.with_name(base.name + ".wav")
 
 
 __all__ = [
@@ -234,5 +252,6 @@ __all__ = [
     "Transcript",
     "Woke",
     "preroll_frames",
+    "request_audio",
     "save_request_audio",
 ]

@@ -5,8 +5,9 @@ rolling pre-roll. A detection opens a clip holding that pre-roll (the wake phras
 and the next two seconds. Only the last ``kept`` clips are held, in memory: a false wake is
 only useful to tune with while it is fresh, and audio of a home should not pile up. Marking
 the last wake false counts it per model; writing the clip to disk (WAV plus a JSON note) is
-opt-in through ``wake.false_wake_dir``, and a failed write is logged, never raised, because
-it must not stop the assistant.
+opt-in through ``wake.false_wake_dir``, held to ``wake.false_wake_max_mb`` and
+``wake.false_wake_keep`` (the oldest clips go first), and a failed write is logged once,
+never raised, because it must not stop the assistant.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import numpy as np
 from loguru import logger
 
 from firmware_app.audio.wavio import write_wav
+from firmware_app.system.kept_files import KeptFiles
 
 RATE = 16000
 BYTES_PER_SECOND = RATE * 2
+FALSE_WAKE_PREFIX = "false-wake-"
+FALSE_WAKE_SUFFIXES = (".wav", ".json")
 
 
 @dataclass
@@ -61,7 +65,7 @@ class WakeClips:
         kept: int = 5,
         preroll_s: float = 2.0,
         after_s: float = 2.0,
-        save_dir: Path | None = None,
+        saved: KeptFiles | None = None,
     ) -> None:
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
@@ -69,7 +73,8 @@ class WakeClips:
         self._after = int(after_s * BYTES_PER_SECOND)
         self._clips: deque[WakeClip] = deque(maxlen=kept)
         self._next_id = 1
-        self.save_dir = save_dir
+        self.saved = saved
+        """Where clips marked false are written; None: never written."""
         self.false_wakes: dict[str, int] = {}
 
     def hear(self, pcm: bytes) -> None:
@@ -79,7 +84,7 @@ class WakeClips:
                 take = pcm[: clip.missing]
                 clip.pcm += take
                 clip.missing -= len(take)
-                if clip.complete and clip.false and self.save_dir is not None:
+                if clip.complete and clip.false and self.saved is not None:
                     self._save(clip)
         self._preroll.append(pcm)
         self._preroll_bytes += len(pcm)
@@ -109,19 +114,22 @@ class WakeClips:
         clip.false = True
         self.false_wakes[clip.model] = self.false_wakes.get(clip.model, 0) + 1
         logger.info("wake {} ({} {:.3f}) marked false", clip.id, clip.model, clip.score)
-        if clip.complete and self.save_dir is not None:
+        if clip.complete and self.saved is not None:
             self._save(clip)
         return clip
 
     def _save(self, clip: WakeClip) -> None:
-        assert self.save_dir is not None
+        assert self.saved is not None
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.save_dir / f"false-wake-{stamp}-{clip.id}-{clip.model}.wav"
-        try:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            write_wav(path, np.frombuffer(bytes(clip.pcm), dtype=np.int16), RATE)
-            clip.saved = path
-            path.with_suffix(".json").write_text(json.dumps(clip.summary()) + "\n")
-        except OSError as exc:
+        model = "".join(c if c.isalnum() or c in "_-" else "_" for c in clip.model)[:64]
+
+        def write(base: Path) -> None:
+            wav = base.with_name(base.name + FALSE_WAKE_SUFFIXES[0])
+            write_wav(wav, np.frombuffer(bytes(clip.pcm), dtype=np.int16), RATE)
+            clip.saved = wav
+            note = json.dumps(clip.summary()) + "\n"
+            base.with_name(base.name + FALSE_WAKE_SUFFIXES[1]).write_text(note)
+
+        stem = f"{FALSE_WAKE_PREFIX}{stamp}-{clip.id}-{model}"
+        if self.saved.save(stem, len(clip.pcm) + 1024, write) is None:
             clip.saved = None
-            logger.warning("could not save the false wake clip to {}: {}", self.save_dir, exc)

@@ -1,8 +1,11 @@
 """The API's messages: aioesphomeapi's protobuf classes and their type numbers.
 
-The numbers come from the ``id`` option in the ``.proto`` itself, so this map is exactly
-the one Home Assistant's client uses (aioesphomeapi is imported only here and only when
-the satellite is enabled: importing it costs memory the plain speaker never pays).
+The messages this device speaks are listed by hand, so what it reads and writes can be
+seen here; their numbers come from the ``id`` option in the ``.proto`` itself, so they are
+exactly the ones Home Assistant's client uses (aioesphomeapi is imported only here and
+only when the satellite is enabled: importing it costs memory the plain speaker never
+pays). A message of any other type is ignored, as ESPHome ignores the ones it does not
+implement.
 """
 
 from __future__ import annotations
@@ -14,20 +17,63 @@ from google.protobuf.message import Message as Proto
 
 pb: Any = api_pb2
 _options: Any = api_options_pb2
-"""The generated module (its classes are made at run time, so typed as Any)."""
+"""The generated modules (their classes are made at run time, so typed as Any)."""
+
+SPOKEN: tuple[type[Proto], ...] = (
+    # the connection
+    pb.HelloRequest,
+    pb.HelloResponse,
+    pb.ConnectRequest,
+    pb.ConnectResponse,
+    pb.DisconnectRequest,
+    pb.DisconnectResponse,
+    pb.PingRequest,
+    pb.PingResponse,
+    pb.DeviceInfoRequest,
+    pb.DeviceInfoResponse,
+    pb.GetTimeRequest,
+    pb.GetTimeResponse,
+    # entities and their states
+    pb.ListEntitiesRequest,
+    pb.ListEntitiesSensorResponse,
+    pb.ListEntitiesSwitchResponse,
+    pb.ListEntitiesSelectResponse,
+    pb.ListEntitiesMediaPlayerResponse,
+    pb.ListEntitiesDoneResponse,
+    pb.SubscribeStatesRequest,
+    pb.SensorStateResponse,
+    pb.SwitchStateResponse,
+    pb.SwitchCommandRequest,
+    pb.SelectStateResponse,
+    pb.SelectCommandRequest,
+    pb.MediaPlayerStateResponse,
+    pb.MediaPlayerCommandRequest,
+    # the voice assistant
+    pb.SubscribeVoiceAssistantRequest,
+    pb.VoiceAssistantRequest,
+    pb.VoiceAssistantResponse,
+    pb.VoiceAssistantEventResponse,
+    pb.VoiceAssistantAudio,
+    pb.VoiceAssistantTimerEventResponse,
+    pb.VoiceAssistantAnnounceRequest,
+    pb.VoiceAssistantAnnounceFinished,
+    pb.VoiceAssistantConfigurationRequest,
+    pb.VoiceAssistantConfigurationResponse,
+    pb.VoiceAssistantSetConfiguration,
+)
+"""Every message this device reads or writes."""
 
 
-def _type_map() -> dict[int, type[Proto]]:
-    out: dict[int, type[Proto]] = {}
-    for name, desc in pb.DESCRIPTOR.message_types_by_name.items():
-        number = desc.GetOptions().Extensions[_options.id]
-        if number:
-            out[int(number)] = getattr(api_pb2, name)
-    return out
+def type_number(cls: type[Proto]) -> int:
+    """The message's number on the wire, from the ``.proto``."""
+    number = int(cls.DESCRIPTOR.GetOptions().Extensions[_options.id])
+    if not number:
+        raise ValueError(f"{cls.__name__} is not a message of its own on the wire")
+    return number
 
 
-BY_TYPE = _type_map()
-TYPE_OF = {cls: number for number, cls in BY_TYPE.items()}
+BY_TYPE: dict[int, type[Proto]] = {type_number(cls): cls for cls in SPOKEN}
+TYPE_OF: dict[type[Proto], int] = {cls: number for number, cls in BY_TYPE.items()}
 
 API_MAJOR, API_MINOR = 1, 10
 """The API version answered in HelloResponse (that of ESPHome 2025.4, which Home

@@ -25,6 +25,12 @@ topic (replaced by a signed "gone" as its last will), and a device that knows no
 answers at once, so arbitration costs nothing until a second speaker joins. Each device
 publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
 announced peers' topics, so a flood published anywhere else in the group never reaches it.
+
+Only the session a device announces counts (``claims.py``). Each connection to the broker
+is a session of its own, ended by its "gone" or its last will; a session seen to end is
+never taken back from a played-back announcement, and a device puts its own announcement
+back when anything else appears under its name, so recorded claims and announcements of
+a device's earlier sessions count for nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.listen.level import LevelMeter
 
 MAX_PEERS = 64
+ENDED_KEPT = 256
+"""Sessions seen to end (a signed "gone"), remembered so a replay of one of their
+announcements cannot bring them back."""
+REASSERT_EVERY_S = 1.0
+"""At most this often a device puts its own announcement back when something else was
+published in its place."""
 ECHO_WAIT_S = 2.0
 """How long a claim waits for its own echo from the broker before judging by the moment
 it was sent instead (a broker that slow makes a double answer possible, never none)."""
@@ -104,8 +116,13 @@ class MqttWakeArbiter:
         self._echoes: deque[tuple[int, float]] = deque(maxlen=16)
         """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
-        self._book = ClaimBook(key, group, self.device)
+        self._book = ClaimBook(key, group, self.device, self._session)
         self._ignored_peers = 0
+        self._ended: deque[tuple[str, str]] = deque(maxlen=ENDED_KEPT)
+        """(device, session) of the group's sessions seen to end."""
+        self._reasserted = -REASSERT_EVERY_S
+        self._reassert: threading.Timer | None = None
+        self._closing = False
         self._connected = False
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
@@ -163,7 +180,8 @@ class MqttWakeArbiter:
             self._seq += 1
             seq = self._seq
             alone = not self.peers
-        mine = Claim(self.device, float(score), model, level, self._session, seq, self._wall())
+            session = self._session
+        mine = Claim(self.device, float(score), model, level, session, seq, self._wall())
         if not self._connected:
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
@@ -245,6 +263,14 @@ class MqttWakeArbiter:
     ) -> None:
         with self._cond:
             self._connected = False
+            if not self._closing:
+                # The broker sends this connection's last will, "gone", and the group
+                # takes that session as ended for good: the next connection is a new one.
+                self._session = new_session()
+                self._book.announced(self.device, self._session, self._clock())
+                client.will_set(
+                    f"{self.peers_topic}/{self.device}", self._peer_message(False), 1, True
+                )
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -258,12 +284,10 @@ class MqttWakeArbiter:
 
     def _on_claim(self, topic: str, payload: bytes) -> None:
         now = self._clock()
+        device = topic.rpartition("/")[2]
         with self._cond:
-            claim = self._book.take(payload, now)
+            claim = self._book.take(payload, now, device)
             if claim is None:
-                return
-            if topic != claims_topic(self.group, claim.device):
-                self._book.counts["malformed"] += 1  # signed, but sent under another name
                 return
             if claim.device == self.device and claim.session == self._session:
                 self._echoes.append((claim.seq, now))
@@ -271,6 +295,7 @@ class MqttWakeArbiter:
 
     def _on_peer(self, device: str, payload: bytes) -> None:
         if device == self.device:
+            self._guard_own_announcement(payload)
             return
         data = verify(self._key, self.group, "peer", payload) if payload else None
         if data is None or data.get("device") != device:
@@ -279,6 +304,12 @@ class MqttWakeArbiter:
             return
         session = str(data.get("session", ""))
         with self._cond:
+            if data.get("present") is not True:
+                if (device, session) not in self._ended:
+                    self._ended.append((device, session))
+            elif (device, session) in self._ended:
+                self._ignored_peers += 1  # an ended session's announcement, played back
+                return
             known = device in self.peers
             if data.get("present") is True:
                 if known or len(self.peers) < MAX_PEERS:
@@ -286,6 +317,8 @@ class MqttWakeArbiter:
             elif self.peers.get(device) == session:  # an old "gone" replayed changes nothing
                 del self.peers[device]
             now_known = device in self.peers
+            # only the announced session's claims count from now on
+            self._book.announced(device, self.peers.get(device), self._clock())
             self._cond.notify_all()
         # Only announced peers' claims are received: whatever else is published under the
         # group's topic never reaches this device.
@@ -294,7 +327,35 @@ class MqttWakeArbiter:
         elif known and not now_known:
             self._client.unsubscribe(claims_topic(self.group, device))
 
+    def _guard_own_announcement(self, payload: bytes) -> None:
+        """Anything but this session's own announcement under its name (an earlier
+        session's, played back, or the topic cleared) is replaced by it again, so a device
+        that starts later learns the session this device runs now; at most once a second
+        (a flood waits for the next), so a flood is not echoed to the group."""
+        if self._closing or payload == self._peer_message(True):
+            return
+        with self._cond:
+            if self._reassert is not None:
+                return  # one is on its way
+            wait = self._reasserted + REASSERT_EVERY_S - self._clock()
+            self._reassert = threading.Timer(max(wait, 0.0), self._announce_again)
+            self._reassert.daemon = True
+            self._reassert.start()
+
+    def _announce_again(self) -> None:
+        with self._cond:
+            self._reassert = None
+            self._reasserted = self._clock()
+            if self._closing:
+                return
+        topic = f"{self.peers_topic}/{self.device}"
+        self._client.publish(topic, self._peer_message(True), qos=1, retain=True)
+
     def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            if self._reassert is not None:
+                self._reassert.cancel()
         topic = f"{self.peers_topic}/{self.device}"
         info = self._client.publish(topic, self._peer_message(False), qos=1, retain=True)
         if self._connected:
