@@ -56,9 +56,16 @@ class NoVad:
 
 
 def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
-    from firmware_app.speak.piper import PiperSynthesizer
+    from firmware_app.config.profiles import ZERO_PIPER_PHONEMES
+    from firmware_app.speak.piper import MAX_PHONEMES, PiperSynthesizer
 
-    tts = PiperSynthesizer(settings.tts, steady=steady)
+    zero = settings.profile == "zero"
+    tts = PiperSynthesizer(
+        settings.tts,
+        steady=steady,
+        max_phonemes=ZERO_PIPER_PHONEMES if zero else MAX_PHONEMES,
+        lean=zero,
+    )
     for _ in tts.synthesize("Ready."):  # first inference is slow: pay it before anyone waits
         pass
     return tts
