@@ -91,7 +91,9 @@ def load_engines(
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.listen.vad import SileroVad
     from firmware_app.listen.wake_engines import build_wake_detector
+    from firmware_app.system.heap import map_large_blocks_apart
 
+    map_large_blocks_apart()
     started = time.monotonic()
     wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
     vad: SpeechDetector = SileroVad() if microphone else NoVad()
