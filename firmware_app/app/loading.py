@@ -64,7 +64,7 @@ def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
         settings.tts,
         steady=steady,
         max_phonemes=ZERO_PIPER_PHONEMES if zero else MAX_PHONEMES,
-        lean=zero,
+        spin_threads=not zero,
     )
     for _ in tts.synthesize("Ready."):  # first inference is slow: pay it before anyone waits
         pass

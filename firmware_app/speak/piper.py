@@ -45,17 +45,17 @@ class PiperSynthesizer:
     always lasts exactly as long (``simulate`` uses it: its runs must be repeatable).
 
     ``max_phonemes`` bounds the memory of one run (``MAX_PHONEMES``; the Zero profile takes
-    fewer, config/profiles.py). ``lean`` is for a board with slow cores: ONNX Runtime's
-    worker threads sleep when a step is done instead of spinning for the next one, which
-    on a Zero would take the CPU the wake word and the recognizer need while a reply is
-    made."""
+    fewer, config/profiles.py). ``spin_threads=False`` is for a board with slow cores: ONNX
+    Runtime's worker threads sleep when a step is done instead of spinning for the next
+    one, which on a Zero would take the CPU the wake word and the recognizer need while a
+    reply is made."""
 
     def __init__(
         self,
         settings: TtsSettings,
         steady: bool = False,
         max_phonemes: int = MAX_PHONEMES,
-        lean: bool = False,
+        spin_threads: bool = True,
     ) -> None:
         voice = settings.voice or default_voice()
         key = "tts.voice: " if settings.voice else ""
@@ -79,7 +79,7 @@ class PiperSynthesizer:
         if steady:  # bit-identical output: one thread, deterministic kernels
             options.intra_op_num_threads = 1
             options.use_deterministic_compute = True
-        if lean:
+        if not spin_threads:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             voice_config = PiperConfig.from_dict(json.loads(config_text))
