@@ -93,7 +93,8 @@ def load_engines(
     from firmware_app.listen.wake_engines import build_wake_detector
     from firmware_app.system.heap import map_large_blocks_apart
 
-    map_large_blocks_apart()
+    if settings.profile == "zero":  # 6 MB less held, for about 8% more CPU per synthesis
+        map_large_blocks_apart()
     started = time.monotonic()
     wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
     vad: SpeechDetector = SileroVad() if microphone else NoVad()

@@ -11,7 +11,9 @@ a Pi 4's. It takes the lighter set-up of each part:
 - "stop" without the wake word: off, which saves the second pocketsphinx decoder;
 - the reply cache: 8 phrases instead of 64;
 - Piper: runs of at most ``ZERO_PIPER_PHONEMES`` phonemes (the memory one synthesis adds
-  follows the length of the run) and ONNX Runtime's threads sleeping between steps.
+  follows the length of the run) and ONNX Runtime's threads sleeping between steps;
+- the C heap: large blocks mapped apart, so they go back to the system when freed
+  (``system/heap.py``).
 
 Anything set in the file or the environment still wins over the profile: the profile only
 changes defaults. ``scripts/bench_profile.py`` measures both profiles against a bare process

@@ -64,8 +64,9 @@ def map_large_blocks_apart() -> None:
     it is freed. glibc starts at 128 kB but raises that threshold each time such a block is
     freed, up to 32 MB; after the first synthesis ONNX Runtime's and pocketsphinx's large
     buffers then come from the heap, and what they leave behind stays resident between
-    uses (about 6 MB over a conversation on the Zero profile, ``bench_profile.py``).
-    Call it before the engines load."""
+    uses (about 6 MB over a conversation on the Zero profile, ``bench_profile.py``). The
+    price: fresh pages for each large block, about 8% more CPU per synthesis, so only the
+    Zero profile pays it. Call it before the engines load."""
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
