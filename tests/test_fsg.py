@@ -76,3 +76,55 @@ def test_other_speech_is_a_costly_loop_beside_the_commands() -> None:
     assert all(a[2] == 0.01 for a in loop_words)
     assert (0, final + 1, 0.1) in arcs  # entered from the start only
     assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and not a[3].startswith("_"))
+
+
+def decoder_accepts(arcs, final: int, text: str) -> bool:
+    """Whether the decoder's transitions (null ones included, the loop left out) lead from
+    the start through ``text`` to the final state."""
+    words: dict[int, list[tuple[str, int]]] = {}
+    empty: dict[int, list[int]] = {}
+    for arc in arcs:
+        if len(arc) == 4 and not arc[3].startswith("_"):
+            words.setdefault(arc[0], []).append((arc[3], arc[1]))
+        elif len(arc) == 3:
+            empty.setdefault(arc[0], []).append(arc[1])
+
+    def closure(states: set[int]) -> set[int]:
+        todo, seen = list(states), set(states)
+        while todo:
+            for nxt in empty.get(todo.pop(), []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    states = closure({0})
+    for word in text.split():
+        states = closure({nxt for s in states for w, nxt in words.get(s, []) if w == word})
+    return final in states
+
+
+def test_lists_used_in_many_places_are_shared_without_changing_the_sentences() -> None:
+    grammar = phrase_grammar_sources(Settings())([])
+    graph = word_graph(grammar.jsgf, COMMAND_BODY)
+    arcs, final = transitions(graph, ["_a"], enter=0.1, per_word=0.01)
+    word_arcs = [a for a in arcs if len(a) == 4 and not a[3].startswith("_")]
+    assert len(word_arcs) < graph.n_arcs * 0.8  # the timer names, shared
+    assert sum(a[3] == "pasta" for a in word_arcs) < 20  # in 65 states of the graph
+    for said in (
+        "what time is it",
+        "set a pasta timer for ten minutes",
+        "set a timer for two hours and a half named roast",
+        "cancel the laundry timer",
+        "how much time is left on the egg timer",
+        "set the volume to thirty percent",
+    ):
+        assert accepts(graph, said) == decoder_accepts(arcs, final, said) is True, said
+    for not_said in (
+        "set a pasta timer for",
+        "cancel the pasta pasta",
+        "set the volume to pasta percent",
+        "set a timer for ten pasta",
+        "pasta timer pasta",
+    ):
+        assert accepts(graph, not_said) == decoder_accepts(arcs, final, not_said) is False

@@ -160,6 +160,8 @@ def test_silence_is_nothing_not_out_of_grammar(phrases):
 
 @pytest.mark.slow
 def test_a_new_timer_name_rebuilds_the_grammar_once(phrases):
+    # the packaged dictionary is let go once the decoder holds its words...
+    assert pronunciations.cache_info().currsize == 0
     before = phrases.grammar
     phrases.start()
     phrases.finish()
@@ -168,6 +170,7 @@ def test_a_new_timer_name_rebuilds_the_grammar_once(phrases):
     phrases.observe(Event("timer", 0.0, 0.0, {"action": "set", "name": "grandma"}))
     assert hear(phrases, "Cancel the grandma timer.") == "cancel the grandma timer"
     assert phrases.grammar is not before and "grandma" in phrases.grammar.words
+    assert pronunciations.cache_info().currsize == 0  # ...and again after a rebuild
     again = phrases.grammar
     phrases.update_names(["grandma"])
     hear(phrases, "Stop!")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware_app.app.loading import load_tts
 from firmware_app.config.settings import Settings, load_settings
 from firmware_app.listen.micro_wake import MicroWake
 from firmware_app.listen.wake_engines import build_wake_detector
@@ -52,3 +53,17 @@ def test_the_profile_from_a_file_or_the_environment(
     monkeypatch.setenv("TTBT5_PROFILE", "pi0")
     with pytest.raises(Exception, match="profile"):
         load_settings(empty)
+
+
+def test_the_zero_profile_synthesizes_in_shorter_runs(tmp_path: Path) -> None:
+    """Memory of one synthesis follows the length of the run: the Zero's Piper makes a long
+    sentence in more, shorter pieces, and still all of it."""
+    text = "Your pasta timer has eleven minutes and thirty seconds left, and the tea is ready."
+    pieces = {}
+    for profile in ("zero", "default"):
+        tts = load_tts(Settings(profile=profile, data_dir=tmp_path), steady=True)
+        chunks = list(tts.synthesize(text))
+        seconds = sum(len(c) for c in chunks) / 2 / tts.sample_rate
+        assert 3.5 < seconds < 9, (profile, seconds)  # the whole sentence was spoken
+        pieces[profile] = len(chunks)
+    assert pieces["zero"] > pieces["default"] >= 2

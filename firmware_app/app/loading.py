@@ -56,9 +56,16 @@ class NoVad:
 
 
 def load_tts(settings: Settings, steady: bool = False) -> Synthesizer:
-    from firmware_app.speak.piper import PiperSynthesizer
+    from firmware_app.config.profiles import ZERO_PIPER_PHONEMES
+    from firmware_app.speak.piper import MAX_PHONEMES, PiperSynthesizer
 
-    tts = PiperSynthesizer(settings.tts, steady=steady)
+    zero = settings.profile == "zero"
+    tts = PiperSynthesizer(
+        settings.tts,
+        steady=steady,
+        max_phonemes=ZERO_PIPER_PHONEMES if zero else MAX_PHONEMES,
+        spin_threads=not zero,
+    )
     for _ in tts.synthesize("Ready."):  # first inference is slow: pay it before anyone waits
         pass
     return tts
@@ -84,7 +91,10 @@ def load_engines(
     """Load every model once, timing each (start-up time matters on a Pi)."""
     from firmware_app.listen.vad import SileroVad
     from firmware_app.listen.wake_engines import build_wake_detector
+    from firmware_app.system.heap import map_large_blocks_apart
 
+    if settings.profile == "zero":  # 6 MB less held, for about 8% more CPU per synthesis
+        map_large_blocks_apart()
     started = time.monotonic()
     wake: WakeDetector = build_wake_detector(settings.wake) if microphone else NoWake()
     vad: SpeechDetector = SileroVad() if microphone else NoVad()

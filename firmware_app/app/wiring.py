@@ -131,6 +131,8 @@ def _satellite(
 
 
 def _updater(settings: Settings, edges: Edges) -> Updater | None:
+    if not settings.update.url:  # no release server: leave the updater's 12 MB unimported
+        return None
     try:
         from firmware_app.ota import make_updater
     except ImportError:

@@ -9,7 +9,11 @@ a Pi 4's. It takes the lighter set-up of each part:
 - speech recognition: speech-to-phrase only, so a Vosk model on the disk is not loaded
   (open questions for an LLM need it: set ``stt.engine = "auto"`` to have both);
 - "stop" without the wake word: off, which saves the second pocketsphinx decoder;
-- the reply cache: 8 phrases instead of 64.
+- the reply cache: 8 phrases instead of 64;
+- Piper: runs of at most ``ZERO_PIPER_PHONEMES`` phonemes (the memory one synthesis adds
+  follows the length of the run) and ONNX Runtime's threads sleeping between steps;
+- the C heap: large blocks mapped apart, so they go back to the system when freed
+  (``system/heap.py``).
 
 Anything set in the file or the environment still wins over the profile: the profile only
 changes defaults. ``scripts/bench_profile.py`` measures both profiles against a bare process
@@ -22,6 +26,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 ProfileName = Literal["default", "zero"]
+
+ZERO_PIPER_PHONEMES = 20
+"""Longest run of phonemes Piper synthesizes at once on the Zero: about 22 MB at the peak
+of a run instead of 39 MB with the default 32 (``scripts/bench_profile.py``). Runs are cut
+at a word boundary, so a long sentence is spoken in more pieces, each with its own
+melody."""
 
 ZERO_DEFAULTS: dict[str, dict[str, Any]] = {
     "stt": {"engine": "phrases"},

@@ -27,7 +27,7 @@ from firmware_app.core.events import Event
 from firmware_app.core.messages import SAMPLE_RATE
 from firmware_app.recognize.fsg import transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
-from firmware_app.recognize.pronunciations import add_words, decoder, entries
+from firmware_app.recognize.pronunciations import add_words, decoder, entries, forget
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class PhraseTranscriber:
         self._decoder.activate_search(SEARCH)
         self.graph_size = (len(graph.arcs), graph.n_arcs)
         self._names = names
+        forget()
         if grammar.missing:
             logger.warning(
                 "speech-to-phrase: left out sentences with words the dictionary lacks: {}",

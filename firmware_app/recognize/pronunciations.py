@@ -73,6 +73,12 @@ def pronunciations() -> Pronunciations:
     return Pronunciations(model_dir() / "cmudict-en-us.dict")
 
 
+def forget() -> None:
+    """Let the dictionary go (about 4 MB) once a decoder holds the words it needs: it is
+    read again only when a grammar is rebuilt (a new timer name), which is rare."""
+    pronunciations.cache_clear()
+
+
 def entries(
     words: Iterable[str], prefix: str = "", first_only: bool = False
 ) -> list[tuple[str, str]]:

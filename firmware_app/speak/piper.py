@@ -42,9 +42,21 @@ def default_voice() -> Path:
 
 class PiperSynthesizer:
     """``steady=True`` turns off Piper's random phoneme-length variation, so the same text
-    always lasts exactly as long (``simulate`` uses it: its runs must be repeatable)."""
+    always lasts exactly as long (``simulate`` uses it: its runs must be repeatable).
 
-    def __init__(self, settings: TtsSettings, steady: bool = False) -> None:
+    ``max_phonemes`` bounds the memory of one run (``MAX_PHONEMES``; the Zero profile takes
+    fewer, config/profiles.py). ``spin_threads=False`` is for a board with slow cores: ONNX
+    Runtime's worker threads sleep when a step is done instead of spinning for the next
+    one, which on a Zero would take the CPU the wake word and the recognizer need while a
+    reply is made."""
+
+    def __init__(
+        self,
+        settings: TtsSettings,
+        steady: bool = False,
+        max_phonemes: int = MAX_PHONEMES,
+        spin_threads: bool = True,
+    ) -> None:
         voice = settings.voice or default_voice()
         key = "tts.voice: " if settings.voice else ""
         config = Path(f"{voice}.json")
@@ -67,6 +79,8 @@ class PiperSynthesizer:
         if steady:  # bit-identical output: one thread, deterministic kernels
             options.intra_op_num_threads = 1
             options.use_deterministic_compute = True
+        if not spin_threads:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             voice_config = PiperConfig.from_dict(json.loads(config_text))
             session = onnxruntime.InferenceSession(
@@ -81,7 +95,7 @@ class PiperSynthesizer:
             length_scale=settings.length_scale, noise_w_scale=0.0 if steady else None
         )
         self.sample_rate: int = self._voice.config.sample_rate
-        self._max_phonemes = max(8, int(MAX_PHONEMES / settings.length_scale))
+        self._max_phonemes = max(8, int(max_phonemes / settings.length_scale))
 
     def interrupt(self) -> None:
         """Abort the synthesis under way (from another thread) and every one after it until

@@ -55,6 +55,23 @@ def release_free_memory() -> None:
         trim(0)
 
 
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
+LARGE_BLOCK = 256 * 1024
+
+
+def map_large_blocks_apart() -> None:
+    """Give every block of 256 kB or more a mapping of its own, returned to the system when
+    it is freed. glibc starts at 128 kB but raises that threshold each time such a block is
+    freed, up to 32 MB; after the first synthesis ONNX Runtime's and pocketsphinx's large
+    buffers then come from the heap, and what they leave behind stays resident between
+    uses (about 6 MB over a conversation on the Zero profile, ``bench_profile.py``). The
+    price: fresh pages for each large block, about 8% more CPU per synthesis, so only the
+    Zero profile pays it. Call it before the engines load."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
+
+
 def heap_stats() -> dict[str, float] | None:
     """Bytes the C heap has in use and holds free (all arenas, plus blocks mapped on their
     own), in MB; None where the C library cannot say."""
