@@ -216,20 +216,24 @@ Transition = tuple[int, int, float] | tuple[int, int, float, str]
 
 
 def transitions(
-    graph: WordGraph, loop_words: list[str], enter: float, per_word: float
-) -> tuple[list[Transition], int]:
+    graph: WordGraph, loop_words: list[str], enter: float, per_word: float, prefix: float = 0.0
+) -> tuple[list[Transition], int, int]:
     """The decoder's transitions for ``graph`` beside a loop of ``loop_words`` (other
     speech), entered from the start with probability ``enter``, each word of it costing
     ``per_word``: the longer other speech is, the more it must sound unlike a command to
-    win. Returns the transitions and the one final state."""
+    win. With ``prefix``, one of the loop words may come before a command at that cost:
+    the end of the wake phrase or a breath, however the speaker's voice makes it sound.
+    Returns the transitions, the start state and the one final state."""
     final = len(graph.arcs)
-    loop, after = final + 1, final + 2
-    found: list[Transition] = []
+    loop, after, start = final + 1, final + 2, final + 3
+    found: list[Transition] = [(start, 0, 1.0)]
     for state, arcs in enumerate(graph.arcs):
         found += [(state, nxt, 1.0, word) for word, nxt in arcs.items()]
     found += [(state, final, 1.0) for state in sorted(graph.finals)]
     if loop_words:
-        found.append((0, loop, enter))
+        found.append((start, loop, enter))
         found += [(loop, after, per_word, word) for word in loop_words]
         found += [(after, loop, 1.0), (after, final, 1.0)]
-    return found, final
+        if prefix > 0:
+            found += [(start, 0, prefix, word) for word in loop_words]
+    return found, start, final
