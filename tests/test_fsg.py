@@ -98,3 +98,12 @@ def test_one_word_of_other_speech_may_come_before_a_command_at_a_cost() -> None:
     }
     without, start, _ = transitions(graph, ["_a", "_the"], 0.1, 0.01)
     assert not [a for a in without if a[0] == start and len(a) == 4]
+
+
+def test_words_given_a_cost_cost_it_wherever_they_are_in_the_graph() -> None:
+    graph = word_graph(SMALL, "<c>")
+    arcs, _, _ = transitions(graph, ["_a"], 0.1, 0.01, word_costs={"two": 0.01})
+    twos = [a for a in arcs if len(a) == 4 and a[3] == "two"]
+    assert len(twos) == 2  # after "for", and at the start of "<n> <unit> timer"
+    assert all(a[2] == 0.01 for a in twos)
+    assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and a[3] in ("one", "three"))

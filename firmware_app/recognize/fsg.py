@@ -17,7 +17,7 @@ the free-speech loop is added with its own probabilities by the caller).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from firmware_app.core.errors import BadInputError
@@ -216,19 +216,27 @@ Transition = tuple[int, int, float] | tuple[int, int, float, str]
 
 
 def transitions(
-    graph: WordGraph, loop_words: list[str], enter: float, per_word: float, prefix: float = 0.0
+    graph: WordGraph,
+    loop_words: list[str],
+    enter: float,
+    per_word: float,
+    prefix: float = 0.0,
+    word_costs: Mapping[str, float] | None = None,
 ) -> tuple[list[Transition], int, int]:
     """The decoder's transitions for ``graph`` beside a loop of ``loop_words`` (other
     speech), entered from the start with probability ``enter``, each word of it costing
     ``per_word``: the longer other speech is, the more it must sound unlike a command to
     win. With ``prefix``, one of the loop words may come before a command at that cost:
     the end of the wake phrase or a breath, however the speaker's voice makes it sound.
-    Returns the transitions, the start state and the one final state."""
+    ``word_costs`` gives some command words a probability below 1: words that are easily
+    heard where nothing was said (a short timer name). Returns the transitions, the start
+    state and the one final state."""
+    costs = word_costs or {}
     final = len(graph.arcs)
     loop, after, start = final + 1, final + 2, final + 3
     found: list[Transition] = [(start, 0, 1.0)]
     for state, arcs in enumerate(graph.arcs):
-        found += [(state, nxt, 1.0, word) for word, nxt in arcs.items()]
+        found += [(state, nxt, costs.get(word, 1.0), word) for word, nxt in arcs.items()]
     found += [(state, final, 1.0) for state in sorted(graph.finals)]
     if loop_words:
         found.append((start, loop, enter))

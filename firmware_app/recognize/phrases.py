@@ -48,6 +48,9 @@ CATCH_UP = 1
 LOOP_ENTER = 0.1
 LOOP_WORD = 3e-5
 LOOP_PREFIX = 3e-5
+# A timer name costs this much in a command: short names ("tea", "fish") were heard in
+# commands that had none ("cancel the timer" as "cancel the timer for tea").
+NAME_COST = 0.01
 
 
 class PhraseTranscriber:
@@ -94,8 +97,9 @@ class PhraseTranscriber:
         grammar = self._sources(sorted(names))
         self._add_words(grammar.words | set(WAKE_WORDS))  # words it lacks are skipped
         graph = word_graph(grammar.jsgf, COMMAND_BODY)
+        name_cost = dict.fromkeys(COMMON_TIMER_NAMES | names, NAME_COST)
         arcs, start, final = transitions(
-            graph, self._loop_words, LOOP_ENTER, LOOP_WORD, LOOP_PREFIX
+            graph, self._loop_words, LOOP_ENTER, LOOP_WORD, LOOP_PREFIX, name_cost
         )
         self._decoder.add_fsg(SEARCH, self._decoder.create_fsg(SEARCH, start, final, arcs))
         self._decoder.activate_search(SEARCH)
