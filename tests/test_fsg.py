@@ -62,23 +62,34 @@ def test_the_command_grammar_graph_is_small_and_right() -> None:
         "set a timer for an hour and a half",
         "cancel the laundry timer",
         "set the volume to thirty percent",
+        "set a timer for a minute and a half",
+        "set a timer for one hour and ten minutes",
+        "set a timer for two and a half minutes",
     ):
         assert accepts(graph, said), said
     for not_said in ("set a timer for", "what time", "timer timer", "pasta"):
+        assert not accepts(graph, not_said), not_said
+    # durations as English says them only: noise in a pause was heard as these
+    for not_said in (
+        "set a timer for a hours forty five seconds",
+        "set a timer for four hour twenty seconds",
+        "set a timer for an minute",
+    ):
         assert not accepts(graph, not_said), not_said
 
 
 def test_other_speech_is_a_costly_loop_beside_the_commands() -> None:
     graph = word_graph(SMALL, "<c>")
-    arcs, final = transitions(graph, ["_a", "_the"], enter=0.1, per_word=0.01)
+    arcs, start, final = transitions(graph, ["_a", "_the"], enter=0.1, per_word=0.01)
     loop_words = [a for a in arcs if len(a) == 4 and a[3].startswith("_")]
     assert {a[3] for a in loop_words} == {"_a", "_the"}
     assert all(a[2] == 0.01 for a in loop_words)
-    assert (0, final + 1, 0.1) in arcs  # entered from the start only
+    assert (start, final + 1, 0.1) in arcs  # entered from the start only
+    assert (start, 0, 1.0) in arcs  # the commands, free
     assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and not a[3].startswith("_"))
 
 
-def decoder_accepts(arcs, final: int, text: str) -> bool:
+def decoder_accepts(arcs, start: int, final: int, text: str) -> bool:
     """Whether the decoder's transitions (null ones included, the loop left out) lead from
     the start through ``text`` to the final state."""
     words: dict[int, list[tuple[str, int]]] = {}
@@ -98,7 +109,7 @@ def decoder_accepts(arcs, final: int, text: str) -> bool:
                     todo.append(nxt)
         return seen
 
-    states = closure({0})
+    states = closure({start})
     for word in text.split():
         states = closure({nxt for s in states for w, nxt in words.get(s, []) if w == word})
     return final in states
@@ -107,7 +118,7 @@ def decoder_accepts(arcs, final: int, text: str) -> bool:
 def test_lists_used_in_many_places_are_shared_without_changing_the_sentences() -> None:
     grammar = phrase_grammar_sources(Settings())([])
     graph = word_graph(grammar.jsgf, COMMAND_BODY)
-    arcs, final = transitions(graph, ["_a"], enter=0.1, per_word=0.01)
+    arcs, start, final = transitions(graph, ["_a"], enter=0.1, per_word=0.01)
     word_arcs = [a for a in arcs if len(a) == 4 and not a[3].startswith("_")]
     assert len(word_arcs) < graph.n_arcs * 0.8  # the timer names, shared
     assert sum(a[3] == "pasta" for a in word_arcs) < 20  # in 65 states of the graph
@@ -119,7 +130,7 @@ def test_lists_used_in_many_places_are_shared_without_changing_the_sentences() -
         "how much time is left on the egg timer",
         "set the volume to thirty percent",
     ):
-        assert accepts(graph, said) == decoder_accepts(arcs, final, said) is True, said
+        assert accepts(graph, said) == decoder_accepts(arcs, start, final, said) is True, said
     for not_said in (
         "set a pasta timer for",
         "cancel the pasta pasta",
@@ -127,4 +138,24 @@ def test_lists_used_in_many_places_are_shared_without_changing_the_sentences() -
         "set a timer for ten pasta",
         "pasta timer pasta",
     ):
-        assert accepts(graph, not_said) == decoder_accepts(arcs, final, not_said) is False
+        assert accepts(graph, not_said) == decoder_accepts(arcs, start, final, not_said) is False
+
+
+def test_one_word_of_other_speech_may_come_before_a_command_at_a_cost() -> None:
+    graph = word_graph(SMALL, "<c>")
+    arcs, start, _ = transitions(graph, ["_a", "_the"], 0.1, 0.01, prefix=0.001)
+    assert {a for a in arcs if a[0] == start and len(a) == 4} == {
+        (start, 0, 0.001, "_a"),
+        (start, 0, 0.001, "_the"),
+    }
+    without, start, _ = transitions(graph, ["_a", "_the"], 0.1, 0.01)
+    assert not [a for a in without if a[0] == start and len(a) == 4]
+
+
+def test_words_given_a_cost_cost_it_wherever_they_are_in_the_graph() -> None:
+    graph = word_graph(SMALL, "<c>")
+    arcs, _, _ = transitions(graph, ["_a"], 0.1, 0.01, word_costs={"two": 0.01})
+    twos = [a for a in arcs if len(a) == 4 and a[3] == "two"]
+    assert len(twos) == 2  # after "for", and at the start of "<n> <unit> timer"
+    assert all(a[2] == 0.01 for a in twos)
+    assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and a[3] in ("one", "three"))

@@ -30,9 +30,9 @@ MORE_IS_BETTER = {"woken", "right", "stop_heard"}
 EXPECTED = {  # measured; see the module docstring
     "commands": 29,
     "woken": 22,
-    "right": 13,
+    "right": 15,
     "wrong": 2,
-    "rejected": 7,
+    "rejected": 5,
     "taken_as_command": 1,
     "cut_off": 0,
     "stop_heard": 4,

@@ -17,7 +17,7 @@ the free-speech loop is added with its own probabilities by the caller).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from firmware_app.core.errors import BadInputError
@@ -263,27 +263,38 @@ def shared_lists(graph: WordGraph) -> tuple[list[dict[str, int]], list[tuple[int
 
 
 def transitions(
-    graph: WordGraph, loop_words: list[str], enter: float, per_word: float
-) -> tuple[list[Transition], int]:
+    graph: WordGraph,
+    loop_words: list[str],
+    enter: float,
+    per_word: float,
+    prefix: float = 0.0,
+    word_costs: Mapping[str, float] | None = None,
+) -> tuple[list[Transition], int, int]:
     """The decoder's transitions for ``graph`` (its lists shared, ``shared_lists``) beside
     a loop of ``loop_words`` (other speech), entered from the start with probability
     ``enter``, each word of it costing ``per_word``: the longer other speech is, the more
-    it must sound unlike a command to win. Returns the transitions and the one final
-    state."""
+    it must sound unlike a command to win. With ``prefix``, one of the loop words may come
+    before a command at that cost: the end of the wake phrase or a breath, however the
+    speaker's voice makes it sound. ``word_costs`` gives some command words a probability
+    below 1: words that are easily heard where nothing was said (a short timer name).
+    Returns the transitions, the start state and the one final state."""
+    costs = word_costs or {}
     final = len(graph.arcs)
-    loop, after = final + 1, final + 2
+    loop, after, start = final + 1, final + 2, final + 3
     states, entries = shared_lists(graph)
 
-    def number(state: int) -> int:  # hubs come after the final state and the loop's two
-        return state if state < final else state + 3
+    def number(state: int) -> int:  # hubs come after the final, loop and start states
+        return state if state < final else state + 4
 
-    found: list[Transition] = []
+    found: list[Transition] = [(start, 0, 1.0)]
     for state, arcs in enumerate(states):
-        found += [(number(state), nxt, 1.0, word) for word, nxt in arcs.items()]
+        found += [(number(state), nxt, costs.get(word, 1.0), word) for word, nxt in arcs.items()]
     found += [(state, number(final + hub), 1.0) for state, hub in entries]
     found += [(state, final, 1.0) for state in sorted(graph.finals)]
     if loop_words:
-        found.append((0, loop, enter))
+        found.append((start, loop, enter))
         found += [(loop, after, per_word, word) for word in loop_words]
         found += [(after, loop, 1.0), (after, final, 1.0)]
-    return found, final
+        if prefix > 0:
+            found += [(start, 0, prefix, word) for word in loop_words]
+    return found, start, final

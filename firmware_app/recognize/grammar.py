@@ -71,8 +71,10 @@ def _under_100() -> str:
 
 def duration_rule() -> str:
     """Spoken durations the timer sentences take ("an hour and a half", "ninety seconds")."""
-    one = "(a|an|one)"
-    part = f"(<number> {DURATION_UNITS} | {one} {DURATION_UNITS})"
+    # Only what English says ("a minute", "an hour", "four hours"): noise heard as "a
+    # hours" or "four hour" would otherwise make a made-up part of a duration.
+    one = "(a (second|minute) | an hour | one (second|minute|hour))"
+    part = f"(<number> (seconds|minutes|hours) | {one})"
     return (
         f"{part} [[and] {part}] [and a half]"
         f" | <number> and a half {DURATION_UNITS}"
