@@ -290,6 +290,8 @@ projects built on the device in firmware_app/ota/wheelhouse.py)"
     if [ -s "$WORK/sources.txt" ]; then
         "${pip[@]}" download -q --dest "$tmp/src" --no-deps --no-binary=:all: -r "$WORK/sources.txt" \
             >"$WORK/pip.err" 2>&1 || { tail -20 "$WORK/pip.err" >&2; die "cannot download the sources"; }
+        local sources=() file
+        for file in "$tmp"/src/*; do sources+=("$WHEELS_IN_ROOT/src/${file##*/}"); done
         say "compiling $(cd "$tmp/src" && echo *) in the root"
         mkdir -p "$ROOTFS$WHEELS_IN_ROOT"
         mount --bind "$tmp" "$ROOTFS$WHEELS_IN_ROOT"
@@ -298,7 +300,7 @@ projects built on the device in firmware_app/ota/wheelhouse.py)"
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS_IN_ROOT" \
             python3 -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps \
-            --wheel-dir "$WHEELS_IN_ROOT" "$WHEELS_IN_ROOT"/src/* >"$WORK/build.log" 2>&1; then
+            --wheel-dir "$WHEELS_IN_ROOT" "${sources[@]}" >"$WORK/build.log" 2>&1; then
             umount "$ROOTFS$WHEELS_IN_ROOT"
             tail -30 "$WORK/build.log" >&2
             die "compiling the source-only projects in the root failed"
