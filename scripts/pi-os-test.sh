@@ -191,13 +191,40 @@ fi
 mount_at -t proc proc "$ROOTFS/proc"
 mount_at -t sysfs sys "$ROOTFS/sys"
 mount_at --rbind /dev "$ROOTFS/dev"
+# qemu-user shows the programs this machine's /proc/cpuinfo (x86), which ONNX Runtime's
+# cpuinfo cannot parse: it crashes creating a session. They see a Raspberry Pi 4's instead,
+# and qemu emulates its core (Cortex-A72) rather than every feature it knows.
+export PI_OS_QEMU_CPU=cortex-a72
+cat >"$WORK/cpuinfo" <<'CPUINFO'
+processor	: 0
+BogoMIPS	: 108.00
+Features	: fp asimd evtstrm crc32 cpuid
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x0
+CPU part	: 0xd08
+CPU revision	: 3
+
+processor	: 1
+BogoMIPS	: 108.00
+Features	: fp asimd evtstrm crc32 cpuid
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x0
+CPU part	: 0xd08
+CPU revision	: 3
+
+Revision	: c03111
+Model		: Raspberry Pi 4 Model B Rev 1.1
+CPUINFO
+[ "$(uname -m)" = aarch64 ] || mount_at --bind -o ro "$WORK/cpuinfo" "$ROOTFS/proc/cpuinfo"
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # this machine's trust store too (a proxy's own CA, where one intercepts TLS to PyPI)
 cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 
 in_root() {  # a command in the root, as root, with a clean environment
     chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-        PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt QEMU_CPU="$PI_OS_QEMU_CPU" \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 timed() {  # label command...: run it, say how long it took, fail with its log's tail
@@ -297,6 +324,7 @@ projects built on the device in firmware_app/ota/wheelhouse.py)"
         mount --bind "$tmp" "$ROOTFS$WHEELS_IN_ROOT"
         # PYPI=1: lgpio's switch to compile its C library in, as setup.sh and install.sh set it
         if ! timeout "$STEP_TIMEOUT" chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PYPI=1 \
+            QEMU_CPU="$PI_OS_QEMU_CPU" \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS_IN_ROOT" \
             python3 -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps \
@@ -384,7 +412,8 @@ booted=0
 if [ "${PI_OS_BOOT:-1}" = 1 ] && command -v systemd-nspawn >/dev/null 2>&1; then
     tr -d '-' </proc/sys/kernel/random/uuid >"$ROOTFS/etc/machine-id"
     systemd-nspawn -q -D "$ROOTFS" --boot --register=no --keep-unit \
-        --bind-ro="$WHEELS:$WHEELS_IN_ROOT" \
+        --bind-ro="$WHEELS:$WHEELS_IN_ROOT" --bind-ro="$WORK/cpuinfo:/proc/cpuinfo" \
+        --setenv=QEMU_CPU="$PI_OS_QEMU_CPU" \
         -M "ttbt5-pi-os-$$" --console=passive >"$WORK/boot.log" 2>&1 &
     NSPAWN_PID=$!
     LEADER=""
@@ -410,7 +439,7 @@ fi
 if [ "$booted" -eq 1 ]; then
     in_ct() {
         nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            PIP_CERT=/etc/ssl/certs/ca-certificates.crt LANG=C.UTF-8 "$@"
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt LANG=C.UTF-8 QEMU_CPU="$PI_OS_QEMU_CPU" "$@"
     }
     export LEADER
     export -f in_ct
@@ -428,7 +457,7 @@ SH
     chmod +x "$ROOTFS/usr/local/libexec/ttbt5-test/systemctl"
     in_chroot_test() {
         chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-            PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt QEMU_CPU="$PI_OS_QEMU_CPU" \
             PATH=/usr/local/libexec/ttbt5-test:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     }
     export -f in_chroot_test
