@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # The project on the userland of today's Raspberry Pi OS: an arm64 Debian 13 (trixie)
-# root, built with debootstrap from Debian's own packages and run under qemu-user-static,
-# as a person who buys a Pi today would use it:
+# root, built from Debian's own packages and run under qemu-user-static, as a person who
+# buys a Pi today would use it:
 #   - a clone of this checkout, set up with the README's scripts/setup.sh
 #   - `ttbt5 simulate` on a spoken "Hey Jarvis, what time is it" (synthesized here with the
 #     packaged Piper voice): the wake and the local answer must be in the event log
 #   - scripts/install.sh as root (under systemd-nspawn --boot where that boots, else
 #     chrooted with systemctl recorded instead of run), then `ttbt5 check` from PATH
-# The base root (Debian plus the packages setup.sh and install.sh want) is built once and
-# cached outside the clone, keyed by the suite and those package lists; each run works on
-# an overlay of it, so the cache is never changed. pip's download cache is kept beside it.
+# What is slow under emulation is done once and cached outside the clone, in $PI_OS_CACHE:
+#   - the root (Debian plus the packages setup.sh and install.sh want), built with
+#     mmdebstrap (debootstrap where mmdebstrap cannot be installed), keyed by the suite and
+#     those package lists; each run works on an overlay of it, so it is never changed
+#   - a wheelhouse: every wheel pip resolves for the root's Python on aarch64, downloaded on
+#     this machine natively, plus wheels of the projects published as source only for that
+#     target (pyalsaaudio, lgpio), compiled once in the root. Keyed by the project's
+#     requirements, the root's Python and the month (so it follows PyPI monthly). setup.sh
+#     then installs from it offline (PIP_NO_INDEX, PIP_FIND_LINKS), install.sh with its own
+#     --wheelhouse option.
 #
 #   sudo scripts/pi-os-test.sh               # exit 0 passed or skipped (says why), 1 failed
-#   sudo scripts/pi-os-test.sh --build-only  # just build (or find) the cached root
+#   sudo scripts/pi-os-test.sh --build-only  # just build (or find) the cached root and wheels
 #   PI_OS_SUITE=bookworm sudo scripts/pi-os-test.sh   # Raspberry Pi OS Bookworm's userland
 set -euo pipefail
 
@@ -32,10 +39,16 @@ die() { say "FAILED: $*" >&2; exit 1; }
 since() { echo "$(($(date +%s) - $1)) s"; }
 
 T0=$(date +%s)
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, mounts, chroot)"
+[ "$(id -u)" -eq 0 ] || skip "needs root (mmdebstrap or debootstrap, mounts, chroot)"
+[ -x "$HOST_PYTHON" ] || HOST_PYTHON=python3
+"$HOST_PYTHON" -c 'import packaging' 2>/dev/null \
+    || skip "$HOST_PYTHON lacks the project's dependencies (run scripts/setup.sh here, or set PYTHON)"
 
 # ------------------------------------------------------------- tools and emulation
 need=()
+# mmdebstrap: one apt and dpkg run with its triggers once, several times faster than
+# debootstrap under emulation
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ "$(uname -m)" != aarch64 ]; then
     [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || [ -x /usr/bin/qemu-aarch64-static ] \
@@ -45,9 +58,18 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" \
-        >/dev/null 2>&1 || skip "cannot install ${need[*]} (apt-get failed)"
+        >/dev/null 2>&1 || say "could not install ${need[*]} (apt-get failed)"
+fi
+if command -v mmdebstrap >/dev/null 2>&1; then
+    BUILDER=mmdebstrap
+elif command -v debootstrap >/dev/null 2>&1; then
+    BUILDER=debootstrap
+else
+    skip "neither mmdebstrap nor debootstrap can be installed here"
 fi
 if [ "$(uname -m)" != aarch64 ]; then
+    [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || [ -x /usr/bin/qemu-aarch64-static ] \
+        || skip "qemu-user-static cannot be installed here"
     if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
         mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
             || skip "cannot mount binfmt_misc here (a container without that privilege)"
@@ -69,43 +91,75 @@ apt_list() {  # the APT_PACKAGES array of setup.sh, the PACKAGES string of insta
 }
 EXTRA="git ca-certificates sudo systemd-sysv dbus python3 curl"
 PACKAGES="$( (apt_list; echo "$EXTRA") | tr -s ' \n' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ')"
-BASE_RECIPE="base-1 $SUITE $ARCH $MIRROR $PACKAGES"
+BASE_RECIPE="base-2 $BUILDER $SUITE $ARCH $MIRROR $PACKAGES"
 KEY="$(printf '%s' "$BASE_RECIPE" | sha256sum | cut -c1-12)"
 BASE="$CACHE/pi-os-$SUITE-$ARCH-$KEY"
-PIP_CACHE="$CACHE/pi-os-pip-$SUITE-$ARCH"
-mkdir -p "$CACHE" "$PIP_CACHE"
+mkdir -p "$CACHE"
+exec 9>"$CACHE/pi-os.lock"  # two runs at once build the root and the wheels once
+
+# Under emulation every maintainer script runs ~10-20x slower: the root leaves out what
+# only a person reads (manuals, translations, documentation: man-db has nothing to index)
+# and skips byte-compiling Debian's Python packages (Python compiles what it imports).
+# Both stay set in the root, as in Debian's container images.
+DPKG_OPTS=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='force-unsafe-io')
+# shellcheck disable=SC2016
+NO_PY3COMPILE=(--essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/bin/py3compile.real --add /usr/bin/py3compile && ln -s /bin/true "$1/usr/bin/py3compile"'
+    --customize-hook='rm -f "$1/usr/bin/py3compile" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/bin/py3compile')
 
 build_base() {
-    local tmp="$BASE.partial"
+    local tmp="$BASE.partial" log="$CACHE/pi-os-build.log"
     rm -rf "$tmp"
-    say "building the $SUITE $ARCH root in $BASE (once; slow under emulation)"
-    # shellcheck disable=SC2086
-    if ! debootstrap --arch="$ARCH" --variant=minbase \
-        --include="$(echo $PACKAGES | tr ' ' ',')" "$SUITE" "$tmp" "$MIRROR" \
-        >"$CACHE/pi-os-build.log" 2>&1; then
-        tail -20 "$CACHE/pi-os-build.log" >&2
-        rm -rf "$tmp"
-        die "debootstrap failed (log: $CACHE/pi-os-build.log)"
+    say "building the $SUITE $ARCH root with $BUILDER in $BASE (once; slow under emulation)"
+    if [ "$BUILDER" = mmdebstrap ]; then
+        # shellcheck disable=SC2086
+        if ! mmdebstrap --mode=root --variant=minbase --arch="$ARCH" \
+            --include="$(echo $PACKAGES | tr ' ' ',')" "${DPKG_OPTS[@]}" "${NO_PY3COMPILE[@]}" \
+            "$SUITE" "$tmp" "$MIRROR" >"$log" 2>&1; then
+            tail -20 "$log" >&2
+            rm -rf "$tmp"
+            die "mmdebstrap failed (log: $log)"
+        fi
+    else
+        # shellcheck disable=SC2086
+        if ! debootstrap --arch="$ARCH" --variant=minbase \
+            --include="$(echo $PACKAGES | tr ' ' ',')" "$SUITE" "$tmp" "$MIRROR" >"$log" 2>&1; then
+            tail -20 "$log" >&2
+            rm -rf "$tmp"
+            die "debootstrap failed (log: $log)"
+        fi
+        chroot "$tmp" apt-get clean
     fi
     echo "ttbt5-pi" >"$tmp/etc/hostname"
     # the Raspberry Pi OS first user: passwordless sudo, as the imager sets it up
     chroot "$tmp" useradd --create-home --shell /bin/bash --groups sudo,audio pi
     echo "pi ALL=(ALL) NOPASSWD: ALL" >"$tmp/etc/sudoers.d/010_pi-nopasswd"
     chmod 0440 "$tmp/etc/sudoers.d/010_pi-nopasswd"
-    chroot "$tmp" apt-get clean
     printf '%s\n' "$BASE_RECIPE" >"$tmp/.ttbt5-pi-os-recipe"
     mv "$tmp" "$BASE"
+}
+
+prune() {  # roots and wheelhouses of this suite unused for a week (another recipe's)
+    local marker
+    find "$CACHE" -maxdepth 2 -mtime +7 \( -path "$CACHE/pi-os-$SUITE-$ARCH-*/.ttbt5-pi-os-recipe" \
+        -o -path "$CACHE/pi-os-wheels-$SUITE-$ARCH-*/.complete" \) 2>/dev/null | while read -r marker; do
+        say "removing $(dirname "$marker") (unused for a week)"
+        rm -rf "$(dirname "$marker")"
+    done
 }
 
 if [ -f "$BASE/.ttbt5-pi-os-recipe" ]; then
     say "using the cached $SUITE $ARCH root $BASE"
 else
-    exec 9>"$CACHE/pi-os.lock"
-    flock 9  # two runs at once build it once
-    [ -f "$BASE/.ttbt5-pi-os-recipe" ] || { T_BUILD=$(date +%s); build_base; say "root built in $(since "$T_BUILD")"; }
+    flock 9
+    if [ ! -f "$BASE/.ttbt5-pi-os-recipe" ]; then
+        T_BUILD=$(date +%s); build_base; say "root built in $(since "$T_BUILD")"
+    fi
     flock -u 9
 fi
-[ "$BUILD_ONLY" -eq 1 ] && { say "done in $(since "$T0")"; exit 0; }
+touch "$BASE/.ttbt5-pi-os-recipe"
+prune
 
 # ------------------------------------------------------------------ a throwaway root
 WORK="$(mktemp -d /var/tmp/ttbt5-pi-os.XXXXXX)"
@@ -137,21 +191,41 @@ fi
 mount_at -t proc proc "$ROOTFS/proc"
 mount_at -t sysfs sys "$ROOTFS/sys"
 mount_at --rbind /dev "$ROOTFS/dev"
+# qemu-user shows the programs this machine's /proc/cpuinfo (x86), which ONNX Runtime's
+# cpuinfo cannot parse: it crashes creating a session. They see a Raspberry Pi 4's instead,
+# and qemu emulates its core (Cortex-A72) rather than every feature it knows.
+export PI_OS_QEMU_CPU=cortex-a72
+cat >"$WORK/cpuinfo" <<'CPUINFO'
+processor	: 0
+BogoMIPS	: 108.00
+Features	: fp asimd evtstrm crc32 cpuid
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x0
+CPU part	: 0xd08
+CPU revision	: 3
+
+processor	: 1
+BogoMIPS	: 108.00
+Features	: fp asimd evtstrm crc32 cpuid
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x0
+CPU part	: 0xd08
+CPU revision	: 3
+
+Revision	: c03111
+Model		: Raspberry Pi 4 Model B Rev 1.1
+CPUINFO
+[ "$(uname -m)" = aarch64 ] || mount_at --bind -o ro "$WORK/cpuinfo" "$ROOTFS/proc/cpuinfo"
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # this machine's trust store too (a proxy's own CA, where one intercepts TLS to PyPI)
 cp -L /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
-mkdir -p "$ROOTFS/home/pi/.cache/pip"
-mount_at --bind "$PIP_CACHE" "$ROOTFS/home/pi/.cache/pip"
 
 in_root() {  # a command in the root, as root, with a clean environment
     chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-        PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt QEMU_CPU="$PI_OS_QEMU_CPU" \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
-as_pi() {  # a shell command as the first user, in its home
-    # PIP_NO_COMPILE: pip's byte-compiling of every installed file is most of an emulated
-    # install's time; Python compiles what it imports when it runs instead
-    in_root runuser -u pi -- env HOME=/home/pi PIP_NO_COMPILE=1 bash -c "cd ~ && $1"
 }
 timed() {  # label command...: run it, say how long it took, fail with its log's tail
     local label="$1" t log="$WORK/${1//[^A-Za-z0-9]/-}.log"; shift
@@ -163,11 +237,133 @@ timed() {  # label command...: run it, say how long it took, fail with its log's
     fi
     say "ok: $label ($(since "$t"))"
 }
-
 export ROOTFS
-export -f in_root as_pi
+export -f in_root
+ROOT_PY="$(readlink "$BASE/usr/bin/python3")"  # python3.13
+ROOT_PY="${ROOT_PY#python}"
 say "$(. "$ROOTFS/etc/os-release" && echo "$PRETTY_NAME"), $(in_root uname -m), \
 $(in_root python3 --version)"
+
+# ------------------------------------------------------------------ the wheelhouse
+# The project's requirements (runtime, build and the dev extra setup.sh installs) as the
+# root sees them, split into those with wheels for it and those built there
+# (firmware_app.ota.wheelhouse knows Raspberry Pi OS's targets, as the release build does).
+PYTHONPATH="$HERE" "$HOST_PYTHON" - "$HERE/pyproject.toml" "$ROOT_PY" "$WORK" <<'PY' \
+    || die "cannot read the project's requirements for Python $ROOT_PY"
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from firmware_app.ota.wheelhouse import target_for
+
+project = tomllib.loads(Path(sys.argv[1]).read_text())
+target = target_for(sys.argv[2])
+wanted = [
+    *project["build-system"]["requires"],
+    *project["project"]["dependencies"],
+    *project["project"]["optional-dependencies"]["dev"],
+]
+lists: dict[bool, list[str]] = {True: [], False: []}
+for req in map(Requirement, wanted):
+    if req.marker is None or req.marker.evaluate(target.markers()):
+        req.marker = None
+        lists[canonicalize_name(req.name) in target.built_on_device].append(str(req))
+out = Path(sys.argv[3])
+(out / "wheels.txt").write_text("".join(f"{line}\n" for line in lists[False]))
+(out / "sources.txt").write_text("".join(f"{line}\n" for line in lists[True]))
+Path(out / "platforms.txt").write_text("\n".join(target.platforms()) + "\n")
+PY
+WHEELS_KEY="$( (echo "wheels-1 $ROOT_PY $(date +%Y-%m)"; cat "$WORK"/wheels.txt "$WORK"/sources.txt \
+    "$WORK"/platforms.txt) | sha256sum | cut -c1-12)"
+WHEELS="$CACHE/pi-os-wheels-$SUITE-$ARCH-$WHEELS_KEY"
+WHEELS_IN_ROOT=/var/cache/ttbt5-wheels
+
+build_wheels() {
+    local tmp="$WHEELS.partial" py="" candidate missing
+    rm -rf "$tmp"
+    mkdir -p "$tmp/src"
+    # pip evaluates the markers of dependencies for the Python it runs on: the root's own
+    # version here where this machine has it (pyenv's too)
+    for candidate in "python$ROOT_PY" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$ROOT_PY".*/bin/python"$ROOT_PY" \
+        "$HOST_PYTHON"; do
+        if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -m pip --version >/dev/null 2>&1; then
+            py="$(command -v "$candidate")"; break
+        fi
+    done
+    [ -n "$py" ] || die "no Python with pip here to download the wheels"
+    local pip=("$py" -m pip --disable-pip-version-check --no-input) platforms=() abi="cp${ROOT_PY/./}"
+    while read -r platform; do platforms+=(--platform "$platform"); done <"$WORK/platforms.txt"
+    say "downloading the wheels for Python $ROOT_PY aarch64 here (with $py)"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        if "${pip[@]}" download -q --dest "$tmp" --find-links "$tmp" --only-binary=:all: \
+            --implementation cp --python-version "$ROOT_PY" --abi "$abi" --abi abi3 --abi none \
+            "${platforms[@]}" -r "$WORK/wheels.txt" pip wheel 2>"$WORK/pip.err"; then
+            missing=""; break
+        fi
+        missing="$(sed -n 's/.*No matching distribution found for \([^ ]*\).*/\1/p' "$WORK/pip.err" | head -n1)"
+        [ -n "$missing" ] || { tail -20 "$WORK/pip.err" >&2; die "pip download failed"; }
+        # published as source only: built here, which is right only for pure Python
+        "${pip[@]}" wheel -q --wheel-dir "$tmp" --no-deps --no-binary=:all: "$missing" \
+            >"$WORK/pip.err" 2>&1 || { tail -20 "$WORK/pip.err" >&2; die "cannot build $missing"; }
+    done
+    [ -z "$missing" ] || die "pip download still misses $missing"
+    local impure
+    impure="$(find "$tmp" -maxdepth 1 -name '*.whl' ! -name '*-none-any.whl' ! -name '*aarch64*.whl')"
+    [ -z "$impure" ] || die "built here for this machine, not aarch64: $impure (add it to the \
+projects built on the device in firmware_app/ota/wheelhouse.py)"
+    if [ -s "$WORK/sources.txt" ]; then
+        "${pip[@]}" download -q --dest "$tmp/src" --no-deps --no-binary=:all: -r "$WORK/sources.txt" \
+            >"$WORK/pip.err" 2>&1 || { tail -20 "$WORK/pip.err" >&2; die "cannot download the sources"; }
+        local sources=() file
+        for file in "$tmp"/src/*; do sources+=("$WHEELS_IN_ROOT/src/${file##*/}"); done
+        say "compiling $(cd "$tmp/src" && echo *) in the root"
+        mkdir -p "$ROOTFS$WHEELS_IN_ROOT"
+        mount --bind "$tmp" "$ROOTFS$WHEELS_IN_ROOT"
+        # PYPI=1: lgpio's switch to compile its C library in, as setup.sh and install.sh set it
+        if ! timeout "$STEP_TIMEOUT" chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PYPI=1 \
+            QEMU_CPU="$PI_OS_QEMU_CPU" \
+            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+            PIP_NO_INDEX=1 PIP_FIND_LINKS="$WHEELS_IN_ROOT" \
+            python3 -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps \
+            --wheel-dir "$WHEELS_IN_ROOT" "${sources[@]}" >"$WORK/build.log" 2>&1; then
+            umount "$ROOTFS$WHEELS_IN_ROOT"
+            tail -30 "$WORK/build.log" >&2
+            die "compiling the source-only projects in the root failed"
+        fi
+        umount "$ROOTFS$WHEELS_IN_ROOT"
+    fi
+    touch "$tmp/.complete"
+    mv "$tmp" "$WHEELS"
+}
+
+if [ -f "$WHEELS/.complete" ]; then
+    say "using the cached wheelhouse $WHEELS"
+else
+    flock 9
+    if [ ! -f "$WHEELS/.complete" ]; then
+        T_WHEELS=$(date +%s); build_wheels
+        say "wheelhouse of $(find "$WHEELS" -maxdepth 1 -name '*.whl' | wc -l) wheels, \
+$(du -sm "$WHEELS" | cut -f1) MB, made in $(since "$T_WHEELS")"
+    fi
+    flock -u 9
+fi
+touch "$WHEELS/.complete"
+[ "$BUILD_ONLY" -eq 1 ] && { say "done in $(since "$T0")"; exit 0; }
+mkdir -p "$ROOTFS$WHEELS_IN_ROOT"
+mount_at --bind -o ro "$WHEELS" "$ROOTFS$WHEELS_IN_ROOT"
+
+as_pi() {  # a shell command as the first user, in its home
+    # from the wheelhouse only (the README's set-up with pip told where the wheels are);
+    # PIP_NO_COMPILE: pip's byte-compiling of every installed file is most of an emulated
+    # install's time; Python compiles what it imports when it runs instead
+    in_root runuser -u pi -- env HOME=/home/pi PIP_NO_COMPILE=1 PIP_NO_INDEX=1 \
+        PIP_FIND_LINKS="$WHEELS_IN_ROOT" bash -c "cd ~ && $1"
+}
+export WHEELS_IN_ROOT
+export -f as_pi
 
 # ------------------------------------------------------- the README's set-up
 COMMIT="$(git -C "$HERE" rev-parse HEAD)"
@@ -175,12 +371,11 @@ COMMIT="$(git -C "$HERE" rev-parse HEAD)"
     || say "note: uncommitted changes are not tested (the clone is of $COMMIT)"
 git clone -q "$HERE" "$ROOTFS/home/pi/ttbt5"
 git -C "$ROOTFS/home/pi/ttbt5" checkout -q --detach "$COMMIT"
-chown -R 1000:1000 "$ROOTFS/home/pi" "$PIP_CACHE"
+chown -R 1000:1000 "$ROOTFS/home/pi"
 timed "scripts/setup.sh" as_pi "cd ttbt5 && scripts/setup.sh"
 
 # ------------------------------------------------ a spoken request, simulated
 # synthesized here with the packaged Piper voice (fast natively), played in there
-[ -x "$HOST_PYTHON" ] || HOST_PYTHON=python3
 PYTHONPATH="$HERE:$HERE/tests" "$HOST_PYTHON" - "$ROOTFS/home/pi/hey-jarvis.wav" <<'PY' \
     || die "could not synthesize the request on this machine (run scripts/setup.sh here)"
 import sys
@@ -211,11 +406,14 @@ PY
 say "ok: woke on hey_jarvis and answered locally"
 
 # ------------------------------------------------------------------ install.sh
-INSTALL_ARGS="--skip-models"  # the Vosk model comes from the internet: not in a test
+# the Vosk model comes from the internet: not in a test; the wheels from the wheelhouse
+INSTALL_ARGS="--skip-models --wheelhouse $WHEELS_IN_ROOT"
 booted=0
 if [ "${PI_OS_BOOT:-1}" = 1 ] && command -v systemd-nspawn >/dev/null 2>&1; then
     tr -d '-' </proc/sys/kernel/random/uuid >"$ROOTFS/etc/machine-id"
     systemd-nspawn -q -D "$ROOTFS" --boot --register=no --keep-unit \
+        --bind-ro="$WHEELS:$WHEELS_IN_ROOT" --bind-ro="$WORK/cpuinfo:/proc/cpuinfo" \
+        --setenv=QEMU_CPU="$PI_OS_QEMU_CPU" \
         -M "ttbt5-pi-os-$$" --console=passive >"$WORK/boot.log" 2>&1 &
     NSPAWN_PID=$!
     LEADER=""
@@ -241,7 +439,7 @@ fi
 if [ "$booted" -eq 1 ]; then
     in_ct() {
         nsenter -t "$LEADER" -a env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            PIP_CERT=/etc/ssl/certs/ca-certificates.crt LANG=C.UTF-8 "$@"
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt LANG=C.UTF-8 QEMU_CPU="$PI_OS_QEMU_CPU" "$@"
     }
     export LEADER
     export -f in_ct
@@ -259,7 +457,7 @@ SH
     chmod +x "$ROOTFS/usr/local/libexec/ttbt5-test/systemctl"
     in_chroot_test() {
         chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-            PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+            PIP_CERT=/etc/ssl/certs/ca-certificates.crt QEMU_CPU="$PI_OS_QEMU_CPU" \
             PATH=/usr/local/libexec/ttbt5-test:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
     }
     export -f in_chroot_test
