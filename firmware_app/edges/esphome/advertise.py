@@ -13,12 +13,16 @@ from loguru import logger
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo
+    from zeroconf.asyncio import AsyncZeroconf
 
 SERVICE = "_esphomelib._tcp.local."
 ESPHOME_VERSION = "2025.4.0"
 """The ESPHome release whose API this server speaks (Home Assistant reads it)."""
 RENAMES = 8
 """How many ``name-N`` alternatives to try when the name is taken on the network."""
+LOOKUP_S = 1.0
+"""How long to ask the network whether a name is taken before probing for it: mDNS's
+own probe waits only 250 ms for an answer, too little for a busy speaker to give one."""
 
 
 def addresses(host: str) -> list[bytes]:
@@ -79,6 +83,8 @@ class Advertisement:
         for name in self.candidates():
             info = self.info(name, found)
             try:
+                if await self.taken(zc, info.name):
+                    continue
                 self._broadcast = await zc.async_register_service(info)
             except NonUniqueNameException:
                 continue
@@ -100,6 +106,13 @@ class Advertisement:
         logger.warning("esphome: {} to {} are all taken; not advertised", taken[0], taken[-1])
         await zc.async_close()
         return False
+
+    @staticmethod
+    async def taken(zc: AsyncZeroconf, service: str) -> bool:
+        """Whether another device on the network answers for ``service`` now."""
+        from zeroconf.asyncio import AsyncServiceInfo
+
+        return await AsyncServiceInfo(SERVICE, service).async_request(zc.zeroconf, LOOKUP_S * 1000)
 
     def candidates(self) -> list[str]:
         return [self.name] + [f"{self.name}-{n}" for n in range(2, RENAMES + 2)]
