@@ -21,6 +21,8 @@
 #   sudo scripts/pi-os-test.sh               # exit 0 passed or skipped (says why), 1 failed
 #   sudo scripts/pi-os-test.sh --build-only  # just build (or find) the cached root and wheels
 #   PI_OS_SUITE=bookworm sudo scripts/pi-os-test.sh   # Raspberry Pi OS Bookworm's userland
+#   PI_OS_CACHED_ONLY=1 sudo scripts/pi-os-test.sh     # skip (saying so) rather than build
+#                                                      # a cold root or wheelhouse (CI)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -149,9 +151,15 @@ prune() {  # roots and wheelhouses of this suite unused for a week (another reci
     done
 }
 
+cold() {  # a cache that is not built yet, when this run may only use built ones
+    [ "${PI_OS_CACHED_ONLY:-0}" = 1 ] || return 0
+    skip "its $1 is not cached here ($2); build it once, alone: sudo scripts/pi-os-test.sh --build-only"
+}
+
 if [ -f "$BASE/.ttbt5-pi-os-recipe" ]; then
     say "using the cached $SUITE $ARCH root $BASE"
 else
+    cold "$SUITE $ARCH root" "about 30 min under emulation"
     flock 9
     if [ ! -f "$BASE/.ttbt5-pi-os-recipe" ]; then
         T_BUILD=$(date +%s); build_base; say "root built in $(since "$T_BUILD")"
@@ -342,6 +350,7 @@ projects built on the device in firmware_app/ota/wheelhouse.py)"
 if [ -f "$WHEELS/.complete" ]; then
     say "using the cached wheelhouse $WHEELS"
 else
+    cold "wheelhouse" "about 15 min, once a month"
     flock 9
     if [ ! -f "$WHEELS/.complete" ]; then
         T_WHEELS=$(date +%s); build_wheels
