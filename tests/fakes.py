@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_app.app.wiring import build_assistant
+from firmware_app.app.assistant_parts import build_assistant
 from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.config.settings import Settings
 from firmware_app.core.engines import Detection

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ from harness import wait_until
 from firmware_app.config.settings import Settings
 from firmware_app.core.messages import Command
 from firmware_app.core.parts import Parts
+from firmware_app.edges.esphome.satellite import Satellite
 from firmware_app.edges.esphome.wiring import build_satellite
+from firmware_app.system.store import Store
 
 
 class Home:
@@ -327,25 +330,31 @@ def test_a_home_assistant_whose_pipeline_never_starts_leaves_it_to_the_local_bra
     assert home.rig.of("reply")[0].fields["source"] == "local"
 
 
+def home_on_stored_satellite(
+    stack: ExitStack, settings: Settings, db: Path
+) -> tuple[Satellite, FakeHome]:
+    """A satellite keeping its choices in the store at ``db``, and Home Assistant on it."""
+    store = Store(db)
+    stack.callback(store.close)
+    sat = build_satellite(settings, [].append, dict, stack, advertise=False, store=store)
+    assert sat is not None
+    ha = FakeHome(sat.port)
+    stack.callback(ha.close)
+    ha.connect()
+    return sat, ha
+
+
 def choice_survives(tmp_path, first: list[str], models: list[str]) -> tuple[list[str], object]:
     """Home Assistant chooses ``first``; the speaker restarts (a new satellite on the same
     store) with ``[wake] models`` = ``models``: what it then answers, and what Home
     Assistant's select is told."""
-    from firmware_app.system.store import Store
-
     settings = Settings(
         data_dir=tmp_path / "data",
         esphome={"enabled": True, "host": "127.0.0.1", "port": 0},
         wake={"models": ["hey_jarvis", "alexa"]},
     )
     with ExitStack() as stack:
-        store = Store(tmp_path / "state.db")
-        stack.callback(store.close)
-        sat = build_satellite(settings, [].append, dict, stack, advertise=False, store=store)
-        assert sat is not None
-        ha = FakeHome(sat.port)
-        stack.callback(ha.close)
-        ha.connect()
+        sat, ha = home_on_stored_satellite(stack, settings, tmp_path / "state.db")
 
         async def choose():
             assert ha.client is not None
@@ -357,13 +366,7 @@ def choice_survives(tmp_path, first: list[str], models: list[str]) -> tuple[list
         update={"wake": settings.wake.model_copy(update={"models": models})}
     )
     with ExitStack() as stack:
-        store = Store(tmp_path / "state.db")  # read from the file: a restart
-        stack.callback(store.close)
-        sat = build_satellite(settings, [].append, dict, stack, advertise=False, store=store)
-        assert sat is not None
-        ha = FakeHome(sat.port)
-        stack.callback(ha.close)
-        ha.connect()
+        sat, ha = home_on_stored_satellite(stack, settings, tmp_path / "state.db")  # a restart
         wait_until(lambda: any(hasattr(s, "state") and isinstance(s.state, str) for s in ha.states))
         select = next(s.state for s in ha.states if isinstance(getattr(s, "state", None), str))
 

@@ -97,10 +97,8 @@ def speaker(tmp_path: Path, alsa_files):
     s.close()
 
 
-def test_an_announcement_over_media_ducks_it_and_a_stop_ends_it(speaker: Speaker, alsa_files):
-    _, speaker_file = alsa_files
-    speaker.wavs.files["song.wav"] = wav(tone(MEDIA_HZ, 4.0))
-    speaker.wavs.files["news.wav"] = wav(tone(SPEECH_HZ, 0.8))
+def play_song(speaker: Speaker) -> None:
+    """Home Assistant plays ``song.wav`` on the speaker's media player, until it plays."""
     ha = speaker.ha
 
     async def play_media() -> None:
@@ -111,6 +109,15 @@ def test_an_announcement_over_media_ducks_it_and_a_stop_ends_it(speaker: Speaker
 
     ha.run(play_media())
     speaker.pump(lambda: speaker.alsa.media_playing(), what="the media")
+
+
+def test_an_announcement_over_media_ducks_it_and_a_stop_ends_it(speaker: Speaker, alsa_files):
+    _, speaker_file = alsa_files
+    speaker.wavs.files["song.wav"] = wav(tone(MEDIA_HZ, 4.0))
+    speaker.wavs.files["news.wav"] = wav(tone(SPEECH_HZ, 0.8))
+    ha = speaker.ha
+
+    play_song(speaker)
     wait_until(lambda: speaker.media_state() == 2, what="Home Assistant sees it playing")
     assert speaker.rig.assistant.state.value == "idle"  # media is background: no request
     time.sleep(0.5)
@@ -151,16 +158,7 @@ def test_media_stays_low_while_the_speaker_listens(speaker: Speaker, alsa_files)
 
     _, speaker_file = alsa_files
     speaker.wavs.files["song.wav"] = wav(tone(MEDIA_HZ, 4.0))
-    ha = speaker.ha
-
-    async def play_media() -> None:
-        assert ha.client is not None
-        ha.client.media_player_command(
-            entities.MEDIA_PLAYER, media_url=speaker.wavs.url("song.wav")
-        )
-
-    ha.run(play_media())
-    speaker.pump(lambda: speaker.alsa.media_playing(), what="the media")
+    play_song(speaker)
     speaker.rig.feed(WAKE)
     assert speaker.rig.assistant.state.value == "listening"
     assert speaker.alsa.ducked and speaker.alsa.media_playing()  # ducked, not stopped

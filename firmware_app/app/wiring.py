@@ -2,10 +2,9 @@
 
 Everything is built before the assistant and handed to its constructor: engines (loaded
 by ``app/loading.py``), store, speech output, the LLM responder, the MQTT bridge (whose
-``publish`` sends custom home sentences), the updater and the systemd heartbeat; and the
-assistant's own parts (`build_assistant`: its voice, timer bell, actions, controls,
-Home Assistant's side of a request, health report and LED display), the same for the
-service, the simulation and the tests. ``run`` is the appliance (ALSA, GPIO, MQTT,
+``publish`` sends custom home sentences), the updater and the systemd heartbeat; then
+the assistant with its own parts (``app/assistant_parts.py``, the same for the service,
+the simulation and the tests). ``run`` is the appliance (ALSA, GPIO, MQTT,
 systemd); the drivers that run the same assistant without a microphone or on a
 recording live in ``app/simulation.py``.
 """
@@ -22,19 +21,17 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from loguru import logger
 
+from firmware_app.app.assistant_parts import build_assistant
 from firmware_app.app.loading import Engines, NoWake, build_hearing, load_engines
 from firmware_app.audio.ducking import duck_gain
 from firmware_app.audio.echo import PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
-from firmware_app.core.controls import Controls
 from firmware_app.core.engines import (
     GrammarTranscriber,
     Speaker,
 )
-from firmware_app.core.events import Emitter, Event, EventBus, JsonlWriter, wall_now
-from firmware_app.core.health import Health
-from firmware_app.core.home_turns import HomeTurns
+from firmware_app.core.events import Event, EventBus, JsonlWriter, wall_now
 from firmware_app.core.messages import Inbox, Message, Stop
 from firmware_app.core.parts import (
     AlwaysClaim,
@@ -47,18 +44,9 @@ from firmware_app.core.parts import (
     WakeArbiter,
 )
 from firmware_app.core.status import StatusBoard
-from firmware_app.core.timer_bell import TimerBell
-from firmware_app.edges.gpio.patterns import LedPatterns
 from firmware_app.listen.hearing import Hearing
-from firmware_app.listen.segmenter import request_audio
-from firmware_app.recognize.stt import hears_open_speech
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
-from firmware_app.speak.utterances import MAX_ANNOUNCEMENTS, Voice
-from firmware_app.system.metrics import Metrics
 from firmware_app.system.store import Store
-from firmware_app.understand.actions import NO_HOME, NO_SERVICE, Actions
-from firmware_app.understand.intents.custom import CustomIntents
-from firmware_app.understand.timers import Timers
 
 if TYPE_CHECKING:
     from firmware_app.edges.mqtt import MqttBridge
@@ -172,66 +160,6 @@ def _arbiter(
     )
     stack.callback(arbiter.close)
     return arbiter
-
-
-def build_assistant(
-    settings: Settings,
-    *,
-    hearing: Hearing,
-    speech: SpeechOutput,
-    store: Store,
-    inbox: Inbox,
-    clock: Clock,
-    bus: EventBus,
-    responder: Responder | None = None,
-    stt_problem: str | None = None,
-    parts: Parts | None = None,
-    board: StatusBoard | None = None,
-    rings_timers: bool = True,
-) -> Assistant:
-    """The assistant and its own parts, around what the caller built (hearing, speech
-    output, store, responder). ``rings_timers``: timers ring here (the service,
-    ``simulate``), not in a one-off ``ask``/``say``, whose fast simulated clock could ring
-    a timer early or take a missed one's announcement away from the service."""
-    parts = parts or Parts()
-    emit = Emitter(bus, clock.t)
-    timers = Timers(store, clock)
-    # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
-    no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
-    custom = CustomIntents(settings.intents)
-    metrics = Metrics()  # the counters, derived from the events like everywhere
-    bus.subscribe(metrics)
-    controls = Controls(store, speech, settings.audio.volume)
-    health = Health(
-        metrics=metrics,
-        store=store,
-        speech=speech,
-        hearing=hearing,
-        timers=timers,
-        controls=controls,
-        parts=parts,
-        responder=responder,
-        stt_problem=stt_problem,
-    )
-    return Assistant(
-        settings,
-        hearing=hearing,
-        voice=Voice(speech, emit, MAX_ANNOUNCEMENTS),
-        bell=TimerBell(timers, emit, rings=rings_timers),
-        actions=Actions(timers, custom, emit, parts.home_publish, no_home),
-        controls=controls,
-        display=LedPatterns(emit),
-        home=HomeTurns(parts.satellite, emit, speech.speaker),
-        health=health,
-        emit=emit,
-        inbox=inbox,
-        clock=clock,
-        board=board or StatusBoard(),
-        parts=parts,
-        responder=responder,
-        open_speech=hears_open_speech(settings, hearing.recognizer),
-        kept_requests=request_audio(settings),
-    )
 
 
 @contextmanager
