@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from firmware_app.speak.sentences import (
@@ -117,6 +117,7 @@ def test_chunking_never_changes_the_sentences(text: str, pieces: list[int]) -> N
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=600))
+@example("http://")
 def test_whatever_comes_in_what_goes_out_is_speakable(text: str) -> None:
     for sentence in split(text, [13] * 50):
         assert 0 < len(sentence) <= MAX_SENTENCE_CHARS

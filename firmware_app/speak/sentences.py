@@ -191,7 +191,9 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]{0,500}(?:\x07|\x1b
 _IMAGE = re.compile(r"!\[([^\]]{0,200})\]\([^)]{0,2000}\)")
 _LINK = re.compile(r"\[([^\]]{0,200})\]\([^)]{0,2000}\)")
 _AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]{0,2000}>", re.IGNORECASE)
-_URL = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+_URL = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]*", re.IGNORECASE)
+"""A URL, down to a bare scheme ("http://" cut off mid-stream): spoken as its host or not
+at all."""
 _HOST = re.compile(r"^(?:[a-z]+://)?(?:www\.)?([^/?#:@\s]+)", re.IGNORECASE)
 _EMAIL_OR_PATHISH = re.compile(r"\S{60,}")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]{0,20}(?:\s[^<>]{0,200})?/?>")
