@@ -283,7 +283,7 @@ def test_a_cancelled_probe_does_not_hold_the_breaker(server: FakeLlm, make: Any)
     time.sleep(0.5)
     r.respond(2, "hi", posts)  # the probe...
     r.cancel(2)  # ...cancelled at once, maybe before it ever ran
-    server.then(sse(["Back."]))
+    server.default = sse(["Back."])  # the server is back, whichever request reaches it first
     request = 3
     while request < 100 and posts.breaker_states()[-1] != "closed":
         r.respond(request, "hi", posts)
