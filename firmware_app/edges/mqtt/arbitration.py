@@ -59,8 +59,16 @@ REASSERT_EVERY_S = 1.0
 """At most this often a device puts its own announcement back when something else was
 published in its place."""
 ECHO_WAIT_S = 2.0
-"""How long a claim waits for its own echo from the broker before judging by the moment
-it was sent instead (a broker that slow makes a double answer possible, never none)."""
+"""How long a claim waits for its own echo from a broker that has gone quiet before judging
+by the moment it was sent instead (a broker that slow makes a double answer possible,
+never none)."""
+ECHO_WAIT_BUSY_S = 6.0
+"""How long it waits while the broker keeps delivering (a flood on the topics it reads):
+the echo is in the same ordered stream, behind what is being read, so it is on its way and
+waiting for it keeps the answer single; past this the device answers rather than not at
+all."""
+BUSY_GAP_S = 0.1
+"""The broker counts as delivering while something arrived within this long."""
 
 
 def group_topic(group: str) -> str:
@@ -124,6 +132,8 @@ class MqttWakeArbiter:
         self._reassert: threading.Timer | None = None
         self._closing = False
         self._connected = False
+        self._delivered = -BUSY_GAP_S
+        """When the last message of any kind arrived (a float written by paho's thread)."""
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
         self._client = self._make_client(settings)
@@ -174,7 +184,8 @@ class MqttWakeArbiter:
 
     def claim(self, model: str, score: float) -> bool:
         """Publish this device's claim and decide. Blocks the window plus grace after the
-        claim's echo (at most ``ECHO_WAIT_S`` for the echo)."""
+        claim's echo (at most ``ECHO_WAIT_S`` for the echo, ``ECHO_WAIT_BUSY_S`` while a
+        flood is being read)."""
         level = self.meter.level_db() if self.meter is not None else -120.0
         with self._cond:
             self._seq += 1
@@ -210,7 +221,11 @@ class MqttWakeArbiter:
                     if c.device != self.device and abs(c.at - ref) <= self.window_s
                 ]
                 better = [c for c in rivals if c.beats(mine)]
-                end = sent + ECHO_WAIT_S if echo is None else echo + self.window_s + self.grace_s
+                end = (
+                    self._deadline(sent, now)
+                    if echo is None
+                    else echo + self.window_s + self.grace_s
+                )
                 if better or now >= end:
                     break
                 self._cond.wait(end - now)
@@ -224,6 +239,7 @@ class MqttWakeArbiter:
             ],
             "alone": False,
             "echo": echo is not None,
+            "echo_s": None if echo is None else round(echo - sent, 4),
         }
         if won and echo is None:
             logger.warning("wake: the broker did not return this claim in time; judged alone")
@@ -240,6 +256,16 @@ class MqttWakeArbiter:
                 mine.level_db,
             )
         return won
+
+    def _deadline(self, sent: float, now: float) -> float:
+        """When a claim whose echo has not come back is judged without it: ``ECHO_WAIT_S``
+        after it was sent, later while the broker is still delivering (up to
+        ``ECHO_WAIT_BUSY_S``), re-checked every ``BUSY_GAP_S`` since turned-away messages
+        wake nobody."""
+        end = sent + ECHO_WAIT_S
+        if now >= end and now - self._delivered < BUSY_GAP_S:
+            return min(sent + ECHO_WAIT_BUSY_S, now + BUSY_GAP_S)
+        return end if now < end else now
 
     # -- paho's thread -------------------------------------------------------------------
 
@@ -274,6 +300,7 @@ class MqttWakeArbiter:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._delivered = self._clock()
         try:  # never crash paho's thread, whatever arrives
             if msg.topic.startswith(self.peers_topic + "/"):
                 self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bytes(msg.payload))
