@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
 """Wake arbitration under a flood, printed as JSON.
 
-- ``reading``: how many messages a second one device's arbitration connection turns away
-  while a stranger floods the topic it reads with forged claims, beside a bare paho client
-  that does nothing with them (the limit), and how late a message published behind the
-  flood arrives (the backlog).
-- ``rounds``: two devices, each in its own process as on two speakers, arbitrating wakes
-  that both heard (alternately the better one) while a stranger floods each device's own
-  claims topic with forged claims at each rate; per rate, how many wakes exactly one
-  device answered, two answered or none, and how long a claim took to decide.
+Two devices, each in its own process as on two speakers, arbitrate wakes that both heard
+(alternately the better one) while a stranger that watches the wire floods, at each rate,
+every topic it can see: each device's last claim topic (forged claims), the group's topic
+under each device's name, and the group's announcements (forged ones, a quarter of the
+rate). Per rate: how many wakes exactly one device answered, two or none, how long a
+claim took to decide, and what reached the devices (claims turned away, announcements
+ignored).
 
-Needs ``/usr/sbin/mosquitto`` and ``mosquitto_pub``. The flood comes from separate
+Needs ``/usr/sbin/mosquitto`` and ``mosquitto_pub``. The floods come from separate
 processes. Usage: ``python scripts/bench_arbitration.py [--rates 0,6000,12000] [--rounds 8]``.
 """
 
@@ -38,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # sha
 from mqtt_broker import Broker
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter, claims_topic
+from firmware_app.edges.mqtt.arbitration import (
+    MqttWakeArbiter,
+    claims_topic,
+    group_topic,
+    peers_topic,
+)
 
 KEY = b"bench-group-key-0123456789abcdef"
 GROUP = "bench"
@@ -114,8 +118,28 @@ def device(name: str, port: int, conn: Connection) -> None:
         start = time.monotonic()
         won = arbiter.claim("hey_jarvis", score)
         conn.send((won, time.monotonic() - start, bool(arbiter.last.get("echo"))))
-    conn.send(arbiter.status()["claims"])
+    conn.send(arbiter.status())
     arbiter.close()
+
+
+class Spy:
+    """A stranger's client reading every claim topic of the group: the last one of each."""
+
+    def __init__(self, port: int) -> None:
+        self.topics: dict[str, str] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="stranger-spy")
+        self.client.on_connect = lambda c, *a: c.subscribe(claims_topic(GROUP, "+"), 0)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        time.sleep(0.5)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.topics[msg.topic.rsplit("/", 2)[-2]] = msg.topic
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def rounds(port: int, rate: int, count: int) -> dict[str, Any]:
@@ -129,9 +153,16 @@ def rounds(port: int, rate: int, count: int) -> dict[str, Any]:
         procs.append(proc)
     if not all(pipe.recv() for pipe in pipes):
         raise SystemExit("the devices did not see each other")
-    floods = (
-        start_floods(port, rate, [(claims_topic(GROUP, d), d) for d in DEVICES]) if rate else []
-    )
+    seen = Spy(port)
+    for pipe, score in zip(pipes, (0.5, 0.4), strict=True):  # claims the stranger sees
+        pipe.send((time.time(), score))
+        pipe.recv()
+    time.sleep(1.0)
+    targets = [(seen.topics[d], d) for d in DEVICES]
+    targets += [(f"{group_topic(GROUP)}/{d}", d) for d in DEVICES]
+    floods = start_floods(port, rate, targets) if rate else []
+    if rate:
+        floods += start_floods(port, rate // 4, [(f"{peers_topic(GROUP)}/x", "x")])
     time.sleep(2.0)  # the flood is under way before the first wake
     outcome = {"exactly_one_right": 0, "two": 0, "none": 0, "wrong_one": 0}
     decide_s: list[float] = []
@@ -144,7 +175,7 @@ def rounds(port: int, rate: int, count: int) -> dict[str, Any]:
         results = [pipe.recv() for pipe in pipes]
         won = [r[0] for r in results]
         decide_s += [r[1] for r in results]
-        late += sum(not r[2] for r in results)
+        late += sum(r[0] and not r[2] for r in results)
         if won == [scores[0] > scores[1], scores[1] > scores[0]]:
             outcome["exactly_one_right"] += 1
         elif all(won):
@@ -155,104 +186,33 @@ def rounds(port: int, rate: int, count: int) -> dict[str, Any]:
             outcome["wrong_one"] += 1
         time.sleep(1.0)
     stop(floods)
+    seen.close()
     for pipe in pipes:
         pipe.send(None)
     counts = [pipe.recv() for pipe in pipes]
     for proc in procs:
         proc.join(10)
     return {
-        "flood_per_device_topic_per_s": rate,
-        "read_by_each_device_per_s": rate * len(DEVICES),
+        "flood_per_topic_per_s": rate,
+        "flood_total_per_s": rate * 2 * len(DEVICES) + rate // 4,
         "wakes": count,
         **outcome,
         "decide_s": {
             "median": round(statistics.median(decide_s), 3),
             "max": round(max(decide_s), 3),
         },
-        "echo_not_back_in_time": late,
-        "turned_away": [c["unauthenticated"] for c in counts],
+        "won_without_echo": late,
+        "claims_turned_away": [
+            sum(c["claims"][k] for k in ("unauthenticated", "stale")) for c in counts
+        ],
+        "announcements_ignored": [c["ignored_announcements"] for c in counts],
     }
-
-
-class Counter:
-    """A bare paho client on ``topic`` counting what arrives (the limit), or our arbiter."""
-
-    def __init__(self, port: int, topic: str) -> None:
-        self.count = 0
-        self.marker_at = 0.0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-{os.getpid()}")
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, 0)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        self.count += 1
-        if msg.payload == b"marker":
-            self.marker_at = time.monotonic()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def reading(port: int, rate: int, seconds: float) -> dict[str, Any]:
-    """Messages a second handled, ours beside bare, and how late a message published behind
-    the flood arrives: for ours, the device's own claim coming back (its echo)."""
-    out: dict[str, Any] = {"flood_per_s": rate}
-    topic = claims_topic(GROUP, "reader")
-    bare = Counter(port, topic)
-    out["bare_handled_per_s"], out["bare_lag_s"] = _flooded(port, rate, seconds, topic, bare)
-    bare.close()
-    reader, peer = (
-        MqttWakeArbiter(MqttSettings(host="127.0.0.1", port=port, device_id=d), KEY, group=GROUP)
-        for d in ("reader", "quiet-peer")
-    )
-    reader.wait_peers(1, 10.0)
-    out["ours_handled_per_s"], out["ours_lag_s"] = _flooded(port, rate, seconds, topic, reader)
-    reader.close()
-    peer.close()
-    return out
-
-
-def _flooded(
-    port: int, rate: int, seconds: float, topic: str, reader: Counter | MqttWakeArbiter
-) -> tuple[int, float | None]:
-    def handled() -> int:
-        if isinstance(reader, Counter):
-            return reader.count
-        return int(reader.status()["claims"]["unauthenticated"])  # type: ignore[index]
-
-    time.sleep(0.5)
-    floods = start_floods(port, rate, [(topic, "reader")])
-    time.sleep(1.0)
-    start, first = time.monotonic(), handled()
-    time.sleep(seconds)
-    per_s = round((handled() - first) / (time.monotonic() - start))
-    sent = time.monotonic()
-    if isinstance(reader, Counter):
-        marker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="marker")
-        marker.connect("127.0.0.1", port)
-        marker.loop_start()
-        marker.publish(topic, b"marker").wait_for_publish(5)
-        while reader.marker_at < sent and time.monotonic() < sent + 20:
-            time.sleep(0.005)
-        marker.disconnect()
-        marker.loop_stop()
-        lag = reader.marker_at - sent if reader.marker_at >= sent else None
-    else:
-        reader.claim("hey_jarvis", 0.5)  # its peer is quiet: the claim waits for its echo
-        lag = reader.last.get("echo_s")
-    stop(floods)
-    return per_s, None if lag is None else round(lag, 3)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="0,3000,6000,12000")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--reading-rate", type=int, default=12000)
-    parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp))
@@ -260,7 +220,6 @@ def main() -> int:
         try:
             result = {
                 "load": os.getloadavg(),
-                "reading": reading(broker.port, args.reading_rate, args.seconds),
                 "rounds": [
                     rounds(broker.port, int(rate), args.rounds) for rate in args.rates.split(",")
                 ],

@@ -100,7 +100,11 @@ class Claims:
 
         def stranger() -> None:
             forged = {"device": "aaa-stranger", "model": "hey_jarvis", "score": 1.0, "t": 0}
-            topics = (group_topic(GROUP), claims_topic(GROUP, "soak"), claims_topic(GROUP, "x"))
+            topics = (
+                group_topic(GROUP),
+                f"{group_topic(GROUP)}/soak",
+                claims_topic(GROUP, "soak", "0" * 24),
+            )
             while not stop.wait(0.1):
                 for topic in topics:
                     self.stranger.publish(topic, json.dumps(forged), qos=0)

@@ -283,12 +283,15 @@ class Listener:
         timeout: float = TIMEOUT,
         after: int = 0,
     ) -> Received:
-        """The first message on ``topic`` (from index ``after``) that matches."""
+        """The first message on ``topic`` (a filter: wildcards match) from index ``after``
+        that matches."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for m in self.messages[after:]:
-                    if m.topic == topic and (predicate is None or predicate(m)):
+                    if mqtt.topic_matches_sub(topic, m.topic) and (
+                        predicate is None or predicate(m)
+                    ):
                         return m
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -16,7 +16,12 @@ from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F40
 from pydantic import SecretStr
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import Claim, MqttWakeArbiter, group_topic
+from firmware_app.edges.mqtt.arbitration import (
+    Claim,
+    MqttWakeArbiter,
+    claims_topic,
+    group_topic,
+)
 from firmware_app.listen.level import LevelMeter
 
 WINDOW = 0.3
@@ -110,7 +115,7 @@ def test_another_group_and_garbage_do_not_count(broker: Broker) -> None:
         results, _ = together(lambda: kitchen.claim("alexa", 0.5), lambda: hall.claim("alexa", 0.9))
         assert results == [True, True]  # different groups answer each on their own
         claim = listener.wait_for(
-            group_topic("upstairs") + "/kitchen", lambda m: b"kitchen" in m.payload
+            claims_topic("upstairs", "kitchen"), lambda m: b"kitchen" in m.payload
         ).json()
         assert claim["device"] == "kitchen" and claim["score"] == 0.5 and claim["model"] == "alexa"
         assert abs(claim["t"] - time.time()) < 5

@@ -46,16 +46,16 @@ def test_the_documented_acl_keeps_strangers_off_cmd_and_group(acl_broker: Broker
     try:
         for topic in (
             "ttbt5/kitchen/cmd/say",
-            "ttbt5/group/default/wake/kitchen",
+            "ttbt5/group/default/wake/kitchen/0123abcd",
             "ttbt5/group/default/peers/kitchen",
             "ttbt5/group/default/wake",
         ):
             stranger.publish(topic, b"from a stranger")
-        hall.publish("ttbt5/group/default/wake/kitchen", b"hall pretending to be the kitchen")
+        hall.publish("ttbt5/group/default/wake/kitchen/0123", b"hall pretending to be the kitchen")
         home.publish("ttbt5/kitchen/cmd/say", b"dinner is ready")
-        hall.publish("ttbt5/group/default/wake/hall", b"a claim of the hall's")
+        hall.publish("ttbt5/group/default/wake/hall/0123", b"a claim of the hall's")
         kitchen.wait_for("ttbt5/kitchen/cmd/say", lambda m: m.payload == b"dinner is ready")
-        kitchen.wait_for("ttbt5/group/default/wake/hall")
+        kitchen.wait_for("ttbt5/group/default/wake/hall/0123")
         time.sleep(0.5)  # anything denied would have arrived by now
         assert not [m for m in kitchen.messages if m.payload.startswith(b"from a stranger")]
         assert not [m for m in kitchen.messages if b"pretending" in m.payload]

@@ -22,9 +22,17 @@ With the broker down or not yet reached, ``claim`` is true at once: each device 
 alone, as it would without one. A device that is alone in its group pays no wait either:
 every device announces itself with a signed retained message under the group's ``peers/``
 topic (replaced by a signed "gone" as its last will), and a device that knows no peer
-answers at once, so arbitration costs nothing until a second speaker joins. Each device
-publishes its claims on a topic of its own (``wake/<device>``) and subscribes only to the
-announced peers' topics, so a flood published anywhere else in the group never reaches it.
+answers at once, so arbitration costs nothing until a second speaker joins.
+
+A flood cannot reach the claims. Each claim is published under a topic of its own,
+``wake/<device>/<token>``, where the token is worked out from the group's key, the
+device's session and the claim's number (``claims.claim_token``): each device subscribes
+exactly to the next few topics of itself and of each announced peer, on a connection that
+carries nothing else, so what a stranger can publish (it cannot work out a token; a topic
+it saw is never used again) never stands between a device and the claims it waits for.
+The announcements, which a stranger can flood, travel on a second connection of their
+own; a flood there delays learning of a new peer, never a wake. Each announcement says
+the number of the device's next claim, so a device that joins later knows where to listen.
 
 Only the session a device announces counts (``claims.py``). Each connection to the broker
 is a session of its own, ended by its "gone" or its last will; a session seen to end is
@@ -47,11 +55,21 @@ from loguru import logger
 
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.bridge import _no_delay
-from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign, verify
+from firmware_app.edges.mqtt.claims import (
+    Claim,
+    ClaimBook,
+    claim_token,
+    new_session,
+    sign,
+    verify,
+)
 from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.listen.level import LevelMeter
 
 MAX_PEERS = 64
+AHEAD = 8
+"""Claim topics subscribed ahead for each device: its next claims' (a device that missed a
+few claims of a peer still hears the ones after)."""
 ENDED_KEPT = 256
 """Sessions seen to end (a signed "gone"), remembered so a replay of one of their
 announcements cannot bring them back."""
@@ -63,21 +81,22 @@ ECHO_WAIT_S = 2.0
 by the moment it was sent instead (a broker that slow makes a double answer possible,
 never none)."""
 ECHO_WAIT_BUSY_S = 6.0
-"""How long it waits while the broker keeps delivering (a flood on the topics it reads):
-the echo is in the same ordered stream, behind what is being read, so it is on its way and
-waiting for it keeps the answer single; past this the device answers rather than not at
-all."""
+"""How long it waits while the broker keeps delivering claims: the echo is in the same
+ordered stream, behind what is being read, so it is on its way and waiting for it keeps
+the answer single; past this the device answers rather than not at all."""
 BUSY_GAP_S = 0.1
 """The broker counts as delivering while something arrived within this long."""
 
 
 def group_topic(group: str) -> str:
-    """Where the group's claims go: one topic per device under this."""
+    """Where the group's claims go: a topic per claim under this."""
     return f"ttbt5/group/{group}/wake"
 
 
-def claims_topic(group: str, device: str) -> str:
-    return f"{group_topic(group)}/{device}"
+def claims_topic(group: str, device: str, token: str = "+") -> str:
+    """One claim's topic (``token`` from ``claims.claim_token``); by default the filter
+    that matches every claim of ``device``, for watching the wire."""
+    return f"{group_topic(group)}/{device}/{token}"
 
 
 def peers_topic(group: str) -> str:
@@ -87,10 +106,11 @@ def peers_topic(group: str) -> str:
 class MqttWakeArbiter:
     """``claim(model, score) -> bool``: true when this device should answer.
 
-    It keeps its own small MQTT connection (its own client id under the device's), so it
-    never waits behind the bridge's queue of events; the broker, credentials and TLS are
-    the bridge's. ``key`` is the group's shared secret: every device of the group must
-    have the same.
+    It keeps two small MQTT connections of its own (client ids ``ttbt5-<device>-wake`` for
+    the claims, ``ttbt5-<device>-peers`` for the announcements), so it never waits behind
+    the bridge's queue of events nor behind a flood of announcements; the broker,
+    credentials and TLS are the bridge's. ``key`` is the group's shared secret: every
+    device of the group must have the same.
     """
 
     def __init__(
@@ -109,7 +129,6 @@ class MqttWakeArbiter:
         self.device = settings.device_id
         self.meter = meter
         self.group = group
-        self.topic = claims_topic(group, self.device)
         self.peers_topic = peers_topic(group)
         self.peers: dict[str, str] = {}
         """Other devices announced in the group (device → session); with none, a claim is
@@ -125,40 +144,58 @@ class MqttWakeArbiter:
         """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
         self._book = ClaimBook(key, group, self.device, self._session)
+        self._next: dict[str, tuple[str, int]] = {}
+        """Device → (session, number of the first claim listened for): where each device's
+        claims will be published."""
+        self._listening: dict[str, set[str]] = {}
+        """Device → the claim topics subscribed to for it."""
         self._ignored_peers = 0
         self._ended: deque[tuple[str, str]] = deque(maxlen=ENDED_KEPT)
         """(device, session) of the group's sessions seen to end."""
         self._reasserted = -REASSERT_EVERY_S
         self._reassert: threading.Timer | None = None
         self._closing = False
-        self._connected = False
+        self._claims_up = False
+        self._peers_up = False
         self._delivered = -BUSY_GAP_S
-        """When the last message of any kind arrived (a float written by paho's thread)."""
+        """When the last claim of any kind arrived (a float written by paho's thread)."""
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
-        self._client = self._make_client(settings)
-        self._client.connect_async(
-            settings.host or "127.0.0.1", settings.port, settings.keepalive_s
-        )
-        self._client.loop_start()
+        self._client = self._make_claims_client(settings)
+        self._announcer = self._make_peers_client(settings)
+        for client in (self._client, self._announcer):
+            client.connect_async(settings.host or "127.0.0.1", settings.port, settings.keepalive_s)
+            client.loop_start()
 
     def _peer_message(self, present: bool) -> bytes:
-        fields = {"device": self.device, "session": self._session, "present": present}
+        fields = {
+            "device": self.device,
+            "session": self._session,
+            "present": present,
+            "next": self._seq + 1,
+        }
         return sign(self._key, self.group, "peer", fields)
 
-    def _make_client(self, cfg: MqttSettings) -> mqtt.Client:
+    def _make_claims_client(self, cfg: MqttSettings) -> mqtt.Client:
         client = paho_client(cfg, f"ttbt5-{cfg.device_id}-wake")
-        will = self._peer_message(False)
-        client.will_set(f"{self.peers_topic}/{cfg.device_id}", will, qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
+        client.on_connect = self._on_claims_connect
+        client.on_disconnect = self._on_claims_disconnect
         client.on_message = self._on_message
         client.on_socket_open = _no_delay
         return client
 
+    def _make_peers_client(self, cfg: MqttSettings) -> mqtt.Client:
+        client = paho_client(cfg, f"ttbt5-{cfg.device_id}-peers")
+        will = self._peer_message(False)
+        client.will_set(f"{self.peers_topic}/{cfg.device_id}", will, qos=1, retain=True)
+        client.on_connect = self._on_peers_connect
+        client.on_disconnect = self._on_peers_disconnect
+        client.on_message = self._on_peer_message
+        return client
+
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._claims_up and self._peers_up
 
     def status(self) -> dict[str, object]:
         """For health: the group, its peers and what was turned away (forged, replayed,
@@ -167,7 +204,7 @@ class MqttWakeArbiter:
             counts = dict(self._book.counts)
             return {
                 "group": self.group,
-                "connected": self._connected,
+                "connected": self.connected,
                 "peers": len(self.peers),
                 "claims": counts,
                 "ignored_announcements": self._ignored_peers,
@@ -180,22 +217,25 @@ class MqttWakeArbiter:
 
     def wait_connected(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._connected, timeout)
+            return self._cond.wait_for(lambda: self.connected, timeout)
 
     def claim(self, model: str, score: float) -> bool:
         """Publish this device's claim and decide. Blocks the window plus grace after the
-        claim's echo (at most ``ECHO_WAIT_S`` for the echo, ``ECHO_WAIT_BUSY_S`` while a
-        flood is being read)."""
+        claim's echo (at most ``ECHO_WAIT_S`` for the echo, ``ECHO_WAIT_BUSY_S`` while the
+        broker is still delivering claims)."""
         level = self.meter.level_db() if self.meter is not None else -120.0
+        if not self.connected:
+            self.last = {"won": True, "score": float(score), "rivals": [], "alone": True}
+            return True
         with self._cond:
             self._seq += 1
             seq = self._seq
             alone = not self.peers
             session = self._session
+            # listen from this claim on: its echo, and the next few
+            changes = self._listen_from(self.device, session, seq)
+        self._apply(changes)
         mine = Claim(self.device, float(score), model, level, session, seq, self._wall())
-        if not self._connected:
-            self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
-            return True
         fields = {
             "device": mine.device,
             "model": model,
@@ -205,8 +245,13 @@ class MqttWakeArbiter:
             "seq": seq,
             "t": mine.t,
         }
+        topic = claims_topic(
+            self.group, self.device, claim_token(self._key, self.group, self.device, session, seq)
+        )
         sent = self._clock()
-        self._client.publish(self.topic, sign(self._key, self.group, "claim", fields), qos=0)
+        self._client.publish(topic, sign(self._key, self.group, "claim", fields), qos=0)
+        # where a device that joins later should listen for the next claim
+        self._announce()
         if alone:  # the claim still goes out, for a peer whose announcement is on its way
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
@@ -267,28 +312,79 @@ class MqttWakeArbiter:
             return min(sent + ECHO_WAIT_BUSY_S, now + BUSY_GAP_S)
         return end if now < end else now
 
-    # -- paho's thread -------------------------------------------------------------------
+    # -- where the claims are listened for ------------------------------------------------
 
-    def _on_connect(
+    def _listen_from(self, device: str, session: str, first: int) -> tuple[list[str], list[str]]:
+        """Move ``device``'s window to its claims ``first`` to ``first + AHEAD - 1`` of
+        ``session`` (never back within one session); the topics to subscribe to and to
+        leave. Called with the lock held; the caller applies them after letting go."""
+        known = self._next.get(device)
+        if known is not None and known[0] == session and first <= known[1]:
+            return [], []
+        self._next[device] = (session, first)
+        tokens = (
+            claim_token(self._key, self.group, device, session, n)
+            for n in range(first, first + AHEAD)
+        )
+        wanted = {claims_topic(self.group, device, t) for t in tokens}
+        had = self._listening.get(device, set())
+        self._listening[device] = wanted
+        return sorted(wanted - had), sorted(had - wanted)
+
+    def _forget(self, device: str) -> tuple[list[str], list[str]]:
+        self._next.pop(device, None)
+        return [], sorted(self._listening.pop(device, set()))
+
+    def _apply(self, changes: tuple[list[str], list[str]]) -> None:
+        subscribe, unsubscribe = changes
+        if subscribe and self._claims_up:
+            self._client.subscribe([(t, 0) for t in subscribe])
+        if unsubscribe and self._claims_up:
+            self._client.unsubscribe(unsubscribe)
+
+    def _announce(self) -> None:
+        topic = f"{self.peers_topic}/{self.device}"
+        self._announcer.publish(topic, self._peer_message(True), qos=1, retain=True)
+
+    # -- paho's threads -------------------------------------------------------------------
+
+    def _on_claims_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
             return
         with self._cond:
-            peers = list(self.peers)
-        topics = [self.topic, *(claims_topic(self.group, p) for p in peers)]
-        client.subscribe([(f"{self.peers_topic}/+", 1), *((t, 0) for t in topics)])
-        message = self._peer_message(True)
-        client.publish(f"{self.peers_topic}/{self.device}", message, qos=1, retain=True)
-        with self._cond:
-            self._connected = True
+            topics = sorted(t for ts in self._listening.values() for t in ts)
+            self._claims_up = True
             self._cond.notify_all()
+        if topics:
+            client.subscribe([(t, 0) for t in topics])
 
-    def _on_disconnect(
+    def _on_claims_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         with self._cond:
-            self._connected = False
+            self._claims_up = False
+            self._cond.notify_all()
+
+    def _on_peers_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            return
+        client.subscribe(f"{self.peers_topic}/+", 1)
+        with self._cond:
+            changes = self._listen_from(self.device, self._session, self._seq + 1)
+            self._peers_up = True
+            self._cond.notify_all()
+        self._apply(changes)
+        self._announce()
+
+    def _on_peers_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        with self._cond:
+            self._peers_up = False
             if not self._closing:
                 # The broker sends this connection's last will, "gone", and the group
                 # takes that session as ended for good: the next connection is a new one.
@@ -302,23 +398,34 @@ class MqttWakeArbiter:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._delivered = self._clock()
         try:  # never crash paho's thread, whatever arrives
-            if msg.topic.startswith(self.peers_topic + "/"):
-                self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bytes(msg.payload))
-            else:
-                self._on_claim(msg.topic, bytes(msg.payload))
+            self._on_claim(msg.topic, bytes(msg.payload))
+        except Exception as exc:
+            logger.opt(exception=exc).error("wake arbitration: {}", exc)
+
+    def _on_peer_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:  # never crash paho's thread, whatever arrives
+            self._on_peer(msg.topic[len(self.peers_topic) + 1 :], bytes(msg.payload))
         except Exception as exc:
             logger.opt(exception=exc).error("wake arbitration: {}", exc)
 
     def _on_claim(self, topic: str, payload: bytes) -> None:
         now = self._clock()
-        device = topic.rpartition("/")[2]
+        device = topic.rsplit("/", 2)[-2]
+        changes: tuple[list[str], list[str]] = ([], [])
         with self._cond:
             claim = self._book.take(payload, now, device)
-            if claim is None:
-                return
-            if claim.device == self.device and claim.session == self._session:
-                self._echoes.append((claim.seq, now))
-            self._cond.notify_all()
+            last = self._book.last_seq(device)
+            session = self.peers.get(device)
+            if device != self.device and session is not None and last is not None:
+                # a peer's fresh claim, counted or held to its rate: listen past it
+                changes = self._listen_from(device, session, last + 1)
+            if claim is not None:
+                if claim.device == self.device and claim.session == self._session:
+                    self._echoes.append((claim.seq, now))
+                    # its topic has done its work: a stranger who saw it floods nothing
+                    changes = self._listen_from(self.device, claim.session, claim.seq + 1)
+                self._cond.notify_all()
+        self._apply(changes)
 
     def _on_peer(self, device: str, payload: bytes) -> None:
         if device == self.device:
@@ -330,6 +437,13 @@ class MqttWakeArbiter:
                 self._ignored_peers += 1  # unsigned, or cleared by someone else
             return
         session = str(data.get("session", ""))
+        try:
+            # from the claim before the next: the announcement travels on another
+            # connection and may overtake that claim, whose topic must still be listened to
+            first = max(1, int(data.get("next", 1)) - 1)
+        except (TypeError, ValueError, OverflowError):
+            first = 1
+        changes: tuple[list[str], list[str]] = ([], [])
         with self._cond:
             if data.get("present") is not True:
                 if (device, session) not in self._ended:
@@ -343,16 +457,15 @@ class MqttWakeArbiter:
                     self.peers[device] = session
             elif self.peers.get(device) == session:  # an old "gone" replayed changes nothing
                 del self.peers[device]
-            now_known = device in self.peers
-            # only the announced session's claims count from now on
+            # only the announced session's claims count from now on, and only its topics
+            # are listened to
             self._book.announced(device, self.peers.get(device), self._clock())
+            if device in self.peers:
+                changes = self._listen_from(device, self.peers[device], first)
+            elif known:
+                changes = self._forget(device)
             self._cond.notify_all()
-        # Only announced peers' claims are received: whatever else is published under the
-        # group's topic never reaches this device.
-        if now_known and not known:
-            self._client.subscribe(claims_topic(self.group, device), 0)
-        elif known and not now_known:
-            self._client.unsubscribe(claims_topic(self.group, device))
+        self._apply(changes)
 
     def _guard_own_announcement(self, payload: bytes) -> None:
         """Anything but this session's own announcement under its name (an earlier
@@ -375,8 +488,7 @@ class MqttWakeArbiter:
             self._reasserted = self._clock()
             if self._closing:
                 return
-        topic = f"{self.peers_topic}/{self.device}"
-        self._client.publish(topic, self._peer_message(True), qos=1, retain=True)
+        self._announce()
 
     def close(self) -> None:
         with self._cond:
@@ -384,10 +496,11 @@ class MqttWakeArbiter:
             if self._reassert is not None:
                 self._reassert.cancel()
         topic = f"{self.peers_topic}/{self.device}"
-        info = self._client.publish(topic, self._peer_message(False), qos=1, retain=True)
-        if self._connected:
+        info = self._announcer.publish(topic, self._peer_message(False), qos=1, retain=True)
+        if self._peers_up:
             # not connected after all: the last will says it
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=1.0)
-        self._client.disconnect()
-        self._client.loop_stop()
+        for client in (self._announcer, self._client):
+            client.disconnect()
+            client.loop_stop()
