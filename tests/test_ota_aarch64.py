@@ -7,8 +7,10 @@ does it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
@@ -68,13 +70,25 @@ def pi_os_tags(release: str) -> set[Tag]:
     return tags
 
 
+def not_sources(folder: str, names: list[str]) -> set[str]:
+    """What the copy leaves out: the repository, virtual environments, build records and
+    anything that is not a file or a folder (a named pipe or socket a running program left
+    in the checkout)."""
+    left = set(shutil.ignore_patterns(".git", ".venv", ".venv-*", "*.egg-info")(folder, names))
+    for name in names:
+        mode = os.lstat(os.path.join(folder, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            left.add(name)
+    return left
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     work = tmp_path_factory.mktemp("aarch64")
     private, public = make_keys(work)
     out = work / "public"
     src = work / "src"  # a clean copy: the build leaves nothing in the checkout
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info"))
+    shutil.copytree(REPO, src, ignore=not_sources)
     script = src / "scripts" / "build-release.sh"
     done = subprocess.run(
         ["bash", str(script), "--key", str(private), "--out", str(out), "--python", sys.executable],
