@@ -37,12 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # sha
 from mqtt_broker import Broker
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import (
-    MqttWakeArbiter,
-    claims_topic,
-    group_topic,
-    peers_topic,
-)
+from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter, peers_topic
+from firmware_app.edges.mqtt.claim_topics import claims_topic, group_topic
 
 KEY = b"bench-group-key-0123456789abcdef"
 GROUP = "bench"

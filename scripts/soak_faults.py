@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_app.app import control, control_client
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter, claims_topic, group_topic
+from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter
+from firmware_app.edges.mqtt.claim_topics import claims_topic, group_topic
 
 GROUP = "soak"
 KEY = "soak group key, shared by the device and its peer"

@@ -16,12 +16,8 @@ from mqtt_broker import Broker, Listener, broker_fixture, free_port  # noqa: F40
 from pydantic import SecretStr
 
 from firmware_app.config.settings import MqttSettings
-from firmware_app.edges.mqtt.arbitration import (
-    Claim,
-    MqttWakeArbiter,
-    claims_topic,
-    group_topic,
-)
+from firmware_app.edges.mqtt.arbitration import Claim, MqttWakeArbiter
+from firmware_app.edges.mqtt.claim_topics import claims_topic, group_topic
 from firmware_app.listen.level import LevelMeter
 
 WINDOW = 0.3

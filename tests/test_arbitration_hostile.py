@@ -18,13 +18,9 @@ from mqtt_broker import Broker, Listener, broker_fixture  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 from test_arbitration import KEY, make, together
 
-from firmware_app.edges.mqtt.arbitration import (
-    MqttWakeArbiter,
-    claims_topic,
-    group_topic,
-    peers_topic,
-)
-from firmware_app.edges.mqtt.claims import claim_token, sign
+from firmware_app.edges.mqtt.arbitration import MqttWakeArbiter, peers_topic
+from firmware_app.edges.mqtt.claim_topics import claim_token, claims_topic, group_topic
+from firmware_app.edges.mqtt.claims import sign
 
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 

@@ -3,7 +3,7 @@ utterance agree that only the one that heard it best answers.
 
 On a wake each device publishes its claim ``{device, model, score, level_db, ...}``,
 signed with the group's shared key (``claims.py``: strangers on the broker can neither
-claim nor replay), to the group's topic, and compares every claim that arrived within the
+claim nor replay), under the group's topic, and compares every claim that arrived within the
 window (300 ms by default) of its own. The best claim wins: a wake word model's score
 barely depends on how loud the voice was (a far device scores 0.99 as well as a near one),
 so scores are compared in steps of 0.1 and, within a step, the device that heard the wake
@@ -24,21 +24,17 @@ every device announces itself with a signed retained message under the group's `
 topic (replaced by a signed "gone" as its last will), and a device that knows no peer
 answers at once, so arbitration costs nothing until a second speaker joins.
 
-A flood cannot reach the claims. Each claim is published under a topic of its own,
-``wake/<device>/<token>``, where the token is worked out from the group's key, the
-device's session and the claim's number (``claims.claim_token``): each device subscribes
-exactly to the next few topics of itself and of each announced peer, on a connection that
-carries nothing else, so what a stranger can publish (it cannot work out a token; a topic
-it saw is never used again) never stands between a device and the claims it waits for.
+A flood cannot reach the claims: each is published under a topic of its own that only
+the group can work out (``claim_topics.py``), on a connection that carries nothing else.
 The announcements, which a stranger can flood, travel on a second connection of their
 own; a flood there delays learning of a new peer, never a wake. Each announcement says
 the number of the device's next claim, so a device that joins later knows where to listen.
 
-Only the session a device announces counts (``claims.py``). Each connection to the broker
-is a session of its own, ended by its "gone" or its last will; a session seen to end is
-never taken back from a played-back announcement, and a device puts its own announcement
-back when anything else appears under its name, so recorded claims and announcements of
-a device's earlier sessions count for nothing.
+Only the session a device announces counts (``claims.py``). Each connection of its
+announcements to the broker is a session of its own, ended by its "gone" or its last
+will; a session seen to end is never taken back from a played-back announcement, and a
+device puts its own announcement back when anything else appears under its name, so
+recorded claims and announcements of a device's earlier sessions count for nothing.
 """
 
 from __future__ import annotations
@@ -55,21 +51,12 @@ from loguru import logger
 
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.bridge import _no_delay
-from firmware_app.edges.mqtt.claims import (
-    Claim,
-    ClaimBook,
-    claim_token,
-    new_session,
-    sign,
-    verify,
-)
+from firmware_app.edges.mqtt.claim_topics import Changes, ClaimTopics
+from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign, verify
 from firmware_app.edges.mqtt.connect import paho_client
 from firmware_app.listen.level import LevelMeter
 
 MAX_PEERS = 64
-AHEAD = 8
-"""Claim topics subscribed ahead for each device: its next claims' (a device that missed a
-few claims of a peer still hears the ones after)."""
 ENDED_KEPT = 256
 """Sessions seen to end (a signed "gone"), remembered so a replay of one of their
 announcements cannot bring them back."""
@@ -86,17 +73,6 @@ ordered stream, behind what is being read, so it is on its way and waiting for i
 the answer single; past this the device answers rather than not at all."""
 BUSY_GAP_S = 0.1
 """The broker counts as delivering while something arrived within this long."""
-
-
-def group_topic(group: str) -> str:
-    """Where the group's claims go: a topic per claim under this."""
-    return f"ttbt5/group/{group}/wake"
-
-
-def claims_topic(group: str, device: str, token: str = "+") -> str:
-    """One claim's topic (``token`` from ``claims.claim_token``); by default the filter
-    that matches every claim of ``device``, for watching the wire."""
-    return f"{group_topic(group)}/{device}/{token}"
 
 
 def peers_topic(group: str) -> str:
@@ -144,11 +120,7 @@ class MqttWakeArbiter:
         """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
         self._book = ClaimBook(key, group, self.device, self._session)
-        self._next: dict[str, tuple[str, int]] = {}
-        """Device → (session, number of the first claim listened for): where each device's
-        claims will be published."""
-        self._listening: dict[str, set[str]] = {}
-        """Device → the claim topics subscribed to for it."""
+        self._topics = ClaimTopics(key, group)
         self._ignored_peers = 0
         self._ended: deque[tuple[str, str]] = deque(maxlen=ENDED_KEPT)
         """(device, session) of the group's sessions seen to end."""
@@ -233,7 +205,7 @@ class MqttWakeArbiter:
             alone = not self.peers
             session = self._session
             # listen from this claim on: its echo, and the next few
-            changes = self._listen_from(self.device, session, seq)
+            changes = self._topics.listen_from(self.device, session, seq)
         self._apply(changes)
         mine = Claim(self.device, float(score), model, level, session, seq, self._wall())
         fields = {
@@ -245,9 +217,7 @@ class MqttWakeArbiter:
             "seq": seq,
             "t": mine.t,
         }
-        topic = claims_topic(
-            self.group, self.device, claim_token(self._key, self.group, self.device, session, seq)
-        )
+        topic = self._topics.topic(self.device, session, seq)
         sent = self._clock()
         self._client.publish(topic, sign(self._key, self.group, "claim", fields), qos=0)
         # where a device that joins later should listen for the next claim
@@ -312,30 +282,7 @@ class MqttWakeArbiter:
             return min(sent + ECHO_WAIT_BUSY_S, now + BUSY_GAP_S)
         return end if now < end else now
 
-    # -- where the claims are listened for ------------------------------------------------
-
-    def _listen_from(self, device: str, session: str, first: int) -> tuple[list[str], list[str]]:
-        """Move ``device``'s window to its claims ``first`` to ``first + AHEAD - 1`` of
-        ``session`` (never back within one session); the topics to subscribe to and to
-        leave. Called with the lock held; the caller applies them after letting go."""
-        known = self._next.get(device)
-        if known is not None and known[0] == session and first <= known[1]:
-            return [], []
-        self._next[device] = (session, first)
-        tokens = (
-            claim_token(self._key, self.group, device, session, n)
-            for n in range(first, first + AHEAD)
-        )
-        wanted = {claims_topic(self.group, device, t) for t in tokens}
-        had = self._listening.get(device, set())
-        self._listening[device] = wanted
-        return sorted(wanted - had), sorted(had - wanted)
-
-    def _forget(self, device: str) -> tuple[list[str], list[str]]:
-        self._next.pop(device, None)
-        return [], sorted(self._listening.pop(device, set()))
-
-    def _apply(self, changes: tuple[list[str], list[str]]) -> None:
+    def _apply(self, changes: Changes) -> None:
         subscribe, unsubscribe = changes
         if subscribe and self._claims_up:
             self._client.subscribe([(t, 0) for t in subscribe])
@@ -354,7 +301,7 @@ class MqttWakeArbiter:
         if reason.is_failure:
             return
         with self._cond:
-            topics = sorted(t for ts in self._listening.values() for t in ts)
+            topics = self._topics.all()
             self._claims_up = True
             self._cond.notify_all()
         if topics:
@@ -374,7 +321,7 @@ class MqttWakeArbiter:
             return
         client.subscribe(f"{self.peers_topic}/+", 1)
         with self._cond:
-            changes = self._listen_from(self.device, self._session, self._seq + 1)
+            changes = self._topics.listen_from(self.device, self._session, self._seq + 1)
             self._peers_up = True
             self._cond.notify_all()
         self._apply(changes)
@@ -411,19 +358,19 @@ class MqttWakeArbiter:
     def _on_claim(self, topic: str, payload: bytes) -> None:
         now = self._clock()
         device = topic.rsplit("/", 2)[-2]
-        changes: tuple[list[str], list[str]] = ([], [])
+        changes: Changes = ([], [])
         with self._cond:
             claim = self._book.take(payload, now, device)
             last = self._book.last_seq(device)
             session = self.peers.get(device)
             if device != self.device and session is not None and last is not None:
                 # a peer's fresh claim, counted or held to its rate: listen past it
-                changes = self._listen_from(device, session, last + 1)
+                changes = self._topics.listen_from(device, session, last + 1)
             if claim is not None:
                 if claim.device == self.device and claim.session == self._session:
                     self._echoes.append((claim.seq, now))
                     # its topic has done its work: a stranger who saw it floods nothing
-                    changes = self._listen_from(self.device, claim.session, claim.seq + 1)
+                    changes = self._topics.listen_from(self.device, claim.session, claim.seq + 1)
                 self._cond.notify_all()
         self._apply(changes)
 
@@ -443,7 +390,7 @@ class MqttWakeArbiter:
             first = max(1, int(data.get("next", 1)) - 1)
         except (TypeError, ValueError, OverflowError):
             first = 1
-        changes: tuple[list[str], list[str]] = ([], [])
+        changes: Changes = ([], [])
         with self._cond:
             if data.get("present") is not True:
                 if (device, session) not in self._ended:
@@ -461,9 +408,9 @@ class MqttWakeArbiter:
             # are listened to
             self._book.announced(device, self.peers.get(device), self._clock())
             if device in self.peers:
-                changes = self._listen_from(device, self.peers[device], first)
+                changes = self._topics.listen_from(device, self.peers[device], first)
             elif known:
-                changes = self._forget(device)
+                changes = self._topics.forget(device)
             self._cond.notify_all()
         self._apply(changes)
 

@@ -85,14 +85,6 @@ def new_session() -> str:
     return secrets.token_hex(8)
 
 
-def claim_token(key: bytes, group: str, device: str, session: str, seq: int) -> str:
-    """The last level of the topic claim ``seq`` of ``device``'s ``session`` is published
-    under: only holders of the group's key can work it out, and each is used once, so a
-    stranger who sees one claim's topic learns nothing of the next one's."""
-    context = f"{group}\ntopic\n{device}\n{session}\n{seq}".encode()
-    return hmac.new(key, context, hashlib.sha256).hexdigest()[:24]
-
-
 def sign(key: bytes, group: str, kind: str, fields: dict[str, Any]) -> bytes:
     """The message to publish: ``fields`` as compact JSON, with an HMAC over those exact
     bytes, the group and the kind (``claim`` or ``peer``) as its last field, so a signed
