@@ -16,9 +16,12 @@ LISTEN_TIMEOUT_S = 120  # it loads its models before it listens; not a performan
 
 
 @contextlib.contextmanager
-def ttbt5_wyoming(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def ttbt5_wyoming(
+    port: int, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The server on 127.0.0.1:``port``, its data under ``workdir`` and its output in
-    ``workdir/wyoming.log`` (shown when it fails); yields the process once it listens and
+    ``workdir/wyoming.log`` (shown when it fails), with ``env`` added to its environment
+    (settings as ``TTBT5_<SECTION>__<KEY>``); yields the process once it listens and
     stops it afterwards if the test has not."""
     log = workdir / "wyoming.log"
     with log.open("wb") as out:
@@ -37,6 +40,7 @@ def ttbt5_wyoming(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]
                 "TTBT5_DATA_DIR": str(workdir / "data"),
                 "PATH": "/usr/bin:/bin",
                 "PYTHONPATH": str(ROOT),
+                **(env or {}),
             },
             stdout=out,
             stderr=subprocess.STDOUT,
