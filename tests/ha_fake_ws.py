@@ -13,7 +13,7 @@ from typing import Any
 
 TOKEN = "long-lived-test-token-0123456789"
 
-FAULTS = (None, "bad-json", "silent", "huge", "http-401", "not-json-object", "flood")
+FAULTS = (None, "bad-json", "silent", "huge", "http-401", "not-json-object", "flood", "not-admin")
 
 
 @dataclass
@@ -108,6 +108,12 @@ class FakeHomeAssistant:
             while True:
                 await ws.send(json.dumps({"id": 999_999, "type": "event", "event": {}}))
         home = self.home
+        if self.fault == "not-admin":  # as Home Assistant answers a user's token here
+            error = {"code": "unauthorized", "message": "Unauthorized"}
+            await ws.send(
+                json.dumps({"id": msg_id, "type": "result", "success": False, "error": error})
+            )
+            return
         if kind == "subscribe_entities":
             await ws.send(json.dumps({"id": msg_id, "type": "result", "success": True}))
             states = {

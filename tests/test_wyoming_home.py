@@ -142,6 +142,7 @@ def test_a_huge_home_is_asked_about_only_up_to_the_cap() -> None:
         ("http-401", "did not open a websocket"),
         ("silent", "did not answer within"),
         ("flood", "never answered"),
+        ("not-admin", "must be an administrator's"),
     ],
 )
 def test_a_hostile_or_broken_reply_is_one_clear_error(fault: str, said: str) -> None:
@@ -165,6 +166,36 @@ def test_a_wrong_token_is_refused_and_never_shown(fake: FakeHomeAssistant) -> No
     with pytest.raises(HomeApiError, match="refused the access token") as caught:
         fetch(fake.url, token="wrong-token-abcdef")
     assert "wrong-token-abcdef" not in str(caught.value)
+
+
+def test_the_address_and_the_token_are_checked_before_anything_is_asked(tmp_path: Path) -> None:
+    from loguru import logger
+    from pydantic import ValidationError
+
+    from firmware_app.edges.wyoming.home_refresh import home_link
+
+    with pytest.raises(ValidationError, match="homeassistant_url"):
+        WyomingSettings(homeassistant_url="http://owner:secret@ha.local:8123")
+    with pytest.raises(ValidationError, match="homeassistant_url"):
+        WyomingSettings(homeassistant_url="ha.local:8123")
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        url = "http://ha.local:8123"
+        assert home_link(Settings(wyoming=WyomingSettings())) is None
+        assert home_link(Settings(wyoming=WyomingSettings(homeassistant_url=url))) is None
+        missing = WyomingSettings(
+            homeassistant_url=url, homeassistant_token_file=tmp_path / "absent.token"
+        )
+        assert home_link(Settings(wyoming=missing)) is None
+        token = tmp_path / "ha.token"
+        token.write_text(TOKEN + "\n")
+        given = WyomingSettings(homeassistant_url=url, homeassistant_token_file=token)
+        assert home_link(Settings(wyoming=given)) is not None
+    finally:
+        logger.remove(sink)
+    assert any("no token" in w for w in warnings) and any("absent.token" in w for w in warnings)
+    assert not any(TOKEN in w for w in warnings)
 
 
 def test_no_home_assistant_at_the_address_is_one_clear_error() -> None:

@@ -118,11 +118,12 @@ class WyomingSettings(Section):
     """Longest audio one transcription request may send; longer is refused with an error."""
     max_text_chars: int = Field(2000, ge=10, le=100000)
     """Longest text one synthesis request may ask for; longer is refused with an error."""
-    homeassistant_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    homeassistant_url: str | None = Field(None, pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$")
     """Home Assistant's address (e.g. ``http://homeassistant.local:8123``): the recognizer
     then also hears Home Assistant's own sentences for the entities, areas and floors
     exposed to Assist there, learned over its websocket API with
-    ``homeassistant_token``. Unset: only the speaker's own command sentences."""
+    ``homeassistant_token``. Unset: only the speaker's own command sentences. No user or
+    password in it: the token is the login."""
     homeassistant_token: SecretStr | None = None
     """A long-lived access token of a Home Assistant administrator (the list of exposed
     entities is an administrator's). Prefer ``homeassistant_token_file`` or the

@@ -128,8 +128,9 @@ class _Session:
         answer = await self._answer(msg_id)
         if answer.get("success") is not True:
             error = answer.get("error")
-            code = error.get("code") if isinstance(error, dict) else None
-            raise HomeApiError(f"Home Assistant refused {kind} ({str(code)[:60]})")
+            code = str(error.get("code") if isinstance(error, dict) else None)[:60]
+            hint = ": the token must be an administrator's" if code == "unauthorized" else ""
+            raise HomeApiError(f"Home Assistant refused {kind} ({code}){hint}")
         return answer.get("result")
 
     async def authenticate(self, token: SecretStr) -> None:

@@ -41,6 +41,7 @@ class HomeRefresh:
         self._recognizer = recognizer
         self._refresh_s = refresh_s
         self._trouble: str | None = None
+        self._left_out = 0
         self.updates = 0  # grammars built from Home Assistant's names so far
 
     async def run(self) -> None:
@@ -76,15 +77,19 @@ class HomeRefresh:
         if self._trouble is not None:
             logger.info("wyoming: Home Assistant answers again")
             self._trouble = None
-        if home.left_out:
+        if home.left_out != self._left_out:
+            self._left_out = home.left_out
             logger.warning(
                 "wyoming: {} of Home Assistant's names left out (over homeassistant_max_names, "
                 "or not plain English words)",
                 home.left_out,
             )
         previous = self._sentences.home
-        if self._sentences.update(home) and not await self._rebuild(home):
-            self._sentences.update(previous)  # what the grammar still holds
+        loop = asyncio.get_running_loop()
+        # the templates are read with the names in them: off the event loop
+        changed = await loop.run_in_executor(None, self._sentences.update, home)
+        if changed and not await self._rebuild(home):
+            await loop.run_in_executor(None, self._sentences.update, previous)
             return False
         return True
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from firmware_app.config.settings import Settings, WyomingSettings
+from firmware_app.core.engines import RebuildableTranscriber
 from firmware_app.core.errors import TTBT5Error
 from firmware_app.edges.wyoming.connection import Bounds, Connection, Service
 from firmware_app.edges.wyoming.describe import build_info
@@ -41,10 +42,12 @@ def load_service(settings: Settings) -> Service:
     else:
         logger.info("wyoming: speech recognition: {}", active)
         recognizer = SharedRecognizer(stt, active)
-        if link is not None:
+        if link is not None and isinstance(stt, RebuildableTranscriber):
             sentences, fetch = link
             refresh_s = settings.wyoming.homeassistant_refresh_s
             home = HomeRefresh(fetch, sentences, recognizer, refresh_s)
+        elif link is not None:
+            logger.info("wyoming: the recognizer hears open speech: Home Assistant's names unused")
     voice = None
     try:
         tts = load_tts(settings)
