@@ -7,9 +7,10 @@ an empty home (the baseline: a rebuild's own allocations), then rebuilt with a m
 home of that many entities (names of two or three ordinary words, "upstairs bathroom
 ceiling light", in 20 areas and 3 floors, lights, switches, covers, sensors, a
 thermostat per area). Reported: the grammar build times, the search graph's size and
-the process RSS the home's names add over the baseline.
+the process RSS the home's names add over the baseline. ``--distinct``: the worst case,
+names whose words all differ (nothing shared in the search graph).
 
-    .venv/bin/python scripts/bench_home_grammar.py [--entities 50 200 1000]
+    .venv/bin/python scripts/bench_home_grammar.py [--entities 50 200 1000] [--distinct]
 """
 
 from __future__ import annotations
@@ -51,7 +52,26 @@ def made_up_home(n: int) -> Home:
     return Home(tuple(entities), tuple(ROOMS), ("upstairs", "downstairs", "ground floor"))
 
 
-def one(n: int) -> dict[str, object]:
+def distinct_home(n: int) -> Home:
+    """The worst case: every name three different words of the dictionary, and an area
+    per five entities (two words each): nothing for the grammar to share."""
+    import random
+
+    from firmware_app.recognize.pronunciations import model_dir
+
+    lines = (model_dir() / "cmudict-en-us.dict").read_text().splitlines()
+    words = [w for w in (line.split(" ", 1)[0] for line in lines) if w.isalpha()]
+    pick = random.Random(1).sample(words, 3 * n + 2 * (n // 5))
+    domains = [d for d, _ in THINGS]
+    entities = tuple(
+        Entity(domains[i % len(domains)], (" ".join(pick[3 * i : 3 * i + 3]),)) for i in range(n)
+    )
+    rest = pick[3 * n :]
+    areas = tuple(" ".join(rest[2 * i : 2 * i + 2]) for i in range(n // 5))
+    return Home(entities, areas, ())
+
+
+def one(n: int, distinct: bool) -> dict[str, object]:
     import psutil
     from loguru import logger
 
@@ -68,11 +88,12 @@ def one(n: int) -> dict[str, object]:
     stt.rebuild()  # the baseline: the same work with no names
     base_graph = stt.graph_size
     base_rss = process.memory_info().rss
-    home = made_up_home(n)
+    home = distinct_home(n) if distinct else made_up_home(n)
     sentences.update(home)
     stt.rebuild()
     return {
         "entities": n,
+        "distinct_words": distinct,
         "names": home.size,
         "speaker_grammar_build_ms": round(first_ms),
         "home_grammar_build_ms": round(stt.build_ms),
@@ -85,15 +106,18 @@ def one(n: int) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, nargs="+", default=[50, 200, 1000])
+    parser.add_argument(
+        "--distinct", action="store_true", help="names of words that all differ (worst case)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, args.distinct)))
         return 0
     runs = []
     for n in args.entities:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n)],
+            [sys.executable, __file__, "--one", str(n), *(["--distinct"] if args.distinct else [])],
             capture_output=True,
             text=True,
             check=True,
