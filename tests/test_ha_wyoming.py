@@ -27,7 +27,8 @@ from wyoming_support import ttbt5_wyoming
 pytestmark = [pytest.mark.slow, needs_home_assistant]
 
 
-HOME_YAML = """\
+HOME_YAML = (
+    """\
 input_boolean:
   kitchen_power:
     name: Kitchen power
@@ -35,11 +36,18 @@ input_boolean:
   lounge_power:
     name: Lounge power
     initial: true
+input_number:
+  lounge_level:
+    name: Lounge level
+    min: 0
+    max: 255
+    initial: 255
 light:
   - platform: template
     lights:
-""" + "".join(
-    f"""\
+"""
+    + "".join(
+        f"""\
       {light}:
         unique_id: ttbt5-{light}
         friendly_name: {name}
@@ -53,13 +61,27 @@ light:
           target:
             entity_id: input_boolean.{power}
 """
-    for light, name, power in (
-        ("kitchen_light", "Kitchen Light", "kitchen_power"),
-        ("reading_lamp", "Reading Lamp", "lounge_power"),
+        for light, name, power in (
+            ("kitchen_light", "Kitchen Light", "kitchen_power"),
+            ("reading_lamp", "Reading Lamp", "lounge_power"),
+        )
     )
+    + """\
+        level_template: "{{ states('input_number.lounge_level') | int }}"
+        set_level:
+          - action: input_number.set_value
+            target:
+              entity_id: input_number.lounge_level
+            data:
+              value: "{{ brightness }}"
+          - action: input_boolean.turn_on
+            target:
+              entity_id: input_boolean.lounge_power
+"""
 )
 """Two lights (template lights over input booleans, so their state is Home Assistant's
-own), exposed to Assist as new lights are; placed in areas by ``home_token``."""
+own; the reading lamp, last, dims over an input number), exposed to Assist as new lights
+are; placed in areas by ``home_token``."""
 LEARNED = "of Home Assistant (grammar built in"
 
 
@@ -239,6 +261,16 @@ def test_a_spoken_command_for_an_area_turns_its_lights_off(
     assert run.transcript == "turn off the lights in the living room", run.events
     assert run.intent_response["response_type"] == "action_done", run.intent_response
     wait_for_state(ha, "light.reading_lamp", "off")
+
+
+def test_a_spoken_brightness_dims_a_light(ha: HomeAssistant, ws: Websocket, pipeline: str) -> None:
+    """HassLightSet: the number is said in words, as the recognizer writes it, and Home
+    Assistant reads it as a percentage."""
+    run = ws.run_pipeline(pipeline, spoken("set the reading lamp to fifty percent"))
+    assert run.transcript == "set the reading lamp to fifty percent", run.events
+    assert run.intent_response["response_type"] == "action_done", run.intent_response
+    wait_for_state(ha, "light.reading_lamp", "on")
+    assert abs(ha.state("light.reading_lamp")["attributes"]["brightness"] - 128) <= 2
 
 
 def test_a_new_alias_is_learned_at_the_next_refresh(
