@@ -92,6 +92,18 @@ def test_replies_of_the_wrong_shape_give_nothing_rather_than_fail() -> None:
     assert home_names.place_names([{"name": 5, "aliases": "Lounge"}, "x"]) == []
 
 
+def test_the_same_aliases_in_another_order_are_the_same_home() -> None:
+    """Home Assistant keeps aliases as a set: their order must not make a new grammar."""
+    one = home_names.registry_names({"light.a": {"name": "Lamp", "aliases": ["Desk", "Reading"]}})
+    two = home_names.registry_names({"light.a": {"name": "Lamp", "aliases": ["Reading", "Desk"]}})
+    assert build_home(["light.a"], one, {}, [], [], 10) == build_home(
+        ["light.a"], two, {}, [], [], 10
+    )
+    many = [f"alias {chr(97 + i)}" for i in range(20)]
+    kept = home_names.registry_names({"light.a": {"aliases": many[::-1]}})["light.a"]
+    assert kept == (None, many[: home_names.MAX_ALIASES])
+
+
 def test_the_websocket_address_follows_the_http_one() -> None:
     assert websocket_url("http://ha.local:8123") == "ws://ha.local:8123/api/websocket"
     assert websocket_url("https://ha.example/") == "wss://ha.example/api/websocket"

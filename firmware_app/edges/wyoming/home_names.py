@@ -77,9 +77,12 @@ def spoken_name(raw: object) -> str | None:
 
 
 def _names(primary: object, aliases: object) -> list[str]:
+    """The primary name, then the aliases in a stable order (Home Assistant keeps them as
+    a set: the same aliases must make the same home, or every look-up would rebuild)."""
     raw = [primary]
     if isinstance(aliases, list):
-        raw += aliases[:MAX_ALIASES]
+        raw += sorted(a for a in aliases if isinstance(a, str) and len(a) <= MAX_RAW_CHARS)
+        raw = raw[: 1 + MAX_ALIASES]
     kept: list[str] = []
     for value in raw:
         name = spoken_name(value)
