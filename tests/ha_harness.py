@@ -233,8 +233,10 @@ class HomeAssistant:
         port: int,
         env_dir: Path | None = None,
         netns: Netns | None = None,
+        extra_yaml: str = "",
     ) -> None:
         self.config_dir = config_dir
+        self.extra_yaml = extra_yaml  # more configuration (a test's own entities)
         self.port = port  # where Home Assistant listens (inside ``netns`` if given)
         self.env_dir = env_dir or ha_env_dir()
         self.netns = netns
@@ -250,7 +252,7 @@ class HomeAssistant:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = self.config_dir / "configuration.yaml"
         if not config.exists():
-            config.write_text(configuration_yaml(self.port))
+            config.write_text(configuration_yaml(self.port) + self.extra_yaml)
         python = self.env_dir / "ha" / "bin" / "python"
         env = {
             "PATH": f"{python.parent}:/usr/bin:/bin",
@@ -401,6 +403,10 @@ class HomeAssistant:
         )
         return np.frombuffer(out.stdout, dtype="<i2")
 
+    def long_lived_token(self, ws: Websocket, client_name: str) -> str:
+        """A long-lived access token of the owner, made as the profile page makes one."""
+        return str(ws.command("auth/long_lived_access_token", client_name=client_name, lifespan=30))
+
     def websocket(self) -> Websocket:
         return Websocket(f"{self.url.replace('http', 'ws', 1)}/api/websocket", self.token)
 
@@ -427,10 +433,10 @@ class HomeAssistant:
 
 
 def started_home_assistant(
-    config_dir: Path, port: int, netns: Netns | None = None
+    config_dir: Path, port: int, netns: Netns | None = None, extra_yaml: str = ""
 ) -> Iterator[HomeAssistant]:
     """For a fixture: a started and onboarded Home Assistant, stopped afterwards."""
-    ha = HomeAssistant(config_dir, port, netns=netns)
+    ha = HomeAssistant(config_dir, port, netns=netns, extra_yaml=extra_yaml)
     try:
         ha.start()
         ha.onboard()

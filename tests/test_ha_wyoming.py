@@ -1,11 +1,15 @@
 """A real Home Assistant adds the speaker's Wyoming server and runs an Assist pipeline on
 it: spoken audio → the speaker's recognizer → Home Assistant's own intents → the
-speaker's voice. Skips, saying why, where the cached Home Assistant is absent."""
+speaker's voice. The server learns the home's lights and areas from Home Assistant with
+a long-lived token, so "turn on the kitchen light" turns it on. Skips, saying why, where
+the cached Home Assistant is absent."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,17 +27,69 @@ from wyoming_support import ttbt5_wyoming
 pytestmark = [pytest.mark.slow, needs_home_assistant]
 
 
-@pytest.fixture(scope="module")
-def wyoming_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """``ttbt5 wyoming`` as a user starts it, on a loopback port."""
-    port = free_port()
-    with ttbt5_wyoming(port, tmp_path_factory.mktemp("wyoming")):
-        yield port
+HOME_YAML = (
+    """\
+input_boolean:
+  kitchen_power:
+    name: Kitchen power
+    initial: false
+  lounge_power:
+    name: Lounge power
+    initial: true
+input_number:
+  lounge_level:
+    name: Lounge level
+    min: 0
+    max: 255
+    initial: 255
+light:
+  - platform: template
+    lights:
+"""
+    + "".join(
+        f"""\
+      {light}:
+        unique_id: ttbt5-{light}
+        friendly_name: {name}
+        value_template: "{{{{ is_state('input_boolean.{power}', 'on') }}}}"
+        turn_on:
+          action: input_boolean.turn_on
+          target:
+            entity_id: input_boolean.{power}
+        turn_off:
+          action: input_boolean.turn_off
+          target:
+            entity_id: input_boolean.{power}
+"""
+        for light, name, power in (
+            ("kitchen_light", "Kitchen Light", "kitchen_power"),
+            ("reading_lamp", "Reading Lamp", "lounge_power"),
+        )
+    )
+    + """\
+        level_template: "{{ states('input_number.lounge_level') | int }}"
+        set_level:
+          - action: input_number.set_value
+            target:
+              entity_id: input_number.lounge_level
+            data:
+              value: "{{ brightness }}"
+          - action: input_boolean.turn_on
+            target:
+              entity_id: input_boolean.lounge_power
+"""
+)
+"""Two lights (template lights over input booleans, so their state is Home Assistant's
+own; the reading lamp, last, dims over an input number), exposed to Assist as new lights
+are; placed in areas by ``home_token``."""
+LEARNED = "of Home Assistant (grammar built in"
 
 
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeAssistant]:
-    yield from started_home_assistant(tmp_path_factory.mktemp("ha"), free_port())
+    yield from started_home_assistant(
+        tmp_path_factory.mktemp("ha"), free_port(), extra_yaml=HOME_YAML
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +97,63 @@ def ws(ha: HomeAssistant) -> Iterator[Websocket]:
     socket = ha.websocket()
     yield socket
     socket.close()
+
+
+@pytest.fixture(scope="module")
+def home_token(ha: HomeAssistant, ws: Websocket) -> str:
+    """The lights put in their areas (the kitchen light in Kitchen, the reading lamp in
+    Living Room: areas onboarding made), and a long-lived token for the speaker, as a
+    user makes them."""
+    areas = {a["name"]: a["area_id"] for a in ws.command("config/area_registry/list")}
+    for light, area in (("light.kitchen_light", "Kitchen"), ("light.reading_lamp", "Living Room")):
+        if area not in areas:
+            areas[area] = ws.command("config/area_registry/create", name=area)["area_id"]
+        ws.command("config/entity_registry/update", entity_id=light, area_id=areas[area])
+    return ha.long_lived_token(ws, "TTBT5 speaker")
+
+
+@pytest.fixture(scope="module")
+def wyoming(
+    tmp_path_factory: pytest.TempPathFactory, ha: HomeAssistant, home_token: str
+) -> Iterator[tuple[int, Path]]:
+    """``ttbt5 wyoming`` as a user starts it, on a loopback port, told where Home
+    Assistant is and given the token in a file; yields its port and its log once it has
+    learned the home's names."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("wyoming")
+    token_file = workdir / "ha.token"
+    token_file.write_text(home_token + "\n")
+    token_file.chmod(0o600)
+    env = {
+        "TTBT5_WYOMING__HOMEASSISTANT_URL": ha.url,
+        "TTBT5_WYOMING__HOMEASSISTANT_TOKEN_FILE": str(token_file),
+        "TTBT5_WYOMING__HOMEASSISTANT_REFRESH_S": "10",
+    }
+    log = workdir / "wyoming.log"
+    with ttbt5_wyoming(port, workdir, env):
+        wait_for_log(log, LEARNED, 1)
+        yield port, log
+
+
+@pytest.fixture(scope="module")
+def wyoming_port(wyoming: tuple[int, Path]) -> int:
+    return wyoming[0]
+
+
+def wait_for_log(log: Path, text: str, count: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count(text) >= count:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} not logged {count} times:\n{log.read_text()[-3000:]}")
+
+
+def wait_for_state(ha: HomeAssistant, entity_id: str, state: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while ha.state(entity_id)["state"] != state:
+        assert time.monotonic() < deadline, ha.state(entity_id)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +239,56 @@ def test_nothing_loaded_that_searches_the_network(ha: HomeAssistant, pipeline: s
     mDNS, SSDP or DHCP queries to the network around it."""
     loaded = set(ha.get("/api/config")["components"])
     assert not loaded & {"zeroconf", "ssdp", "dhcp", "bluetooth", "esphome", "cloud"}, loaded
+
+
+def test_a_spoken_command_turns_on_a_light_of_the_home(
+    ha: HomeAssistant, ws: Websocket, pipeline: str
+) -> None:
+    """The speaker learned the light's name from Home Assistant: its transcript is the
+    sentence, and Home Assistant's own agent turns the light on."""
+    assert ha.state("light.kitchen_light")["state"] == "off"
+    run = ws.run_pipeline(pipeline, spoken("turn on the kitchen light"))
+    assert run.transcript == "turn on the kitchen light", run.events
+    assert run.intent_response["response_type"] == "action_done", run.intent_response
+    wait_for_state(ha, "light.kitchen_light", "on")
+
+
+def test_a_spoken_command_for_an_area_turns_its_lights_off(
+    ha: HomeAssistant, ws: Websocket, pipeline: str
+) -> None:
+    assert ha.state("light.reading_lamp")["state"] == "on"
+    run = ws.run_pipeline(pipeline, spoken("turn off the lights in the living room"))
+    assert run.transcript == "turn off the lights in the living room", run.events
+    assert run.intent_response["response_type"] == "action_done", run.intent_response
+    wait_for_state(ha, "light.reading_lamp", "off")
+
+
+def test_a_spoken_brightness_dims_a_light(ha: HomeAssistant, ws: Websocket, pipeline: str) -> None:
+    """HassLightSet: the number is said in words, as the recognizer writes it, and Home
+    Assistant reads it as a percentage."""
+    run = ws.run_pipeline(pipeline, spoken("set the reading lamp to fifty percent"))
+    assert run.transcript == "set the reading lamp to fifty percent", run.events
+    assert run.intent_response["response_type"] == "action_done", run.intent_response
+    wait_for_state(ha, "light.reading_lamp", "on")
+    assert abs(ha.state("light.reading_lamp")["attributes"]["brightness"] - 128) <= 2
+
+
+def test_a_new_alias_is_learned_at_the_next_refresh(
+    ha: HomeAssistant, ws: Websocket, pipeline: str, wyoming: tuple[int, Path]
+) -> None:
+    """An alias given in Home Assistant reaches the speaker's grammar by itself (the
+    server asks again every 10 s here), and the alias works by voice."""
+    _, log = wyoming
+    builds = log.read_text().count(LEARNED)
+    ws.command("config/entity_registry/update", entity_id="light.kitchen_light",
+               aliases=["Ceiling Lamp"])  # fmt: skip
+    wait_for_log(log, LEARNED, builds + 1, timeout_s=60)
+    ha.post("/api/services/light/turn_on", {"entity_id": "light.kitchen_light"})
+    wait_for_state(ha, "light.kitchen_light", "on")
+    run = ws.run_pipeline(pipeline, spoken("turn off the ceiling lamp"))
+    assert run.transcript == "turn off the ceiling lamp", run.events
+    wait_for_state(ha, "light.kitchen_light", "off")
+
+
+def test_the_token_never_reaches_the_log(home_token: str, wyoming: tuple[int, Path]) -> None:
+    assert home_token not in wyoming[1].read_text()

@@ -118,6 +118,25 @@ class WyomingSettings(Section):
     """Longest audio one transcription request may send; longer is refused with an error."""
     max_text_chars: int = Field(2000, ge=10, le=100000)
     """Longest text one synthesis request may ask for; longer is refused with an error."""
+    homeassistant_url: str | None = Field(None, pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$")
+    """Home Assistant's address (e.g. ``http://homeassistant.local:8123``): the recognizer
+    then also hears Home Assistant's own sentences for the entities, areas and floors
+    exposed to Assist there, learned over its websocket API with
+    ``homeassistant_token``. Unset: only the speaker's own command sentences. No user or
+    password in it: the token is the login."""
+    homeassistant_token: SecretStr | None = None
+    """A long-lived access token of a Home Assistant administrator (the list of exposed
+    entities is an administrator's). Prefer ``homeassistant_token_file`` or the
+    ``homeassistant_token`` systemd credential."""
+    homeassistant_token_file: Path | None = None
+    """File holding the long-lived access token (first line)."""
+    homeassistant_refresh_s: float = Field(300.0, ge=10, le=86400)
+    """How often the names are asked for again (a failed attempt is retried sooner,
+    from 10 s, doubling up to this). Until they change, the grammar is not rebuilt."""
+    homeassistant_max_names: int = Field(1000, ge=1, le=10000)
+    """The most names (entities and their aliases, areas, floors) the recognizer takes
+    from Home Assistant; the rest are left out with a warning. Each name adds to the
+    grammar's build time and the recognizer's memory (docs/wyoming.md)."""
 
 
 def check_noise_key(key: str) -> None:

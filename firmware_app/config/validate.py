@@ -76,6 +76,7 @@ def _paths(s: Settings) -> Iterator[tuple[str, Path | None, Check]]:
     yield "llm.api_key_file", s.llm.api_key_file, _text_file
     yield "esphome.encryption_key_file", s.esphome.encryption_key_file, _noise_key_file
     yield "arbitration.secret_file", s.arbitration.secret_file, _text_file
+    yield "wyoming.homeassistant_token_file", s.wyoming.homeassistant_token_file, _text_file
     yield "llm.tls_ca", s.llm.tls_ca, _certificates
     yield "update.public_key", s.update.public_key, _pem_file
     yield "log.events", s.log.events, _writable_file

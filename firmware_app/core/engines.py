@@ -104,6 +104,16 @@ class GrammarTranscriber(Transcriber, Protocol):
 
 
 @runtime_checkable
+class RebuildableTranscriber(Transcriber, Protocol):
+    """A grammar transcriber whose sentences can change while it runs (the Wyoming
+    server's, when Home Assistant's names change)."""
+
+    def rebuild(self) -> None:
+        """Build its grammar again from its sources; between utterances only."""
+        ...
+
+
+@runtime_checkable
 class ScopedTranscriber(Transcriber, Protocol):
     """A transcriber that says whether it hears speech beyond the commands. Speech-to-phrase
     alone does not; beside an open-vocabulary recognizer, or that recognizer alone, it does.

@@ -82,6 +82,7 @@ class PhraseTranscriber:
         self._names: frozenset[str] = frozenset()
         self._pending: frozenset[str] | None = frozenset(timer_names)
         self.graph_size = (0, 0)  # states and words of the search graph
+        self.build_ms = 0.0  # time the last grammar build took
         self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
@@ -111,9 +112,8 @@ class PhraseTranscriber:
                 "speech-to-phrase: left out sentences with words the dictionary lacks: {}",
                 ", ".join(sorted(grammar.missing)),
             )
-        logger.debug(
-            "speech-to-phrase grammar built in {:.0f} ms", 1000 * (time.monotonic() - started)
-        )
+        self.build_ms = 1000 * (time.monotonic() - started)
+        logger.debug("speech-to-phrase grammar built in {:.0f} ms", self.build_ms)
         return grammar
 
     def _add_words(self, words: Iterable[str]) -> None:
@@ -129,6 +129,14 @@ class PhraseTranscriber:
         if wanted - self._names - COMMON_TIMER_NAMES:
             with self._lock:
                 self._pending = wanted | self._names
+
+    def rebuild(self) -> None:
+        """Build the grammar again now, from what its sources give now (the home's names
+        changed). Between utterances only, on the thread that feeds the decoder."""
+        with self._lock:
+            if self._pending is None:
+                self._pending = self._names
+        self.grammar = self._rebuild()
 
     def observe(self, event: Event) -> None:
         """Event-bus observer: a timer set with a new name enters the grammar."""
@@ -215,6 +223,9 @@ class HybridTranscriber:
 
     def observe(self, event: Event) -> None:
         self.phrases.observe(event)
+
+    def rebuild(self) -> None:
+        self.phrases.rebuild()
 
     def start(self) -> None:
         self.phrases.start()

@@ -21,6 +21,8 @@ from firmware_app.core.errors import EngineUnavailableError, ModelMissingError
 from firmware_app.core.messages import SAMPLE_RATE
 
 if TYPE_CHECKING:
+    from hassil import Intents
+
     from firmware_app.config.settings import Settings
     from firmware_app.core.engines import Transcriber
     from firmware_app.recognize.grammar import Grammar
@@ -101,9 +103,13 @@ class VoskTranscriber:
         return " ".join(" ".join(parts).split())
 
 
-def phrase_grammar_sources(settings: Settings) -> Callable[[Iterable[str]], Grammar]:
+def phrase_grammar_sources(
+    settings: Settings, more: Callable[[], Iterable[Intents]] | None = None
+) -> Callable[[Iterable[str]], Grammar]:
     """What the speech-to-phrase grammar is built from: the built-in sentences, the
-    answers to "Which one?", the custom sentences in config, and timer names."""
+    answers to "Which one?", the custom sentences in config, timer names, and what
+    ``more`` gives at each build (the Wyoming server's: Home Assistant's sentences for
+    the home's names)."""
     from firmware_app.recognize.grammar import build_grammar
     from firmware_app.recognize.pronunciations import pronunciations
     from firmware_app.understand.intents.builtin import BUILTIN, FOLLOWUP
@@ -113,7 +119,8 @@ def phrase_grammar_sources(settings: Settings) -> Callable[[Iterable[str]], Gram
 
     def sources(names: Iterable[str]) -> Grammar:
         known = pronunciations().__contains__
-        return build_grammar([BUILTIN, FOLLOWUP, custom], known, {"name": list(names)})
+        extra = list(more()) if more is not None else []
+        return build_grammar([BUILTIN, FOLLOWUP, custom, *extra], known, {"name": list(names)})
 
     return sources
 
@@ -177,8 +184,11 @@ def load_open(settings: Settings) -> VoskTranscriber | WhisperTranscriber:
     return VoskTranscriber(path)
 
 
-def load_transcriber(settings: Settings) -> tuple[Transcriber | None, str | None, str]:
-    """The recognizer ``stt.engine`` asks for: (transcriber, problem, what is active).
+def load_transcriber(
+    settings: Settings, more: Callable[[], Iterable[Intents]] | None = None
+) -> tuple[Transcriber | None, str | None, str]:
+    """The recognizer ``stt.engine`` asks for: (transcriber, problem, what is active);
+    ``more`` adds sentences to speech-to-phrase's grammar (``phrase_grammar_sources``).
 
     ``auto`` never fails for want of an open-vocabulary model: speech-to-phrase ships with
     the package. A missing model only matters when ``vosk`` or ``whisper`` is asked for by
@@ -200,7 +210,7 @@ def load_transcriber(settings: Settings) -> tuple[Transcriber | None, str | None
         assert open_ is not None
         return open_, None, f"{open_.name} ({open_.model_dir})"
     try:
-        phrases = PhraseTranscriber(phrase_grammar_sources(settings))
+        phrases = PhraseTranscriber(phrase_grammar_sources(settings, more))
     except EngineUnavailableError as exc:
         if open_ is not None:
             off = f"speech-to-phrase off: {exc}"

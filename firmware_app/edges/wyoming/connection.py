@@ -29,6 +29,7 @@ from firmware_app.core.messages import SAMPLE_RATE
 from firmware_app.edges.wyoming.complaints import Complaints
 from firmware_app.edges.wyoming.engines import SharedRecognizer, SharedVoice, Utterance
 from firmware_app.edges.wyoming.framing import FramingError, Limits, read_event
+from firmware_app.edges.wyoming.home_refresh import HomeRefresh
 
 RATES = range(8000, 48001)
 WIDTHS = (1, 2, 4)
@@ -66,6 +67,8 @@ class Service:
     info: Info
     bounds: Bounds
     complaints: Complaints = field(default_factory=Complaints)
+    home: HomeRefresh | None = None
+    """Home Assistant's names kept in the recognizer's grammar, when configured."""
 
 
 class _Transcription:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from firmware_app.core.engines import Synthesizer, Transcriber
+from firmware_app.core.engines import RebuildableTranscriber, Synthesizer, Transcriber
 
 T = TypeVar("T")
 
@@ -47,6 +47,19 @@ class SharedRecognizer:
 
     def utterance(self) -> Utterance:
         return Utterance(self)
+
+    async def rebuild(self, wait_s: float) -> bool:
+        """The grammar built again from its sources, between two requests (waits at most
+        ``wait_s`` for the recognizer: ``TimeoutError``); False when this recognizer has
+        no grammar to rebuild (Vosk or Whisper alone)."""
+        if not isinstance(self.stt, RebuildableTranscriber):
+            return False
+        await self.take(wait_s)
+        try:
+            await self.run(self.stt.rebuild)
+        finally:
+            self.give_back()
+        return True
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ the cap times one request's audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 import time
@@ -17,11 +18,13 @@ from collections.abc import Callable
 from loguru import logger
 
 from firmware_app.config.settings import Settings, WyomingSettings
+from firmware_app.core.engines import RebuildableTranscriber
 from firmware_app.core.errors import TTBT5Error
 from firmware_app.edges.wyoming.connection import Bounds, Connection, Service
 from firmware_app.edges.wyoming.describe import build_info
 from firmware_app.edges.wyoming.engines import SharedRecognizer, SharedVoice
 from firmware_app.edges.wyoming.framing import reader_limit
+from firmware_app.edges.wyoming.home_refresh import HomeRefresh, home_link
 
 
 def load_service(settings: Settings) -> Service:
@@ -30,13 +33,21 @@ def load_service(settings: Settings) -> Service:
     from firmware_app.app.loading import load_tts
     from firmware_app.recognize.stt import load_transcriber
 
-    stt, problem, active = load_transcriber(settings)
+    link = home_link(settings)
+    stt, problem, active = load_transcriber(settings, link[0].intents if link else None)
     recognizer = None
+    home = None
     if stt is None:
         logger.warning("wyoming: no speech recognition to offer: {}", problem)
     else:
         logger.info("wyoming: speech recognition: {}", active)
         recognizer = SharedRecognizer(stt, active)
+        if link is not None and isinstance(stt, RebuildableTranscriber):
+            sentences, fetch = link
+            refresh_s = settings.wyoming.homeassistant_refresh_s
+            home = HomeRefresh(fetch, sentences, recognizer, refresh_s)
+        elif link is not None:
+            logger.info("wyoming: the recognizer hears open speech: Home Assistant's names unused")
     voice = None
     try:
         tts = load_tts(settings)
@@ -48,7 +59,7 @@ def load_service(settings: Settings) -> Service:
         raise TTBT5Error("wyoming: neither speech recognition nor a voice could be loaded")
     cfg = settings.wyoming
     bounds = Bounds(cfg.idle_s, cfg.max_audio_s, cfg.max_text_chars)
-    return Service(recognizer, voice, build_info(recognizer, voice), bounds)
+    return Service(recognizer, voice, build_info(recognizer, voice), bounds, home=home)
 
 
 def _voice_name(tts: object) -> tuple[str, str]:
@@ -75,6 +86,7 @@ class WyomingServer:
         self._max = max_connections
         self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
+        self._home_task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -91,8 +103,14 @@ class WyomingServer:
             limit=reader_limit(self._service.bounds.limits),
         )
         logger.info("wyoming: serving on {}:{}", self._host, self.port)
+        if self._service.home is not None:
+            self._home_task = asyncio.create_task(self._service.home.run(), name="wyoming-home")
 
     async def close(self) -> None:
+        if self._home_task is not None:
+            self._home_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._home_task
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
