@@ -480,7 +480,10 @@ class WyomingPiper:
 
 
 def heard_back(pcm: np.ndarray, port: int) -> str:
-    """What the speaker's recognizer hears in ``pcm`` (16 kHz)."""
+    """What the speaker's recognizer hears in ``pcm`` (16 kHz), after half a second of
+    quiet, as a microphone hears the room before anyone speaks (Home Assistant's audio
+    starts at the first word's first sample)."""
+    pcm = np.concatenate([np.zeros(8000, np.int16), pcm])  # 0.5 s at 16 kHz
 
     async def ask() -> str:
         async with AsyncTcpClient("127.0.0.1", port) as client:
