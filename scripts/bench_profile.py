@@ -14,6 +14,8 @@ recognizer, each reply the assistant gave to Piper.
 For each: ``peak_mb``, the process's high-water RSS (the kernel's, as an OOM report shows
 it); ``steady_mb``, the median RSS from ready to the end (the level the process holds over
 the conversation; a synthesis briefly adds to it); ``end_mb``, the RSS over the last second;
+``steady_file_mb``, how much of ``steady_mb`` is in file mappings (libraries' code, mapped
+model files: pages the kernel can reclaim and read again), the rest being the process's own;
 ``ready_s``, start-up to ready to listen (ours: the first ``state`` event; bare: its models
 loaded). ``by_part_mb`` is the RSS each part adds as it loads, for ours in a separate
 process loading the product's engines the way ``ttbt5 run`` does, for bare as the bare
@@ -60,18 +62,19 @@ def conversation_wav(path: Path) -> None:
 
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``cmd``: its high-water RSS (from wait4), its RSS sampled every 20 ms (seconds
-    since it started, bytes) and what it printed."""
+    since it started, bytes, of which in file mappings) and what it printed."""
     import psutil
 
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, int]] = []
 
     def sample() -> None:
         try:
             ps = psutil.Process(proc.pid)
             while proc.returncode is None:
-                samples.append((time.monotonic() - started, ps.memory_info().rss))
+                info = ps.memory_info()
+                samples.append((time.monotonic() - started, info.rss, info.shared))
                 time.sleep(0.02)
         except psutil.Error:
             pass
@@ -88,7 +91,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
     ended = time.monotonic() - started
-    tail = [rss for t, rss in samples if t >= ended - 1.0] or [rss for _, rss in samples[-5:]]
+    tail = [s[1] for s in samples if s[0] >= ended - 1.0] or [s[1] for s in samples[-5:]]
     return {
         "peak_mb": round(usage.ru_maxrss * 1024 / MB, 1),
         "end_mb": round(statistics.median(tail) / MB, 1) if tail else None,
@@ -98,9 +101,11 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def steady(samples: list[tuple[float, int]], ready_s: float | None) -> float | None:
-    """Median RSS from ready to the end."""
-    after = [rss for t, rss in samples if ready_s is not None and t >= ready_s]
+def steady(
+    samples: list[tuple[float, int, int]], ready_s: float | None, part: int = 1
+) -> float | None:
+    """Median RSS from ready to the end (``part=2``: of it, what is in file mappings)."""
+    after = [s[part] for s in samples if ready_s is not None and s[0] >= ready_s]
     return round(statistics.median(after) / MB, 1) if after else None
 
 
@@ -113,6 +118,7 @@ def ours(profile: str, wav: Path, work: Path) -> dict[str, Any]:
     result = measure(cmd, env)
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     result["ready_s"] = next((e["wall"] for e in lines if e["type"] == "state"), None)
+    result["steady_file_mb"] = steady(result["samples"], result["ready_s"], part=2)
     result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     result["replies"] = [e["text"] for e in lines if e["type"] == "reply"]
     result["wakes"] = sum(e["type"] == "wake" for e in lines)
@@ -152,6 +158,9 @@ if settings.echo.stop_word:
     kept.append(part("stop word", lambda: PocketsphinxStopSpotter(
         threshold=settings.echo.stop_threshold)))
 tts = part("tts", lambda: loading.load_tts(settings, steady=True))
+if settings.profile == "zero":  # as load_engines does on the Zero
+    from firmware_app.system.code_pages import release_loading_code
+    part("code only loading ran, let go of", release_loading_code)
 loaded = rss()
 def high_water():
     with open("/proc/self/status") as status:
@@ -209,6 +218,7 @@ def bare(profile: str, wav: Path, work: Path, replies: list[str]) -> dict[str, A
     args = [profile, str(wav), str(jsgf), str(dic), json.dumps(replies)]
     result = measure([sys.executable, __file__, "--bare", *args], dict(os.environ))
     result.update(json.loads(result.pop("stdout")))
+    result["steady_file_mb"] = steady(result["samples"], result["ready_s"], part=2)
     result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     return result
 
@@ -331,7 +341,14 @@ def main() -> None:
                     key: round(
                         statistics.median(r[key] for r in results if r.get(key) is not None), 2
                     )
-                    for key in ("peak_mb", "steady_mb", "end_mb", "wall_s", "ready_s")
+                    for key in (
+                        "peak_mb",
+                        "steady_mb",
+                        "steady_file_mb",
+                        "end_mb",
+                        "wall_s",
+                        "ready_s",
+                    )
                     if any(r.get(key) is not None for r in results)
                 }
             entry["ours"]["wakes"] = runs["ours"][-1]["wakes"]
