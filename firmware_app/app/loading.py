@@ -102,7 +102,7 @@ def load_engines(
     if stt is None and microphone:
         stt, problem = load_stt(settings)
     tts = load_tts(settings, steady)
-    if settings.profile == "zero":  # about 20 MB of code that only loading ran
+    if settings.profile == "zero":  # about 20 MB less held over a conversation
         from firmware_app.system.code_pages import release_loading_code
 
         released = release_loading_code()
