@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from audio_helpers import conversation, write
 
 from firmware_app.system.code_pages import loading_code, mappings
 
@@ -138,3 +140,54 @@ def test_the_zero_profile_lets_go_of_loading_code_and_still_speaks() -> None:
     assert released["seconds"] > 1.0
     assert released["seconds"] == kept["seconds"]
     assert released["file_mb"] < kept["file_mb"] - 10
+
+
+@LINUX
+def test_a_whole_conversation_on_the_zero_profile_after_its_loading_code_is_let_go_of(
+    tmp_path: Path,
+) -> None:
+    """Every engine runs on code mapped back after loading: the wake word, the voice
+    detector, speech-to-phrase and the voice answer two requests, as ``ttbt5 simulate``."""
+    wav = write(
+        tmp_path / "in.wav",
+        conversation(
+            1.0,
+            "Hey Jarvis.",
+            0.6,
+            "What time is it?",
+            3.0,
+            "Hey Jarvis.",
+            0.6,
+            "Set a timer for five minutes.",
+            3.0,
+        ),
+    )
+    events = tmp_path / "events.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "firmware_app",
+            "simulate",
+            str(wav),
+            "--events",
+            str(events),
+            "--debug",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TTBT5_PROFILE": "zero",
+            "TTBT5_DATA_DIR": str(tmp_path / "data"),
+        },
+    )
+    assert re.search(r"code that only loading ran: [1-9][0-9]* MB let go of", done.stderr)
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    intents = [e["name"] for e in seen if e["type"] == "intent"]
+    assert sum(e["type"] == "wake" for e in seen) == 2
+    assert intents == ["time", "timer_set"]
+    assert sum(e["type"] == "speak_end" for e in seen) == 2
