@@ -25,7 +25,13 @@ are medians over ``--runs``; ratios are ours over bare. Goals (docs/performance.
 peak <= 250 MB and steady <= 200 MB, default peak <= 350 MB, overhead <= 1.1x bare, zero
 ready <= 2 s. Memory does not depend on the machine's load; start-up time does.
 
-    .venv/bin/python scripts/bench_profile.py [--runs 3] [--profiles default zero]
+    .venv/bin/python scripts/bench_profile.py [--runs 3] [--profiles default zero] [--realtime]
+
+``simulate`` runs the conversation faster than real time, with Piper's output made
+repeatable (one ONNX Runtime thread, no random variation), so synthesis takes a larger share
+of the samples than on a speaker. ``--realtime`` paces ours at real time instead, with the
+engines set up as ``ttbt5 run`` sets them up: the steady figure a speaker lives (the bare
+process is not paced, so only its peak compares).
 
 CPU figures (recognition, wake to listening, idle, simulate speed, Pi estimates) are in
 ``scripts/bench_cpu.py``.
@@ -109,12 +115,14 @@ def steady(
     return round(statistics.median(after) / MB, 1) if after else None
 
 
-def ours(profile: str, wav: Path, work: Path) -> dict[str, Any]:
+def ours(profile: str, wav: Path, work: Path, realtime: bool = False) -> dict[str, Any]:
     events = work / f"events-{profile}.jsonl"
     events.unlink(missing_ok=True)  # simulate appends
     env = {**os.environ, "TTBT5_PROFILE": profile, "TTBT5_DATA_DIR": str(work / profile)}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "firmware_app", "simulate", str(wav), "--events", str(events)]
+    if realtime:
+        cmd.append("--realtime")
     result = measure(cmd, env)
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     result["ready_s"] = next((e["wall"] for e in lines if e["type"] == "state"), None)
@@ -316,6 +324,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profiles", nargs="+", default=["default", "zero"])
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace ours at real time, with the engines set up as on a speaker",
+    )
     parser.add_argument("--bare", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -325,6 +338,7 @@ def main() -> None:
         "load": os.getloadavg()[0],
         "cores": os.cpu_count(),
         "note": "memory does not depend on the machine's load; the times do",
+        "ours_paced_at_real_time": args.realtime,
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -333,7 +347,7 @@ def main() -> None:
         for profile in args.profiles:
             runs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
             for _ in range(args.runs):  # alternating, to share the machine's noise fairly
-                runs["ours"].append(ours(profile, wav, work))
+                runs["ours"].append(ours(profile, wav, work, args.realtime))
                 runs["bare"].append(bare(profile, wav, work, runs["ours"][-1]["replies"]))
             entry: dict[str, Any] = {}
             for side, results in runs.items():
