@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-MADV_DONTNEED = 4  # the same number on every Linux architecture
+MADV_DONTNEED = 4  # on arm64 and x86-64 (a few other architectures number it otherwise)
 SMAPS = Path("/proc/self/smaps")
 _LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
 
