@@ -20,13 +20,13 @@ them. Linux only; elsewhere, or where the call is refused, nothing happens.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-MADV_DONTNEED = 4  # on arm64 and x86-64 (a few other architectures number it otherwise)
 SMAPS = Path("/proc/self/smaps")
 _LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
 
@@ -93,7 +93,8 @@ def resident_file_bytes() -> int:
 def release_loading_code() -> int:
     """Unmap the code pages start-up mapped in; the ones that run again come back on use.
     Call it once, when loading is done. Returns the resident bytes let go of."""
-    if not sys.platform.startswith("linux"):
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)  # this system's number for it
+    if not sys.platform.startswith("linux") or dontneed is None:
         return 0
     try:
         found = mappings(SMAPS.read_text())
@@ -107,5 +108,5 @@ def release_loading_code() -> int:
     madvise.restype = ctypes.c_int
     before = resident_file_bytes()
     for m in loading_code(found, os.path.realpath(sys.executable)):
-        madvise(m.start, m.end - m.start, MADV_DONTNEED)  # refused: that mapping stays
+        madvise(m.start, m.end - m.start, dontneed)  # refused: that mapping stays
     return max(0, before - resident_file_bytes())
