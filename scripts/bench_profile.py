@@ -14,6 +14,8 @@ recognizer, each reply the assistant gave to Piper.
 For each: ``peak_mb``, the process's high-water RSS (the kernel's, as an OOM report shows
 it); ``steady_mb``, the median RSS from ready to the end (the level the process holds over
 the conversation; a synthesis briefly adds to it); ``end_mb``, the RSS over the last second;
+``steady_file_mb``, how much of ``steady_mb`` is in file mappings (libraries' code, mapped
+model files: pages the kernel can reclaim and read again), the rest being the process's own;
 ``ready_s``, start-up to ready to listen (ours: the first ``state`` event; bare: its models
 loaded). ``by_part_mb`` is the RSS each part adds as it loads, for ours in a separate
 process loading the product's engines the way ``ttbt5 run`` does, for bare as the bare
@@ -23,7 +25,13 @@ are medians over ``--runs``; ratios are ours over bare. Goals (docs/performance.
 peak <= 250 MB and steady <= 200 MB, default peak <= 350 MB, overhead <= 1.1x bare, zero
 ready <= 2 s. Memory does not depend on the machine's load; start-up time does.
 
-    .venv/bin/python scripts/bench_profile.py [--runs 3] [--profiles default zero]
+    .venv/bin/python scripts/bench_profile.py [--runs 3] [--profiles default zero] [--realtime]
+
+``simulate`` runs the conversation faster than real time, with Piper's output made
+repeatable (one ONNX Runtime thread, no random variation), so synthesis takes a larger share
+of the samples than on a speaker. ``--realtime`` paces ours at real time instead, with the
+engines set up as ``ttbt5 run`` sets them up: the steady figure a speaker lives (the bare
+process is not paced, so only its peak compares).
 
 CPU figures (recognition, wake to listening, idle, simulate speed, Pi estimates) are in
 ``scripts/bench_cpu.py``.
@@ -60,18 +68,19 @@ def conversation_wav(path: Path) -> None:
 
 def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``cmd``: its high-water RSS (from wait4), its RSS sampled every 20 ms (seconds
-    since it started, bytes) and what it printed."""
+    since it started, bytes, of which in file mappings) and what it printed."""
     import psutil
 
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, int]] = []
 
     def sample() -> None:
         try:
             ps = psutil.Process(proc.pid)
             while proc.returncode is None:
-                samples.append((time.monotonic() - started, ps.memory_info().rss))
+                info = ps.memory_info()
+                samples.append((time.monotonic() - started, info.rss, info.shared))
                 time.sleep(0.02)
         except psutil.Error:
             pass
@@ -88,7 +97,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err[-2000:]}")
     ended = time.monotonic() - started
-    tail = [rss for t, rss in samples if t >= ended - 1.0] or [rss for _, rss in samples[-5:]]
+    tail = [s[1] for s in samples if s[0] >= ended - 1.0] or [s[1] for s in samples[-5:]]
     return {
         "peak_mb": round(usage.ru_maxrss * 1024 / MB, 1),
         "end_mb": round(statistics.median(tail) / MB, 1) if tail else None,
@@ -98,21 +107,26 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def steady(samples: list[tuple[float, int]], ready_s: float | None) -> float | None:
-    """Median RSS from ready to the end."""
-    after = [rss for t, rss in samples if ready_s is not None and t >= ready_s]
+def steady(
+    samples: list[tuple[float, int, int]], ready_s: float | None, part: int = 1
+) -> float | None:
+    """Median RSS from ready to the end (``part=2``: of it, what is in file mappings)."""
+    after = [s[part] for s in samples if ready_s is not None and s[0] >= ready_s]
     return round(statistics.median(after) / MB, 1) if after else None
 
 
-def ours(profile: str, wav: Path, work: Path) -> dict[str, Any]:
+def ours(profile: str, wav: Path, work: Path, realtime: bool = False) -> dict[str, Any]:
     events = work / f"events-{profile}.jsonl"
     events.unlink(missing_ok=True)  # simulate appends
     env = {**os.environ, "TTBT5_PROFILE": profile, "TTBT5_DATA_DIR": str(work / profile)}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "firmware_app", "simulate", str(wav), "--events", str(events)]
+    if realtime:
+        cmd.append("--realtime")
     result = measure(cmd, env)
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     result["ready_s"] = next((e["wall"] for e in lines if e["type"] == "state"), None)
+    result["steady_file_mb"] = steady(result["samples"], result["ready_s"], part=2)
     result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     result["replies"] = [e["text"] for e in lines if e["type"] == "reply"]
     result["wakes"] = sum(e["type"] == "wake" for e in lines)
@@ -152,6 +166,9 @@ if settings.echo.stop_word:
     kept.append(part("stop word", lambda: PocketsphinxStopSpotter(
         threshold=settings.echo.stop_threshold)))
 tts = part("tts", lambda: loading.load_tts(settings, steady=True))
+if settings.profile == "zero":  # as load_engines does on the Zero
+    from firmware_app.system.code_pages import release_loading_code
+    part("code only loading ran, let go of", release_loading_code)
 loaded = rss()
 def high_water():
     with open("/proc/self/status") as status:
@@ -209,6 +226,7 @@ def bare(profile: str, wav: Path, work: Path, replies: list[str]) -> dict[str, A
     args = [profile, str(wav), str(jsgf), str(dic), json.dumps(replies)]
     result = measure([sys.executable, __file__, "--bare", *args], dict(os.environ))
     result.update(json.loads(result.pop("stdout")))
+    result["steady_file_mb"] = steady(result["samples"], result["ready_s"], part=2)
     result["steady_mb"] = steady(result.pop("samples"), result["ready_s"])
     return result
 
@@ -306,6 +324,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profiles", nargs="+", default=["default", "zero"])
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace ours at real time, with the engines set up as on a speaker",
+    )
     parser.add_argument("--bare", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -315,6 +338,7 @@ def main() -> None:
         "load": os.getloadavg()[0],
         "cores": os.cpu_count(),
         "note": "memory does not depend on the machine's load; the times do",
+        "ours_paced_at_real_time": args.realtime,
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -323,7 +347,7 @@ def main() -> None:
         for profile in args.profiles:
             runs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
             for _ in range(args.runs):  # alternating, to share the machine's noise fairly
-                runs["ours"].append(ours(profile, wav, work))
+                runs["ours"].append(ours(profile, wav, work, args.realtime))
                 runs["bare"].append(bare(profile, wav, work, runs["ours"][-1]["replies"]))
             entry: dict[str, Any] = {}
             for side, results in runs.items():
@@ -331,7 +355,14 @@ def main() -> None:
                     key: round(
                         statistics.median(r[key] for r in results if r.get(key) is not None), 2
                     )
-                    for key in ("peak_mb", "steady_mb", "end_mb", "wall_s", "ready_s")
+                    for key in (
+                        "peak_mb",
+                        "steady_mb",
+                        "steady_file_mb",
+                        "end_mb",
+                        "wall_s",
+                        "ready_s",
+                    )
                     if any(r.get(key) is not None for r in results)
                 }
             entry["ours"]["wakes"] = runs["ours"][-1]["wakes"]

@@ -14,6 +14,9 @@ a Pi 4's. It takes the lighter set-up of each part:
   follows the length of the run) and ONNX Runtime's threads sleeping between steps;
 - the C heap: large blocks mapped apart, so they go back to the system when freed
   (``system/heap.py``).
+- library code that only loading ran (ONNX Runtime's kernel registrations and graph
+  optimizers, among others): unmapped once the engines are loaded, what runs again is
+  mapped back on use (``system/code_pages.py``).
 
 Anything set in the file or the environment still wins over the profile: the profile only
 changes defaults. ``scripts/bench_profile.py`` measures both profiles against a bare process
