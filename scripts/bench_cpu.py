@@ -12,8 +12,9 @@ JSON.
   simulate`` on the Zero profile: wake -> listening (wall, per wake; goal <= 50 ms) and
   how much faster than real time the conversation ran after start-up (goal >= 20x).
 - ``idle``: CPU seconds per second of household talk on the assistant's idle path (frames
-  into ``Assistant.handle``: echo canceller, wake word, levels) for each wake engine,
-  beside the bare wake library's own streaming loop on the same audio. Goal <= 1.2x.
+  into ``Assistant.handle``: the echo canceller with the playback reference as ``ttbt5
+  run`` wires it, wake word, levels, the state machine) for each wake engine, beside the
+  bare wake library's own streaming loop on the same audio. Goal <= 1.2x.
 - ``estimates``: the figures scaled by how much slower one core of a Pi is than one here
   (``CORE_FACTORS``): an estimate, not a measurement on a Pi.
 
@@ -198,6 +199,7 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
     from fakes import ScriptedStt
 
     from firmware_app.app import loading, simulation
+    from firmware_app.audio.echo import PlaybackReference
     from firmware_app.core.messages import Frame
 
     parts: list[np.ndarray] = []
@@ -212,7 +214,11 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
             data_dir=Path(tmp), wake={"engines": {"hey_jarvis": engine}}, tts={"cache_entries": 0}
         )
         engines = loading.load_engines(settings, stt=ScriptedStt(), steady=True)
-        with simulation.simulated(settings, engines, extras=False) as (assistant, _, clock):
+        # as under `ttbt5 run`: frames come without their reference, the canceller takes it
+        # from what the speaker played (nothing, while idle)
+        reference = PlaybackReference(keep_s=10.0)
+        sim = simulation.simulated(settings, engines, extras=False, reference=reference)
+        with sim as (assistant, _, clock):
             assistant.start()
             simulation.settle(assistant)
             ours_cpu, bare_cpu = [], []

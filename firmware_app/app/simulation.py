@@ -149,11 +149,13 @@ def simulated(
     extras: bool = True,
     rings_timers: bool = True,
     warm_up: bool = False,
+    reference: PlaybackReference | None = None,
 ) -> Iterator[tuple[Assistant, SimulatedSpeaker, SimClock]]:
     """The assistant with a timeline for a speaker, on a simulated clock. ``warm_up``: the
     reply cache is filled at start, as on a speaker (only worth it in real time: on the
     fast clock nothing waits for a synthesis, and the warm-up would take the CPU the
-    conversation needs)."""
+    conversation needs). ``reference``: what was played, for frames posted without one
+    (as ``ttbt5 run`` hands it to the echo canceller)."""
     clock = clock or SimClock()
     inbox = Inbox()
     speaker = SimulatedSpeaker(
@@ -170,6 +172,7 @@ def simulated(
         extras=extras,
         rings_timers=rings_timers,
         warm_up=warm_up,
+        reference=reference,
     ) as assistant:
         yield assistant, speaker, clock
 
