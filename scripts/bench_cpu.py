@@ -15,6 +15,8 @@ JSON.
   into ``Assistant.handle``: the echo canceller with the playback reference as ``ttbt5
   run`` wires it, wake word, levels, the state machine) for each wake engine, beside the
   bare wake library's own streaming loop on the same audio. Goal <= 1.2x.
+  ``frame_path_cpu_s_per_audio_s`` is the same path with a wake detector that costs
+  nothing: the assistant's own share (levels, echo canceller, state machine).
 - ``estimates``: the figures scaled by how much slower one core of a Pi is than one here
   (``CORE_FACTORS``): an estimate, not a measurement on a Pi.
 
@@ -193,8 +195,22 @@ def bare_wake_loop(engine: str) -> Any:
     return run
 
 
+class HearsNothing:
+    """A wake detector that never detects, at no cost: with it the idle path's figure is
+    the assistant's own frame handling, the wake library's share taken out."""
+
+    def detect(self, pcm: bytes) -> None:
+        return None
+
+    def reset(self) -> None:
+        pass
+
+
 def idle(engine: str, seconds: float) -> dict[str, Any]:
-    """The assistant's idle path beside the bare wake library, same audio, alternating."""
+    """The assistant's idle path beside the bare wake library, same audio, alternating;
+    and the same path with a wake detector that costs nothing (``frame_path``)."""
+    from dataclasses import replace
+
     from bench import IDLE_TALK
     from fakes import ScriptedStt
 
@@ -214,23 +230,34 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
             data_dir=Path(tmp), wake={"engines": {"hey_jarvis": engine}}, tts={"cache_entries": 0}
         )
         engines = loading.load_engines(settings, stt=ScriptedStt(), steady=True)
-        # as under `ttbt5 run`: frames come without their reference, the canceller takes it
-        # from what the speaker played (nothing, while idle)
-        reference = PlaybackReference(keep_s=10.0)
-        sim = simulation.simulated(settings, engines, extras=False, reference=reference)
-        with sim as (assistant, _, clock):
+        deaf = replace(engines, wake=HearsNothing())
+
+        def assistant_on(engines: loading.Engines) -> Any:
+            # as under `ttbt5 run`: frames come without their reference, the canceller
+            # takes it from what the speaker played (nothing, while idle)
+            reference = PlaybackReference(keep_s=10.0)
+            return simulation.simulated(settings, engines, extras=False, reference=reference)
+
+        def run(assistant: Any, clock: Any) -> float:
+            assistant.hearing.reset()
+            t0 = time.process_time()
+            for i, frame in enumerate(pcm):
+                clock.set((i + 1) * 0.08)
+                assistant.handle(Frame(frame, (i + 1) * 0.08))
+            return time.process_time() - t0
+
+        with assistant_on(engines) as (assistant, _, clock):
             assistant.start()
             simulation.settle(assistant)
             ours_cpu, bare_cpu = [], []
             for _ in range(3):  # alternate to share the machine's noise fairly
                 bare_cpu.append(bare(pcm))
-                assistant.hearing.reset()
-                t0 = time.process_time()
-                for i, frame in enumerate(pcm):
-                    clock.set((i + 1) * 0.08)
-                    assistant.handle(Frame(frame, (i + 1) * 0.08))
-                ours_cpu.append(time.process_time() - t0)
+                ours_cpu.append(run(assistant, clock))
             woke = assistant.metrics.snapshot()["wake_count"]
+        with assistant_on(deaf) as (assistant, _, clock):
+            assistant.start()
+            simulation.settle(assistant)
+            path_cpu = min(run(assistant, clock) for _ in range(3))
     audio_s = len(pcm) * 0.08
     return {
         "audio_s": round(audio_s, 1),
@@ -238,6 +265,7 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
         "bare_cpu_s_per_audio_s": round(min(bare_cpu) / audio_s, 4),
         "ratio": round(min(ours_cpu) / min(bare_cpu), 3),
         "goal_ratio": 1.2,
+        "frame_path_cpu_s_per_audio_s": round(path_cpu / audio_s, 5),
         "false_wakes": woke,
     }
 
