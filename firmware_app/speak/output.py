@@ -312,6 +312,8 @@ class SpeechOutput:
         if self._cache_entries <= 0 or piece in self._cache:
             return
         with self._cond:
+            if self._closing:
+                return
             self._warming_now = True
             if self._resume is not None:
                 self._resume()
