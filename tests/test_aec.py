@@ -129,18 +129,21 @@ def test_idle_it_passes_the_microphone_through_on_the_same_timeline() -> None:
     assert not out[:LAG].any()
 
 
-def test_it_works_while_something_plays_and_just_after() -> None:
+@pytest.mark.parametrize("silent_ref", [bytes(2 * FRAME_SAMPLES), b""])
+def test_it_works_while_something_plays_and_just_after(silent_ref: bytes) -> None:
+    """An empty reference (what an idle speaker's microphone hands over) is silence."""
     aec = SpeexEchoCanceller(idle_after_ms=400)
     playback = speech(REPLY)[: 10 * FRAME_SAMPLES]
     mic = echo_of(playback, -6.0, 20.0)
     cancel(aec, mic, playback)
     assert aec.active
     quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-    states = []
+    states, outs = [], []
     for _ in range(8):
-        cancel(aec, quiet, quiet)
+        outs.append(aec.cancel(quiet.tobytes(), silent_ref))
         states.append(aec.active)
     assert states == [True] * 4 + [False] * 4  # 400 ms of tail, then idle
+    assert all(len(out) == 2 * FRAME_SAMPLES for out in outs)
 
 
 def test_a_voice_stays_whole_when_playback_starts_and_stops_under_it() -> None:

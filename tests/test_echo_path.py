@@ -25,6 +25,15 @@ def test_window_returns_what_played_and_silence_around_it() -> None:
     assert (straddle[:160] == 1000).all() and not straddle[160:].any()
 
 
+def test_played_says_whether_a_window_holds_placed_audio() -> None:
+    ref = PlaybackReference()
+    assert not ref.played(1.0, 160)  # nothing placed yet
+    ref.place(1.0, tone(1600, 1000), RATE)  # 1.0 s to 1.1 s
+    assert ref.played(1.05, 160) and ref.played(1.11, 320)
+    assert not ref.played(1.2, 1280)  # after the end: the idle speaker's question
+    assert ref.played(0.5, 160)  # the silence before it was placed too (window: zeros)
+
+
 def test_later_audio_replaces_what_was_scheduled_from_its_start() -> None:
     ref = PlaybackReference()
     ref.place(0.0, tone(3200, 1000), RATE)

@@ -107,6 +107,39 @@ def test_silero_finds_speech_and_silence():
     assert max(probs[:10]) < 0.5 and max(probs[-5:]) < 0.5
 
 
+SILERO_THREADS = """
+import os, sys
+import numpy as np
+sys.path.insert(0, "tests")
+from audio_helpers import speech
+from firmware_app.listen.vad import SileroVad
+def threads():
+    return len(os.listdir("/proc/self/task"))
+audio = speech("Set a timer for five minutes.")
+before = threads()
+vad = SileroVad()
+for i in range(0, len(audio) - 1280, 1280):
+    vad.speech_probability(audio[i : i + 1280].tobytes())
+print(threads() - before, "OMP_THREAD_LIMIT" in os.environ)
+"""
+
+
+def test_silero_runs_on_the_calling_thread_alone():
+    """The VAD's library would hand every 32 ms window to a team of OpenMP threads: in a
+    fresh process (the limit is read when the library loads) it starts none, and leaves
+    no OpenMP setting behind for the rest of the process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", SILERO_THREADS], capture_output=True, text=True, cwd=root
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "False"]
+
+
 def test_vosk_streams_and_gives_text(ko_model_dir):
     stt = VoskTranscriber(ko_model_dir)
     stt.start()

@@ -106,3 +106,21 @@ def test_a_full_disk_costs_events_not_the_writer(small_fs: SmallFs) -> None:
     lines = log.read_text().splitlines()
     assert json.loads(lines[0])["volume"] == 1 and json.loads(lines[-1])["type"] == "mute"
     assert all(json.loads(line) for line in lines)  # nothing half-written
+
+
+def test_wall_counts_from_the_start_of_the_process() -> None:
+    """``wall`` is seconds since the process started (docs/events.md), not since the event
+    module was imported: a process that spends 0.4 s before importing it says so."""
+    import subprocess
+    import sys
+
+    code = (
+        "import time; time.sleep(0.4)\n"
+        "from firmware_app.core.events import wall_now\n"
+        "print(wall_now())\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout) >= 0.4

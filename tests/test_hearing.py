@@ -193,6 +193,10 @@ def test_the_echo_is_taken_out_before_anything_hears_the_frame(settings: Setting
     assert echo.calls[0] == (frame_of(WAKE), frame_of(1))
     expected = reference.window(t + FRAME_SECONDS - CAPTURE_LEAD_S, 1280).astype("<i2")
     assert echo.calls[1][1] == expected.tobytes() and expected[0] == 1234
+    # once the playback is over the canceller still sees the frame, with an empty reference
+    late = 1.0 + CAPTURE_LEAD_S + FRAME_SECONDS
+    assert hearing.hear(Frame(frame_of(SILENT), late), late) == []
+    assert echo.calls[2] == (frame_of(SILENT), b"")
     assert level.level_db() < -100  # it measured the cleaned frames, not the echo
     assert hearing.clips.clips() == []  # the wake word was the speaker's: no wake
 

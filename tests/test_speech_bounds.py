@@ -254,3 +254,61 @@ def test_synthesis_keeps_at_most_max_ahead_of_a_real_time_speaker() -> None:
     finally:
         speech.close()
     assert len(tts.said) == 6
+
+
+class GatedPiper:
+    """The real voice, held after the first run of each text until it is interrupted (or
+    5 s pass): a close that aborts the warm-up lets it go at once, one that waits for the
+    warm-up to finish does not."""
+
+    def __init__(self) -> None:
+        from firmware_app.speak.piper import PiperSynthesizer
+
+        self.voice = PiperSynthesizer(TtsSettings(), steady=True, max_phonemes=8)
+        self.sample_rate = self.voice.sample_rate
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        for i, pcm in enumerate(self.voice.synthesize(text)):
+            if i == 0:
+                self.started.set()
+                self.gate.wait(5)
+            yield pcm
+
+    def interrupt(self) -> None:
+        self.voice.interrupt()
+        self.gate.set()
+
+    def resume(self) -> None:
+        self.voice.resume()
+
+
+def test_closing_aborts_the_warm_up_under_way() -> None:
+    tts, speaker = GatedPiper(), RecordingSpeaker()
+    posted: list[Any] = []
+    speech = SpeechOutput(tts, speaker, posted.append)
+    speech.prewarm(["Install a speech model with the models command."])
+    assert tts.started.wait(30)  # the warm-up is in its first run
+    speech.close()
+    assert not speech._thread.is_alive()
+    assert speech.cache_stats()["entries"] == 0  # aborted, not finished and kept
+    assert posted == []  # an abort on the way out is no failure
+    assert speaker.audio == {}
+
+
+def test_without_warm_up_phrases_are_cached_when_first_spoken() -> None:
+    tts, speaker = FakeTts(), RecordingSpeaker()
+    speech = SpeechOutput(tts, speaker, lambda _m: None, warm_up=False)
+    try:
+        speech.prewarm(["Sorry, I didn't catch that."])
+        assert not speech.warming()
+        for utterance in (1, 2):
+            speech.say(utterance, "Sorry, I didn't catch that.", cache=True)
+            speech.finish(utterance)
+            wait_idle(speech)
+    finally:
+        speech.close()
+    assert tts.said == ["Sorry, I didn't catch that."]  # synthesized once, when first said
+    assert speech.cache_stats()["misses"] == 1 and speech.cache_stats()["hits"] == 1
+    assert speaker.audio[1] == speaker.audio[2] > 0

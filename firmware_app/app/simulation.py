@@ -31,6 +31,9 @@ from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS, Command, Fr
 from firmware_app.core.parts import RealClock
 
 SILENCE = b"\0" * (FRAME_SAMPLES * 2)
+SPEECH_WAIT_S = 0.005
+"""Longest a message posted during a synthesis waits to be handled while settling (the
+simulated clock stands still meanwhile, so only real time is spent)."""
 RESTING = (State.IDLE, State.MUTED, State.ERROR)
 
 
@@ -107,7 +110,8 @@ def settle(assistant: Assistant, limit_s: float = 120.0) -> None:
     clock standing still. An answer streaming in (the LLM) is different: it arrives over
     real time, and what it says is spoken while it still streams; so while only that is
     awaited, settle returns after a frame's worth of real time, and the clock moves on at
-    the pace the answer really took."""
+    the pace the answer really took. While a synthesis runs, settle sleeps until it is done
+    (or a message arrives, within ``SPEECH_WAIT_S``) rather than polling it."""
     started = time.monotonic()
     deadline = started + limit_s
     while True:
@@ -118,7 +122,12 @@ def settle(assistant: Assistant, limit_s: float = 120.0) -> None:
         streaming = assistant.awaiting_answer() and not assistant.speech.busy()
         if streaming and assistant.inbox.empty() and now - started >= FRAME_SECONDS:
             return
-        time.sleep(0.0005)
+        if not assistant.inbox.empty():
+            continue
+        if assistant.speech.busy():
+            assistant.speech.wait_done(SPEECH_WAIT_S)
+        else:
+            time.sleep(0.0005)
 
 
 def step(assistant: Assistant, speaker: SimulatedSpeaker, clock: SimClock, t: float) -> None:
@@ -139,8 +148,14 @@ def simulated(
     observers: list[Callable[[Event], None]] | None = None,
     extras: bool = True,
     rings_timers: bool = True,
+    warm_up: bool = False,
+    reference: PlaybackReference | None = None,
 ) -> Iterator[tuple[Assistant, SimulatedSpeaker, SimClock]]:
-    """The assistant with a timeline for a speaker, on a simulated clock."""
+    """The assistant with a timeline for a speaker, on a simulated clock. ``warm_up``: the
+    reply cache is filled at start, as on a speaker (only worth it in real time: on the
+    fast clock nothing waits for a synthesis, and the warm-up would take the CPU the
+    conversation needs). ``reference``: what was played, for frames posted without one
+    (as ``ttbt5 run`` hands it to the echo canceller)."""
     clock = clock or SimClock()
     inbox = Inbox()
     speaker = SimulatedSpeaker(
@@ -156,6 +171,8 @@ def simulated(
         observers=observers,
         extras=extras,
         rings_timers=rings_timers,
+        warm_up=warm_up,
+        reference=reference,
     ) as assistant:
         yield assistant, speaker, clock
 
@@ -183,6 +200,7 @@ def simulate(
         SimClock(realtime, start_epoch),
         events=events,
         observers=[collect, *(observers or [])],
+        warm_up=realtime,
     ) as (assistant, speaker, clock):
         assistant.start()
         if realtime:
@@ -310,7 +328,7 @@ def _without_microphone(
         real = AlsaSpeaker(settings.audio.output_device, engines.tts.sample_rate, inbox.post)
         with assembled(
             settings, engines, clock=RealClock(), inbox=inbox, speaker=real, events=events,
-            observers=[collect], extras=False, rings_timers=False,
+            observers=[collect], extras=False, rings_timers=False, warm_up=False,
         ) as assistant:  # fmt: skip
             assistant.start()
             assistant.post(command)

@@ -176,11 +176,14 @@ def assembled(
     parts: Parts | None = None,
     reference: PlaybackReference | None = None,
     rings_timers: bool = True,
+    warm_up: bool = True,
 ) -> Iterator[Assistant]:
     """Build the assistant with its hearing, store, voice, observers and (``extras``) MQTT,
     GPIO and updates; tear it all down after, the speaker included. ``reference`` is what
     the speaker played, for microphone frames that do not carry it. ``rings_timers``:
-    timers ring here (the service, ``simulate``), not in a one-off ``ask``/``say``."""
+    timers ring here (the service, ``simulate``), not in a one-off ``ask``/``say``.
+    ``warm_up``: the reply cache is filled at start (where replies are awaited in real
+    time: the service, ``simulate --realtime``)."""
     with ExitStack() as stack:
         if isinstance(speaker, Closable):
             stack.callback(speaker.close)
@@ -202,7 +205,12 @@ def assembled(
         stack.callback(store.close)
         ahead = MAX_AHEAD_S if isinstance(clock, RealClock) else None  # a real-time speaker
         speech = SpeechOutput(
-            engines.tts, speaker, inbox.post, settings.tts.cache_entries, max_ahead_s=ahead
+            engines.tts,
+            speaker,
+            inbox.post,
+            settings.tts.cache_entries,
+            max_ahead_s=ahead,
+            warm_up=warm_up,
         )
         stack.callback(speech.close)
         responder = _responder(settings, store)

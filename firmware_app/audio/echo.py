@@ -62,6 +62,14 @@ class PlaybackReference:
             at = max(round(t * SAMPLE_RATE) - self._base, 0)
             self._buf = self._buf[:at]
 
+    def played(self, end_t: float, n: int) -> bool:
+        """Whether anything was placed in the ``n`` samples up to ``end_t`` (the cheap
+        question an idle speaker's microphone asks every frame, before any window is
+        made)."""
+        end = round(end_t * SAMPLE_RATE) - self._base
+        with self._lock:
+            return max(end - n, 0) < min(end, len(self._buf))
+
     def window(self, end_t: float, n: int) -> np.ndarray:
         """The ``n`` samples played up to ``end_t`` (silence where nothing played)."""
         end = round(end_t * SAMPLE_RATE) - self._base

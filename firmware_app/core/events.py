@@ -25,7 +25,24 @@ from loguru import logger
 
 from firmware_app.core.errors import ConfigError
 
-PROCESS_START = time.monotonic()
+
+def _process_start() -> float:
+    """The monotonic time this process started: the kernel's start time of the process
+    (Linux; in clock ticks since boot), so ``wall`` counts the interpreter's start and the
+    imports before this module too. Elsewhere, or if it cannot be read, the time this
+    module was imported."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat_file:
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if age >= 0 else now
+
+
+PROCESS_START = _process_start()
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 """The event log file's size before it is rotated (``log.events_max_mb``)."""

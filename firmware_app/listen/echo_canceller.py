@@ -148,8 +148,6 @@ class SpeexEchoCanceller:
             raise ValueError(f"frames must be a multiple of {BLOCK} samples")
         if not mic:
             return b""
-        if len(ref) < len(mic):
-            ref = ref + b"\0" * (len(mic) - len(ref))
         step = BLOCK * 2
         silent = not ref[: len(mic)].strip(b"\0")
         self._quiet = self._quiet + len(mic) // 2 if silent else 0
@@ -161,6 +159,8 @@ class SpeexEchoCanceller:
         if not self.active:
             self.active = True
             self._run(self._held, bytes(step))  # the filter continues where output is
+        if len(ref) < len(mic):
+            ref = ref + b"\0" * (len(mic) - len(ref))
         return self._run(mic, ref[: len(mic)])
 
     def _run(self, mic: bytes, ref: bytes) -> bytes:

@@ -282,10 +282,16 @@ class Hearing:
         self.stop.reset()
 
     def _cleaned(self, frame: Frame) -> bytes:
+        """The frame without the speaker's echo. The canceller sees every frame (it keeps
+        the timeline continuous), but while nothing was played near it, it is handed an
+        empty reference, which it takes as silence, instead of a window of zeros."""
         ref = frame.ref
         if ref is None and self.reference is not None:
-            played = self.reference.window(frame.t - CAPTURE_LEAD_S, len(frame.pcm) // 2)
-            ref = played.astype("<i2").tobytes()
+            end_t, n = frame.t - CAPTURE_LEAD_S, len(frame.pcm) // 2
+            if self.reference.played(end_t, n):
+                ref = self.reference.window(end_t, n).astype("<i2").tobytes()
+            else:
+                ref = b""
         return frame.pcm if ref is None else self.echo.cancel(frame.pcm, ref)
 
     def _feed(self, pcm: bytes, *, later: bool = False) -> None:

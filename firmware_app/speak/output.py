@@ -15,7 +15,11 @@ Two queues, both bounded (see docs/limits.md):
   ``error`` notice, and its utterance still ends (so nothing waits for it);
 - warm-up phrases (``prewarm``), synthesized into the cache only while no live speech is
   waiting, and aborted mid-run when live speech arrives: a command given right after
-  start-up never waits for them.
+  start-up never waits for them. Closing aborts them too, so nothing waits for a warm-up
+  on the way out. Where no one waits for replies in real time (``simulate`` without
+  ``--realtime``, ``ask``, ``say``) there is no warm-up (``warm_up=False``): it would only
+  take the CPU the conversation needs, and phrases still enter the cache when first
+  spoken.
 
 Phrases that repeat (fallbacks, errors, timer announcements) are kept in an LRU cache of
 ``cache_entries`` pieces and replayed instantly.
@@ -99,10 +103,12 @@ class SpeechOutput:
         piece_chars: int = MAX_PIECE_CHARS,
         max_ahead_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        warm_up: bool = True,
     ) -> None:
         """``max_ahead_s``: for a speaker that plays in real time, how far synthesis may run
         ahead of playback (``MAX_AHEAD_S`` for a sound card; None when playback is not in
-        real time, as under ``simulate``). ``clock`` is the time playback follows."""
+        real time, as under ``simulate``). ``clock`` is the time playback follows.
+        ``warm_up``: ``prewarm`` fills the cache (False: it is ignored)."""
         self.tts = tts
         self.speaker = speaker
         self.volume = 100
@@ -122,6 +128,7 @@ class SpeechOutput:
         self._clock = clock
         self._audio_end = 0.0  # when the audio handed to the speaker will have played
         self._warming_now = False
+        self._warms = warm_up
         self._interrupt = tts.interrupt if isinstance(tts, InterruptibleSynthesizer) else None
         self._resume = tts.resume if isinstance(tts, InterruptibleSynthesizer) else None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
@@ -189,6 +196,8 @@ class SpeechOutput:
     def prewarm(self, phrases: list[str]) -> None:
         """Fill the cache with fixed phrases in the background, cut as when spoken so the
         cache hits. Only while no live speech waits: live speech always goes first."""
+        if not self._warms:
+            return
         with self._cond:
             for phrase in phrases:
                 for piece in speakable_pieces(phrase, self._piece_chars):
@@ -219,9 +228,18 @@ class SpeechOutput:
         with self._cond:
             return len(self._live)
 
+    def wait_done(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the live speech queued to be synthesized and handed
+        to the speaker, woken the moment it is; True when it is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._working <= 0, timeout)
+
     def close(self) -> None:
+        """Stop the worker; a warm-up run under way is aborted, not finished."""
         with self._cond:
             self._closing = True
+            if self._warming_now:
+                self._interrupt_warm_up()
             self._cond.notify_all()
         self._thread.join(timeout=5)
 
@@ -276,6 +294,8 @@ class SpeechOutput:
             finally:
                 with self._cond:
                     self._working -= 1
+                    if self._working <= 0:
+                        self._cond.notify_all()  # whoever waits for speech to be done
 
     def _interrupt_warm_up(self) -> None:
         """With ``_cond`` held: a voice that can abort a run (Piper) stops the warm-up run at
@@ -292,6 +312,8 @@ class SpeechOutput:
         if self._cache_entries <= 0 or piece in self._cache:
             return
         with self._cond:
+            if self._closing:
+                return
             self._warming_now = True
             if self._resume is not None:
                 self._resume()
@@ -300,12 +322,12 @@ class SpeechOutput:
         try:
             for pcm in self.tts.synthesize(piece):
                 chunks.append(pcm)
-                if self._live:  # a plain read: at worst one more run
+                if self._live or self._closing:  # plain reads: at worst one more run
                     break
             else:
                 done = True
         except Exception as exc:  # interrupted, or a failure that costs only this entry
-            if not self._live:
+            if not self._live and not self._closing:
                 logger.warning("speech: warming up {!r} failed: {}", piece[:40], exc)
                 return
         finally:
