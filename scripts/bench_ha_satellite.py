@@ -2,15 +2,20 @@
 
 The rig of tests/test_ha_satellite.py (Home Assistant Core from scripts/ha-env.sh, its
 own Piper, ``ttbt5 run`` on a live-paced ALSA microphone, all in a network namespace of
-its own): "Hey Jarvis. What time is it?" is spoken ``--runs`` times; each time the end of
-speech is when the microphone delivered the voice's last sample, and the reply is the first
-audible sample the speaker wrote. Prints JSON: each run and the median, with the device's
-own view: Home Assistant's share (the speaker's end of speech, ``end=True``, → the
-answer's audio fetched from it: its speech to text, intent and voice) and the device's
-share (everything else: the voice detector's hangover, the frames' delivery, fetching
-overheads, the playback start), which is the end-to-end figure minus Home Assistant's.
+its own): "Hey Jarvis. What time is it?" (or ``--phrase``) is spoken ``--runs`` times;
+each time the end of speech is when the microphone delivered the voice's last sample, and
+the reply is the first audible sample the speaker wrote. With ``--home`` Home Assistant
+holds a small home (two lights in two areas) whose names the speaker's recognizer learns
+with a token, so ``--phrase "turn on the kitchen light"`` is speech the speaker itself does
+not take for one of its own commands: its stream then ends after ordinary speech's wait.
 
-    python scripts/bench_ha_satellite.py [--runs 5]
+Prints JSON: each run and the median, with the device's own view: Home Assistant's share
+(the speaker's end of speech, ``end=True``, → the answer's audio fetched from it: its
+speech to text, intent and voice) and the device's share (everything else: the voice
+detector's hangover, the frames' delivery, fetching overheads, the playback start), which
+is the end-to-end figure minus Home Assistant's.
+
+    python scripts/bench_ha_satellite.py [--runs 5] [--home --phrase "turn on the kitchen light"]
 
 Needs root (network namespaces) and the cached Home Assistant; says so otherwise.
 """
@@ -44,6 +49,10 @@ def asoundrc(work: Path, fifo: Path, speaker: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--phrase", default="what time is it", help="the request after the wake word"
+    )
+    parser.add_argument("--home", action="store_true", help="Home Assistant holds two lights")
     args = parser.parse_args()
 
     from ha_harness import ha_env_problem
@@ -67,11 +76,11 @@ def main() -> int:
     from ha_satellite_rig import Paths, SatelliteRig
     from live_mic import FRAME_BYTES
 
-    rig = SatelliteRig(Paths(work, fifo, speaker, "benchmic", "benchspeaker"))
+    rig = SatelliteRig(Paths(work, fifo, speaker, "benchmic", "benchspeaker"), home=args.home)
     runs: list[dict[str, Any]] = []
     try:
         rig.start()
-        words = np.concatenate([speech("Hey Jarvis."), silence(0.6), speech("what time is it")])
+        words = np.concatenate([speech("Hey Jarvis."), silence(0.6), speech(args.phrase)])
         # the voice's last sample, before the clip's own trailing silence and the zeros
         # that pad the last microphone frame
         tail = len(words) - round(speech_spans(words)[-1][1] * RATE)
@@ -121,6 +130,7 @@ def main() -> int:
                 "max_device_hangover_s": max(r["device_hangover_s"] for r in runs),
                 "home_assistant": "2025.4.4",
                 "pipeline": "speaker's Wyoming STT → HA conversation → wyoming-piper",
+                "phrase": args.phrase,
             },
             indent=1,
         )

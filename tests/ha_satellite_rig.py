@@ -6,6 +6,10 @@ it would on a real network: by host and port as an ESPHome device (the satellite
 a Wyoming server (its recognizer); its pipeline is the speaker's recognizer, Home
 Assistant's own intents, and Piper.
 
+With ``home``, Home Assistant also holds a small home (``ha_home.py``: two lights in two
+areas) and starts first, so that the speaker starts with a token and learns the home's
+names, as a user sets it up.
+
 Used by tests/test_ha_satellite.py and scripts/bench_ha_satellite.py.
 """
 
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 from audio_helpers import silence, speech
 from ha_harness import HomeAssistant, Websocket, WyomingPiper
+from ha_home import HOME_YAML, lights_in_areas_and_token
 from live_mic import MicFeeder
 from netns import Netns
 
@@ -34,6 +39,8 @@ WYOMING_PORT = 10300
 PIPER_PORT = 10200
 SPEAKER_RATE = 22050  # the speaker plays at its voice's rate
 DEVICE_ID = "kitchen"
+LEARNED = "of Home Assistant (grammar built in"
+"""What the speaker logs once its recognizer holds the home's names."""
 
 
 @dataclass
@@ -54,6 +61,7 @@ class Device:
         self.events_path = paths.work / "events.jsonl"
         self.log_path = paths.work / "device.log"
         self.key = key
+        self.env: dict[str, str] = {}  # more settings, for the next start
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -77,6 +85,7 @@ class Device:
         )
         if self.key:
             env["TTBT5_ESPHOME__ENCRYPTION_KEY"] = self.key
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.netns.command([sys.executable, "-m", "firmware_app", "run"]),
@@ -190,26 +199,53 @@ class Speaker:
 class SatelliteRig:
     """Everything started in order; ``close`` stops it all. ``key`` turns encryption on."""
 
-    def __init__(self, paths: Paths, key: str | None = None) -> None:
+    def __init__(self, paths: Paths, key: str | None = None, home: bool = False) -> None:
         self.paths = paths
         self.key = key
+        self.home = home
         self.netns = Netns()
         self.feeder = MicFeeder(paths.fifo)
         self.speaker = Speaker(paths.speaker)
         self.piper = WyomingPiper(PIPER_PORT, paths.work / "piper.log", self.netns)
         self.device = Device(self.netns, paths, key)
-        self.ha = HomeAssistant(paths.work / "ha", HA_PORT, netns=self.netns)
+        self.ha = HomeAssistant(
+            paths.work / "ha", HA_PORT, netns=self.netns, extra_yaml=HOME_YAML if home else ""
+        )
         self.wyoming_port = self.netns.forward(WYOMING_PORT)  # the device's, for the test
         self.ws: Websocket | None = None
         self.satellite = ""
         self.pipeline = ""
 
     def start(self) -> None:
-        self.device.start()
-        self.ha.start()
-        self.ha.onboard()
-        self.ws = self.ha.websocket()
+        if self.home:
+            self.ha.start()
+            self.ha.onboard()
+            self.ws = self.ha.websocket()
+            token = self.paths.work / "ha.token"
+            token.write_text(lights_in_areas_and_token(self.ha, self.ws) + "\n")
+            token.chmod(0o600)
+            self.device.env.update(
+                {
+                    "TTBT5_WYOMING__HOMEASSISTANT_URL": f"http://127.0.0.1:{HA_PORT}",
+                    "TTBT5_WYOMING__HOMEASSISTANT_TOKEN_FILE": str(token),
+                }
+            )
+            self.device.start()
+            self._wait_learned()
+        else:
+            self.device.start()
+            self.ha.start()
+            self.ha.onboard()
+            self.ws = self.ha.websocket()
         self.add_integrations()
+
+    def _wait_learned(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while LEARNED not in self.device.log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                tail = self.device.log_tail()
+                raise AssertionError(f"the speaker did not learn the home's names:\n{tail}")
+            time.sleep(0.2)
 
     def add_integrations(self) -> None:
         steps: list[dict[str, Any]] = [{"host": "127.0.0.1", "port": ESPHOME_PORT}]

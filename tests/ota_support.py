@@ -288,7 +288,9 @@ class Device:
                 *([str(service_uid)] if service_uid is not None else []),
             ],
             "health_timeout_s": 20.0,
-            "health_audio_s": 0.5,
+            # longer than the gap a stall must leave, so a release that stops after its
+            # first frames is caught however soon the gate first reads it
+            "health_audio_s": 1.5,
             "health_stale_s": 1.0,
             "http_timeout_s": 10.0,
             "reserve_mb": 1,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from harness import wait_until
 from llm_fake_server import FakeLlm, chunk, endless, hang, raw, refused_url, sse, status
 from loguru import logger
 from pydantic import SecretStr
@@ -143,6 +144,7 @@ def test_first_sentence_is_posted_before_the_stream_ends(server: FakeLlm, make: 
         "Red light passes straight through it.",
     ]
     first_sentence_t, _ = posts.wait_for(lambda m: isinstance(m, ReplySentence))
+    wait_until(lambda: bool(server.stream_ends), what="the server's record of the stream's end")
     assert first_sentence_t < server.stream_ends[0]  # spoken while the rest streams in
     # Only text goes out: the system prompt and the transcript, never audio.
     sent = server.requests[0]

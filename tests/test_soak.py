@@ -50,7 +50,10 @@ def test_short_soak_answers_everything_and_loses_nothing(tmp_path):
     abuse = report["socket_abuse"]
     assert abuse["rounds"] == 2 and abuse["ask_answered"] == 2 and abuse["max_ask_s"] < 5
     claims = report["claims"]["device"]
-    assert claims["peers"] == 1 and claims["claims"]["unauthenticated"] > 0
+    # the stranger's forged claims were sent, and reached no device: it cannot know where
+    # a claim goes
+    assert report["claims"]["forged_sent"] > 0
+    assert claims["peers"] == 1 and claims["claims"]["unauthenticated"] == 0
     assert claims["claims"]["accepted"] > 0  # the skewed peer's claims counted, and lost
     assert report["clock_steps"]["rang_on_time"] == report["clock_steps"]["steps"] == 2
     assert report["corrupt_row"] == {"store_errors": 1, "bad_rows_left": 0, "store": "ok"}
