@@ -105,12 +105,19 @@ def model_figures(
 
 def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
     """The bare library's loop on hey_jarvis: openwakeword's ``predict`` where that package
-    is installed (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming classes
-    on its bundled TFLite library. Returns (which, predict one frame)."""
+    is installed and loads (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming
+    classes on its bundled TFLite library. Returns (which, predict one frame)."""
     shared = packaged_models_dir()
     try:
         from openwakeword.model import Model
-    except ImportError:
+
+        model = Model(
+            wakeword_models=[str(shared / "hey_jarvis.tflite")],
+            inference_framework="tflite",
+            melspec_model_path=str(shared / "melspectrogram.tflite"),
+            embedding_model_path=str(shared / "embedding_model.tflite"),
+        )
+    except (ImportError, SystemError):  # not installed, or tflite-runtime built for numpy 1
         from pyopen_wakeword import Model as Builtin
         from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
@@ -121,12 +128,6 @@ def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
             return [list(wake.process_streaming(e)) for e in features.process_streaming(pcm)]
 
         return "pyopen-wakeword (its bundled TFLite library)", streaming
-    model = Model(
-        wakeword_models=[str(shared / "hey_jarvis.tflite")],
-        inference_framework="tflite",
-        melspec_model_path=str(shared / "melspectrogram.tflite"),
-        embedding_model_path=str(shared / "embedding_model.tflite"),
-    )
     return "openwakeword", lambda pcm: model.predict(np.frombuffer(pcm, dtype=np.int16))
 
 
@@ -278,8 +279,10 @@ def fused_fast(
     open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
 ) -> np.ndarray:
     """``fused_trace`` in numpy, for the sweep (checked against it at the chosen rule)."""
+    before = np.concatenate([[0.0], open_trace[:-1]])
     confirmed = (
         (open_trace < threshold)
+        & (open_trace <= before)
         & (recent_peak(open_trace, rule.span_frames) >= rule.open_floor)
         & (recent_peak(micro_trace, rule.span_frames) >= rule.micro_floor)
     )

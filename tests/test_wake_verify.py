@@ -49,8 +49,8 @@ def fused(open_rows: list[float], micro_rows: list[float], threshold: float = 0.
 
 
 def test_a_near_miss_confirmed_by_the_other_engine_reaches_the_threshold():
-    rows = fused([0.1, 0.7, 0.3, 0.1], [0.0, 0.1, 0.6, 0.1])
-    assert [r["j"] for r in rows] == [0.1, 0.7, 0.95, 0.95]  # the peaks within 3 frames
+    rows = fused([0.1, 0.7, 0.3, 0.1, 0.1], [0.0, 0.1, 0.6, 0.1, 0.1])
+    assert [r["j"] for r in rows] == [0.1, 0.7, 0.95, 0.95, 0.1]  # the peaks within 3 frames
 
 
 def test_the_engines_must_agree_within_the_span():
@@ -70,8 +70,23 @@ def test_a_score_over_the_threshold_is_kept_and_other_models_are_untouched():
 
 
 def test_the_rule_follows_a_configured_threshold():
-    assert fused_score(0.6, 0.6, 0.5, 0.8, RULE) == 0.8
-    assert fused_score(0.85, 0.85, 0.0, 0.8, RULE) == 0.85
+    assert fused_score(0.6, 0.7, 0.7, 0.5, 0.8, RULE) == 0.8
+    assert fused_score(0.85, 0.9, 0.9, 0.0, 0.8, RULE) == 0.85
+
+
+def test_a_near_miss_is_confirmed_only_once_openwakeword_stops_rising():
+    rows = fused([0.6, 0.8, 0.99, 0.7], [0.9, 0.9, 0.9, 0.9])
+    assert [r["j"] for r in rows] == [0.6, 0.8, 0.99, 0.95]  # a rising score waits
+    assert fused_score(0.7, 0.6, 0.7, 0.9, 0.95, RULE) == 0.7
+
+
+def test_the_default_verifies_hey_jarvis_and_the_zero_profile_does_not():
+    from firmware_app.config.settings import Settings
+
+    assert verified_models(Settings().wake, Settings().wake.models) == ["hey_jarvis"]
+    zero = Settings(profile="zero").wake
+    assert zero.engine_of("hey_jarvis") == "microwakeword"
+    assert not isinstance(build_wake_detector(zero).scorer, VerifiedScorer)  # type: ignore[union-attr]
 
 
 def test_reset_forgets_the_recent_peaks_and_resets_both_engines():

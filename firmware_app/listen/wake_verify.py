@@ -5,8 +5,11 @@ voices it misses at that threshold mostly peak well above 0.5 (docs/wake.md). mi
 errs on other audio than openWakeWord does, so a wake is taken either as before (the
 openWakeWord score over its own threshold) or when both engines are fairly sure within a
 short span: openWakeWord at least ``open_floor`` and microWakeWord at least ``micro_floor``,
-each at its highest over the last ``span_frames`` frames. The rule and its figures are
-measured on the wake and speech corpora (scripts/bench_wake.py ``--verify``).
+each at its highest over the last ``span_frames`` frames. A near miss is confirmed only
+once openWakeWord's score has stopped rising: a wake it would take alone fires at the
+same frame as without the second engine, and a confirmed one at openWakeWord's peak, so
+the pre-roll handed to the recognizer starts where it always did. The rule and its
+figures are measured on the wake and speech corpora (scripts/bench_wake.py).
 
 The result is one score per model, so the detector's :class:`PeakPicker` decides as for a
 single engine: a confirmed wake scores at least the model's openWakeWord threshold.
@@ -34,7 +37,7 @@ class VerifyRule:
 # Measured on the wake corpus and the speech corpus's requests by scripts/bench_wake.py's
 # rule (docs/wake.md): only models with a rule here are confirmed by both engines.
 VERIFY_RULES: dict[str, VerifyRule] = {
-    "hey_jarvis": VerifyRule(open_floor=0.5, micro_floor=0.5, span_frames=5),
+    "hey_jarvis": VerifyRule(open_floor=0.4, micro_floor=0.3, span_frames=3),
 }
 
 
@@ -53,11 +56,18 @@ class RecentPeak:
 
 
 def fused_score(
-    open_score: float, open_peak: float, micro_peak: float, threshold: float, rule: VerifyRule
+    open_score: float,
+    open_before: float,
+    open_peak: float,
+    micro_peak: float,
+    threshold: float,
+    rule: VerifyRule,
 ) -> float:
     """openWakeWord's score, raised to its ``threshold`` when microWakeWord confirms a
-    near miss (both recent peaks over their floors)."""
-    if open_score < threshold and open_peak >= rule.open_floor and micro_peak >= rule.micro_floor:
+    near miss: both recent peaks over their floors, openWakeWord no longer rising (no
+    higher than ``open_before``, its score a frame earlier)."""
+    confirmed = open_peak >= rule.open_floor and micro_peak >= rule.micro_floor
+    if open_score < threshold and open_score <= open_before and confirmed:
         return threshold
     return open_score
 
@@ -80,6 +90,7 @@ class VerifiedScorer:
         self._thresholds = dict(thresholds)
         self._open_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
         self._micro_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
+        self._before = dict.fromkeys(self._rules, 0.0)
 
     def scores(self, pcm: bytes) -> dict[str, float]:
         scores = self._open.scores(pcm)
@@ -87,9 +98,11 @@ class VerifiedScorer:
         for model, rule in self._rules.items():
             open_peak = self._open_peaks[model].push(scores[model])
             micro_peak = self._micro_peaks[model].push(micro[model])
+            score = scores[model]
             scores[model] = fused_score(
-                scores[model], open_peak, micro_peak, self._thresholds[model], rule
+                score, self._before[model], open_peak, micro_peak, self._thresholds[model], rule
             )
+            self._before[model] = score
         return scores
 
     def reset(self) -> None:
@@ -97,3 +110,4 @@ class VerifiedScorer:
         self._micro.reset()
         for peak in [*self._open_peaks.values(), *self._micro_peaks.values()]:
             peak.clear()
+        self._before = dict.fromkeys(self._rules, 0.0)
