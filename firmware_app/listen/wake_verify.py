@@ -1,14 +1,15 @@
 """Both wake engines on the same audio: microWakeWord confirms openWakeWord's near misses.
 
-openWakeWord's hey_jarvis needs 0.95 to keep false wakes under one in two hours, and the
-voices it misses at that threshold mostly peak well above 0.5 (docs/wake.md). microWakeWord
-errs on other audio than openWakeWord does, so a wake is taken either as before (the
+openWakeWord's hey_jarvis needs 0.95 to keep false wakes under one in two hours, and at
+that threshold it misses a third of the corpus's voices (docs/wake.md). microWakeWord errs
+on other audio than openWakeWord does, so a wake is taken either as before (the
 openWakeWord score over its own threshold) or when both engines are fairly sure within a
 short span: openWakeWord at least ``open_floor`` and microWakeWord at least ``micro_floor``,
 each at its highest over the last ``span_frames`` frames. A near miss is confirmed only
-once openWakeWord's score has stopped rising: a wake it would take alone fires at the
-same frame as without the second engine, and a confirmed one at openWakeWord's peak, so
-the pre-roll handed to the recognizer starts where it always did. The rule and its
+once openWakeWord's score has stopped rising: a wake it would take alone is reported
+where it was without the second engine (unless its score dips on the way up), and a
+confirmed one at openWakeWord's peak, so the pre-roll handed to the recognizer starts
+where it always did. The rule and its
 figures are measured on the wake and speech corpora (scripts/bench_wake.py).
 
 The result is one score per model, so the detector's :class:`PeakPicker` decides as for a
