@@ -382,15 +382,21 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
 
 def pick_rule(sweep: dict[str, dict]) -> str | None:
     """The threshold rule, over rules: fewest false rejects plus sound-alike accepts at
-    most 0.5 false accepts per hour; ties go to more speech requests woken, then to the
-    stricter rule (higher threshold and floors, shorter span)."""
+    most 0.5 false accepts per hour; ties (to 0.001: the FRR is rounded) go to more
+    speech requests woken, then to the stricter rule (higher threshold and floors,
+    shorter span)."""
 
     def strictness(key: str) -> tuple[float, ...]:
         threshold, open_floor, micro_floor, span = (float(x) for x in key.split("/"))
         return (threshold, open_floor, micro_floor, -span)
 
     allowed = [
-        (f["frr"] + _alike_rate(f), -f["speech_woken"], tuple(-x for x in strictness(k)), k)
+        (
+            round(f["frr"] + _alike_rate(f), 3),
+            -f["speech_woken"],
+            tuple(-x for x in strictness(k)),
+            k,
+        )
         for k, f in sweep.items()
         if f["fa_per_hour"] <= MAX_FA_PER_HOUR
     ]
