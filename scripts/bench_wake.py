@@ -56,7 +56,6 @@ from firmware_app.listen.wake import (  # noqa: E402
 from firmware_app.listen.wake_engines import build_wake_detector  # noqa: E402
 from firmware_app.listen.wake_verify import (  # noqa: E402
     VERIFY_RULES,
-    VerifiedScorer,
     VerifyRule,
 )
 
@@ -238,57 +237,6 @@ def verify_traces(name: str, corpus: wake_corpus.Corpus) -> list:
     return [wake_eval.trace(scorer, stream)[0] for stream in (corpus.positives, corpus.negatives)]
 
 
-class TraceScorer:
-    """Scores read back from a trace, so the product's rule decides on recorded scores."""
-
-    def __init__(self, trace: dict[str, np.ndarray]) -> None:
-        self.names = list(trace)
-        self._trace = trace
-        self._i = 0
-
-    def scores(self, pcm: bytes) -> dict[str, float]:
-        row = {name: float(self._trace[name][self._i]) for name in self.names}
-        self._i += 1
-        return row
-
-    def reset(self) -> None:
-        self._i = 0
-
-
-def fused_trace(
-    model: str, open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
-) -> np.ndarray:
-    """What the product's two-engine scorer gives on these recorded scores."""
-    scorer = VerifiedScorer(
-        TraceScorer({model: open_trace}),
-        TraceScorer({model: micro_trace}),
-        {model: rule},
-        {model: threshold},
-    )
-    return np.array([scorer.scores(b"")[model] for _ in range(len(open_trace))])
-
-
-def recent_peak(scores: np.ndarray, frames: int) -> np.ndarray:
-    out = scores.copy()
-    for k in range(1, frames):
-        out[k:] = np.maximum(out[k:], scores[:-k])
-    return out
-
-
-def fused_fast(
-    open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
-) -> np.ndarray:
-    """``fused_trace`` in numpy, for the sweep (checked against it at the chosen rule)."""
-    before = np.concatenate([[0.0], open_trace[:-1]])
-    confirmed = (
-        (open_trace < threshold)
-        & (open_trace <= before)
-        & (recent_peak(open_trace, rule.span_frames) >= rule.open_floor)
-        & (recent_peak(micro_trace, rule.span_frames) >= rule.micro_floor)
-    )
-    return np.where(confirmed, threshold, open_trace)
-
-
 def speech_traces(models: list[str]) -> list[tuple[str, dict, dict]]:
     """The speech corpus's requests (the CI set, as scripts/bench_speech.py runs by
     default), each through both engines from a reset: (voice family, open, micro)."""
@@ -306,10 +254,6 @@ def speech_traces(models: list[str]) -> list[tuple[str, dict, dict]]:
     return out
 
 
-def woken(model: str, threshold: float, scores: list[np.ndarray], refractory: int) -> list[bool]:
-    return [bool(wake_eval.replay({model: s}, {model: threshold}, refractory)) for s in scores]
-
-
 def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
     """Each model with a two-engine rule: its figures at the rule, alone on each engine at
     its default on the speech corpus, and a sweep of rules with the one the rule picks."""
@@ -324,23 +268,30 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
         rule = VERIFY_RULES[model]
 
         product_fused = [
-            fused_trace(model, o, m, default, rule) for o, m in zip(opened, micro, strict=True)
+            wake_eval.fused_trace(model, o, m, default, rule)
+            for o, m in zip(opened, micro, strict=True)
         ]
-        fast = [fused_fast(o, m, default, rule) for o, m in zip(opened, micro, strict=True)]
+        fast = [
+            wake_eval.fused_fast(o, m, default, rule) for o, m in zip(opened, micro, strict=True)
+        ]
         assert all(np.array_equal(a, b) for a, b in zip(product_fused, fast, strict=True)), (
             "sweep differs"
         )
         by_family: dict[str, list[int]] = {}
-        said = [fused_trace(model, o[model], m[model], default, rule) for _, o, m in speech]
+        said = [
+            wake_eval.fused_trace(model, o[model], m[model], default, rule) for _, o, m in speech
+        ]
         for (family, _, _), hit in zip(
-            speech, woken(model, default, said, refractory), strict=True
+            speech, wake_eval.woken(model, default, said, refractory), strict=True
         ):
             cell = by_family.setdefault(family, [0, 0])
             cell[0] += hit
             cell[1] += 1
         alone = {
-            "openwakeword": woken(model, default, [o[model] for _, o, _ in speech], refractory),
-            "microwakeword": woken(
+            "openwakeword": wake_eval.woken(
+                model, default, [o[model] for _, o, _ in speech], refractory
+            ),
+            "microwakeword": wake_eval.woken(
                 model, MICROWAKEWORD_THRESHOLDS[model], [m[model] for _, _, m in speech], refractory
             ),
         }
@@ -355,13 +306,16 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
         ):
             candidate = VerifyRule(open_floor, micro_floor, span)
             fused = [
-                fused_fast(o, m, threshold, candidate) for o, m in zip(opened, micro, strict=True)
+                wake_eval.fused_fast(o, m, threshold, candidate)
+                for o, m in zip(opened, micro, strict=True)
             ]
-            said = [fused_fast(o[model], m[model], threshold, candidate) for _, o, m in speech]
+            said = [
+                wake_eval.fused_fast(o[model], m[model], threshold, candidate) for _, o, m in speech
+            ]
             f = model_figures(corpus, [{model: x} for x in fused], model, threshold, refractory)
             sweep[f"{threshold}/{open_floor}/{micro_floor}/{span}"] = {
                 **{k: f[k] for k in ("frr", "fa_per_hour", "sound_alike_accepts")},
-                "speech_woken": sum(woken(model, threshold, said, refractory)),
+                "speech_woken": sum(wake_eval.woken(model, threshold, said, refractory)),
             }
         chosen = pick_rule(sweep)
         out["models"][model] = {
