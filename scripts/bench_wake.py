@@ -116,7 +116,7 @@ def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
             melspec_model_path=str(shared / "melspectrogram.tflite"),
             embedding_model_path=str(shared / "embedding_model.tflite"),
         )
-    except (ImportError, SystemError):  # not installed, or tflite-runtime built for numpy 1
+    except (ImportError, AttributeError, SystemError):  # absent, or tflite-runtime for numpy 1
         from pyopen_wakeword import Model as Builtin
         from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
