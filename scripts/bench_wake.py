@@ -16,6 +16,12 @@ model alone were configured:
 Threshold rule: the fewest false rejects plus sound-alike accepts (as fractions), among
 thresholds from 0.5 up (below that a two-hour corpus of synthetic speech cannot vouch for
 a home's false wakes) with at most 0.5 false accepts per hour; ties go higher.
+Both engines together (``[wake] verify = "both"``): for each model with a two-engine rule,
+openWakeWord's near misses confirmed by microWakeWord, with the same figures at the rule
+in the product, a sweep of rules (openWakeWord's threshold, the two floors, the span)
+with the one the same threshold rule picks, the woken count on the speech corpus's
+requests (tests/speech_corpus.py, the CI set) and the CPU of both engines at once.
+
 ``--only cpu`` repeats just the CPU figures (cheap, but still run it alone).
 The full corpus has over an hour of negative audio; it is cached after the first run
 (``$TTBT5_WAKE_CORPUS_CACHE``). It is CPU-heavy: run it alone.
@@ -28,6 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +54,10 @@ from firmware_app.listen.wake import (  # noqa: E402
     packaged_models_dir,
 )
 from firmware_app.listen.wake_engines import build_wake_detector  # noqa: E402
+from firmware_app.listen.wake_verify import (  # noqa: E402
+    VERIFY_RULES,
+    VerifyRule,
+)
 
 ENGINES = {
     "openwakeword": (OpenWakeWordScorer, list(BUILTIN_WAKE_MODELS), OPENWAKEWORD_THRESHOLDS),
@@ -55,6 +66,12 @@ ENGINES = {
 SWEEP = {
     "openwakeword": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
     "microwakeword": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99],
+}
+VERIFY_SWEEP = {
+    "threshold": [0.9, 0.95],
+    "open_floor": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "micro_floor": [0.2, 0.3, 0.5, 0.7, 0.9],
+    "span_frames": [3, 5, 8],
 }
 MAX_FA_PER_HOUR = 0.5
 MIN_THRESHOLD = 0.5
@@ -87,12 +104,19 @@ def model_figures(
 
 def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
     """The bare library's loop on hey_jarvis: openwakeword's ``predict`` where that package
-    is installed (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming classes
-    on its bundled TFLite library. Returns (which, predict one frame)."""
+    is installed and loads (Python 3.11 with numpy 1), else pyopen-wakeword's own streaming
+    classes on its bundled TFLite library. Returns (which, predict one frame)."""
     shared = packaged_models_dir()
     try:
         from openwakeword.model import Model
-    except ImportError:
+
+        model = Model(
+            wakeword_models=[str(shared / "hey_jarvis.tflite")],
+            inference_framework="tflite",
+            melspec_model_path=str(shared / "melspectrogram.tflite"),
+            embedding_model_path=str(shared / "embedding_model.tflite"),
+        )
+    except (ImportError, AttributeError, SystemError):  # absent, or tflite-runtime for numpy 1
         from pyopen_wakeword import Model as Builtin
         from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
@@ -103,12 +127,6 @@ def bare_openwakeword_predictor() -> tuple[str, Callable[[bytes], object]]:
             return [list(wake.process_streaming(e)) for e in features.process_streaming(pcm)]
 
         return "pyopen-wakeword (its bundled TFLite library)", streaming
-    model = Model(
-        wakeword_models=[str(shared / "hey_jarvis.tflite")],
-        inference_framework="tflite",
-        melspec_model_path=str(shared / "melspectrogram.tflite"),
-        embedding_model_path=str(shared / "embedding_model.tflite"),
-    )
     return "openwakeword", lambda pcm: model.predict(np.frombuffer(pcm, dtype=np.int16))
 
 
@@ -131,8 +149,12 @@ def bare_microwakeword(audio: np.ndarray) -> float:
     return time.process_time() - start
 
 
-def product(engine: str, audio: np.ndarray) -> float:
-    settings = WakeSettings(models=["hey_jarvis"], engines={"hey_jarvis": engine})  # type: ignore[dict-item]
+def product(engine: str, audio: np.ndarray, verify: str = "off") -> float:
+    settings = WakeSettings(
+        models=["hey_jarvis"],
+        engines={"hey_jarvis": engine},  # type: ignore[dict-item]
+        verify=verify,  # type: ignore[arg-type]
+    )
     detector = build_wake_detector(settings)
     start = time.process_time()
     for pcm in wake_eval.frames(audio):
@@ -156,15 +178,31 @@ def cpu(engine: str, audio: np.ndarray, rounds: int = 2) -> dict:
     }
 
 
+def cpu_verified(audio: np.ndarray, rounds: int = 2) -> dict:
+    """hey_jarvis heard by both engines (``verify = "both"``) against openWakeWord alone."""
+    both, alone = [], []
+    for _ in range(rounds):
+        alone.append(product("openwakeword", audio))
+        both.append(product("openwakeword", audio, verify="both"))
+    seconds = len(audio) / wake_corpus.RATE
+    return {
+        "audio_s": round(seconds, 1),
+        "cpu_s_per_audio_s": round(min(both) / seconds, 5),
+        "openwakeword_alone_cpu_s_per_audio_s": round(min(alone) / seconds, 5),
+        "ratio_to_openwakeword_alone": round(min(both) / min(alone), 3),
+    }
+
+
 def cpu_slice(corpus: wake_corpus.Corpus) -> np.ndarray:
     """Ordinary talk, sound-alikes and noise: what an idle detector hears all day."""
     return corpus.negatives.audio[: CPU_SLICE_S * wake_corpus.RATE]
 
 
-def engine_figures(name: str, corpus: wake_corpus.Corpus) -> dict:
+def engine_figures(name: str, corpus: wake_corpus.Corpus, traces: list) -> dict:
+    """The engine's figures; its traces (positives, negatives) are appended to ``traces``."""
     make, models, defaults = ENGINES[name]
     scorer = make(models)
-    traces, cpu_all = [], 0.0
+    cpu_all = 0.0
     for stream in (corpus.positives, corpus.negatives):
         trace, spent = wake_eval.trace(scorer, stream)
         traces.append(trace)
@@ -192,11 +230,138 @@ def engine_figures(name: str, corpus: wake_corpus.Corpus) -> dict:
     return out
 
 
+def verify_traces(name: str, corpus: wake_corpus.Corpus) -> list:
+    """Just the two-engine models' traces (positives, negatives) on one engine."""
+    make = ENGINES[name][0]
+    scorer = make(list(VERIFY_RULES))
+    return [wake_eval.trace(scorer, stream)[0] for stream in (corpus.positives, corpus.negatives)]
+
+
+def speech_traces(models: list[str]) -> list[tuple[str, dict, dict]]:
+    """The speech corpus's requests (the CI set, as scripts/bench_speech.py runs by
+    default), each through both engines from a reset: (voice family, open, micro)."""
+    import speech_corpus
+
+    items = [i for i in speech_corpus.items("ci") if i.kind == "command"]
+    open_scorer, micro_scorer = OpenWakeWordScorer(models), MicroWakeScorer(models)
+    out = []
+    for item in items:
+        stream = wake_corpus.Stream(item.audio)
+        out.append(
+            (item.family, wake_eval.trace(open_scorer, stream)[0],
+             wake_eval.trace(micro_scorer, stream)[0])
+        )  # fmt: skip
+    return out
+
+
+def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
+    """Each model with a two-engine rule: its figures at the rule, alone on each engine at
+    its default on the speech corpus, and a sweep of rules with the one the rule picks."""
+    refractory = round(WakeSettings().refractory_s / FRAME_SECONDS)
+    models = list(VERIFY_RULES)
+    speech = speech_traces(models)
+    out: dict = {"speech_requests": len(speech), "models": {}}
+    for model in models:
+        opened = [t[model] for t in traces["openwakeword"]]
+        micro = [t[model] for t in traces["microwakeword"]]
+        default = OPENWAKEWORD_THRESHOLDS[model]
+        rule = VERIFY_RULES[model]
+
+        product_fused = [
+            wake_eval.fused_trace(model, o, m, default, rule)
+            for o, m in zip(opened, micro, strict=True)
+        ]
+        fast = [
+            wake_eval.fused_fast(o, m, default, rule) for o, m in zip(opened, micro, strict=True)
+        ]
+        assert all(np.array_equal(a, b) for a, b in zip(product_fused, fast, strict=True)), (
+            "sweep differs"
+        )
+        by_family: dict[str, list[int]] = {}
+        said = [
+            wake_eval.fused_trace(model, o[model], m[model], default, rule) for _, o, m in speech
+        ]
+        for (family, _, _), hit in zip(
+            speech, wake_eval.woken(model, default, said, refractory), strict=True
+        ):
+            cell = by_family.setdefault(family, [0, 0])
+            cell[0] += hit
+            cell[1] += 1
+        alone = {
+            "openwakeword": wake_eval.woken(
+                model, default, [o[model] for _, o, _ in speech], refractory
+            ),
+            "microwakeword": wake_eval.woken(
+                model, MICROWAKEWORD_THRESHOLDS[model], [m[model] for _, _, m in speech], refractory
+            ),
+        }
+        sweep: dict[str, dict] = {}
+        for threshold, open_floor, micro_floor, span in (
+            (t, of, mf, sp)
+            for t in VERIFY_SWEEP["threshold"]
+            for of in VERIFY_SWEEP["open_floor"]
+            for mf in VERIFY_SWEEP["micro_floor"]
+            for sp in VERIFY_SWEEP["span_frames"]
+            if of < t
+        ):
+            candidate = VerifyRule(open_floor, micro_floor, span)
+            fused = [
+                wake_eval.fused_fast(o, m, threshold, candidate)
+                for o, m in zip(opened, micro, strict=True)
+            ]
+            said = [
+                wake_eval.fused_fast(o[model], m[model], threshold, candidate) for _, o, m in speech
+            ]
+            f = model_figures(corpus, [{model: x} for x in fused], model, threshold, refractory)
+            sweep[f"{threshold}/{open_floor}/{micro_floor}/{span}"] = {
+                **{k: f[k] for k in ("frr", "fa_per_hour", "sound_alike_accepts")},
+                "speech_woken": sum(wake_eval.woken(model, threshold, said, refractory)),
+            }
+        chosen = pick_rule(sweep)
+        out["models"][model] = {
+            "threshold": default,
+            "rule": asdict(rule),
+            **model_figures(
+                corpus, [{model: f} for f in product_fused], model, default, refractory
+            ),
+            "speech_woken": f"{sum(c[0] for c in by_family.values())}/{len(speech)}",
+            "speech_woken_by_family": {k: f"{a}/{n}" for k, (a, n) in by_family.items()},
+            "speech_woken_alone": {k: f"{sum(v)}/{len(v)}" for k, v in alone.items()},
+            "sweep": sweep,
+            "suggested_rule": chosen,
+        }
+    out["cpu"] = cpu_verified(cpu_slice(corpus))
+    return out
+
+
+def pick_rule(sweep: dict[str, dict]) -> str | None:
+    """The threshold rule, over rules: fewest false rejects plus sound-alike accepts at
+    most 0.5 false accepts per hour; ties (to 0.001: the FRR is rounded) go to more
+    speech requests woken, then to the stricter rule (higher threshold and floors,
+    shorter span)."""
+
+    def strictness(key: str) -> tuple[float, ...]:
+        threshold, open_floor, micro_floor, span = (float(x) for x in key.split("/"))
+        return (threshold, open_floor, micro_floor, -span)
+
+    allowed = [
+        (
+            round(f["frr"] + _alike_rate(f), 3),
+            -f["speech_woken"],
+            tuple(-x for x in strictness(k)),
+            k,
+        )
+        for k, f in sweep.items()
+        if f["fa_per_hour"] <= MAX_FA_PER_HOUR
+    ]
+    return min(allowed)[-1] if allowed else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["ci", "full"], default="full")
     parser.add_argument("--engine", choices=[*ENGINES, "both"], default="both")
-    parser.add_argument("--only", choices=["all", "cpu"], default="all")
+    parser.add_argument("--only", choices=["all", "cpu", "verify"], default="all")
     args = parser.parse_args()
     started = time.monotonic()
     corpus = wake_corpus.build(list(BUILTIN_WAKE_MODELS), args.size)
@@ -216,11 +381,19 @@ def main() -> int:
         },
         "engines": {},
     }
+    traces: dict[str, list] = {}
     for name in ENGINES if args.engine == "both" else [args.engine]:
         if args.only == "cpu":
             report["engines"][name] = {"cpu_one_model": cpu(name, cpu_slice(corpus))}
+        elif args.only == "verify":
+            traces[name] = verify_traces(name, corpus)
         else:
-            report["engines"][name] = engine_figures(name, corpus)
+            traces[name] = []
+            report["engines"][name] = engine_figures(name, corpus, traces[name])
+    if args.only == "cpu":
+        report["verify"] = {"cpu": cpu_verified(cpu_slice(corpus))}
+    elif len(traces) == len(ENGINES):
+        report["verify"] = verify_figures(corpus, traces)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     json.dump(report, sys.stdout, indent=1)
     print()

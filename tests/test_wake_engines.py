@@ -66,7 +66,10 @@ def jarvis() -> Stream:
 @pytest.mark.parametrize("engine", ["openwakeword", "microwakeword"])
 def test_real_detection_score_is_the_peak_of_the_trace(engine, jarvis):
     settings = WakeSettings(  # a low threshold, so the score climbs for a while above it
-        models=["hey_jarvis"], engines={"hey_jarvis": engine}, thresholds={"hey_jarvis": 0.3}
+        models=["hey_jarvis"],
+        engines={"hey_jarvis": engine},
+        thresholds={"hey_jarvis": 0.3},
+        verify="off",  # one engine's own scores
     )
     detector = build_wake_detector(settings)
     assert isinstance(detector, OpenWakeWord if engine == "openwakeword" else MicroWake)

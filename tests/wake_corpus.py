@@ -6,6 +6,12 @@ a room-like sox reverb (Debian ``sox``). Positives are each built-in model's phr
 negative audio is sound-alike phrases ("Hey Jarvie", "A Lexus"), long stretches of ordinary
 speech and stretches of noise with no wake word at all.
 
+The full size adds over two hours of ordinary talk in the voices the speech corpus uses
+beside these (flite, festival, Piper with its phoneme noise, more espeak-ng variants), in
+its household noise (a fan, mains hum, kitchen clatter) and reverb, and stretches of that
+noise alone, so the false accepts per hour rest on more than three hours of ordinary
+speech and noise.
+
 Rendering is deterministic (Piper without phoneme-width noise, espeak-ng, sox in repeatable
 mode, seeded mixing), and every rendered clip is cached as .npy under
 ``$TTBT5_WAKE_CORPUS_CACHE`` (default: the temp dir), so a test run or a benchmark builds
@@ -94,6 +100,16 @@ PIPER_CI = [1.0, 1.25]
 SNRS = (20, 10, 5)
 CONDITIONS_FULL = ("clean", "snr20", "snr10", "snr5", "reverb")
 CONDITIONS_CI = ("clean", "snr10", "reverb")
+# More ordinary talk for the full size: (engine, arguments) in tests/speech_corpus.py's terms.
+HOUSEHOLD_VOICES = [
+    ("flite", ("kal",)), ("flite", ("kal16",)), ("flite", ("awb",)), ("flite", ("rms",)),
+    ("flite", ("slt",)), ("festival", ("kal_diphone",)), ("festival", ("ked_diphone",)),
+    ("festival", ("cmu_us_slt_arctic_hts",)), ("piper", (0.9, 0.667)), ("piper", (1.1, 0.667)),
+    ("espeak", ("en-us+klatt", 165, 50)), ("espeak", ("en-gb+m1", 150, 45)),
+    ("espeak", ("en-us+f4", 185, 70)), ("espeak", ("en-gb-x-rp+f5", 170, 60)),
+]  # fmt: skip
+HOUSEHOLD_CONDITIONS = ("clean", "snr20", "snr10", "snr5", "reverb")
+HOUSEHOLD_NOISE_S = 600
 RECIPE = 3  # bump when rendering changes, so stale cached audio is not reused
 LEAD_S, TAIL_S = 0.6, 2.4  # a clip's silence around its phrase; > refractory time apart
 
@@ -274,7 +290,28 @@ def negatives(size: str = "ci") -> Stream:
     for kind in ("pinknoise", "brownnoise", "whitenoise"):
         bed = Noise(kind).take(seconds * RATE, f"only|{kind}") * 0.3  # about -35 dBFS
         out.add(bed.astype(np.int16), None, "noise")
+    if size == "full":
+        household_talk(out)
     return out.stream()
+
+
+def household_talk(out: _Builder) -> None:
+    """The full size's extra negatives: ordinary talk in the speech corpus's other voices
+    and its household noise, then that noise alone (skipping voices not installed)."""
+    import speech_corpus  # only the full size needs flite and festival
+
+    for engine, args in HOUSEHOLD_VOICES:
+        voice = speech_corpus.Voice(engine, engine, args)
+        if not speech_corpus.available(voice):
+            continue
+        talk = np.concatenate([_pad(speech_corpus.render(t, voice), 0.0, 0.4) for t in ORDINARY])
+        for cond in HOUSEHOLD_CONDITIONS:
+            key = f"wake-talk|{voice.tag}"
+            out.add(speech_corpus.condition(talk, cond, key), None, "ordinary")
+    piece = 100 * RATE  # shorter than the 120 s bed, so each piece starts elsewhere
+    for i in range(HOUSEHOLD_NOISE_S * RATE // piece):
+        bed = speech_corpus.household_noise(piece, f"wake-noise|{i}") * (0.2 + 0.2 * (i % 4))
+        out.add(bed.astype(np.int16), None, "noise")
 
 
 def build(models: list[str], size: str = "ci") -> Corpus:

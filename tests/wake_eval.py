@@ -7,7 +7,8 @@ counted per clip (near misses by design would swamp a per-hour figure); anywhere
 the negative audio it is a false accept, counted per hour of that audio; in another
 model's positive clip it is a confusion.
 ``trace`` + ``replay`` score once and decide many times, so the benchmark can sweep
-thresholds with the product's own :class:`PeakPicker`.
+thresholds with the product's own :class:`PeakPicker`, and two-engine rules on the
+product's :class:`VerifiedScorer` (``fused_trace``; ``fused_fast`` for a sweep).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from wake_corpus import Corpus, Stream
 from firmware_app.core.engines import Detection, WakeDetector
 from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS
 from firmware_app.listen.wake import PeakPicker, ScoringEngine
+from firmware_app.listen.wake_verify import VerifiedScorer, VerifyRule
 
 Found = list[tuple[float, Detection]]
 
@@ -134,3 +136,59 @@ def false_accept_tags(corpus: Corpus, on_negatives: Found) -> dict[str, int]:
         tag = corpus.negatives.spans[_span_at(corpus.negatives, t)].tag
         tags[tag] = tags.get(tag, 0) + 1
     return tags
+
+
+class TraceScorer:
+    """Scores read back from a trace, so the product's rule decides on recorded scores."""
+
+    def __init__(self, trace: dict[str, np.ndarray]) -> None:
+        self.names = list(trace)
+        self._trace = trace
+        self._i = 0
+
+    def scores(self, pcm: bytes) -> dict[str, float]:
+        row = {name: float(self._trace[name][self._i]) for name in self.names}
+        self._i += 1
+        return row
+
+    def reset(self) -> None:
+        self._i = 0
+
+
+def fused_trace(
+    model: str, open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
+) -> np.ndarray:
+    """What the product's two-engine scorer gives on these recorded scores."""
+    scorer = VerifiedScorer(
+        TraceScorer({model: open_trace}),
+        TraceScorer({model: micro_trace}),
+        {model: rule},
+        {model: threshold},
+    )
+    return np.array([scorer.scores(b"")[model] for _ in range(len(open_trace))])
+
+
+def recent_peak(scores: np.ndarray, frames: int) -> np.ndarray:
+    out = scores.copy()
+    for k in range(1, frames):
+        out[k:] = np.maximum(out[k:], scores[:-k])
+    return out
+
+
+def fused_fast(
+    open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
+) -> np.ndarray:
+    """``fused_trace`` in numpy, for the sweep (checked against it at the chosen rule)."""
+    before = np.concatenate([[0.0], open_trace[:-1]])
+    confirmed = (
+        (open_trace < threshold)
+        & (open_trace <= before)
+        & (recent_peak(open_trace, rule.span_frames) >= rule.open_floor)
+        & (recent_peak(micro_trace, rule.span_frames) >= rule.micro_floor)
+    )
+    return np.where(confirmed, threshold, open_trace)
+
+
+def woken(model: str, threshold: float, scores: list[np.ndarray], refractory: int) -> list[bool]:
+    """For each recording's trace: whether it would wake at all."""
+    return [bool(replay({model: s}, {model: threshold}, refractory)) for s in scores]

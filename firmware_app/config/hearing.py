@@ -15,6 +15,7 @@ from firmware_app.config.section import Section
 BUILTIN_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu", "hey_rhasspy")
 MICRO_WAKE_MODELS = ("hey_jarvis", "alexa", "hey_mycroft", "okay_nabu")
 WakeEngineName = Literal["openwakeword", "microwakeword"]
+WakeVerify = Literal["off", "both"]
 
 
 class WakeSettings(Section):
@@ -31,6 +32,13 @@ class WakeSettings(Section):
     (docs/wake.md). Raise it if it wakes by itself, lower it if it misses you."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Threshold per model name, overriding ``threshold`` for that model."""
+    verify: WakeVerify = "both"
+    """``both`` (the default): microWakeWord also listens for the openWakeWord models it has
+    a measured rule for (hey_jarvis), and a near miss of openWakeWord that microWakeWord
+    confirms wakes too: fewer missed wakes, no more false wakes on the corpus, a few more
+    sound-alikes (docs/wake.md); it costs about a third more CPU than openWakeWord alone
+    and 2.5 MB. ``off``: each model is heard by its own engine alone. A model set to
+    microwakeword (as the ``zero`` profile does) is never verified."""
     refractory_s: float = Field(2.0, ge=0.0, le=30.0)
     """After a detection, ignore further detections for this long (one utterance wakes once)."""
     preroll_ms: int = Field(500, ge=0, le=2000)

@@ -1,14 +1,24 @@
 """The wake word detector the settings ask for: openWakeWord, microWakeWord, or both when
-the models are split between them (each engine loads only if it is used)."""
+the models are split between them (each engine loads only if it is used), and with
+``verify = "both"`` microWakeWord confirming openWakeWord's near misses (``wake_verify``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from firmware_app.config.settings import WakeEngineName, WakeSettings
+from firmware_app.config.settings import MICRO_WAKE_MODELS, WakeEngineName, WakeSettings
 from firmware_app.core.engines import Detection
-from firmware_app.listen.micro_wake import MicroWake
-from firmware_app.listen.wake import Detector, OpenWakeWord
+from firmware_app.core.messages import FRAME_SECONDS
+from firmware_app.listen.micro_wake import MicroWake, MicroWakeScorer
+from firmware_app.listen.wake import (
+    OPENWAKEWORD_THRESHOLDS,
+    Detector,
+    OpenWakeWord,
+    OpenWakeWordScorer,
+    PeakPicker,
+    threshold_for,
+)
+from firmware_app.listen.wake_verify import VERIFY_RULES, VerifiedScorer
 
 
 class WakeEngines:
@@ -27,14 +37,47 @@ class WakeEngines:
             detector.reset()
 
 
+def verified_models(settings: WakeSettings, models: Sequence[str]) -> list[str]:
+    """The openWakeWord models microWakeWord confirms: with ``verify = "both"``, those it
+    has and a measured rule exists for."""
+    if settings.verify != "both":
+        return []
+    return [m for m in models if m in VERIFY_RULES and m in MICRO_WAKE_MODELS]
+
+
+def verified_open_wake_word(settings: WakeSettings, models: Sequence[str]) -> Detector:
+    """openWakeWord on ``models``, its near misses of the verified ones confirmed by
+    microWakeWord."""
+    chosen = list(models)
+    checked = verified_models(settings, chosen)
+    open_scorer = OpenWakeWordScorer(chosen)
+    thresholds = {  # by the names detections carry (a custom model's file stem)
+        name: threshold_for(settings, model, OPENWAKEWORD_THRESHOLDS)
+        for name, model in zip(open_scorer.names, chosen, strict=True)
+    }
+    scorer = VerifiedScorer(
+        open_scorer,
+        MicroWakeScorer(checked),
+        {m: VERIFY_RULES[m] for m in checked},
+        thresholds,
+    )
+    picker = PeakPicker(thresholds, round(settings.refractory_s / FRAME_SECONDS))
+    return Detector(scorer, picker)
+
+
 def build_wake_detector(settings: WakeSettings) -> Detector | WakeEngines:
-    """The detector for the settings: one engine, or both when models are split."""
+    """The detector for the settings: one engine, or both when models are split or
+    verified."""
     by_engine: dict[WakeEngineName, list[str]] = {}
     for model in settings.models:
         by_engine.setdefault(settings.engine_of(model), []).append(model)
     detectors: list[Detector] = []
     if "openwakeword" in by_engine:
-        detectors.append(OpenWakeWord(settings, by_engine["openwakeword"]))
+        models = by_engine["openwakeword"]
+        if verified_models(settings, models):
+            detectors.append(verified_open_wake_word(settings, models))
+        else:
+            detectors.append(OpenWakeWord(settings, models))
     if "microwakeword" in by_engine:
         detectors.append(MicroWake(settings, by_engine["microwakeword"]))
     return detectors[0] if len(detectors) == 1 else WakeEngines(detectors)

@@ -1,0 +1,161 @@
+"""The two-engine wake rule: microWakeWord confirming openWakeWord's near misses.
+
+Unit tests on scripted scores, then the real engines on a synthesized "Hey Jarvis" that
+openWakeWord alone misses at its threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import speech_corpus
+from audio_helpers import RATE
+from wake_corpus import ORDINARY, Stream
+from wake_eval import run
+
+from firmware_app.config.settings import WakeSettings
+from firmware_app.core.engines import Detection
+from firmware_app.listen.wake import PeakPicker
+from firmware_app.listen.wake_engines import WakeEngines, build_wake_detector, verified_models
+from firmware_app.listen.wake_verify import VerifiedScorer, VerifyRule, fused_score
+
+RULE = VerifyRule(open_floor=0.5, micro_floor=0.4, span_frames=3)
+
+
+class ScriptedScorer:
+    """Scores read from a script, one row per frame (the frame's bytes are ignored)."""
+
+    def __init__(self, rows: list[dict[str, float]]) -> None:
+        self.names = list(rows[0])
+        self._rows: Iterator[dict[str, float]] = iter(rows)
+        self.resets = 0
+
+    def scores(self, pcm: bytes) -> dict[str, float]:
+        return dict(next(self._rows))
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def fused(open_rows: list[float], micro_rows: list[float], threshold: float = 0.95) -> list:
+    scorer = VerifiedScorer(
+        ScriptedScorer([{"j": s, "other": s} for s in open_rows]),
+        ScriptedScorer([{"j": s} for s in micro_rows]),
+        {"j": RULE},
+        {"j": threshold, "other": threshold},
+    )
+    return [scorer.scores(b"") for _ in open_rows]
+
+
+def test_a_near_miss_confirmed_by_the_other_engine_reaches_the_threshold():
+    rows = fused([0.1, 0.7, 0.3, 0.1, 0.1], [0.0, 0.1, 0.6, 0.1, 0.1])
+    assert [r["j"] for r in rows] == [0.1, 0.7, 0.95, 0.95, 0.1]  # the peaks within 3 frames
+
+
+def test_the_engines_must_agree_within_the_span():
+    rows = fused([0.7, 0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.9, 0.0])
+    assert [r["j"] for r in rows] == [0.7, 0.1, 0.1, 0.1, 0.1]  # 3 frames apart: too far
+
+
+def test_either_engine_under_its_floor_confirms_nothing():
+    assert [r["j"] for r in fused([0.49, 0.3], [0.99, 0.99])] == [0.49, 0.3]
+    assert [r["j"] for r in fused([0.9, 0.9], [0.39, 0.2])] == [0.9, 0.9]
+
+
+def test_a_score_over_the_threshold_is_kept_and_other_models_are_untouched():
+    rows = fused([0.97, 0.6], [0.9, 0.9])
+    assert [r["j"] for r in rows] == [0.97, 0.95]
+    assert [r["other"] for r in rows] == [0.97, 0.6]  # no rule: openWakeWord alone
+
+
+def test_the_rule_follows_a_configured_threshold():
+    assert fused_score(0.6, 0.7, 0.7, 0.5, 0.8, RULE) == 0.8
+    assert fused_score(0.85, 0.9, 0.9, 0.0, 0.8, RULE) == 0.85
+
+
+def test_a_near_miss_is_confirmed_only_once_openwakeword_stops_rising():
+    rows = fused([0.6, 0.8, 0.99, 0.7], [0.9, 0.9, 0.9, 0.9])
+    assert [r["j"] for r in rows] == [0.6, 0.8, 0.99, 0.95]  # a rising score waits
+    assert fused_score(0.7, 0.6, 0.7, 0.9, 0.95, RULE) == 0.7
+
+
+def test_the_default_verifies_hey_jarvis_and_the_zero_profile_does_not():
+    from firmware_app.config.settings import Settings
+
+    assert verified_models(Settings().wake, Settings().wake.models) == ["hey_jarvis"]
+    zero = Settings(profile="zero").wake
+    assert zero.engine_of("hey_jarvis") == "microwakeword"
+    assert not isinstance(build_wake_detector(zero).scorer, VerifiedScorer)  # type: ignore[union-attr]
+
+
+def test_reset_forgets_the_recent_peaks_and_resets_both_engines():
+    open_scorer = ScriptedScorer([{"j": s} for s in (0.7, 0.1)])
+    micro = ScriptedScorer([{"j": s} for s in (0.0, 0.9)])
+    scorer = VerifiedScorer(open_scorer, micro, {"j": RULE}, {"j": 0.95})
+    scorer.scores(b"")
+    scorer.reset()
+    assert scorer.scores(b"")["j"] == 0.1  # openWakeWord's 0.7 came before the reset
+    assert (open_scorer.resets, micro.resets) == (1, 1)
+
+
+def test_a_confirmed_wake_fires_once_through_the_peak_picker():
+    rows = fused([0.1, 0.6, 0.8, 0.4, 0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.5, 0.6, 0.2, 0, 0, 0])
+    picker = PeakPicker({"j": 0.95, "other": 0.95}, refractory_frames=25)
+    found = [d for d in (picker.update(r) for r in rows) if d is not None]
+    assert found == [Detection("j", 0.95)]
+
+
+def test_which_models_are_verified():
+    both = WakeSettings(models=["hey_jarvis", "alexa", "hey_rhasspy"], verify="both")
+    assert verified_models(both, both.models) == ["hey_jarvis"]  # the one with a rule
+    off = WakeSettings(models=["hey_jarvis"], verify="off")
+    assert verified_models(off, off.models) == []
+
+
+def test_a_model_on_microwakeword_is_not_verified_again():
+    settings = WakeSettings(
+        models=["hey_jarvis", "alexa"], engines={"hey_jarvis": "microwakeword"}, verify="both"
+    )
+    detector = build_wake_detector(settings)
+    assert isinstance(detector, WakeEngines)
+    assert not any(isinstance(d.scorer, VerifiedScorer) for d in detector.detectors)
+
+
+def test_verify_is_checked():
+    with pytest.raises(ValueError, match="verify"):
+        WakeSettings(verify="maybe")  # type: ignore[arg-type]
+
+
+# Real engines: voices openWakeWord alone misses at its 0.95 (peaks 0.58 and 0.86) that
+# microWakeWord hears (0.97 and 0.99), and household talk that wakes neither way.
+MISSED = [("espeak", ("en-us+f3", 190, 65)), ("flite", ("awb",))]
+
+
+@pytest.fixture(scope="module")
+def real_detectors():
+    return {
+        verify: build_wake_detector(WakeSettings(models=["hey_jarvis", "alexa"], verify=verify))
+        for verify in ("off", "both")
+    }
+
+
+@pytest.mark.parametrize(("engine", "args"), MISSED, ids=[v[0] for v in MISSED])
+def test_real_engines_wake_for_a_voice_openwakeword_alone_misses(real_detectors, engine, args):
+
+    voice = speech_corpus.Voice(engine, engine, args)
+    if not speech_corpus.available(voice):
+        pytest.skip(f"{engine} is not installed (scripts/setup.sh installs it)")
+    silence = np.zeros(RATE, np.int16)
+    stream = Stream(np.concatenate([silence, speech_corpus.render("Hey Jarvis.", voice), silence]))
+    assert run(real_detectors["off"], stream) == []
+    [(t, detection)] = run(real_detectors["both"], stream)
+    assert detection == Detection("hey_jarvis", 0.95)  # confirmed: the threshold's score
+    assert 1.0 < t < len(stream.audio) / RATE
+
+
+def test_real_engines_stay_quiet_through_household_talk(real_detectors):
+
+    voice = speech_corpus.Voice("espeak", "espeak", ("en-us+f3", 190, 65))
+    talk = np.concatenate([speech_corpus.render(t, voice) for t in ORDINARY[:6]])
+    assert run(real_detectors["both"], Stream(talk)) == []
