@@ -9,7 +9,6 @@ reason when that environment is absent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -26,9 +25,7 @@ import httpx
 import numpy as np
 import pytest
 from netns import Netns
-from wyoming.asr import Transcribe, Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncTcpClient
+from wyoming_support import transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_ID = "http://127.0.0.1/"  # IndieAuth client id: any URL on the same host
@@ -483,20 +480,5 @@ def heard_back(pcm: np.ndarray, port: int) -> str:
     """What the speaker's recognizer hears in ``pcm`` (16 kHz), after half a second of
     quiet, as a microphone hears the room before anyone speaks (Home Assistant's audio
     starts at the first word's first sample)."""
-    pcm = np.concatenate([np.zeros(8000, np.int16), pcm])  # 0.5 s at 16 kHz
-
-    async def ask() -> str:
-        async with AsyncTcpClient("127.0.0.1", port) as client:
-            await client.write_event(Transcribe().event())
-            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-            data = pcm.astype("<i2").tobytes()
-            for i in range(0, len(data), 2048):
-                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=data[i : i + 2048])
-                await client.write_event(chunk.event())
-            await client.write_event(AudioStop().event())
-            while (event := await client.read_event()) is not None:
-                if Transcript.is_type(event.type):
-                    return Transcript.from_event(event).text
-        return ""
-
-    return asyncio.run(ask())
+    quiet = np.zeros(8000, np.int16)  # 0.5 s at 16 kHz
+    return transcribe(port, np.concatenate([quiet, pcm]).astype("<i2").tobytes())
