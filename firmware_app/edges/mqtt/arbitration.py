@@ -30,8 +30,8 @@ The announcements, which a stranger can flood, travel on a second connection of 
 own; a flood there delays learning of a new peer, never a wake. Each announcement says
 the number of the device's next claim, so a device that joins later knows where to listen.
 
-Only the session a device announces counts (``claims.py``). Each connection of its
-announcements to the broker is a session of its own, ended by its "gone" or its last
+Only the session a device announces counts (``claims.py``, ``peers.py``). Each connection
+of its announcements to the broker is a session of its own, ended by its "gone" or its last
 will; a session seen to end is never taken back from a played-back announcement, and a
 device puts its own announcement back when anything else appears under its name, so
 recorded claims and announcements of a device's earlier sessions count for nothing.
@@ -52,14 +52,11 @@ from loguru import logger
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.bridge import _no_delay
 from firmware_app.edges.mqtt.claim_topics import Changes, ClaimTopics
-from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign, verify
+from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign
 from firmware_app.edges.mqtt.connect import paho_client
+from firmware_app.edges.mqtt.peers import PeerBook, announcement, peers_topic
 from firmware_app.listen.level import LevelMeter
 
-MAX_PEERS = 64
-ENDED_KEPT = 256
-"""Sessions seen to end (a signed "gone"), remembered so a replay of one of their
-announcements cannot bring them back."""
 REASSERT_EVERY_S = 1.0
 """At most this often a device puts its own announcement back when something else was
 published in its place."""
@@ -73,10 +70,6 @@ ordered stream, behind what is being read, so it is on its way and waiting for i
 the answer single; past this the device answers rather than not at all."""
 BUSY_GAP_S = 0.1
 """The broker counts as delivering while something arrived within this long."""
-
-
-def peers_topic(group: str) -> str:
-    return f"ttbt5/group/{group}/peers"
 
 
 class MqttWakeArbiter:
@@ -106,7 +99,8 @@ class MqttWakeArbiter:
         self.meter = meter
         self.group = group
         self.peers_topic = peers_topic(group)
-        self.peers: dict[str, str] = {}
+        self._members = PeerBook(key, group)
+        self.peers = self._members.sessions
         """Other devices announced in the group (device → session); with none, a claim is
         won at once."""
         self.window_s = window_s
@@ -121,9 +115,6 @@ class MqttWakeArbiter:
         self._cond = threading.Condition()
         self._book = ClaimBook(key, group, self.device, self._session)
         self._topics = ClaimTopics(key, group)
-        self._ignored_peers = 0
-        self._ended: deque[tuple[str, str]] = deque(maxlen=ENDED_KEPT)
-        """(device, session) of the group's sessions seen to end."""
         self._reasserted = -REASSERT_EVERY_S
         self._reassert: threading.Timer | None = None
         self._closing = False
@@ -140,13 +131,9 @@ class MqttWakeArbiter:
             client.loop_start()
 
     def _peer_message(self, present: bool) -> bytes:
-        fields = {
-            "device": self.device,
-            "session": self._session,
-            "present": present,
-            "next": self._seq + 1,
-        }
-        return sign(self._key, self.group, "peer", fields)
+        return announcement(
+            self._key, self.group, self.device, self._session, present, self._seq + 1
+        )
 
     def _make_claims_client(self, cfg: MqttSettings) -> mqtt.Client:
         client = paho_client(cfg, f"ttbt5-{cfg.device_id}-wake")
@@ -179,7 +166,7 @@ class MqttWakeArbiter:
                 "connected": self.connected,
                 "peers": len(self.peers),
                 "claims": counts,
-                "ignored_announcements": self._ignored_peers,
+                "ignored_announcements": self._members.ignored,
             }
 
     def wait_peers(self, count: int, timeout: float) -> bool:
@@ -378,38 +365,17 @@ class MqttWakeArbiter:
         if device == self.device:
             self._guard_own_announcement(payload)
             return
-        data = verify(self._key, self.group, "peer", payload) if payload else None
-        if data is None or data.get("device") != device:
-            with self._cond:
-                self._ignored_peers += 1  # unsigned, or cleared by someone else
-            return
-        session = str(data.get("session", ""))
-        try:
-            # from the claim before the next: the announcement travels on another
-            # connection and may overtake that claim, whose topic must still be listened to
-            first = max(1, int(data.get("next", 1)) - 1)
-        except (TypeError, ValueError, OverflowError):
-            first = 1
         changes: Changes = ([], [])
         with self._cond:
-            if data.get("present") is not True:
-                if (device, session) not in self._ended:
-                    self._ended.append((device, session))
-            elif (device, session) in self._ended:
-                self._ignored_peers += 1  # an ended session's announcement, played back
+            heard = self._members.heard(device, payload)
+            if heard is None:
                 return
-            known = device in self.peers
-            if data.get("present") is True:
-                if known or len(self.peers) < MAX_PEERS:
-                    self.peers[device] = session
-            elif self.peers.get(device) == session:  # an old "gone" replayed changes nothing
-                del self.peers[device]
             # only the announced session's claims count from now on, and only its topics
             # are listened to
-            self._book.announced(device, self.peers.get(device), self._clock())
-            if device in self.peers:
-                changes = self._topics.listen_from(device, self.peers[device], first)
-            elif known:
+            self._book.announced(device, heard.session, self._clock())
+            if heard.session is not None:
+                changes = self._topics.listen_from(device, heard.session, heard.first)
+            elif heard.was_peer:
                 changes = self._topics.forget(device)
             self._cond.notify_all()
         self._apply(changes)
