@@ -159,6 +159,7 @@ def test_a_second_speaker_with_the_same_name_is_advertised_renamed(network, tmp_
     dev, ha = network
     first = start_device(dev, tmp_path / "one", 16053)
     try:
+        assert browse(ha, 1)  # the first is on the network before the second starts
         second = start_device(dev, tmp_path / "two", 16054)
         try:
             found = browse(ha, 2)

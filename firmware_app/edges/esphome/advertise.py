@@ -20,9 +20,10 @@ ESPHOME_VERSION = "2025.4.0"
 """The ESPHome release whose API this server speaks (Home Assistant reads it)."""
 RENAMES = 8
 """How many ``name-N`` alternatives to try when the name is taken on the network."""
-LOOKUP_S = 1.0
+LOOKUP_S = 2.0
 """How long to ask the network whether a name is taken before probing for it: mDNS's
-own probe waits only 250 ms for an answer, too little for a busy speaker to give one."""
+own probe waits only 250 ms for an answer, too little for a busy speaker to give one (a
+speaker whose cores are saturated was seen to take more than a second)."""
 
 
 def addresses(host: str) -> list[bytes]:
