@@ -3,6 +3,7 @@ damaged rows written into a real SQLite file. Nothing is thrown away but real co
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -176,3 +177,21 @@ def test_deletes_and_clears_made_while_degraded_reach_the_disk(small_fs):
     wait_until(lambda: store.status()["status"] == "ok", 10.0)
     store.close()
     assert on_disk(path, "timers") == {} and on_disk(path, "settings") == {"volume": "11"}
+
+
+def test_thousands_of_writes_leave_a_small_disk_room(small_fs):
+    """A volume change every two seconds for hours: SQLite's write-ahead log would grow to
+    4 MB and keep that size, more than this 2 MB disk. It is checkpointed often and cut
+    back, so the store stays "ok" and the disk keeps its room."""
+    path = small_fs.path / "store.sqlite"
+    store = Store(path, retry_min_s=0.05, retry_max_s=0.2)
+    for level in range(3000):
+        store.put("settings", "volume", level % 100)
+    wait_until(lambda: store.status()["pending"] == 0, 10.0)
+    assert store.status()["status"] == "ok", store.status()
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size <= 300 * 1024
+    free = os.statvfs(small_fs.path)
+    assert free.f_bavail * free.f_frsize > 1024 * 1024  # more than half the disk is free
+    store.close()
+    assert Store(path).get("settings", "volume") == 2999 % 100

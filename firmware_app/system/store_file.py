@@ -28,6 +28,11 @@ Row = tuple[str, int, tuple[str, str] | str]
 """A row as read: its table, its rowid, and ``(key, json_text)`` or why it cannot be used."""
 
 
+WAL_PAGES = 32
+WAL_LIMIT_BYTES = 256 * 1024
+"""The write-ahead log is checkpointed every 32 pages and cut back to 256 kB after."""
+
+
 def open_file(path: Path) -> sqlite3.Connection:
     """Open the store file for reading and writing, creating it and its tables if need be.
     Raises :class:`Corrupt` when ``quick_check`` finds damage, and raises now, not at the
@@ -40,6 +45,11 @@ def open_file(path: Path) -> sqlite3.Connection:
             raise Corrupt(f"quick_check: {row[0] if row else 'no answer'}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # The write-ahead log grows to 1,000 pages (4 MB) between checkpoints and keeps
+        # that size: on a small or nearly full disk it would take the room the store
+        # itself needs. The store's writes are a few rows; checkpoint often, keep it small.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         for name in TABLES:
             conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (key TEXT PRIMARY KEY, value BLOB)')
         probe_writable(path, conn)
