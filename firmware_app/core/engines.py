@@ -140,6 +140,12 @@ class CommandTranscriber(Transcriber, Protocol):
         """The command's words heard so far ("" before any), or None for other speech."""
         ...
 
+    def endings(self, command: str) -> Iterator[str] | None:
+        """How a command that starts with ``command`` can go on and still be one of the
+        sentences it hears, lazily; None when none starts so. A whole command none of
+        whose endings changes what it asks is complete: the request ends sooner."""
+        ...
+
 
 @runtime_checkable
 class PrerollTranscriber(Transcriber, Protocol):
