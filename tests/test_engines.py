@@ -179,6 +179,23 @@ def test_piper_speaks_sentence_by_sentence():
         assert 0.5 < len(samples) / 22050 < 4 and np.abs(samples).max() > 1000
 
 
+def test_piper_can_start_a_reply_with_a_short_chunk():
+    """The opening of a reply: a short first chunk (sooner to make), then the rest; the
+    same words, so about as long in all."""
+    tts = PiperSynthesizer(TtsSettings(), steady=True)
+    text = "It's seven forty two in the evening."
+    whole = list(tts.synthesize(text))
+    soon = list(tts.synthesize_soon(text))
+    assert len(whole) == len(soon) == 2  # 38 phonemes: 29 + 8 cut at words, or 10 + 27
+    assert len(soon[0]) < 0.6 * len(whole[0])
+    total = [sum(len(c) for c in chunks) for chunks in (whole, soon)]
+    assert 0.85 < total[1] / total[0] < 1.15, total
+    # the cut falls between words without the pause Piper leaves at a run's end (~0.2 s)
+    samples = np.abs(np.frombuffer(b"".join(soon), dtype=np.int16).astype(np.int32))
+    loud = np.flatnonzero(samples > 500)
+    assert np.max(np.diff(loud)) / tts.sample_rate < 0.1
+
+
 def test_missing_voice_is_a_clear_error(tmp_path):
     with pytest.raises(ModelMissingError, match="does not exist"):
         PiperSynthesizer(TtsSettings(voice=tmp_path / "nope.onnx"))

@@ -177,6 +177,16 @@ class InterruptibleSynthesizer(Synthesizer, Protocol):
     def resume(self) -> None: ...
 
 
+@runtime_checkable
+class QuickStartSynthesizer(Synthesizer, Protocol):
+    """A synthesizer that can make a text's first chunk short (Piper): the first chunk of
+    a reply is what the listener waits for, the rest is made while it plays."""
+
+    def synthesize_soon(self, text: str) -> Iterator[bytes]:
+        """The same speech as ``synthesize``, its first chunk short."""
+        ...
+
+
 class Speaker(Protocol):
     """Where replies are heard. Posts PlaybackStarted/PlaybackDone to the assistant."""
 

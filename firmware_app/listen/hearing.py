@@ -9,12 +9,12 @@ word, pre-roll and voice detection. The recognizer hears each frame before the s
 decides on it, because the segmenter asks it (the ``progress`` hook) whether the request
 already holds a whole command: a request ends a short pause after one (``vad.done_ms``;
 one frame of silence, ``vad.complete_ms``, when nothing its grammar lets follow would change
-what it asks) and may pause longer inside the start of one (``vad.unfinished_ms``). The recognizer is opened
-by `begin` (pre-roll first, handed over to be decoded along with the frames that follow
-when the recognizer can) and finished exactly once per request: when the segmenter ends
-the request (the transcript rides on the `SpeechEnded`/`TooLong` event), or when the
-caller calls `end` first. Each frame of the open request also goes to the
-request's relay, when the caller gave one (Home Assistant listening to the same request).
+what it asks) and may pause longer inside the start of one (``vad.unfinished_ms``). The
+recognizer is opened by `begin` (pre-roll first, handed over to be decoded along with the
+frames that follow when the recognizer can) and finished exactly once per request: when
+the segmenter ends the request (the transcript rides on the `SpeechEnded`/`TooLong`
+event), or when the caller calls `end` first. Each frame of the open request also goes to
+the request's relay, when the caller gave one (Home Assistant listening to the same request).
 
 While the wake word is turned off (`wake_word`, Hermes' ``hotword/toggleOff``) a wake is
 neither kept as a clip nor reported. The assistant guards what comes in: muted frames never
