@@ -283,11 +283,13 @@ def test_a_whole_command_ends_the_request_after_a_short_pause(settings: Settings
 
 def test_a_complete_command_ends_the_request_sooner(settings: Settings) -> None:
     # nothing that may follow changes what it asks ("not understood" changes nothing)
-    pause, _, _ = pause_until_the_end(
+    pause, stt, frames = pause_until_the_end(
         settings, "what time is it", ("right now", "please", "thank you", "for me now")
     )
     complete, done = settings.vad.complete_ms / 1000, settings.vad.done_ms / 1000
     assert complete - FRAME_SECONDS / 2 <= pause < done - FRAME_SECONDS / 2
+    # asked while the words came, so the answer was ready when the pause came
+    assert stt.asked_after[0] == 1 and stt.asked_after[-1] == frames
 
 
 def test_the_start_of_a_command_may_pause_longer(settings: Settings) -> None:

@@ -182,6 +182,10 @@ class Segmenter:
                 self._speech = True
                 heard.append(SpeechStarted(t))
             self._last_speech = t
+            if self.progress is not None and self.done_hangover is not None:
+                # judged as the words come (the answer is kept per text), so the pause
+                # that follows finds it ready instead of waiting for it
+                self.progress()
         ending = self._ending(t)
         if ending is not None:
             heard.append(ending)
