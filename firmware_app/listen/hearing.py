@@ -120,7 +120,10 @@ def command_progress(
     far. A command ``read`` understands is complete when no way the grammar lets it go on
     asks anything else ("what time is it [right now] [please]"), whole when some would
     ("stop" may become "stop the pasta timer", "five minutes" "five minutes and thirty
-    seconds"); words it does not understand yet are the start of one."""
+    seconds"); words it does not understand yet are the start of one. A complete command
+    counts as complete only when the best path held it on the frame before too: in the
+    first quiet frames the decoder may still change its mind ("set the volume to" heard
+    as "... to eight" in a pause, and back)."""
     judged: dict[str, Progress] = {}
     """Per text heard (the best path stays the same over the frames of a pause). A new
     timer name never makes a complete command whole: every place a name may go holds
@@ -141,14 +144,19 @@ def command_progress(
                 return "done"
         return "complete"
 
+    before: list[str | None] = [None]  # the best path when last asked (the frame before)
+
     def progress() -> Progress:
         text = recognizer.partial_command()
+        held, before[0] = before[0], text
         if not text:
             return "unknown"
         if text not in judged:
             if len(judged) >= TEXTS_KEPT:
                 judged.clear()
             judged[text] = judge(text)
+        if judged[text] == "complete" and text != held:
+            return "done"  # confident only once the decoder holds to it for a frame
         return judged[text]
 
     return progress
