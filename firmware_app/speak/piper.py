@@ -27,12 +27,12 @@ MAX_PHONEMES = 32
 slower: memory follows the length of the audio). The voice needs about 20 MB per second of
 audio it makes at once, so this keeps the peak memory speech adds under 50 MB
 (``scripts/bench_memory.py`` measures it)."""
-SEAM_QUIET_S = 0.03
-"""Silence kept on each side of a cut inside a sentence. Piper ends every run as if the
-sentence ended there (0.12-0.17 s of silence) and starts it after a short breath (0.03-0.05
-s), so a cut between two words would sound like a pause of about 0.2 s."""
-SEAM_LEVEL = 0.01
-"""Below this fraction of a run's peak a sample counts as silence at a seam."""
+SEAM_TRIM_S = 0.08
+"""Silence dropped at a cut inside a sentence. Piper ends every run as if the sentence
+ended there, with 0.11-0.21 s of silence (0.145 s median, measured on the replies), so a
+cut between two words would sound like a pause; dropping 0.08 s of it leaves about as
+much as between words. A fixed length, not a level test: the samples vary from run to run
+(Piper's noise), the length of a text's audio must not (``steady``)."""
 FIRST_RUN_PHONEMES = 16
 """Longest first run of a reply's opening (``synthesize_soon``, cut at a word in its second
 half): its synthesis is the wait before the first sound, about 30 ms plus 4 ms per phoneme
@@ -108,6 +108,7 @@ class PiperSynthesizer:
         )
         self.sample_rate: int = self._voice.config.sample_rate
         self._max_phonemes = max(8, int(max_phonemes / settings.length_scale))
+        self._length_scale = settings.length_scale
         self._first_phonemes = min(
             self._max_phonemes, max(8, int(FIRST_RUN_PHONEMES / settings.length_scale))
         )
@@ -132,33 +133,19 @@ class PiperSynthesizer:
 
     def _runs(self, text: str, first: int) -> Iterator[bytes]:
         voice = self._voice
-        keep = int(SEAM_QUIET_S * self.sample_rate)
+        trim = int(SEAM_TRIM_S * self._length_scale * self.sample_rate)
         for n, sentence in enumerate(voice.phonemize(text)):
             parts = split_phonemes(sentence, self._max_phonemes, first if n == 0 else None)
             for i, part in enumerate(parts):
                 ids = voice.phonemes_to_ids(part)
+                audio: Any  # a float array (Piper also offers alignments, not asked for)
                 try:
                     audio = voice.phoneme_ids_to_audio(ids, self._config)
                 finally:
                     release_free_memory()  # before the next run, or the two add up
-                yield _int16(_seamless(audio, i > 0, i < len(parts) - 1, keep))
-
-
-def _seamless(audio: Any, start: bool, end: bool, keep: int) -> Any:
-    """A run of a sentence cut in several, with the silence Piper puts at a cut (``start``:
-    before it, ``end``: after it) shortened to ``keep`` samples: the words on both sides
-    follow each other as in one run."""
-    import numpy as np
-
-    if not (start or end) or not audio.size:
-        return audio
-    flat = audio.reshape(-1)
-    loud = np.flatnonzero(np.abs(flat) >= SEAM_LEVEL * float(np.max(np.abs(flat))))
-    if not loud.size:
-        return audio
-    first = max(0, int(loud[0]) - keep) if start else 0
-    last = min(flat.size, int(loud[-1]) + 1 + keep) if end else flat.size
-    return flat[first:last]
+                if i < len(parts) - 1:  # a cut follows: the words run on
+                    audio = audio.reshape(-1)[: max(0, audio.size - trim)]
+                yield _int16(audio)
 
 
 def split_phonemes(phonemes: list[str], limit: int, first: int | None = None) -> list[list[str]]:
