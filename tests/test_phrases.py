@@ -11,6 +11,7 @@ from audio_helpers import conversation
 
 from firmware_app.config.settings import CustomIntent, Settings
 from firmware_app.core.events import Event
+from firmware_app.listen.hearing import command_progress
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, build_grammar
 from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
 from firmware_app.recognize.pronunciations import pronunciations
@@ -18,6 +19,7 @@ from firmware_app.recognize.stt import VoskTranscriber, load_transcriber, phrase
 from firmware_app.understand.intents import normalize
 from firmware_app.understand.intents.builtin import BUILTIN, recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
+from firmware_app.understand.intents.whole import command_reader
 
 KNOWN = pronunciations().__contains__
 
@@ -125,6 +127,56 @@ COMMANDS = [
     ("Set the volume to forty percent.", "set the volume to forty percent"),
     ("Repeat that.", "repeat that"),
 ]
+
+
+class HeardSoFar:
+    """The real recognizer's grammar, with the words it has heard so far given."""
+
+    def __init__(self, stt: PhraseTranscriber, text: str) -> None:
+        self.stt, self.text = stt, text
+
+    def partial_command(self) -> str | None:
+        return self.text
+
+    def endings(self, command: str):
+        return self.stt.endings(command)
+
+
+@pytest.mark.parametrize(
+    ("heard", "progress"),
+    [
+        ("what time is it", "complete"),  # [right now] [please]: still the time
+        ("tell me the time please", "complete"),  # nothing may follow
+        ("delete all my timers", "complete"),
+        ("set the volume to thirty percent", "complete"),
+        ("stop", "done"),  # "stop the pasta timer"
+        ("cancel the timer", "done"),  # "cancel the timer named pasta"
+        ("turn the volume up", "done"),  # "... to the maximum"
+        ("set a timer for five minutes", "done"),  # "... and thirty seconds", "... called tea"
+        ("set a timer for five", "unfinished"),
+        ("", "unknown"),
+    ],
+)
+def test_a_command_nothing_could_change_is_complete(phrases, heard, progress):
+    progress_of = command_progress(HeardSoFar(phrases, heard), command_reader(Settings().intents))
+    first = progress_of()  # the first frame that holds it: not confident yet
+    assert first == ("done" if progress == "complete" else progress)
+    assert progress_of() == progress
+
+
+def test_the_best_path_so_far_is_judged_while_listening(phrases):
+    reader = command_reader(Settings().intents)
+    judged = {}
+    for text in ("What time is it?", "Set a timer for ten minutes."):
+        audio = conversation(0.3, text, 0.3).tobytes()
+        phrases.start()
+        for i in range(0, len(audio), 2560):
+            phrases.feed(audio[i : i + 2560])
+        progress = command_progress(phrases, reader)
+        progress()
+        judged[text] = progress()  # held on a second frame
+        phrases.finish()
+    assert judged == {"What time is it?": "complete", "Set a timer for ten minutes.": "done"}
 
 
 @pytest.mark.slow

@@ -93,6 +93,36 @@ def test_only_an_utterances_opening_is_cut_short() -> None:
     assert len(tts.said[0]) <= FIRST_PIECE_CHARS
 
 
+class QuickStartTts(FakeTts):
+    """FakeTts that notes which texts were asked for with a short first chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.soon: list[str] = []
+
+    def synthesize_soon(self, text: str) -> Iterator[bytes]:
+        self.soon.append(text)
+        return self.synthesize(text)
+
+
+def test_only_the_opening_piece_asks_for_a_short_first_chunk() -> None:
+    tts, speaker = QuickStartTts(), RecordingSpeaker()
+    speech = SpeechOutput(tts, speaker, lambda _m: None)
+    sentence = "The sky looks blue because air scatters blue light."
+    try:
+        speech.say(1, sentence)
+        speech.say(1, sentence)  # the same utterance streaming on: it plays meanwhile
+        speech.finish(1)
+        speech.say(2, "It is ten past nine.")
+        speech.finish(2)
+        wait_idle(speech)
+    finally:
+        speech.close()
+    assert tts.said == ["The sky looks blue", "because air scatters blue light.", sentence,
+                        "It is ten past nine."]  # fmt: skip
+    assert tts.soon == ["The sky looks blue", "It is ten past nine."]
+
+
 def test_a_short_opening_is_not_cut() -> None:
     assert speakable_pieces("announcement number 10") == ["announcement number 10"]
     assert speakable_pieces("It's twenty past nine in the morning.") == [
@@ -219,6 +249,12 @@ def test_phonemes_are_cut_at_word_boundaries() -> None:
     assert all(len(r) <= 8 for r in runs)
     assert ["".join(r) for r in runs] == ["aa bbb", "cc dddd", "e ff"]
     assert split_phonemes(list("abcdefghij"), 4) == [list("abcd"), list("efgh"), list("ij")]
+
+
+def test_the_first_run_may_be_shorter() -> None:
+    runs = split_phonemes(list("aa bbb cc dddd e ff"), 8, first=4)
+    assert ["".join(r) for r in runs] == ["aa", "bbb cc", "dddd e", "ff"]
+    assert split_phonemes(list("aa bb"), 8, first=8) == [list("aa bb")]  # short: one run
 
 
 class ManualTime:

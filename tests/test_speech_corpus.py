@@ -30,8 +30,8 @@ MORE_IS_BETTER = {"woken", "right", "stop_heard"}
 EXPECTED = {  # measured; see the module docstring
     "commands": 29,
     "woken": 24,
-    "right": 16,
-    "wrong": 3,
+    "right": 18,
+    "wrong": 1,
     "rejected": 5,
     "taken_as_command": 2,
     "cut_off": 0,

@@ -113,6 +113,11 @@ class VadSettings(Section):
     done_ms: int = Field(160, ge=0, le=5000)
     """Silence that ends a request sooner, once the command recognizer holds a whole
     command (0: always wait ``silence_ms``)."""
+    complete_ms: int = Field(80, ge=0, le=5000)
+    """Silence that ends a request sooner still once that command is complete: nothing
+    the recognizer's grammar lets follow it would change what it asks ("what time is
+    it", not "stop", which may go on "... the pasta timer"). At most ``done_ms`` (0: a
+    complete command waits ``done_ms`` like any whole one)."""
     unfinished_ms: int = Field(1600, ge=100, le=10000)
     """Silence allowed inside a request the command recognizer hears as the start of a
     command ("set a timer for ..."): a pause to think does not cut it."""

@@ -140,6 +140,12 @@ class CommandTranscriber(Transcriber, Protocol):
         """The command's words heard so far ("" before any), or None for other speech."""
         ...
 
+    def endings(self, command: str) -> Iterator[str] | None:
+        """How a command that starts with ``command`` can go on and still be one of the
+        sentences it hears, lazily; None when none starts so. A whole command none of
+        whose endings changes what it asks is complete: the request ends sooner."""
+        ...
+
 
 @runtime_checkable
 class PrerollTranscriber(Transcriber, Protocol):
@@ -169,6 +175,16 @@ class InterruptibleSynthesizer(Synthesizer, Protocol):
         ...
 
     def resume(self) -> None: ...
+
+
+@runtime_checkable
+class QuickStartSynthesizer(Synthesizer, Protocol):
+    """A synthesizer that can make a text's first chunk short (Piper): the first chunk of
+    a reply is what the listener waits for, the rest is made while it plays."""
+
+    def synthesize_soon(self, text: str) -> Iterator[bytes]:
+        """The same speech as ``synthesize``, its first chunk short."""
+        ...
 
 
 class Speaker(Protocol):

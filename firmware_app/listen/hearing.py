@@ -7,13 +7,14 @@ when the caller has armed it (the assistant speaks or a timer rings), the wake c
 it, while a request is open the recognizer is fed, and then the segmenter runs the wake
 word, pre-roll and voice detection. The recognizer hears each frame before the segmenter
 decides on it, because the segmenter asks it (the ``progress`` hook) whether the request
-already holds a whole command: a request ends a short pause after one (``vad.done_ms``) and
-may pause longer inside the start of one (``vad.unfinished_ms``). The recognizer is opened
-by `begin` (pre-roll first, handed over to be decoded along with the frames that follow
-when the recognizer can) and finished exactly once per request: when the segmenter ends
-the request (the transcript rides on the `SpeechEnded`/`TooLong` event), or when the
-caller calls `end` first. Each frame of the open request also goes to the
-request's relay, when the caller gave one (Home Assistant listening to the same request).
+already holds a whole command: a request ends a short pause after one (``vad.done_ms``;
+one frame of silence, ``vad.complete_ms``, when nothing its grammar lets follow would change
+what it asks) and may pause longer inside the start of one (``vad.unfinished_ms``). The
+recognizer is opened by `begin` (pre-roll first, handed over to be decoded along with the
+frames that follow when the recognizer can) and finished exactly once per request: when
+the segmenter ends the request (the transcript rides on the `SpeechEnded`/`TooLong`
+event), or when the caller calls `end` first. Each frame of the open request also goes to
+the request's relay, when the caller gave one (Home Assistant listening to the same request).
 
 While the wake word is turned off (`wake_word`, Hermes' ``hotword/toggleOff``) a wake is
 neither kept as a clip nor reported. The assistant guards what comes in: muted frames never
@@ -56,7 +57,8 @@ from firmware_app.listen.segmenter import (
 )
 from firmware_app.listen.wake_clips import FALSE_WAKE_PREFIX, FALSE_WAKE_SUFFIXES, WakeClips
 from firmware_app.system.kept_files import KeptFiles
-from firmware_app.understand.intents.whole import whole_command
+from firmware_app.understand.intents import Intent
+from firmware_app.understand.intents.whole import command_reader
 
 MAX_WAKE_OFF_REASONS = 16
 """Distinct reasons held for the wake word being off (Rhasspy uses a handful)."""
@@ -102,17 +104,60 @@ Perceived = Heard | StopSaid
 """Everything `Hearing.hear` reports."""
 
 
+ENDINGS_READ = 64
+"""Most ways a whole command could go on that are read before it is taken as complete;
+one with more (a timer's duration, which a name or more time may follow) is not."""
+
+
+TEXTS_KEPT = 256
+"""Texts whose progress is remembered (then forgotten all at once): bounded memory."""
+
+
 def command_progress(
-    recognizer: CommandTranscriber, is_whole: Callable[[str], bool]
+    recognizer: CommandTranscriber, read: Callable[[str], Intent | None]
 ) -> Callable[[], Progress]:
     """The segmenter's ``progress`` hook: what ``recognizer`` has heard of the request so
-    far, a whole command (``is_whole``), the start of one, or neither."""
+    far. A command ``read`` understands is complete when no way the grammar lets it go on
+    asks anything else ("what time is it [right now] [please]"), whole when some would
+    ("stop" may become "stop the pasta timer", "five minutes" "five minutes and thirty
+    seconds"); words it does not understand yet are the start of one. A complete command
+    counts as complete only when the best path held it on the frame before too: in the
+    first quiet frames the decoder may still change its mind ("set the volume to" heard
+    as "... to eight" in a pause, and back)."""
+    judged: dict[str, Progress] = {}
+    """Per text heard (the best path stays the same over the frames of a pause). A new
+    timer name never makes a complete command whole: every place a name may go holds
+    the common names already."""
+
+    def judge(text: str) -> Progress:
+        meant = read(text)
+        if meant is None:
+            return "unfinished"
+        endings = recognizer.endings(text)
+        if endings is None:
+            return "done"
+        for n, ending in enumerate(endings):
+            if n >= ENDINGS_READ:
+                return "done"
+            longer = read(f"{text} {ending}")
+            if longer is not None and longer != meant:  # not understood: would change nothing
+                return "done"
+        return "complete"
+
+    before: list[str | None] = [None]  # the best path when last asked (the frame before)
 
     def progress() -> Progress:
         text = recognizer.partial_command()
+        held, before[0] = before[0], text
         if not text:
             return "unknown"
-        return "done" if is_whole(text) else "unfinished"
+        if text not in judged:
+            if len(judged) >= TEXTS_KEPT:
+                judged.clear()
+            judged[text] = judge(text)
+        if judged[text] == "complete" and text != held:
+            return "done"  # confident only once the decoder holds to it for a frame
+        return judged[text]
 
     return progress
 
@@ -167,7 +212,7 @@ class Hearing:
         on a whole command and later on the start of one."""
         progress = None
         if isinstance(recognizer, CommandTranscriber):
-            progress = command_progress(recognizer, whole_command(settings.intents))
+            progress = command_progress(recognizer, command_reader(settings.intents))
         segmenter = Segmenter(
             wake,
             vad,
@@ -177,6 +222,7 @@ class Hearing:
             preroll_ms=settings.wake.preroll_ms,
             progress=progress,
             done_s=settings.vad.done_ms / 1000,
+            complete_s=settings.vad.complete_ms / 1000,
             unfinished_s=settings.vad.unfinished_ms / 1000,
         )
         wake_cfg = settings.wake

@@ -76,9 +76,10 @@ class NoSpeech:
 
 Heard = Woke | SpeechStarted | SpeechEnded | TooLong | NoSpeech
 
-Progress = Literal["done", "unfinished", "unknown"]
-"""What the recognizer makes of the request so far: a whole command, the start of one,
-or neither (other speech, or no recognizer that can tell)."""
+Progress = Literal["complete", "done", "unfinished", "unknown"]
+"""What the recognizer makes of the request so far: a command nothing more could change
+(complete), a whole command that could still grow (done), the start of one, or neither
+(other speech, or no recognizer that can tell)."""
 
 
 def preroll_frames(preroll_ms: int) -> int:
@@ -108,10 +109,12 @@ class Segmenter:
         progress: Callable[[], Progress] | None = None,
         done_s: float = 0.0,
         unfinished_s: float | None = None,
+        complete_s: float | None = None,
     ) -> None:
-        """``progress``, asked once the speaker has paused ``done_s``, lets the request end
-        then when a whole command was heard, and lets it run to ``unfinished_s`` of silence
-        when only the start of one was."""
+        """``progress``, asked once the speaker has paused ``complete_s`` (or ``done_s``,
+        whichever is shorter), lets the request end after ``complete_s`` when a complete
+        command was heard and after ``done_s`` when a whole one was, and lets it run to
+        ``unfinished_s`` of silence when only the start of one was."""
         self.wake = wake
         self.vad = vad
         self.threshold = threshold
@@ -120,6 +123,9 @@ class Segmenter:
         self.hangover = silence_s - FRAME_SECONDS / 2
         self.progress = progress
         self.done_hangover = done_s - FRAME_SECONDS / 2 if done_s > 0 else None
+        self.complete_hangover = self.done_hangover
+        if self.done_hangover is not None and complete_s is not None and complete_s > 0:
+            self.complete_hangover = min(self.done_hangover, complete_s - FRAME_SECONDS / 2)
         self.unfinished_hangover = max(self.hangover, (unfinished_s or 0) - FRAME_SECONDS / 2)
         self._limits: tuple[float, float] | None = None
         """This request's caps on the hangovers (`limit`), None for the configured ones."""
@@ -176,6 +182,10 @@ class Segmenter:
                 self._speech = True
                 heard.append(SpeechStarted(t))
             self._last_speech = t
+            if self.progress is not None and self.done_hangover is not None:
+                # judged as the words come (the answer is kept per text), so the pause
+                # that follows finds it ready instead of waiting for it
+                self.progress()
         ending = self._ending(t)
         if ending is not None:
             heard.append(ending)
@@ -198,13 +208,15 @@ class Segmenter:
         if self._limits is not None:
             hangover = min(hangover, self._limits[0])
             unfinished = min(unfinished, self._limits[1])
-        if self.progress is None or self.done_hangover is None:
+        if self.progress is None or self.done_hangover is None or self.complete_hangover is None:
             return quiet >= hangover
-        if quiet < min(self.done_hangover, hangover):
+        if quiet < min(self.complete_hangover, hangover):
             return False
         heard = self.progress()
-        if heard == "done":
+        if heard == "complete":
             return True
+        if heard == "done":
+            return quiet >= min(self.done_hangover, hangover)
         return quiet >= (unfinished if heard == "unfinished" else hangover)
 
 

@@ -17,7 +17,7 @@ the free-speech loop is added with its own probabilities by the caller).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from firmware_app.core.errors import BadInputError
@@ -118,6 +118,26 @@ class WordGraph:
     @property
     def n_arcs(self) -> int:
         return sum(len(a) for a in self.arcs)
+
+    def endings(self, words: Sequence[str]) -> Iterator[tuple[str, ...]] | None:
+        """The ways a sentence that starts with ``words`` can go on (each one a non-empty
+        run of words after which it may end), found lazily, depth first, so a caller that
+        looks only for one it dislikes stops early; None when no sentence starts so."""
+        state = 0
+        for word in words:
+            found = self.arcs[state].get(word)
+            if found is None:
+                return None
+            state = found
+        return self._walk(state)
+
+    def _walk(self, state: int) -> Iterator[tuple[str, ...]]:
+        stack: list[tuple[int, tuple[str, ...]]] = [(state, ())]
+        while stack:
+            here, path = stack.pop()
+            if path and here in self.finals:
+                yield path
+            stack += [(nxt, (*path, word)) for word, nxt in self.arcs[here].items()]
 
 
 def _closure(nfa: _Nfa, states: Iterable[int], memo: dict[int, frozenset[int]]) -> frozenset[int]:

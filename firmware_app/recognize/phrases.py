@@ -18,14 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from firmware_app.core.events import Event
 from firmware_app.core.messages import SAMPLE_RATE
-from firmware_app.recognize.fsg import transitions, word_graph
+from firmware_app.recognize.fsg import WordGraph, transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.recognize.pronunciations import add_words, decoder, entries, forget
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
@@ -84,6 +84,7 @@ class PhraseTranscriber:
         self.graph_size = (0, 0)  # states and words of the search graph
         self.build_ms = 0.0  # time the last grammar build took
         self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
+        self._graph = WordGraph([{}], frozenset())  # the sentences, as the decoder searches them
         self.grammar: Grammar = self._rebuild()
         self.out_of_grammar = False
         self.last_text = ""  # what was heard, garbage included, for logs and tests
@@ -105,6 +106,7 @@ class PhraseTranscriber:
         self._decoder.add_fsg(SEARCH, self._decoder.create_fsg(SEARCH, start, final, arcs))
         self._decoder.activate_search(SEARCH)
         self.graph_size = (len(graph.arcs), graph.n_arcs)
+        self._graph = graph
         self._names = names
         forget()
         if grammar.missing:
@@ -192,6 +194,12 @@ class PhraseTranscriber:
         command = _command(hyp.hypstr.split() if hyp is not None else [])
         return None if command is None else " ".join(command)
 
+    def endings(self, command: str) -> Iterator[str] | None:
+        """How a command that starts with ``command`` can go on in the grammar (each a
+        run of words after which it may end), lazily; None when none starts so."""
+        found = self._graph.endings(command.split())
+        return None if found is None else (" ".join(words) for words in found)
+
 
 def _command(words: list[str]) -> list[str] | None:
     """The command in a result: the words after the wake phrase's end (which the pre-roll
@@ -237,6 +245,9 @@ class HybridTranscriber:
 
     def partial_command(self) -> str | None:
         return self.phrases.partial_command()
+
+    def endings(self, command: str) -> Iterator[str] | None:
+        return self.phrases.endings(command)
 
     def finish(self) -> str:
         command = self.phrases.finish()

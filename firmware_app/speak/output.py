@@ -4,9 +4,10 @@ Every spoken text (local replies, ``cmd/say``, Hermes, the online model's senten
 through ``say``, which cleans it and cuts it with the same splitter as a streamed answer into
 pieces of at most ``MAX_PIECE_CHARS`` characters, cut at sentence ends, then commas, then
 spaces (an utterance's opening piece shorter still: it is the wait before the first
-sound). Each piece is synthesized and sent to the speaker as soon as it is made, so the
-first plays while the rest is synthesized, and the memory one synthesis needs stays bounded
-however long the text is. With a real-time speaker, synthesis keeps at most ``MAX_AHEAD_S``
+sound; a voice that can, Piper, also makes that piece's first chunk short). Each piece is
+synthesized and sent to the speaker as soon as it is made, so the first plays while the
+rest is synthesized, and the memory one synthesis needs stays bounded however long the
+text is. With a real-time speaker, synthesis keeps at most ``MAX_AHEAD_S``
 of audio ahead of playback, so the audio waiting to play is bounded too.
 
 Two queues, both bounded (see docs/limits.md):
@@ -38,7 +39,12 @@ from loguru import logger
 
 from firmware_app.audio.chimes import chime
 from firmware_app.audio.wavio import scale
-from firmware_app.core.engines import InterruptibleSynthesizer, Speaker, Synthesizer
+from firmware_app.core.engines import (
+    InterruptibleSynthesizer,
+    QuickStartSynthesizer,
+    Speaker,
+    Synthesizer,
+)
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
@@ -131,6 +137,7 @@ class SpeechOutput:
         self._warms = warm_up
         self._interrupt = tts.interrupt if isinstance(tts, InterruptibleSynthesizer) else None
         self._resume = tts.resume if isinstance(tts, InterruptibleSynthesizer) else None
+        self._soon = tts.synthesize_soon if isinstance(tts, QuickStartSynthesizer) else None
         self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
         self._cache_entries = cache_entries
         self.cache_hits = 0
@@ -160,8 +167,8 @@ class SpeechOutput:
                 refused = True
             else:
                 refused = False
-                for piece in pieces:
-                    self._add(utterance, "text", (piece, cache))
+                for n, piece in enumerate(pieces):  # the opening's first chunk is awaited
+                    self._add(utterance, "text", (piece, cache, opening and n == 0))
         if refused:
             logger.warning("speech: queue full; a text of {} characters was refused", len(text))
             self._post(Notice("error", {"where": FaultCode.TTS, "message": "speech queue full"}))
@@ -347,10 +354,10 @@ class SpeechOutput:
         elif job.kind == "pcm":
             self._play(job.utterance, job.payload)
         else:
-            text, cacheable = job.payload
+            text, cacheable, opening = job.payload
             if not self._keep_pace(job):
                 return
-            for pcm in self._synthesize(text, cacheable and self._cache_entries > 0):
+            for pcm in self._synthesize(text, cacheable and self._cache_entries > 0, opening):
                 if job.generation != self._generation:
                     return
                 self._play(job.utterance, pcm)
@@ -374,7 +381,7 @@ class SpeechOutput:
                 self._cond.wait(0.05)
         return job.generation == self._generation
 
-    def _synthesize(self, text: str, cacheable: bool) -> Iterator[bytes]:
+    def _synthesize(self, text: str, cacheable: bool, opening: bool = False) -> Iterator[bytes]:
         if cacheable and text in self._cache:
             self._cache.move_to_end(text)
             self.cache_hits += 1
@@ -384,7 +391,8 @@ class SpeechOutput:
             self.cache_misses += 1
         chunks: list[bytes] = []
         self._last_synthesis = time.monotonic()
-        for pcm in self.tts.synthesize(text):
+        soon = self._soon if opening else None
+        for pcm in soon(text) if soon is not None else self.tts.synthesize(text):
             chunks.append(pcm)
             yield pcm
         if cacheable:

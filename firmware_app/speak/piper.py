@@ -27,6 +27,18 @@ MAX_PHONEMES = 32
 slower: memory follows the length of the audio). The voice needs about 20 MB per second of
 audio it makes at once, so this keeps the peak memory speech adds under 50 MB
 (``scripts/bench_memory.py`` measures it)."""
+SEAM_TRIM_S = 0.08
+"""Silence dropped at a cut inside a sentence. Piper ends every run as if the sentence
+ended there, with 0.11-0.21 s of silence (0.145 s median, measured on the replies), so a
+cut between two words would sound like a pause; dropping 0.08 s of it leaves about as
+much as between words. A fixed length, not a level test: the samples vary from run to run
+(Piper's noise), the length of a text's audio must not (``steady``)."""
+FIRST_RUN_PHONEMES = 16
+"""Longest first run of a reply's opening (``synthesize_soon``, cut at a word in its second
+half): its synthesis is the wait before the first sound, about 30 ms plus 4 ms per phoneme
+on the development machine (one thread), and the rest is made while it plays. At 16 a
+short reply's first sound comes about 80 ms sooner than in one run of 30; the seam
+between the two runs falls between words, as in any run past ``MAX_PHONEMES``."""
 
 
 def default_voice() -> Path:
@@ -96,6 +108,10 @@ class PiperSynthesizer:
         )
         self.sample_rate: int = self._voice.config.sample_rate
         self._max_phonemes = max(8, int(max_phonemes / settings.length_scale))
+        self._length_scale = settings.length_scale
+        self._first_phonemes = min(
+            self._max_phonemes, max(8, int(FIRST_RUN_PHONEMES / settings.length_scale))
+        )
 
     def interrupt(self) -> None:
         """Abort the synthesis under way (from another thread) and every one after it until
@@ -108,28 +124,44 @@ class PiperSynthesizer:
     def synthesize(self, text: str) -> Iterator[bytes]:
         """One chunk of 16-bit audio per run of at most ``MAX_PHONEMES`` phonemes (at
         normal speed), cut at word boundaries."""
+        return self._runs(text, self._max_phonemes)
+
+    def synthesize_soon(self, text: str) -> Iterator[bytes]:
+        """As ``synthesize``, the first run at most ``FIRST_RUN_PHONEMES``: for a reply's
+        opening, whose first chunk is the wait before the first sound."""
+        return self._runs(text, self._first_phonemes)
+
+    def _runs(self, text: str, first: int) -> Iterator[bytes]:
         voice = self._voice
-        for sentence in voice.phonemize(text):
-            for part in split_phonemes(sentence, self._max_phonemes):
+        trim = int(SEAM_TRIM_S * self._length_scale * self.sample_rate)
+        for n, sentence in enumerate(voice.phonemize(text)):
+            parts = split_phonemes(sentence, self._max_phonemes, first if n == 0 else None)
+            for i, part in enumerate(parts):
                 ids = voice.phonemes_to_ids(part)
+                audio: Any  # a float array (Piper also offers alignments, not asked for)
                 try:
                     audio = voice.phoneme_ids_to_audio(ids, self._config)
                 finally:
                     release_free_memory()  # before the next run, or the two add up
+                if i < len(parts) - 1:  # a cut follows: the words run on
+                    audio = audio.reshape(-1)[: max(0, audio.size - trim)]
                 yield _int16(audio)
 
 
-def split_phonemes(phonemes: list[str], limit: int) -> list[list[str]]:
-    """Cut one sentence's phonemes into runs of at most ``limit``, at a word boundary (a
-    space) in the second half of the run when there is one. Memory and time of one run grow
-    with its length: numbers, abbreviations and long words make far more phonemes than
-    their characters suggest ("word123" is "word one hundred twenty three")."""
+def split_phonemes(phonemes: list[str], limit: int, first: int | None = None) -> list[list[str]]:
+    """Cut one sentence's phonemes into runs of at most ``limit`` (the first at most
+    ``first``), at a word boundary (a space) in the second half of the run when there is
+    one. Memory and time of one run grow with its length: numbers, abbreviations and long
+    words make far more phonemes than their characters suggest ("word123" is "word one
+    hundred twenty three")."""
     out: list[list[str]] = []
     rest = phonemes
-    while len(rest) > limit:
-        head = rest[:limit]
-        spaces = [i for i, p in enumerate(head) if p == " " and i >= limit // 2]
-        cut = spaces[-1] if spaces else limit
+    cap = min(limit, first) if first else limit
+    while len(rest) > cap:
+        head = rest[:cap]
+        spaces = [i for i, p in enumerate(head) if p == " " and i >= cap // 2]
+        cut = spaces[-1] if spaces else cap
+        cap = limit
         out.append(rest[:cut])
         rest = rest[cut:]
         while rest and rest[0] == " ":
