@@ -147,3 +147,20 @@ def test_whisper_second_look_hears_stop_and_not_its_near_misses(
     for text in ("Top.", "Non-stop.", "It stopped."):
         whisper_spotter.reset()
         assert stops_in(whisper_spotter, said_alone(text)) == [], text
+
+
+def test_the_stop_word_asks_whisper_when_the_recognizer_holds_it(whisper_model_dir) -> None:
+    """The recognizer's own Whisper model makes the second look, whether it runs alone or
+    beside speech-to-phrase; without one the tiny grammar does."""
+    from firmware_app.app.loading import whisper_look
+    from firmware_app.config.settings import Settings
+    from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
+    from firmware_app.recognize.whisper import WhisperTranscriber
+
+    whisper = WhisperTranscriber(whisper_model_dir, max_request_s=5.0, threads=1)
+    phrases = PhraseTranscriber(phrase_grammar_sources(Settings()))
+    assert whisper_look(whisper) == whisper.transcribe
+    assert whisper_look(HybridTranscriber(phrases, whisper)) == whisper.transcribe
+    assert whisper_look(phrases) is None
+    assert whisper_look(None) is None
