@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,23 @@ NEIGHBOURS = [
     "top", "tops", "shop", "step", "stock", "drop", "stomp", "stopped", "stops", "non", "a",
     "it", "up",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WordShape:
+    """How long a candidate word may be: its loud stretch lasts up to ``longest`` hops
+    and reaches up to ``slack`` hops beyond the end of the spotted word (a reverberant
+    tail; before the word only ``SLACK``: a word said before "stop" is no tail)."""
+
+    longest: int = WORD_HOPS[1]
+    slack: int = SLACK
+
+
+# With the tiny grammar as the second look, a longer word lets as many near misses
+# through as it gains real stops; Whisper tells them apart, so with it a reverberant tail
+# is allowed (docs/speech.md, "The stop word alone").
+PLAIN_WORD = WordShape()
+REVERBERANT_WORD = WordShape(longest=70, slack=35)
 
 
 class PocketsphinxStopSpotter:
@@ -91,6 +109,7 @@ class PocketsphinxStopSpotter:
         )
         self._phrase = phrase
         self._transcribe = second_look
+        self._rule = REVERBERANT_WORD if second_look else PLAIN_WORD
         self._checker = None if second_look else _second_look(phrase)
         self._audio: deque[np.ndarray] = deque(maxlen=KEPT_HOPS)  # 10 ms blocks
         self._pause = max(1, pause_ms // 10)
@@ -176,9 +195,9 @@ class PocketsphinxStopSpotter:
         if end + self._pause >= self._hops:
             # still loud after it: listen a little longer, then give up
             return None if self._hops - last < MAX_WAIT else False
-        if not WORD_HOPS[0] <= end - start + 1 <= WORD_HOPS[1]:
+        if not WORD_HOPS[0] <= end - start + 1 <= self._rule.longest:
             return False  # a phrase, or a click: not one word
-        if start < first - SLACK or end > last + SLACK:
+        if start < first - SLACK or end > last + self._rule.slack:
             return False  # the loud stretch is more than the spotted word: part of a phrase
         if start <= self._last_stop + REFRACTORY:
             return False
