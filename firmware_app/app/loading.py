@@ -9,8 +9,10 @@ without an assistant. The Protocols these engines fill are in ``core/engines.py`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from loguru import logger
 
 from firmware_app.audio.echo import PlaybackReference
@@ -111,6 +113,16 @@ def load_engines(
     return Engines(wake, vad, stt, problem, tts)
 
 
+def whisper_look(stt: Transcriber | None) -> Callable[[np.ndarray], str] | None:
+    """Whisper's transcription of 16 kHz float samples, when the recognizer holds a
+    Whisper model (alone, or beside speech-to-phrase)."""
+    from firmware_app.recognize.phrases import HybridTranscriber
+    from firmware_app.recognize.whisper import WhisperTranscriber
+
+    inner = stt.vosk if isinstance(stt, HybridTranscriber) else stt
+    return inner.transcribe if isinstance(inner, WhisperTranscriber) else None
+
+
 def build_hearing(
     settings: Settings, engines: Engines, reference: PlaybackReference | None = None
 ) -> Hearing:
@@ -132,7 +144,8 @@ def build_hearing(
             from firmware_app.listen.stop_word import PocketsphinxStopSpotter
 
             try:
-                stop = PocketsphinxStopSpotter(threshold=cfg.stop_threshold)
+                look = whisper_look(engines.stt) if cfg.stop_whisper else None
+                stop = PocketsphinxStopSpotter(threshold=cfg.stop_threshold, second_look=look)
             except EngineUnavailableError as exc:
                 logger.warning("the stop word is off: {}", exc)
     return Hearing.from_settings(

@@ -141,3 +141,10 @@ class EchoSettings(Section):
     stop_threshold: float = Field(1e-30, gt=0.0, lt=1.0)
     """pocketsphinx keyphrase threshold for "stop": smaller hears more, and more wrongly
     (a detection also needs the word said alone, with a pause on both sides)."""
+    stop_whisper: bool = False
+    """When the recognizer holds a Whisper model (``[stt] engine = "whisper"``, or
+    ``auto`` with one), Whisper judges each word the stop spotter heard alone, instead of
+    pocketsphinx's tiny grammar: it tells "stop" from "top", "non-stop" or "it stopped"
+    where the grammar cannot, at about half a CPU second per candidate word. Off by
+    default: listening waits while Whisper judges (seconds per candidate on a Pi 4), so
+    the stop, and every frame behind it, comes that much later."""

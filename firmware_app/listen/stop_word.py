@@ -11,11 +11,22 @@ A keyword spotter also takes words that merely sound like the keyword ("top", "s
 "stopped" said alone) for it. So a word that stands alone is heard once more by a second,
 tiny recognizer that must choose between "stop" and its near neighbours: only "stop"
 counts. That runs on the half second of a candidate word, nothing else.
+
+That tiny recognizer shares pocketsphinx's acoustic model, which tells "stop" from "stock",
+"stopped" or "top" little better than chance on the speech corpus's voices
+(docs/speech.md). Where a Whisper model is at hand, the second look can be Whisper's
+transcript of the candidate word instead (``second_look``): far slower (about 0.6 CPU
+seconds per candidate on a development machine), but it runs only on a word already
+spotted and standing alone, and it hears "Top.", "Non-stop." and "It stopped." as what
+they are.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +35,7 @@ from firmware_app.core.errors import EngineUnavailableError
 from firmware_app.recognize.pronunciations import decoder, entries
 
 RATE = 16000
+THRESHOLD = 1e-30  # pocketsphinx's keyphrase threshold for "stop"
 HOP = 160  # pocketsphinx frames are 10 ms
 MAX_GAP = 8  # hops: quiet inside a word (the closures of "s-t-o-p") up to 80 ms
 LOOK_BACK = 15  # hops: the word may begin up to 150 ms before the spotted segment
@@ -43,6 +55,23 @@ NEIGHBOURS = [
 ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class WordShape:
+    """How long a candidate word may be: its loud stretch lasts up to ``longest`` hops
+    and reaches up to ``slack`` hops beyond the end of the spotted word (a reverberant
+    tail; before the word only ``SLACK``: a word said before "stop" is no tail)."""
+
+    longest: int = WORD_HOPS[1]
+    slack: int = SLACK
+
+
+# With the tiny grammar as the second look, a longer word lets as many near misses
+# through as it gains real stops; Whisper tells them apart, so with it a reverberant tail
+# is allowed (docs/speech.md, "The stop word alone").
+PLAIN_WORD = WordShape()
+REVERBERANT_WORD = WordShape(longest=70, slack=35)
+
+
 class PocketsphinxStopSpotter:
     """``spot(pcm) -> bool`` is true once per "stop" said alone.
 
@@ -50,17 +79,20 @@ class PocketsphinxStopSpotter:
     wrongly); ``pause_ms`` the quiet needed on both sides of the word; ``quiet_db`` how far
     below the word's loudest 10 ms that quiet must stay; ``floor`` an absolute level that
     always counts as quiet (room noise); ``min_level`` the RMS the word must reach at its
-    loudest (about -30 dBFS: a word said to the device, not a whisper of residual echo).
+    loudest (about -30 dBFS: a word said to the device, not a whisper of residual echo);
+    ``second_look`` a transcriber of 16 kHz float samples (Whisper's) that judges each
+    candidate word instead of the tiny grammar: only a transcript that is the phrase counts.
     """
 
     def __init__(
         self,
         phrase: str = "stop",
-        threshold: float = 1e-30,
+        threshold: float = THRESHOLD,
         pause_ms: int = 250,
         quiet_db: float = 15.0,
         floor: float = 200.0,
         min_level: float = 1000.0,
+        second_look: Callable[[np.ndarray], str] | None = None,
     ) -> None:
         try:
             import pocketsphinx  # noqa: F401
@@ -76,7 +108,9 @@ class PocketsphinxStopSpotter:
             loglevel="FATAL",
         )
         self._phrase = phrase
-        self._checker = _second_look(phrase)
+        self._transcribe = second_look
+        self._rule = REVERBERANT_WORD if second_look else PLAIN_WORD
+        self._checker = None if second_look else _second_look(phrase)
         self._audio: deque[np.ndarray] = deque(maxlen=KEPT_HOPS)  # 10 ms blocks
         self._pause = max(1, pause_ms // 10)
         self._quiet_ratio = float(10.0 ** (-quiet_db / 20.0))
@@ -161,9 +195,9 @@ class PocketsphinxStopSpotter:
         if end + self._pause >= self._hops:
             # still loud after it: listen a little longer, then give up
             return None if self._hops - last < MAX_WAIT else False
-        if not WORD_HOPS[0] <= end - start + 1 <= WORD_HOPS[1]:
+        if not WORD_HOPS[0] <= end - start + 1 <= self._rule.longest:
             return False  # a phrase, or a click: not one word
-        if start < first - SLACK or end > last + SLACK:
+        if start < first - SLACK or end > last + self._rule.slack:
             return False  # the loud stretch is more than the spotted word: part of a phrase
         if start <= self._last_stop + REFRACTORY:
             return False
@@ -180,12 +214,15 @@ class PocketsphinxStopSpotter:
     def _second_look_says_stop(self, first: int, last: int) -> bool:
         """Whether the word between hops ``first`` and ``last`` is heard as the phrase
         and not one of its neighbours."""
-        if self._checker is None:
-            return True
         offset = len(self._audio) - self._hops  # position of hop h is h + offset
         blocks = list(self._audio)[max(0, first + offset) : max(0, last + offset + 1)]
         if not blocks:
             return False
+        if self._transcribe is not None:
+            said = self._transcribe(np.concatenate(blocks).astype(np.float32) / 32768.0)
+            return " ".join(re.sub(r"[^a-z' ]", " ", said.lower()).split()) == self._phrase
+        if self._checker is None:
+            return True
         self._checker.set_cmn(self._decoder.get_cmn())  # the room as heard so far
         self._checker.start_utt()
         self._checker.process_raw(np.concatenate(blocks).astype("<i2").tobytes(), False, True)
