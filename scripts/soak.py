@@ -403,21 +403,30 @@ class Soak:
 def _trend(samples: list[dict[str, float]]) -> dict[str, Any]:
     """First/last/max of each figure, and RSS drift per hour after the first fifth (the
     engines' warm-up), by least squares. The C heap's in-use and free figures tell a leak
-    (in use grows) from fragmentation (free grows) when RSS drifts."""
+    (in use grows) from fragmentation (free grows) when RSS drifts; the anonymous part of
+    RSS tells both from the kernel paging a mapped model file out and back in."""
     out: dict[str, Any] = {}
-    for key in ("rss_mb", "heap_in_use_mb", "heap_free_mb", "fds", "threads"):
+    keys = ("rss_mb", "rss_anon_mb", "rss_file_mb", "heap_in_use_mb", "heap_free_mb")
+    for key in (*keys, "fds", "threads"):
         values = [s[key] for s in samples if key in s]
         if values:
             out[key] = {"first": values[0], "last": values[-1], "max": max(values)}
-    steady = [s for s in samples[len(samples) // 5 :] if "rss_mb" in s]
-    if len(steady) >= 3:
-        ts = [s["t"] for s in steady]
-        ys = [s["rss_mb"] for s in steady]
-        mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
-        var = sum((t - mt) ** 2 for t in ts)
-        slope = sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0
-        out["rss_drift_mb_per_h"] = round(slope * 3600, 2)
+    steady = samples[len(samples) // 5 :]
+    for key, name in (("rss_mb", "rss_drift_mb_per_h"), ("rss_anon_mb", "anon_drift_mb_per_h")):
+        slope = _slope([(s["t"], s[key]) for s in steady if key in s])
+        if slope is not None:
+            out[name] = round(slope * 3600, 2)
     return out
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of ``(t, y)`` points, per second; None for fewer than three."""
+    if len(points) < 3:
+        return None
+    mt = sum(t for t, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (y - my) for t, y in points) / var if var else 0.0
 
 
 def main() -> int:

@@ -62,12 +62,13 @@ class Device:
     def sample(self) -> dict[str, float]:
         try:
             with self._ps.oneshot():
-                return {
+                figures = {
                     "rss_mb": round(self._ps.memory_info().rss / 2**20, 1),
                     "fds": self._ps.num_fds(),
                     "threads": self._ps.num_threads(),
                 }
-        except psutil.Error:
+            return {**figures, **_rss_parts(self._ps.pid)}
+        except (psutil.Error, OSError):
             return {}
 
     def stop(self) -> int | None:
@@ -186,3 +187,18 @@ def hostile_payloads(tag: str) -> list[tuple[str, bytes]]:
         ("volume", json.dumps({"volume": 30, "extra": "x" * 5000}).encode()),
     ]
     return items
+
+
+def _rss_parts(pid: int) -> dict[str, float]:
+    """The resident memory the process made (anonymous) apart from the pages of files it
+    maps (models, libraries). The kernel may page the latter out when they go cold and
+    back in on the next use (DAMON's reclaim does, on machines that run it), which moves
+    RSS by megabytes that are not the service's to keep or leak."""
+    parts: dict[str, float] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("RssAnon", "RssFile"):
+                key = "rss_anon_mb" if name == "RssAnon" else "rss_file_mb"
+                parts[key] = round(int(value.split()[0]) / 1024, 1)
+    return parts
