@@ -55,21 +55,39 @@ def release_free_memory() -> None:
         trim(0)
 
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
-LARGE_BLOCK = 256 * 1024
+M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers (glibc malloc.h)
+M_MMAP_THRESHOLD = -3
+HELD_TOP = 4 * 2**20
+"""Free memory at the top of a heap beyond which glibc hands it back at once."""
+HEAP_BLOCK_MAX = 32 * 2**20
+"""glibc's own ceiling for its moving mapping threshold (64-bit): what it settles at once
+the engines have freed their first large buffers."""
+SEPARATE_BLOCK = 256 * 1024
+"""The Zero profile's mapping threshold (``fix_heap_thresholds``)."""
 
 
-def map_large_blocks_apart() -> None:
-    """Give every block of 256 kB or more a mapping of its own, returned to the system when
-    it is freed. glibc starts at 128 kB but raises that threshold each time such a block is
-    freed, up to 32 MB; after the first synthesis ONNX Runtime's and pocketsphinx's large
-    buffers then come from the heap, and what they leave behind stays resident between
-    uses (about 6 MB over a conversation on the Zero profile, ``bench_profile.py``). The
-    price: fresh pages for each large block, about 8% more CPU per synthesis, so only the
-    Zero profile pays it. Call it before the engines load."""
+def fix_heap_thresholds(separate_block: int = HEAP_BLOCK_MAX) -> None:
+    """Fixed heap thresholds in place of glibc's moving ones, so what the service holds
+    after a request does not depend on which thread last freed a large buffer.
+
+    glibc raises its thresholds each time a block it mapped on its own is freed: blocks
+    up to that size then come from a heap, and a thread's own heap keeps a free top of up
+    to twice that size (64 MB at most). ``malloc_trim`` returns free memory inside every
+    heap but the top only of the main one, so over hours RSS sat on one of several levels
+    about 16 MB apart, depending on which worker thread's heap (the recognizer's, the
+    voice's) last held a large buffer (``scripts/soak.py``). With the top's limit fixed at
+    ``HELD_TOP``, a free top past 4 MB goes back at once.
+
+    Blocks of ``separate_block`` or more get a mapping of their own, returned to the
+    system when freed. The default keeps them in the heap, where the moving threshold
+    settles anyway. The Zero profile passes ``SEPARATE_BLOCK``: ONNX Runtime's and
+    pocketsphinx's large buffers then never stay resident between uses (about 6 MB less
+    over a conversation, ``bench_profile.py``), for fresh pages on each large block, about
+    8% more CPU per synthesis. Call it before the engines load."""
     mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
+        mallopt(M_TRIM_THRESHOLD, HELD_TOP)
+        mallopt(M_MMAP_THRESHOLD, separate_block)
 
 
 def heap_stats() -> dict[str, float] | None:
