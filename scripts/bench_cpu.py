@@ -131,7 +131,10 @@ def simulate(runs: int) -> dict[str, Any]:
     ``runs`` runs: wall time varies with the machine's load far more than CPU time, so the
     fastest run is the figure (as the best round is for the CPU figures) and the median
     is printed beside it. ``process_cpu_s``: the CPU time of the whole ``simulate``
-    process (start-up included), the steadier figure on a shared machine."""
+    process (start-up included), the steadier figure on a shared machine. Every run starts
+    from a data directory of its own, as the first does: one left by an earlier run would
+    hand the next its store and the timer the conversation sets, so later runs would not
+    repeat the first."""
     import resource
 
     from bench_profile import conversation_wav, ours
@@ -152,12 +155,15 @@ def simulate(runs: int) -> dict[str, Any]:
         with wave.open(str(wav)) as w:
             audio_s = w.getnframes() / w.getframerate()
         for _ in range(runs):
-            cpu_before = children_cpu()
-            result = ours("zero", wav, work)
-            cpu_s.append(children_cpu() - cpu_before)
-            run_s.append(result["wall_s"] - (result["ready_s"] or 0.0))
-            events = [json.loads(x) for x in (work / "events-zero.jsonl").read_text().splitlines()]
-            delays += wake_delays(events)
+            # ours() keeps the data directory and the events file in the folder it is given
+            with tempfile.TemporaryDirectory(dir=work) as run_tmp:
+                run_work = Path(run_tmp)
+                cpu_before = children_cpu()
+                result = ours("zero", wav, run_work)
+                cpu_s.append(children_cpu() - cpu_before)
+                run_s.append(result["wall_s"] - (result["ready_s"] or 0.0))
+                lines = (run_work / "events-zero.jsonl").read_text().splitlines()
+                delays += wake_delays([json.loads(line) for line in lines])
     best = min(run_s)
     return {
         "wakes": len(delays),

@@ -18,6 +18,7 @@ from firmware_app.core.messages import FRAME_SAMPLES, FRAME_SECONDS, Frame, Inbo
 from firmware_app.core.parts import Parts
 from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import SpeechOutput
+from firmware_app.speak.reply_cache import ReplyCache
 from firmware_app.system.store import Store
 
 WAKE = 20000  # a frame at this level is "the wake word"
@@ -130,7 +131,7 @@ class Rig:
         self.store = Store(store_path or settings.store_path)
         self.tts = FakeTts()
         self.speaker = speaker or SimulatedSpeaker(16000, self.inbox.post, self.clock.t)
-        self.speech = SpeechOutput(self.tts, self.speaker, self.inbox.post, 16)
+        self.speech = SpeechOutput(self.tts, self.speaker, self.inbox.post, ReplyCache(16))
         self.wake = FakeWake()
         self.stt = ScriptedStt() if stt is SCRIPTED else stt
         self.hearing = Hearing.from_settings(

@@ -165,7 +165,7 @@ def test_live_speech_goes_before_the_warm_up() -> None:
         "Second fixed phrase.",
         "Third fixed phrase.",
     ]
-    assert speech.cache_stats()["entries"] == 3
+    assert speech.cache.stats()["entries"] == 3
     assert speaker.audio == {1: 2 * 6400 * 2}  # warm-up audio is never played
 
 
@@ -181,7 +181,7 @@ def test_warmed_phrase_is_replayed_from_the_cache() -> None:
     finally:
         speech.close()
     assert tts.said == ["Sorry, I didn't catch that."]  # warmed once, replayed after
-    assert speech.cache_stats()["hits"] == 1
+    assert speech.cache.stats()["hits"] == 1
     assert speaker.audio[1] > 0
 
 
@@ -328,7 +328,7 @@ def test_closing_aborts_the_warm_up_under_way() -> None:
     assert tts.started.wait(30)  # the warm-up is in its first run
     speech.close()
     assert not speech._thread.is_alive()
-    assert speech.cache_stats()["entries"] == 0  # aborted, not finished and kept
+    assert speech.cache.stats()["entries"] == 0  # aborted, not finished and kept
     assert posted == []  # an abort on the way out is no failure
     assert speaker.audio == {}
 
@@ -346,5 +346,5 @@ def test_without_warm_up_phrases_are_cached_when_first_spoken() -> None:
     finally:
         speech.close()
     assert tts.said == ["Sorry, I didn't catch that."]  # synthesized once, when first said
-    assert speech.cache_stats()["misses"] == 1 and speech.cache_stats()["hits"] == 1
+    assert speech.cache.stats()["misses"] == 1 and speech.cache.stats()["hits"] == 1
     assert speaker.audio[1] == speaker.audio[2] > 0

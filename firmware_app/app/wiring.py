@@ -46,6 +46,7 @@ from firmware_app.core.parts import (
 from firmware_app.core.status import StatusBoard
 from firmware_app.listen.hearing import Hearing
 from firmware_app.speak.output import MAX_AHEAD_S, SpeechOutput
+from firmware_app.speak.reply_cache import ReplyCache
 from firmware_app.system.store import Store
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def assembled(
             engines.tts,
             speaker,
             inbox.post,
-            settings.tts.cache_entries,
+            ReplyCache(settings.tts.cache_entries),
             max_ahead_s=ahead,
             warm_up=warm_up,
         )

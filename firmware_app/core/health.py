@@ -68,7 +68,7 @@ class Health:
             "store": self._store.status(),
             "stt": stt,
             "audio": audio,
-            "tts_cache": self._speech.cache_stats(),
+            "tts_cache": self._speech.cache.stats(),
             "llm": llm,
             "satellite": parts.satellite.status(),
             "arbitration": parts.arbiter.status(),

@@ -22,15 +22,15 @@ Two queues, both bounded (see docs/limits.md):
   take the CPU the conversation needs, and phrases still enter the cache when first
   spoken.
 
-Phrases that repeat (fallbacks, errors, timer announcements) are kept in an LRU cache of
-``cache_entries`` pieces and replayed instantly.
+Phrases that repeat (fallbacks, errors, timer announcements) are replayed from the
+`ReplyCache` the worker is built with (``speak/reply_cache.py``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +48,7 @@ from firmware_app.core.engines import (
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.messages import Notice
 from firmware_app.speak.piper import MAX_PIECE_CHARS
+from firmware_app.speak.reply_cache import ReplyCache
 from firmware_app.speak.sentences import SentenceSplitter
 from firmware_app.system.heap import release_free_memory
 
@@ -104,7 +105,7 @@ class SpeechOutput:
         tts: Synthesizer,
         speaker: Speaker,
         post: Callable[[Any], None],
-        cache_entries: int = 64,
+        cache: ReplyCache | None = None,
         max_live_jobs: int = MAX_LIVE_JOBS,
         piece_chars: int = MAX_PIECE_CHARS,
         max_ahead_s: float | None = None,
@@ -114,7 +115,8 @@ class SpeechOutput:
         """``max_ahead_s``: for a speaker that plays in real time, how far synthesis may run
         ahead of playback (``MAX_AHEAD_S`` for a sound card; None when playback is not in
         real time, as under ``simulate``). ``clock`` is the time playback follows.
-        ``warm_up``: ``prewarm`` fills the cache (False: it is ignored)."""
+        ``warm_up``: ``prewarm`` fills the cache (False: it is ignored). ``cache``: where
+        repeated phrases are kept (None: one of the default size)."""
         self.tts = tts
         self.speaker = speaker
         self.volume = 100
@@ -138,10 +140,8 @@ class SpeechOutput:
         self._interrupt = tts.interrupt if isinstance(tts, InterruptibleSynthesizer) else None
         self._resume = tts.resume if isinstance(tts, InterruptibleSynthesizer) else None
         self._soon = tts.synthesize_soon if isinstance(tts, QuickStartSynthesizer) else None
-        self._cache: OrderedDict[str, list[bytes]] = OrderedDict()
-        self._cache_entries = cache_entries
-        self.cache_hits = 0
-        self.cache_misses = 0
+        self.cache = cache if cache is not None else ReplyCache()
+        """Read for its figures by the status report; filled and replayed by the worker."""
         self.refused = 0
         """Texts refused because the live queue was full."""
         self._thread = threading.Thread(target=self._loop, name="speech", daemon=True)
@@ -250,15 +250,6 @@ class SpeechOutput:
             self._cond.notify_all()
         self._thread.join(timeout=5)
 
-    def cache_stats(self) -> dict[str, float]:
-        total = self.cache_hits + self.cache_misses
-        return {
-            "hits": self.cache_hits,
-            "misses": self.cache_misses,
-            "hit_rate": round(self.cache_hits / total, 3) if total else 0.0,
-            "entries": len(self._cache),
-        }
-
     # --- worker -------------------------------------------------------------------------
     def _add(self, utterance: int, kind: Kind, payload: Any, bounded: bool = True) -> None:
         """With ``_cond`` held. ``bounded`` chimes and pauses beyond the limit are dropped
@@ -316,7 +307,7 @@ class SpeechOutput:
     def _warm_up(self, piece: str) -> None:
         """Synthesize one phrase into the cache, giving way to live speech: the phrase goes
         back to the warm-up queue and is done again later."""
-        if self._cache_entries <= 0 or piece in self._cache:
+        if not self.cache.enabled or piece in self.cache:
             return
         with self._cond:
             if self._closing:
@@ -343,7 +334,7 @@ class SpeechOutput:
                 if self._resume is not None:
                     self._resume()
         if done:
-            self._store(piece, chunks)
+            self.cache.keep(piece, chunks)
         else:
             with self._cond:
                 self._warm.appendleft(piece)
@@ -357,7 +348,7 @@ class SpeechOutput:
             text, cacheable, opening = job.payload
             if not self._keep_pace(job):
                 return
-            for pcm in self._synthesize(text, cacheable and self._cache_entries > 0, opening):
+            for pcm in self._synthesize(text, cacheable and self.cache.enabled, opening):
                 if job.generation != self._generation:
                     return
                 self._play(job.utterance, pcm)
@@ -382,13 +373,10 @@ class SpeechOutput:
         return job.generation == self._generation
 
     def _synthesize(self, text: str, cacheable: bool, opening: bool = False) -> Iterator[bytes]:
-        if cacheable and text in self._cache:
-            self._cache.move_to_end(text)
-            self.cache_hits += 1
-            yield from self._cache[text]
+        kept = self.cache.replay(text) if cacheable else None
+        if kept is not None:
+            yield from kept
             return
-        if cacheable:
-            self.cache_misses += 1
         chunks: list[bytes] = []
         self._last_synthesis = time.monotonic()
         soon = self._soon if opening else None
@@ -396,9 +384,4 @@ class SpeechOutput:
             chunks.append(pcm)
             yield pcm
         if cacheable:
-            self._store(text, chunks)
-
-    def _store(self, text: str, chunks: list[bytes]) -> None:
-        self._cache[text] = chunks
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
+            self.cache.keep(text, chunks)

@@ -33,13 +33,13 @@ the number of the device's next claim, so a device that joins later knows where 
 Only the session a device announces counts (``claims.py``, ``peers.py``). Each connection
 of its announcements to the broker is a session of its own, ended by its "gone" or its last
 will; a session seen to end is never taken back from a played-back announcement, and a
-device puts its own announcement back when anything else appears under its name, so
-recorded claims and announcements of a device's earlier sessions count for nothing.
+device puts its own announcement back when anything else appears under its name
+(``own_announcement.py``), so recorded claims and announcements of a device's earlier
+sessions count for nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
@@ -52,14 +52,12 @@ from loguru import logger
 from firmware_app.config.settings import MqttSettings
 from firmware_app.edges.mqtt.bridge import _no_delay
 from firmware_app.edges.mqtt.claim_topics import Changes, ClaimTopics
-from firmware_app.edges.mqtt.claims import Claim, ClaimBook, new_session, sign
+from firmware_app.edges.mqtt.claims import Claim, ClaimBook, sign
 from firmware_app.edges.mqtt.connect import paho_client
-from firmware_app.edges.mqtt.peers import PeerBook, announcement, peers_topic
+from firmware_app.edges.mqtt.own_announcement import OwnAnnouncement
+from firmware_app.edges.mqtt.peers import PeerBook, peers_topic
 from firmware_app.listen.level import LevelMeter
 
-REASSERT_EVERY_S = 1.0
-"""At most this often a device puts its own announcement back when something else was
-published in its place."""
 ECHO_WAIT_S = 2.0
 """How long a claim waits for its own echo from a broker that has gone quiet before judging
 by the moment it was sent instead (a broker that slow makes a double answer possible,
@@ -108,32 +106,26 @@ class MqttWakeArbiter:
         self._key = key
         self._clock = clock
         self._wall = wall_clock
-        self._session = new_session()
         self._seq = 0
         self._echoes: deque[tuple[int, float]] = deque(maxlen=16)
         """(number, arrival) of this device's own claims as the broker sent them back."""
         self._cond = threading.Condition()
-        self._book = ClaimBook(key, group, self.device, self._session)
+        self._client = self._make_claims_client(settings)
+        self._announcer = self._make_peers_client(settings)
+        self._own = OwnAnnouncement(
+            self._announcer, key, group, self.device, lambda: self._seq + 1, clock
+        )
+        self._book = ClaimBook(key, group, self.device, self._own.session)
         self._topics = ClaimTopics(key, group)
-        self._reasserted = -REASSERT_EVERY_S
-        self._reassert: threading.Timer | None = None
-        self._closing = False
         self._claims_up = False
         self._peers_up = False
         self._delivered = -BUSY_GAP_S
         """When the last claim of any kind arrived (a float written by paho's thread)."""
         self.last: dict[str, Any] = {}
         """The last decision: won, own score, rivals seen (for the event log and tests)."""
-        self._client = self._make_claims_client(settings)
-        self._announcer = self._make_peers_client(settings)
         for client in (self._client, self._announcer):
             client.connect_async(settings.host or "127.0.0.1", settings.port, settings.keepalive_s)
             client.loop_start()
-
-    def _peer_message(self, present: bool) -> bytes:
-        return announcement(
-            self._key, self.group, self.device, self._session, present, self._seq + 1
-        )
 
     def _make_claims_client(self, cfg: MqttSettings) -> mqtt.Client:
         client = paho_client(cfg, f"ttbt5-{cfg.device_id}-wake")
@@ -145,8 +137,6 @@ class MqttWakeArbiter:
 
     def _make_peers_client(self, cfg: MqttSettings) -> mqtt.Client:
         client = paho_client(cfg, f"ttbt5-{cfg.device_id}-peers")
-        will = self._peer_message(False)
-        client.will_set(f"{self.peers_topic}/{cfg.device_id}", will, qos=1, retain=True)
         client.on_connect = self._on_peers_connect
         client.on_disconnect = self._on_peers_disconnect
         client.on_message = self._on_peer_message
@@ -190,7 +180,7 @@ class MqttWakeArbiter:
             self._seq += 1
             seq = self._seq
             alone = not self.peers
-            session = self._session
+            session = self._own.session
             # listen from this claim on: its echo, and the next few
             changes = self._topics.listen_from(self.device, session, seq)
         self._apply(changes)
@@ -208,7 +198,7 @@ class MqttWakeArbiter:
         sent = self._clock()
         self._client.publish(topic, sign(self._key, self.group, "claim", fields), qos=0)
         # where a device that joins later should listen for the next claim
-        self._announce()
+        self._own.publish()
         if alone:  # the claim still goes out, for a peer whose announcement is on its way
             self.last = {"won": True, "score": mine.score, "rivals": [], "alone": True}
             return True
@@ -276,10 +266,6 @@ class MqttWakeArbiter:
         if unsubscribe and self._claims_up:
             self._client.unsubscribe(unsubscribe)
 
-    def _announce(self) -> None:
-        topic = f"{self.peers_topic}/{self.device}"
-        self._announcer.publish(topic, self._peer_message(True), qos=1, retain=True)
-
     # -- paho's threads -------------------------------------------------------------------
 
     def _on_claims_connect(
@@ -308,25 +294,20 @@ class MqttWakeArbiter:
             return
         client.subscribe(f"{self.peers_topic}/+", 1)
         with self._cond:
-            changes = self._topics.listen_from(self.device, self._session, self._seq + 1)
+            changes = self._topics.listen_from(self.device, self._own.session, self._seq + 1)
             self._peers_up = True
             self._cond.notify_all()
         self._apply(changes)
-        self._announce()
+        self._own.publish()
 
     def _on_peers_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         with self._cond:
             self._peers_up = False
-            if not self._closing:
-                # The broker sends this connection's last will, "gone", and the group
-                # takes that session as ended for good: the next connection is a new one.
-                self._session = new_session()
-                self._book.announced(self.device, self._session, self._clock())
-                client.will_set(
-                    f"{self.peers_topic}/{self.device}", self._peer_message(False), 1, True
-                )
+            session = self._own.renew()
+            if session is not None:  # only this session's claims count from now on
+                self._book.announced(self.device, session, self._clock())
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -354,7 +335,7 @@ class MqttWakeArbiter:
                 # a peer's fresh claim, counted or held to its rate: listen past it
                 changes = self._topics.listen_from(device, session, last + 1)
             if claim is not None:
-                if claim.device == self.device and claim.session == self._session:
+                if claim.device == self.device and claim.session == self._own.session:
                     self._echoes.append((claim.seq, now))
                     # its topic has done its work: a stranger who saw it floods nothing
                     changes = self._topics.listen_from(self.device, claim.session, claim.seq + 1)
@@ -363,7 +344,7 @@ class MqttWakeArbiter:
 
     def _on_peer(self, device: str, payload: bytes) -> None:
         if device == self.device:
-            self._guard_own_announcement(payload)
+            self._own.heard(payload)
             return
         changes: Changes = ([], [])
         with self._cond:
@@ -380,40 +361,8 @@ class MqttWakeArbiter:
             self._cond.notify_all()
         self._apply(changes)
 
-    def _guard_own_announcement(self, payload: bytes) -> None:
-        """Anything but this session's own announcement under its name (an earlier
-        session's, played back, or the topic cleared) is replaced by it again, so a device
-        that starts later learns the session this device runs now; at most once a second
-        (a flood waits for the next), so a flood is not echoed to the group."""
-        if self._closing or payload == self._peer_message(True):
-            return
-        with self._cond:
-            if self._reassert is not None:
-                return  # one is on its way
-            wait = self._reasserted + REASSERT_EVERY_S - self._clock()
-            self._reassert = threading.Timer(max(wait, 0.0), self._announce_again)
-            self._reassert.daemon = True
-            self._reassert.start()
-
-    def _announce_again(self) -> None:
-        with self._cond:
-            self._reassert = None
-            self._reasserted = self._clock()
-            if self._closing:
-                return
-        self._announce()
-
     def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            if self._reassert is not None:
-                self._reassert.cancel()
-        topic = f"{self.peers_topic}/{self.device}"
-        info = self._announcer.publish(topic, self._peer_message(False), qos=1, retain=True)
-        if self._peers_up:
-            # not connected after all: the last will says it
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=1.0)
+        self._own.close(connected=self._peers_up)
         for client in (self._announcer, self._client):
             client.disconnect()
             client.loop_stop()

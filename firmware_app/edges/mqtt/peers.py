@@ -6,6 +6,7 @@ topic: present, its session (a random id per connection of its announcements), a
 number of its next claim; a signed "gone" replaces it when the device closes, and its last
 will when it dies. A session seen to end is never taken back from an announcement played
 back later, so a stranger who recorded one cannot revive an earlier run of a device.
+This device's own announcement, published and kept true, is ``own_announcement.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from firmware_app.edges.mqtt.claims import sign, verify
+from firmware_app.edges.mqtt.claims import verify
 
 MAX_PEERS = 64
 ENDED_KEPT = 256
@@ -23,14 +24,6 @@ announcements cannot bring them back."""
 
 def peers_topic(group: str) -> str:
     return f"ttbt5/group/{group}/peers"
-
-
-def announcement(
-    key: bytes, group: str, device: str, session: str, present: bool, next_seq: int
-) -> bytes:
-    """The signed message ``device`` publishes under its name in ``peers/``."""
-    fields = {"device": device, "session": session, "present": present, "next": next_seq}
-    return sign(key, group, "peer", fields)
 
 
 @dataclass(frozen=True)
