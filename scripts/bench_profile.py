@@ -347,7 +347,10 @@ def main() -> None:
         for profile in args.profiles:
             runs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
             for _ in range(args.runs):  # alternating, to share the machine's noise fairly
-                runs["ours"].append(ours(profile, wav, work, args.realtime))
+                # a data directory of its own, as the first run had: no store or timer
+                # left by an earlier run
+                with tempfile.TemporaryDirectory(dir=work) as run_tmp:
+                    runs["ours"].append(ours(profile, wav, Path(run_tmp), args.realtime))
                 runs["bare"].append(bare(profile, wav, work, runs["ours"][-1]["replies"]))
             entry: dict[str, Any] = {}
             for side, results in runs.items():
