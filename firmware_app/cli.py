@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         # the engines and their libraries made (twice) and take the cycles among them
         # apart one by one, 0.1-0.2 s at the end of a ``simulate`` on a loaded machine.
         # Frozen, they are left to the exit; objects without cycles are still freed.
-        gc.freeze()
+        # Only as the program itself: a caller that hands over its own arguments lives on
+        # after the command, and what it made must stay collectable.
+        if argv is None:
+            gc.freeze()
 
 
 def _fail(exc: BaseException, debug: bool, prefix: str = "") -> None:

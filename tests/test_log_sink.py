@@ -41,3 +41,13 @@ def test_lines_after_main_s_stream_is_closed(capfd: pytest.CaptureFixture[str]) 
     finally:
         logger.remove()
         logger.add(StderrSink(), level="DEBUG")
+
+
+def test_main_called_in_process_leaves_the_collector_as_it_was() -> None:
+    """The CLI freezes what is alive for the collector only when it is the program (its
+    exit comes next); a caller that hands over its arguments keeps collecting."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert cli.main(["config", "validate"]) == 0
+    assert gc.get_freeze_count() == frozen
