@@ -58,7 +58,7 @@ NAME_COST = 0.01
 # CI set's commands right, wrong and rejected no worse (44 / 3 / 11 against 43 / 4 / 11)
 # and the regression set's unchanged. Fewer (1,000-1,500), fewer Gaussians per senone
 # (`topn` 2 or 3), `ds` 2 or tighter fixed beams (1e-40 and narrower) cut more and lost
-# commands on the full set.
+# commands on the corpus (docs/performance.md has the figures).
 MAX_HMMS_PER_FRAME = 2000
 
 
