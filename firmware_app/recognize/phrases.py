@@ -51,6 +51,15 @@ LOOP_PREFIX = 3e-5
 # A timer name costs this much in a command: short names ("tea", "fish") were heard in
 # commands that had none ("cancel the timer" as "cancel the timer for tea").
 NAME_COST = 0.01
+# At most this many HMMs searched a frame: past it the decoder narrows its beams frame by
+# frame until fewer are alive (pocketsphinx allows 30,000; noise and the loop of common
+# words keep 2,000-2,500 alive on average on the speech corpus). Chosen on the speech
+# corpus (scripts/bench_speech.py): a fifth less of the recognizer's CPU there, with the
+# CI set's commands right, wrong and rejected no worse (44 / 3 / 11 against 43 / 4 / 11)
+# and the regression set's unchanged. Fewer (1,000-1,500), fewer Gaussians per senone
+# (`topn` 2 or 3), `ds` 2 or tighter fixed beams (1e-40 and narrower) cut more and lost
+# commands on the corpus (docs/performance.md has the figures).
+MAX_HMMS_PER_FRAME = 2000
 
 
 class PhraseTranscriber:
@@ -75,6 +84,7 @@ class PhraseTranscriber:
             # It adapts after every utterance from there.
             cmninit="60,3,-1",
             loglevel="FATAL",
+            maxhmmpf=MAX_HMMS_PER_FRAME,
         )
         self._in_dictionary: set[str] = set()  # words added for the grammar so far
         self._sources = sources
