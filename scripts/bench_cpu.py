@@ -150,6 +150,7 @@ def simulate(runs: int) -> dict[str, Any]:
     cpu_s: list[float] = []
     bare: list[dict[str, Any]] = []
     delays = []
+    preroll_s = Settings().wake.preroll_ms / 1000
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         wav = work / "conversation.wav"
@@ -169,7 +170,6 @@ def simulate(runs: int) -> dict[str, Any]:
                 lines = (run_work / "events-zero.jsonl").read_text().splitlines()
                 events = [json.loads(line) for line in lines]
                 delays += wake_delays(events)
-                preroll_s = Settings().wake.preroll_ms / 1000
                 bare.append(bare_conversation(wav, events, preroll_s))  # alternating
     best = min(run_s)
     limit = min(bare, key=lambda b: float(b["wall_s"]))

