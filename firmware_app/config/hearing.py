@@ -43,7 +43,8 @@ class WakeSettings(Section):
     """After a detection, ignore further detections for this long (one utterance wakes once)."""
     preroll_ms: int = Field(500, ge=0, le=2000)
     """Audio from just before the detection that is handed to speech recognition, so a
-    request said in one breath with the wake phrase is heard whole."""
+    request said in one breath with the wake phrase is heard whole (when it ends in a
+    pause after the wake phrase, recognition waits for speech instead)."""
 
     clips_kept: int = Field(5, ge=1, le=50)
     """Recent wake clips (pre-roll plus 2 s) held in memory, so the last wake can be marked

@@ -24,13 +24,14 @@ class LevelMeter:
         self._frames.append(pcm)
 
     def level_db(self) -> float:
-        peak = max((_rms(pcm) for pcm in self._frames), default=0.0)
+        peak = max((rms(pcm) for pcm in self._frames), default=0.0)
         return round(20.0 * math.log10(max(peak, 1e-3) / 32768.0), 1)
 
 
-def _rms(pcm: bytes) -> float:
+def rms(pcm: bytes) -> float:
+    """Root-mean-square amplitude of 16-bit samples (0 for none)."""
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     return float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
 
 
-__all__ = ["LevelMeter"]
+__all__ = ["LevelMeter", "rms"]
