@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import wave
 
@@ -177,6 +178,28 @@ def test_piper_speaks_sentence_by_sentence():
     for chunk in chunks:
         samples = np.frombuffer(chunk, dtype=np.int16)
         assert 0.5 < len(samples) / 22050 < 4 and np.abs(samples).max() > 1000
+
+
+def test_piper_makes_runs_two_at_a_time_under_the_fast_clock(monkeypatch):
+    """Steady (``simulate``): the next run is made on a second thread while this one is,
+    and each comes out as it would alone, in order."""
+    tts = PiperSynthesizer(TtsSettings(), steady=True, max_phonemes=16)
+    text = "Your pasta timer has eleven minutes left, and the tea is ready now."
+    made_on: list[str] = []
+    run = tts._run
+
+    def recorded(phonemes):
+        made_on.append(threading.current_thread().name)
+        return run(phonemes)
+
+    monkeypatch.setattr(tts, "_run", recorded)
+    together = [len(c) for c in tts.synthesize(text)]
+    assert len(together) >= 4 and len(made_on) == len(together)
+    assert sum(name.startswith("piper-ahead") for name in made_on) == len(together) // 2
+    monkeypatch.setattr(tts, "_ahead", None)  # one at a time, on this thread
+    made_on.clear()
+    assert [len(c) for c in tts.synthesize(text)] == together
+    assert not any(name.startswith("piper-ahead") for name in made_on)
 
 
 def test_piper_can_start_a_reply_with_a_short_chunk():

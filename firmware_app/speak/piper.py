@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,14 @@ class PiperSynthesizer:
     fewer, config/profiles.py). ``spin_threads=False`` is for a board with slow cores: ONNX
     Runtime's worker threads sleep when a step is done instead of spinning for the next
     one, which on a Zero would take the CPU the wake word and the recognizer need while a
-    reply is made."""
+    reply is made.
+
+    With ``steady`` each run is made on one thread, so a text of several runs has them
+    made two at a time (the next run on a second thread while this one is made): under
+    ``simulate``'s fast clock nothing plays in real time and a reply is waited for whole,
+    and each run's output is the same as when made alone. A second run's memory is at the
+    peak meanwhile. In real time synthesis already runs ahead of playback, one run at a
+    time."""
 
     def __init__(
         self,
@@ -112,6 +120,9 @@ class PiperSynthesizer:
         self._first_phonemes = min(
             self._max_phonemes, max(8, int(FIRST_RUN_PHONEMES / settings.length_scale))
         )
+        self._ahead = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper-ahead") if steady else None
+        )
 
     def interrupt(self) -> None:
         """Abort the synthesis under way (from another thread) and every one after it until
@@ -132,20 +143,31 @@ class PiperSynthesizer:
         return self._runs(text, self._first_phonemes)
 
     def _runs(self, text: str, first: int) -> Iterator[bytes]:
-        voice = self._voice
         trim = int(SEAM_TRIM_S * self._length_scale * self.sample_rate)
-        for n, sentence in enumerate(voice.phonemize(text)):
+        runs: list[tuple[list[str], bool]] = []  # each run, and whether a cut follows it
+        for n, sentence in enumerate(self._voice.phonemize(text)):
             parts = split_phonemes(sentence, self._max_phonemes, first if n == 0 else None)
-            for i, part in enumerate(parts):
-                ids = voice.phonemes_to_ids(part)
-                audio: Any  # a float array (Piper also offers alignments, not asked for)
-                try:
-                    audio = voice.phoneme_ids_to_audio(ids, self._config)
-                finally:
-                    release_free_memory()  # before the next run, or the two add up
-                if i < len(parts) - 1:  # a cut follows: the words run on
-                    audio = audio.reshape(-1)[: max(0, audio.size - trim)]
-                yield _int16(audio)
+            runs += [(part, i < len(parts) - 1) for i, part in enumerate(parts)]
+        ahead: Future[Any] | None = None
+        for k, (part, cut) in enumerate(runs):
+            audio: Any  # a float array (Piper also offers alignments, not asked for)
+            if ahead is not None:
+                audio, ahead = ahead.result(), None
+            else:
+                if self._ahead is not None and k + 1 < len(runs):
+                    ahead = self._ahead.submit(self._run, runs[k + 1][0])
+                audio = self._run(part)
+            if cut:  # the words run on
+                audio = audio.reshape(-1)[: max(0, audio.size - trim)]
+            yield _int16(audio)
+
+    def _run(self, phonemes: list[str]) -> Any:
+        try:
+            return self._voice.phoneme_ids_to_audio(
+                self._voice.phonemes_to_ids(phonemes), self._config
+            )
+        finally:
+            release_free_memory()  # before the next run, or the two add up
 
 
 def split_phonemes(phonemes: list[str], limit: int, first: int | None = None) -> list[list[str]]:
