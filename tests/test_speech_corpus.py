@@ -30,10 +30,16 @@ MORE_IS_BETTER = {"woken", "right", "stop_heard"}
 EXPECTED = {  # measured; see the module docstring
     "commands": 29,
     "woken": 24,
-    "right": 18,
+    # 18 right, 5 rejected and 2 taken as a command before the recognizer waited for
+    # speech after a pause (listen/lead_in.py): "maximum volume" by flite kal in reverb,
+    # whose pre-roll is heard as before, changes with the cepstral mean carried over from
+    # the requests before it: right before, rejected now (run alone: rejected before,
+    # "min volume" now); on the CI set and the full set more commands are right
+    # (docs/speech.md)
+    "right": 17,
     "wrong": 1,
-    "rejected": 5,
-    "taken_as_command": 2,
+    "rejected": 6,
+    "taken_as_command": 1,
     "cut_off": 0,
     "stop_heard": 4,
     "false_stops": 3,
