@@ -253,8 +253,16 @@ def test_phonemes_are_cut_at_word_boundaries() -> None:
 
 def test_the_first_run_may_be_shorter() -> None:
     runs = split_phonemes(list("aa bbb cc dddd e ff"), 8, first=4)
-    assert ["".join(r) for r in runs] == ["aa", "bbb cc", "dddd e", "ff"]
+    assert ["".join(r) for r in runs] == ["aa", "bbb cc", "dddd e ff"]  # no run for "ff"
     assert split_phonemes(list("aa bb"), 8, first=8) == [list("aa bb")]  # short: one run
+    # the first run keeps its limit (the wait before the first sound), tail or not
+    assert ["".join(r) for r in split_phonemes(list("aaa bbb c"), 8, first=6)] == ["aaa", "bbb c"]
+
+
+def test_a_short_tail_goes_with_the_run_before_it() -> None:
+    """Up to a quarter over the limit, rather than a run of a few phonemes of its own."""
+    assert ["".join(r) for r in split_phonemes(list("aaaa bbb c"), 8)] == ["aaaa bbb c"]
+    assert ["".join(r) for r in split_phonemes(list("aaaa bbb ccc"), 8)] == ["aaaa", "bbb ccc"]
 
 
 class ManualTime:

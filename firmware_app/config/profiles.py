@@ -31,10 +31,10 @@ from typing import Any, Literal
 ProfileName = Literal["default", "zero"]
 
 ZERO_PIPER_PHONEMES = 20
-"""Longest run of phonemes Piper synthesizes at once on the Zero: about 22 MB at the peak
-of a run instead of 39 MB with the default 32 (``scripts/bench_profile.py``). Runs are cut
-at a word boundary, so a long sentence is spoken in more pieces, each with its own
-melody."""
+"""Longest run of phonemes Piper synthesizes at once on the Zero (a sentence's last run up
+to 25, rather than a short run of its own): about 22 MB at the peak of a run instead of
+39 MB with the default 32 (``scripts/bench_profile.py``). Runs are cut at a word boundary,
+so a long sentence is spoken in more pieces, each with its own melody."""
 
 ZERO_DEFAULTS: dict[str, dict[str, Any]] = {
     "stt": {"engine": "phrases"},

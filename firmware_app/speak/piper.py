@@ -25,9 +25,16 @@ MAX_PIECE_CHARS = 60
 """Longest text ``SpeechOutput`` hands over at once (a sentence, or part of a long one)."""
 MAX_PHONEMES = 32
 """Longest run of phonemes synthesized in one go at normal speed (fewer when speaking
-slower: memory follows the length of the audio). The voice needs about 20 MB per second of
-audio it makes at once, so this keeps the peak memory speech adds under 50 MB
-(``scripts/bench_memory.py`` measures it)."""
+slower: memory follows the length of the audio; a sentence's last run up to
+``LAST_RUN_SLACK`` more). The voice needs about 20 MB per second of audio it makes at
+once, so this keeps the peak memory speech adds under 50 MB (``scripts/bench_memory.py``
+measures it)."""
+LAST_RUN_SLACK = 0.25
+"""How much longer than the limit a sentence's last run may be (a quarter: 40 phonemes at
+the default 32, 25 on the Zero's 20), rather than cut off a short tail: every run costs
+40-50 ms of CPU however short it is (measured on the development machine: 7 phonemes
+46-51 ms, 19 phonemes 109 ms), and each cut is a seam in the melody. The first run of a
+reply keeps its own limit, which is the wait before the first sound."""
 SEAM_TRIM_S = 0.08
 """Silence dropped at a cut inside a sentence. Piper ends every run as if the sentence
 ended there, with 0.11-0.21 s of silence (0.145 s median, measured on the replies), so a
@@ -175,11 +182,12 @@ def split_phonemes(phonemes: list[str], limit: int, first: int | None = None) ->
     ``first``), at a word boundary (a space) in the second half of the run when there is
     one. Memory and time of one run grow with its length: numbers, abbreviations and long
     words make far more phonemes than their characters suggest ("word123" is "word one
-    hundred twenty three")."""
+    hundred twenty three"). The last run may take up to ``LAST_RUN_SLACK`` more rather
+    than leave a few phonemes to a run of their own."""
     out: list[list[str]] = []
     rest = phonemes
     cap = min(limit, first) if first else limit
-    while len(rest) > cap:
+    while len(rest) > cap + (int(limit * LAST_RUN_SLACK) if cap == limit else 0):
         head = rest[:cap]
         spaces = [i for i, p in enumerate(head) if p == " " and i >= cap // 2]
         cut = spaces[-1] if spaces else cap
