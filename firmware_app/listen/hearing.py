@@ -24,7 +24,6 @@ assistant state; it only reports what it heard.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -44,8 +43,8 @@ from firmware_app.core.engines import (
     Transcriber,
     WakeDetector,
 )
-from firmware_app.core.messages import FRAME_SECONDS, Frame
-from firmware_app.listen.lead_in import LEAD_S, pause_at_end
+from firmware_app.core.messages import Frame
+from firmware_app.listen.lead_in import LeadIn
 from firmware_app.listen.level import LevelMeter
 from firmware_app.listen.segmenter import (
     Heard,
@@ -196,9 +195,8 @@ class Hearing:
         """Off (Hermes' ``hotword/toggleOff``): wakes are neither kept as clips nor reported."""
         self._relay: Callable[[bytes], None] | None = None
         """Where else the open request's audio goes (after the pre-roll)."""
-        self._lead: deque[bytes] = deque(maxlen=round(LEAD_S / FRAME_SECONDS) + 1)
+        self._lead_in = LeadIn()
         """While the recognizer waits for speech: the frames before it (lead_in.py)."""
-        self._waiting = False
 
     @classmethod
     def from_settings(
@@ -271,8 +269,9 @@ class Hearing:
             self._feed(pcm)
         events = self.segmenter.segment(pcm, t)
         for event in events:
-            if isinstance(event, SpeechStarted) and self._waiting:
-                self._speech_began()
+            if isinstance(event, SpeechStarted) and self._lead_in.waiting:
+                for pcm in self._lead_in.release():  # decoded along with what follows
+                    self._recognize(pcm, later=True)
             if isinstance(event, Woke):
                 if not self.wake_word.on:
                     logger.debug(
@@ -301,7 +300,7 @@ class Hearing:
         relay: Callable[[bytes], None] | None = None,
     ) -> None:
         """Open a request at ``t``: the recognizer starts and hears ``preroll`` first, from
-        the pause after the wake phrase when it ends in one (``listen/preroll.py``; a
+        the pause after the wake phrase when it ends in one (``listen/lead_in.py``; a
         recognizer that can decodes it a frame at a time along with the frames that follow:
         no burst of decoding between the wake word and listening); ``relay`` is given each
         frame of the request after that (the pre-roll holds the wake word, which is not part
@@ -312,17 +311,10 @@ class Hearing:
         if self.recognizer is not None:
             self.recognizer.start()
         self._open = True
-        pause = pause_at_end(preroll)
-        self._waiting = pause > 0 or not preroll
-        self._lead.clear()
-        for n, pcm in enumerate(preroll):
-            if self.keep_audio:
-                self._audio.append(pcm)
-            if self._waiting:
-                if n >= pause:
-                    self._lead.append(pcm)
-            elif self.recognizer is not None:
-                self._recognize(pcm, later=True)
+        for pcm in self._lead_in.begin(preroll):
+            self._recognize(pcm, later=True)
+        if self.keep_audio:
+            self._audio.extend(preroll)
         self._relay = relay
 
     def limit_silence(self, silence_s: float, unfinished_s: float) -> None:
@@ -359,9 +351,7 @@ class Hearing:
         return frame.pcm if ref is None else self.echo.cancel(frame.pcm, ref)
 
     def _feed(self, pcm: bytes) -> None:
-        if self._waiting:
-            self._lead.append(pcm)
-        elif self.recognizer is not None:
+        if not self._lead_in.hold(pcm):
             self._recognize(pcm)
         if self.keep_audio:
             self._audio.append(pcm)
@@ -374,21 +364,11 @@ class Hearing:
         elif self.recognizer is not None:
             self.recognizer.feed(pcm)
 
-    def _speech_began(self) -> None:
-        """The recognizer stops waiting: it hears the lead-in (a frame or two at a time with
-        the frames that follow, as a pre-roll), then every frame."""
-        self._waiting = False
-        if self._open and self.recognizer is not None:
-            for pcm in self._lead:
-                self._recognize(pcm, later=True)
-        self._lead.clear()
-
     def _finish(self) -> Transcript:
         """The transcript; the recognizer is finished once per request."""
         was_open, self._open = self._open, False
         self._relay = None
-        self._waiting = False
-        self._lead.clear()
+        self._lead_in.end()
         if self.recognizer is None:
             return Transcript(None)
         if not was_open:

@@ -21,9 +21,10 @@ any microphone gain and, with less to cut, in a noisy room.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 
-from firmware_app.core.messages import SAMPLE_RATE
+from firmware_app.core.messages import FRAME_SECONDS, SAMPLE_RATE
 from firmware_app.listen.level import rms
 
 LEAD_S = 0.24
@@ -61,4 +62,41 @@ def _ratio(db: float) -> float:
     return math.pow(10.0, db / 20.0)
 
 
-__all__ = ["LEAD_S", "PAUSE_MIN_S", "pause_at_end"]
+class LeadIn:
+    """The open request's frames the recognizer has not heard yet, while it waits for
+    speech: at most ``LEAD_S`` before the frame being heard, the older ones let go."""
+
+    def __init__(self) -> None:
+        self._held: deque[bytes] = deque(maxlen=round(LEAD_S / FRAME_SECONDS) + 1)
+        self.waiting = False
+
+    def begin(self, preroll: Sequence[bytes]) -> Sequence[bytes]:
+        """A request opens after ``preroll``: what of it to hear now. All of it when it does
+        not end in a pause; none when it does (the pause is held), nor when there is none
+        (a request opened by the button or a follow-up): then the recognizer waits."""
+        self._held.clear()
+        pause = pause_at_end(preroll)
+        self.waiting = pause > 0 or not preroll
+        if not self.waiting:
+            return preroll
+        self._held.extend(preroll[pause:])
+        return ()
+
+    def hold(self, pcm: bytes) -> bool:
+        """Keep ``pcm`` back while waiting (True); False: hear it now."""
+        if self.waiting:
+            self._held.append(pcm)
+        return self.waiting
+
+    def release(self) -> list[bytes]:
+        """Speech began: the frames held, to hear now; nothing more is held."""
+        held = list(self._held)
+        self.end()
+        return held
+
+    def end(self) -> None:
+        self._held.clear()
+        self.waiting = False
+
+
+__all__ = ["LEAD_S", "PAUSE_MIN_S", "LeadIn", "pause_at_end"]
