@@ -239,21 +239,19 @@ def _to_service(args: argparse.Namespace) -> bool:
 
 
 def _transcribe(settings: Settings, path: Path) -> int:
-    from firmware_app.audio.wavio import read_wav
+    from firmware_app.audio.wavio import WavReader
     from firmware_app.core.engines import GrammarTranscriber
     from firmware_app.core.errors import ModelMissingError
-    from firmware_app.core.messages import FRAME_SAMPLES
     from firmware_app.recognize.stt import load_transcriber
     from firmware_app.understand.actions import how_to_add
 
-    samples = read_wav(path)
+    recording = WavReader(path)  # a bad file fails here, before the model loads
     stt, problem, _ = load_transcriber(settings)
     if stt is None:
         raise ModelMissingError(problem or "no speech recognizer")
     stt.start()
-    data = samples.astype("<i2").tobytes()
-    for start in range(0, len(data), FRAME_SAMPLES * 2):
-        stt.feed(data[start : start + FRAME_SAMPLES * 2])
+    for pcm in recording.frames():
+        stt.feed(pcm)
     text = stt.finish()
     if not text and isinstance(stt, GrammarTranscriber) and stt.out_of_grammar:
         # speech-to-phrase alone hears only commands: say what hears the rest

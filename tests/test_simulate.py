@@ -219,3 +219,71 @@ def test_bad_wav_is_a_clear_error(tmp_path):
         read_wav(bad)
     with pytest.raises(BadInputError, match="no such file"):
         read_wav(tmp_path / "missing.wav")
+
+
+def test_the_speaker_hands_on_what_the_clock_has_passed_and_keeps_only_what_is_ahead():
+    """``simulate`` of a recording of any length costs the memory of the audio still to be
+    heard: the timeline before the clock is final (a reply is placed from now on, a stop
+    cuts at now) and goes to OUT.wav as the clock passes it. What is handed on is the
+    same timeline the speaker that keeps everything holds."""
+    from firmware_app.audio.sim import SimulatedSpeaker
+
+    def tone(seconds: float, value: int) -> bytes:
+        return np.full(int(seconds * 16000), value, "<i2").tobytes()
+
+    def scene(speaker, now):
+        now[0] = 0.5
+        speaker.play(1, tone(1.0, 1000))  # 0.5-1.5 s
+        speaker.finish(1)
+        for k in range(1, 60):  # the clock moves in 80 ms frames to 4.72 s
+            now[0] = 0.5 + k * 0.08
+            speaker.advance(now[0])
+            if k == 30:  # at 2.9 s: a reply of 2 s, stopped after one
+                speaker.play(2, tone(2.0, 2000))
+            if k == 43:
+                speaker.stop()
+
+    kept_now, now = [0.0], [0.0]
+    keeping = SimulatedSpeaker(16000, lambda m: None, lambda: kept_now[0])
+    scene(keeping, kept_now)
+    pieces: list[bytes] = []
+    handing = SimulatedSpeaker(16000, lambda m: None, lambda: now[0], played=pieces.append)
+    scene(handing, now)
+    assert len(handing.samples()) < 16000  # less than a second is held back
+    assert all(len(p) >= 2 * 16000 for p in pieces)  # written a second or more at a time
+    handing.close()  # the rest, to the clock
+    out = np.frombuffer(b"".join(pieces), "<i2")
+    assert len(out) == round(now[0] * 16000)
+    whole = keeping.samples()
+    assert np.array_equal(out[: len(whole)], whole) and not out[len(whole) :].any()
+    assert (out[8000:24000] == 1000).all() and (out[round(2.9 * 16000) + 1] == 2000)
+    assert not out[round(3.95 * 16000) :].any()  # stopped at 3.94 s: the rest never played
+
+
+def test_a_long_recording_is_read_and_written_as_the_clock_moves(settings, engines_with, tmp_path):
+    """Five minutes of a quiet kitchen through ``simulate``: OUT.wav is as long as the
+    recording and the run holds a block of it at a time, not the file (the memory Python
+    and numpy hand out is traced, whatever the process held before)."""
+    import tracemalloc
+    import wave
+
+    wav = tmp_path / "long.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        quiet = (np.random.default_rng(1).normal(0, 30, 48000 * 2)).astype("<i2").tobytes()
+        for _ in range(300):
+            w.writeframes(quiet)  # 5 min of 48 kHz stereo: 55 MB
+    out = tmp_path / "out.wav"
+    engines = engines_with(ScriptedStt(""))
+    tracemalloc.start()
+    try:
+        summary = simulation.simulate(settings, wav, out, engines=engines)
+        grew_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert summary["input_s"] == 300.0 and summary["replies"] == []
+    with wave.open(str(out)) as w:
+        assert abs(w.getnframes() / w.getframerate() - 300.0) < 0.1
+    assert grew_mb < 20, f"simulate held {grew_mb:.0f} MB at once reading a 55 MB recording"

@@ -119,3 +119,27 @@ def test_a_recording_cut_short_keeps_what_is_there(tmp_path: Path) -> None:
     got = read_wav(path)
     assert len(got) == len(EXPECTED) - 501
     assert np.array_equal(got, EXPECTED[: len(got)])
+
+
+def test_a_long_file_is_read_a_block_at_a_time_and_joins_as_read_whole(tmp_path: Path) -> None:
+    import wave
+
+    from firmware_app.audio.wavio import WavReader, resample
+
+    noise = np.random.default_rng(3).normal(0, 3000, (int(3.3 * 22050), 2)).astype("<i2")
+    path = tmp_path / "in.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        w.writeframes(noise.tobytes())
+    reader = WavReader(path)
+    blocks = list(reader.blocks())
+    assert len(blocks) >= 3 and max(len(b) for b in blocks) < 1.1 * RATE
+    whole = resample(noise.astype(np.int32).mean(axis=1).astype(np.int16), 22050, RATE)
+    joined = np.concatenate(blocks)
+    assert np.array_equal(joined, whole)  # the resampler streamed, not restarted per block
+    frames = list(reader.frames())
+    assert {len(f) for f in frames} == {2560} and len(frames) == -(-len(joined) // 1280)
+    assert np.array_equal(np.frombuffer(b"".join(frames), "<i2")[: len(joined)], joined)
+    assert reader.seconds == pytest.approx(3.3, abs=1e-4)

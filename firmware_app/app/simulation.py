@@ -12,17 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypedDict
-
-import numpy as np
 
 from firmware_app.app.loading import Engines, load_engines
 from firmware_app.app.wiring import Output, assembled
 from firmware_app.audio.echo import EchoPath, PlaybackReference
 from firmware_app.audio.sim import SimulatedSpeaker
-from firmware_app.audio.wavio import read_wav, write_wav
+from firmware_app.audio.wavio import WavReader, wav_writer, write_wav
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant, State
 from firmware_app.core.errors import BadInputError
@@ -35,6 +33,9 @@ SPEECH_WAIT_S = 0.005
 """Longest a message posted during a synthesis waits to be handled while settling (the
 simulated clock stands still meanwhile, so only real time is spent)."""
 RESTING = (State.IDLE, State.MUTED, State.ERROR)
+REFERENCE_KEEP_S = 10.0
+"""Playback kept for the echo canceller and ``--echo`` when the speaker hands its audio on
+(as ``ttbt5 run`` keeps it): seconds, far more than an echo's delay and the filter's tail."""
 
 
 class Summary(TypedDict):
@@ -64,17 +65,6 @@ class SimClock:
 
     def epoch(self) -> float:
         return self.base + self.t()
-
-
-def frames(samples: np.ndarray) -> Iterator[bytes]:
-    """80 ms frames of 16 kHz audio, the last one padded with silence."""
-    pad = (-len(samples)) % FRAME_SAMPLES
-    if pad:
-        samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
-    data = samples.astype("<i2").tobytes()
-    step = FRAME_SAMPLES * 2
-    for start in range(0, len(data), step):
-        yield data[start : start + step]
 
 
 def mic_frame(pcm: bytes, t: float, speaker: SimulatedSpeaker, echo: EchoPath | None) -> Frame:
@@ -150,16 +140,23 @@ def simulated(
     rings_timers: bool = True,
     warm_up: bool = False,
     reference: PlaybackReference | None = None,
+    played: Callable[[bytes], None] | None = None,
 ) -> Iterator[tuple[Assistant, SimulatedSpeaker, SimClock]]:
     """The assistant with a timeline for a speaker, on a simulated clock. ``warm_up``: the
     reply cache is filled at start, as on a speaker (only worth it in real time: on the
     fast clock nothing waits for a synthesis, and the warm-up would take the CPU the
     conversation needs). ``reference``: what was played, for frames posted without one
-    (as ``ttbt5 run`` hands it to the echo canceller)."""
+    (as ``ttbt5 run`` hands it to the echo canceller). ``played``: where the speaker's
+    audio goes as the clock passes it (SimulatedSpeaker); without it the speaker keeps it
+    all."""
     clock = clock or SimClock()
     inbox = Inbox()
     speaker = SimulatedSpeaker(
-        engines.tts.sample_rate, inbox.post, clock.t, reference=PlaybackReference()
+        engines.tts.sample_rate,
+        inbox.post,
+        clock.t,
+        reference=PlaybackReference(keep_s=None if played is None else REFERENCE_KEEP_S),
+        played=played,
     )
     with assembled(
         settings,
@@ -190,40 +187,52 @@ def simulate(
     echo: EchoPath | None = None,
 ) -> Summary:
     """Run the assistant over a recording. Returns a summary (replies, duration).
-    ``echo``: what the speaker plays reaches the microphone too (``--echo``)."""
-    samples = read_wav(input_wav)
+    ``echo``: what the speaker plays reaches the microphone too (``--echo``). The recording
+    is read and OUT.wav written as the clock moves, so a recording of any length costs
+    the memory of a few seconds of audio."""
+    recording = WavReader(input_wav)  # a bad file fails here, before the models load
     engines = engines or load_engines(settings, steady=not realtime)
     replies, collect = reply_collector()
-    with simulated(
-        settings,
-        engines,
-        SimClock(realtime, start_epoch),
-        events=events,
-        observers=[collect, *(observers or [])],
-        warm_up=realtime,
-    ) as (assistant, speaker, clock):
+    with ExitStack() as stack:
+        played: Callable[[bytes], None] = _heard_by_nobody
+        if output_wav is not None:
+            played = stack.enter_context(wav_writer(output_wav, engines.tts.sample_rate))
+        assistant, speaker, clock = stack.enter_context(
+            simulated(
+                settings,
+                engines,
+                SimClock(realtime, start_epoch),
+                events=events,
+                observers=[collect, *(observers or [])],
+                warm_up=realtime,
+                played=played,
+            )
+        )
         assistant.start()
         if realtime:
-            _feed_realtime(assistant, speaker, clock, samples, max_tail_s, echo)
+            _feed_realtime(assistant, speaker, clock, recording, max_tail_s, echo)
         else:
-            _feed_fast(assistant, speaker, clock, samples, max_tail_s, echo)
-        if output_wav is not None:
-            write_wav(output_wav, speaker.samples(), speaker.sample_rate)
-        return {"replies": replies, "input_s": len(samples) / 16000, "state": assistant.state.value}
+            _feed_fast(assistant, speaker, clock, recording, max_tail_s, echo)
+        speaker.close()
+        return {"replies": replies, "input_s": recording.seconds, "state": assistant.state.value}
+
+
+def _heard_by_nobody(pcm: bytes) -> None:
+    """What a simulation without OUT.wav does with what its speaker played."""
 
 
 def _feed_fast(
     assistant: Assistant,
     speaker: SimulatedSpeaker,
     clock: SimClock,
-    samples: np.ndarray,
+    recording: WavReader,
     max_tail_s: float,
     echo: EchoPath | None = None,
 ) -> None:
     """As fast as the machine allows; after each frame, wait until all work it caused is
     done, so the result does not depend on how fast the machine is."""
     n = 0
-    for pcm in frames(samples):
+    for pcm in recording.frames():
         n += 1
         assistant.post(mic_frame(pcm, n * FRAME_SECONDS, speaker, echo))
         step(assistant, speaker, clock, n * FRAME_SECONDS)
@@ -238,7 +247,7 @@ def _feed_realtime(
     assistant: Assistant,
     speaker: SimulatedSpeaker,
     clock: SimClock,
-    samples: np.ndarray,
+    recording: WavReader,
     max_tail_s: float,
     echo: EchoPath | None = None,
 ) -> None:
@@ -249,15 +258,16 @@ def _feed_realtime(
     def feed() -> None:
         start = time.monotonic()
         n = 0
-        recording = list(frames(samples))
+        heard = recording.frames()
+        length: int | None = None  # frames in the recording, once read to its end
         tail = int(max_tail_s / FRAME_SECONDS)
         try:
             while not done.is_set():
-                if n < len(recording):
-                    pcm = recording[n]
-                elif n >= len(recording) + tail or settled(assistant, speaker, queue=False):
-                    break
-                else:
+                pcm = next(heard, None) if length is None else None
+                if pcm is None:
+                    length = n if length is None else length
+                    if n >= length + tail or settled(assistant, speaker, queue=False):
+                        break
                     pcm = SILENCE
                 n += 1
                 delay = start + n * FRAME_SECONDS - time.monotonic()

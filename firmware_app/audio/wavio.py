@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import struct
 import wave
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from firmware_app.core.errors import BadInputError
-from firmware_app.core.messages import SAMPLE_RATE
+from firmware_app.core.messages import FRAME_SAMPLES, SAMPLE_RATE
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -24,7 +27,11 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     import soxr
 
     out = soxr.resample(samples.astype(np.float32) / 32768.0, rate_in, rate_out, quality="HQ")
-    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+    return _from_float(out)
+
+
+def _from_float(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def to_int16(raw: bytes, width: int) -> np.ndarray:
@@ -63,19 +70,38 @@ class WavFormat:
     """Bytes per sample of one channel."""
 
 
-def _chunks(data: bytes, path: Path | str) -> dict[bytes, bytes]:
-    """The RIFF chunks of a WAVE file (the first of each id); a truncated last chunk keeps
-    what is there, as players do with recordings cut off by a full disk or a pulled plug."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+FMT_MAX = 4096
+"""Most of a fmt chunk read (40 bytes in the largest common header): its size field is the
+file's word, not a promise."""
+
+READ_BLOCK_S = 1.0
+"""Audio read, converted and resampled at a time: a recording of any length costs the
+memory of one block."""
+
+
+def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int, int]:
+    """The fmt chunk, and where the data chunk starts and how many bytes it holds (the first
+    of each id). A truncated data chunk keeps what is there, as players do with recordings
+    cut off by a full disk or a pulled plug."""
+    head = wav.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise BadInputError(f"{path} is not a WAV file (no RIFF/WAVE header)")
-    chunks: dict[bytes, bytes] = {}
+    fmt: bytes | None = None
+    data: tuple[int, int] | None = None
+    end = wav.seek(0, 2)
     pos = 12
-    while pos + 8 <= len(data):
-        cid = data[pos : pos + 4]
-        size = struct.unpack_from("<I", data, pos + 4)[0]
-        chunks.setdefault(cid, data[pos + 8 : pos + 8 + size])
+    while pos + 8 <= end and (fmt is None or data is None):
+        wav.seek(pos)
+        header = wav.read(8)
+        cid, size = header[:4], struct.unpack_from("<I", header, 4)[0]
+        if cid == b"fmt " and fmt is None:
+            fmt = wav.read(min(size, FMT_MAX))
+        elif cid == b"data" and data is None:
+            data = (pos + 8, max(0, min(size, end - pos - 8)))
         pos += 8 + size + (size & 1)
-    return chunks
+    if fmt is None or data is None:
+        raise BadInputError(f"{path} is not a WAV file (no fmt or data chunk)")
+    return fmt, data[0], data[1]
 
 
 def _format(fmt: bytes, path: Path | str) -> WavFormat:
@@ -107,34 +133,99 @@ def to_int16_float(raw: bytes, width: int) -> np.ndarray:
 def read_wav(path: Path | str, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read a WAV file (PCM 8/16/24/32-bit, float 32/64-bit, plain or EXTENSIBLE header,
     any channel count and rate) as mono int16 at ``rate`` (channels averaged)."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path} is a directory, not a WAV file") from None
-    chunks = _chunks(data, path)
-    if b"fmt " not in chunks or b"data" not in chunks:
-        raise BadInputError(f"{path} is not a WAV file (no fmt or data chunk)")
-    fmt = _format(chunks[b"fmt "], path)
-    raw = chunks[b"data"]
-    raw = raw[: len(raw) - len(raw) % (fmt.width * fmt.channels)]
-    convert = to_int16_float if fmt.tag == IEEE_FLOAT else to_int16
-    samples = convert(raw, fmt.width)
-    if fmt.channels > 1:
-        samples = samples.reshape(-1, fmt.channels).astype(np.int32).mean(axis=1)
-        samples = samples.astype(np.int16)
-    return resample(samples, fmt.rate, rate)
+    blocks = list(WavReader(path, rate).blocks())
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+
+
+class WavReader:
+    """A WAV file as ``read_wav`` reads it, a block at a time (``simulate`` and
+    ``transcribe`` stream a recording rather than hold it: an hour of 48 kHz stereo float
+    is 1.4 GB). The header is read and checked here, so a bad file fails before anything
+    starts."""
+
+    def __init__(self, path: Path | str, rate: int = SAMPLE_RATE) -> None:
+        self.path = path
+        self.rate = rate
+        try:
+            with open(path, "rb") as wav:
+                fmt, self._start, self._length = _layout(wav, path)
+        except FileNotFoundError:
+            raise BadInputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise BadInputError(f"{path} is a directory, not a WAV file") from None
+        except OSError as exc:  # unreadable, or not a file that can be read twice (a pipe)
+            problem = exc.strerror or exc
+            raise BadInputError(f"{path} cannot be read as a WAV file: {problem}") from None
+        self.format = _format(fmt, path)
+        frame = self.format.width * self.format.channels
+        self._length -= self._length % frame
+        self.samples = self._length // frame
+        """Samples per channel in the file, at its own rate."""
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.format.rate
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Mono int16 at ``rate``, about ``READ_BLOCK_S`` at a time (none for an empty
+        file); resampled as one stream, so the blocks join as the whole file would."""
+        fmt = self.format
+        frame = fmt.width * fmt.channels
+        block = max(1, int(READ_BLOCK_S * fmt.rate)) * frame
+        convert = to_int16_float if fmt.tag == IEEE_FLOAT else to_int16
+        stream = None
+        if fmt.rate != self.rate:
+            import soxr
+
+            stream = soxr.ResampleStream(fmt.rate, self.rate, 1, dtype="float32", quality="HQ")
+        with open(self.path, "rb") as wav:
+            wav.seek(self._start)
+            left = self._length
+            while left > 0:
+                raw = wav.read(min(block, left))
+                raw = raw[: len(raw) - len(raw) % frame]
+                left = left - len(raw) if raw else 0  # a file that shrank since ends here
+                samples = convert(raw, fmt.width)
+                if fmt.channels > 1:
+                    samples = samples.reshape(-1, fmt.channels).astype(np.int32).mean(axis=1)
+                    samples = samples.astype(np.int16)
+                if stream is not None:
+                    floats = samples.astype(np.float32) / 32768.0
+                    samples = _from_float(stream.resample_chunk(floats, last=left <= 0))
+                if samples.size:
+                    yield samples
+
+    def frames(self) -> Iterator[bytes]:
+        """The recording as 80 ms frames of S16_LE (at 16 kHz), the last one padded with
+        silence: what a microphone would have delivered."""
+        step = FRAME_SAMPLES * self.rate // SAMPLE_RATE * 2
+        rest = b""
+        for block in self.blocks():
+            data = rest + block.astype("<i2").tobytes()
+            whole = len(data) - len(data) % step
+            for start in range(0, whole, step):
+                yield data[start : start + step]
+            rest = data[whole:]
+        if rest:
+            yield rest + bytes(step - len(rest))
 
 
 def write_wav(path: Path | str, samples: np.ndarray | bytes, rate: int) -> None:
     data = samples if isinstance(samples, bytes) else samples.astype("<i2").tobytes()
+    with wav_writer(path, rate) as write:
+        write(data)
+
+
+@contextmanager
+def wav_writer(path: Path | str, rate: int) -> Iterator[Callable[[bytes], None]]:
+    """A mono 16-bit WAV file written piece by piece (its header is kept true after every
+    piece, so a run cut short leaves a file that plays)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes(data)
+        yield wav.writeframes
 
 
 def scale(pcm: bytes, volume: int) -> bytes:
