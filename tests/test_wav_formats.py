@@ -143,3 +143,39 @@ def test_a_long_file_is_read_a_block_at_a_time_and_joins_as_read_whole(tmp_path:
     assert {len(f) for f in frames} == {2560} and len(frames) == -(-len(joined) // 1280)
     assert np.array_equal(np.frombuffer(b"".join(frames), "<i2")[: len(joined)], joined)
     assert reader.seconds == pytest.approx(3.3, abs=1e-4)
+
+
+@pytest.mark.parametrize("rate", [1, 3999, 768001, 4_000_000_000])
+def test_a_rate_no_recorder_writes_is_refused_before_anything_is_read(
+    tmp_path: Path, rate: int
+) -> None:
+    """A header is the file's word: 1 Hz resampled to 16 kHz would make every sample of a
+    small file 16,000."""
+    path = _wav(tmp_path / "in.wav", PCM, 1, 16, b"\x00\x01" * 5000, False)
+    data = bytearray(path.read_bytes())
+    data[24:28] = rate.to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadInputError, match=f"unsupported sample rate {rate} Hz"):
+        read_wav(path)
+
+
+def test_a_huge_frame_is_still_read_in_bounded_blocks(tmp_path: Path) -> None:
+    """65,535 channels of 64-bit float claim 0.5 MB a sample frame: a block is a few
+    frames (``READ_BLOCK_MAX``), not a second of them (2 GB at 4 kHz)."""
+    from firmware_app.audio.wavio import READ_BLOCK_MAX, WavReader
+
+    channels, rate = 65535, 4000
+    frame = np.zeros(channels, "<f8")
+    frame[::2] = 0.5  # the mean of the channels: a quarter scale
+    frames = frame.tobytes() * 20
+    fmt = struct.pack("<HHIIHH", IEEE_FLOAT, channels, rate, 0, 0, 64)  # no valid block size
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(frames)) + frames
+    path = tmp_path / "in.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    blocks = list(WavReader(path, rate).blocks())
+    per_block = READ_BLOCK_MAX // (8 * channels)
+    assert len(blocks) == -(-20 // per_block)  # read a few frames at a time
+    assert all(len(b) <= per_block for b in blocks)
+    samples = np.concatenate(blocks).astype(np.int32)
+    assert len(samples) == 20 and (np.abs(samples - 8192) <= 1).all()

@@ -77,6 +77,12 @@ file's word, not a promise."""
 READ_BLOCK_S = 1.0
 """Audio read, converted and resampled at a time: a recording of any length costs the
 memory of one block."""
+READ_BLOCK_MAX = 4 << 20
+"""Most bytes read at once, whatever the header claims (a second of 8 channels of 64-bit
+float at 48 kHz is 3 MB)."""
+RATES = (4000, 768000)
+"""Sample rates read (Hz). A header can claim any rate: 1 Hz would make each sample 16,000
+after resampling, so rates outside what recorders write are refused."""
 
 
 def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int, int]:
@@ -117,6 +123,10 @@ def _format(fmt: bytes, path: Path | str) -> WavFormat:
     if channels <= 0 or rate <= 0 or bits <= 0 or bits % 8:
         raise BadInputError(
             f"{path} has an invalid header ({channels} channels, {rate} Hz, {bits} bits)"
+        )
+    if not RATES[0] <= rate <= RATES[1]:
+        raise BadInputError(
+            f"{path}: unsupported sample rate {rate} Hz ({RATES[0]}-{RATES[1]} Hz are read)"
         )
     width = bits // 8
     if (tag == IEEE_FLOAT and width not in (4, 8)) or (tag == PCM and width > 4):
@@ -171,7 +181,7 @@ class WavReader:
         file); resampled as one stream, so the blocks join as the whole file would."""
         fmt = self.format
         frame = fmt.width * fmt.channels
-        block = max(1, int(READ_BLOCK_S * fmt.rate)) * frame
+        block = max(1, min(int(READ_BLOCK_S * fmt.rate), READ_BLOCK_MAX // frame)) * frame
         convert = to_int16_float if fmt.tag == IEEE_FLOAT else to_int16
         stream = None
         if fmt.rate != self.rate:
