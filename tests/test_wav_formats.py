@@ -179,3 +179,22 @@ def test_a_huge_frame_is_still_read_in_bounded_blocks(tmp_path: Path) -> None:
     assert all(len(b) <= per_block for b in blocks)
     samples = np.concatenate(blocks).astype(np.int32)
     assert len(samples) == 20 and (np.abs(samples - 8192) <= 1).all()
+
+
+def test_an_output_that_cannot_be_written_fails_with_its_one_error(tmp_path: Path) -> None:
+    """``simulate --output`` naming a folder: the error, and nothing more when the half-made
+    writer is collected."""
+    import gc
+    import sys
+
+    from firmware_app.audio.wavio import wav_writer
+
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.raises(IsADirectoryError), wav_writer(tmp_path, 16000):
+            pass
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []

@@ -231,7 +231,9 @@ def wav_writer(path: Path | str, rate: int) -> Iterator[Callable[[bytes], None]]
     """A mono 16-bit WAV file written piece by piece (its header is kept true after every
     piece, so a run cut short leaves a file that plays)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
+    # opened here, so a path that cannot be written fails with its one error (wave's own
+    # opening leaves a half-made writer that complains again when collected)
+    with open(path, "wb") as file, wave.open(file, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
