@@ -198,3 +198,40 @@ def test_an_output_that_cannot_be_written_fails_with_its_one_error(tmp_path: Pat
     finally:
         sys.unraisablehook = hook
     assert unraisable == []
+
+
+@pytest.mark.parametrize("declared", [0, 0xFFFFFFFF, RATE // 4])
+def test_a_pipe_is_read_in_order_to_its_end_once(declared: int) -> None:
+    """``sox in.flac -t wav - | ttbt5 simulate /dev/stdin``: a writer into a pipe cannot go
+    back to fill in the data's length (it writes 0 or the largest size), so the data runs
+    to the end of the pipe; a length it did give is kept."""
+    import os
+    import threading
+
+    from firmware_app.audio.wavio import WavReader
+
+    fmt = struct.pack("<HHIIHH", PCM, 1, RATE, RATE * 2, 2, 16)
+    data = EXPECTED.astype("<i2").tobytes()
+    blob = b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
+    blob += b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    blob += b"LIST" + struct.pack("<I", 5) + b"INFO\x00\x00"  # odd: padded to even
+    blob += b"data" + struct.pack("<I", declared) + data
+    r, w = os.pipe()
+
+    def write() -> None:
+        with os.fdopen(w, "wb") as pipe:
+            pipe.write(blob)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        reader = WavReader(f"/dev/fd/{r}")
+        got = np.concatenate(list(reader.blocks()))
+        expected = EXPECTED[: declared // 2] if declared == RATE // 4 else EXPECTED
+        assert np.array_equal(got, expected)
+        assert reader.seconds == len(expected) / RATE
+        with pytest.raises(BadInputError, match="read already"):
+            list(reader.blocks())
+    finally:
+        writer.join(timeout=5)
+        os.close(r)

@@ -85,29 +85,54 @@ RATES = (4000, 768000)
 after resampling, so rates outside what recorders write are refused."""
 
 
-def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int, int]:
+def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int | None, int | None]:
     """The fmt chunk, and where the data chunk starts and how many bytes it holds (the first
     of each id). A truncated data chunk keeps what is there, as players do with recordings
-    cut off by a full disk or a pulled plug."""
+    cut off by a full disk or a pulled plug. From a pipe (``sox ... -t wav - | ttbt5
+    simulate /dev/stdin``) the chunks are read in order up to the data, which starts where
+    the pipe now stands (None), and whose length is None when the writer could not know it
+    (0 or the largest size): to the end."""
     head = wav.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise BadInputError(f"{path} is not a WAV file (no RIFF/WAVE header)")
+    seekable = wav.seekable()
+    end = wav.seek(0, 2) if seekable else None
     fmt: bytes | None = None
     data: tuple[int, int] | None = None
-    end = wav.seek(0, 2)
     pos = 12
-    while pos + 8 <= end and (fmt is None or data is None):
-        wav.seek(pos)
+    while (end is None or pos + 8 <= end) and (fmt is None or data is None):
+        if end is not None:
+            wav.seek(pos)
         header = wav.read(8)
+        if len(header) < 8:
+            break
         cid, size = header[:4], struct.unpack_from("<I", header, 4)[0]
-        if cid == b"fmt " and fmt is None:
+        body = size + (size & 1)
+        if cid == b"data" and data is None:
+            if end is not None:
+                data = (pos + 8, max(0, min(size, end - pos - 8)))
+            elif fmt is not None:  # a pipe: the data is where it stands now
+                return fmt, None, None if size in (0, 0xFFFFFFFF) else size
+            else:
+                raise BadInputError(f"{path}: its fmt chunk follows the data (read it from a file)")
+        elif cid == b"fmt " and fmt is None:
             fmt = wav.read(min(size, FMT_MAX))
-        elif cid == b"data" and data is None:
-            data = (pos + 8, max(0, min(size, end - pos - 8)))
+            body -= len(fmt)
+        if end is None:
+            _skip(wav, body)
         pos += 8 + size + (size & 1)
     if fmt is None or data is None:
         raise BadInputError(f"{path} is not a WAV file (no fmt or data chunk)")
     return fmt, data[0], data[1]
+
+
+def _skip(wav: BinaryIO, count: int) -> None:
+    """Read past ``count`` bytes of a pipe, a block at a time."""
+    while count > 0:
+        got = wav.read(min(count, READ_BLOCK_MAX))
+        if not got:
+            return
+        count -= len(got)
 
 
 def _format(fmt: bytes, path: Path | str) -> WavFormat:
@@ -151,26 +176,40 @@ class WavReader:
     """A WAV file as ``read_wav`` reads it, a block at a time (``simulate`` and
     ``transcribe`` stream a recording rather than hold it: an hour of 48 kHz stereo float
     is 1.4 GB). The header is read and checked here, so a bad file fails before anything
-    starts."""
+    starts. A file can be read again; a pipe once."""
 
     def __init__(self, path: Path | str, rate: int = SAMPLE_RATE) -> None:
         self.path = path
         self.rate = rate
+        self._pipe: BinaryIO | None = None
+        """A pipe, open at its data (a file is opened again for each reading)."""
         try:
-            with open(path, "rb") as wav:
-                fmt, self._start, self._length = _layout(wav, path)
+            wav = open(path, "rb")  # noqa: SIM115 (a pipe stays open for blocks())
         except FileNotFoundError:
             raise BadInputError(f"{path}: no such file") from None
         except IsADirectoryError:
             raise BadInputError(f"{path} is a directory, not a WAV file") from None
-        except OSError as exc:  # unreadable, or not a file that can be read twice (a pipe)
-            problem = exc.strerror or exc
-            raise BadInputError(f"{path} cannot be read as a WAV file: {problem}") from None
-        self.format = _format(fmt, path)
+        except OSError as exc:
+            raise BadInputError(f"{path} cannot be read: {exc.strerror or exc}") from None
+        try:
+            fmt, self._start, self._length = _layout(wav, path)
+            self.format = _format(fmt, path)
+        except OSError as exc:
+            wav.close()
+            raise BadInputError(f"{path} cannot be read: {exc.strerror or exc}") from None
+        except BaseException:
+            wav.close()
+            raise
+        if wav.seekable():
+            wav.close()
+        else:
+            self._pipe = wav
         frame = self.format.width * self.format.channels
-        self._length -= self._length % frame
-        self.samples = self._length // frame
-        """Samples per channel in the file, at its own rate."""
+        if self._length is not None:
+            self._length -= self._length % frame
+        self.samples = 0 if self._length is None else self._length // frame
+        """Samples per channel at the file's own rate: from the header, or for a pipe of
+        unknown length, those read so far."""
 
     @property
     def seconds(self) -> float:
@@ -188,22 +227,37 @@ class WavReader:
             import soxr
 
             stream = soxr.ResampleStream(fmt.rate, self.rate, 1, dtype="float32", quality="HQ")
-        with open(self.path, "rb") as wav:
+        counting = self._length is None
+        if self._start is None:  # a pipe
+            wav, self._pipe = self._pipe, None
+            if wav is None:
+                raise BadInputError(f"{self.path} is a pipe, and was read already")
+        else:
+            wav = open(self.path, "rb")  # noqa: SIM115 (closed below)
             wav.seek(self._start)
-            left = self._length
-            while left > 0:
-                raw = wav.read(min(block, left))
+        with wav:
+            left = self._length  # None: to the end
+            while left is None or left > 0:
+                want = block if left is None else min(block, left)
+                raw = wav.read(want)
+                ended = len(raw) < want  # the end (or a file that shrank since its header)
                 raw = raw[: len(raw) - len(raw) % frame]
-                left = left - len(raw) if raw else 0  # a file that shrank since ends here
+                if left is not None:
+                    left -= len(raw)
+                last = ended or left == 0
+                if counting:
+                    self.samples += len(raw) // frame
                 samples = convert(raw, fmt.width)
                 if fmt.channels > 1:
                     samples = samples.reshape(-1, fmt.channels).astype(np.int32).mean(axis=1)
                     samples = samples.astype(np.int16)
                 if stream is not None:
                     floats = samples.astype(np.float32) / 32768.0
-                    samples = _from_float(stream.resample_chunk(floats, last=left <= 0))
+                    samples = _from_float(stream.resample_chunk(floats, last=last))
                 if samples.size:
                     yield samples
+                if last:
+                    return
 
     def frames(self) -> Iterator[bytes]:
         """The recording as 80 ms frames of S16_LE (at 16 kHz), the last one padded with
