@@ -132,7 +132,14 @@ def test_an_announcement_over_media_ducks_it_and_a_stop_ends_it(speaker: Speaker
     speaker.pump(future.done, what="the announcement played")
     assert future.result().success is True
     assert speaker.alsa.media_playing()  # the announcement did not stop the media
-    time.sleep(0.6)  # the media back up for a while
+
+    def back_up_for_a_while() -> bool:  # what was written, however slow the machine is
+        out = np.frombuffer(speaker_file.read_bytes(), dtype="<i2")
+        talking = np.flatnonzero(levels(out, SPEECH_HZ) > LEVEL * 0.9)
+        windows = len(levels(out, MEDIA_HZ))
+        return len(talking) > 0 and windows - int(talking[-1]) > RAMP_S * 20 + 10
+
+    wait_until(back_up_for_a_while, what="the media back up for a while")
     speaker.rig.post(Command("stop"))
     speaker.rig.settle()
     assert not speaker.alsa.media_playing()
