@@ -25,6 +25,8 @@ from ha_home import HOME_YAML, lights_in_areas_and_token
 from mqtt_broker import free_port
 from wyoming_support import ttbt5_wyoming
 
+from firmware_app.understand.intents.whole import command_reader
+
 pytestmark = [pytest.mark.slow, needs_home_assistant]
 
 
@@ -158,8 +160,13 @@ def test_home_assistant_speaks_with_the_speakers_voice(
     run = ws.run_pipeline(pipeline, start="tts", end="tts", text="Set a timer for five minutes.")
     assert run.types[-1] == "run-end", run.events
     pcm = ha.decode(ha.get_bytes(run.tts_url))  # the MP3 a browser would get
-    # what Home Assistant made of the speaker's voice, back through the speaker's ears
-    assert heard_back(pcm, wyoming_port) == "set a timer for five minutes"
+    # what Home Assistant made of the speaker's voice, back through the speaker's ears:
+    # the same command (Piper's samples vary from run to run, and a quiet "set a" at the
+    # start is now and then not heard: "timer for five minutes" asks the same)
+    read = command_reader(())
+    wanted = read("set a timer for five minutes")
+    heard = heard_back(pcm, wyoming_port)
+    assert wanted is not None and read(heard) == wanted, heard
 
 
 def test_a_spoken_timer_reaches_home_assistants_timer_intent(
