@@ -295,7 +295,7 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
     from fakes import ScriptedStt
 
     from firmware_app.app import loading, simulation
-    from firmware_app.audio.echo import PlaybackReference
+    from firmware_app.audio.echo import REFERENCE_KEEP_S, PlaybackReference
     from firmware_app.core.messages import Frame
 
     parts: list[np.ndarray] = []
@@ -315,7 +315,7 @@ def idle(engine: str, seconds: float) -> dict[str, Any]:
         def assistant_on(engines: loading.Engines) -> Any:
             # as under `ttbt5 run`: frames come without their reference, the canceller
             # takes it from what the speaker played (nothing, while idle)
-            reference = PlaybackReference(keep_s=10.0)
+            reference = PlaybackReference(keep_s=REFERENCE_KEEP_S)
             return simulation.simulated(settings, engines, extras=False, reference=reference)
 
         def run(assistant: Any, clock: Any) -> float:

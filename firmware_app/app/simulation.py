@@ -18,7 +18,7 @@ from typing import TypedDict
 
 from firmware_app.app.loading import Engines, load_engines
 from firmware_app.app.wiring import Output, assembled
-from firmware_app.audio.echo import EchoPath, PlaybackReference
+from firmware_app.audio.echo import REFERENCE_KEEP_S, EchoPath, PlaybackReference
 from firmware_app.audio.sim import SimulatedSpeaker
 from firmware_app.audio.wavio import WavReader, wav_writer, write_wav
 from firmware_app.config.settings import Settings
@@ -33,9 +33,6 @@ SPEECH_WAIT_S = 0.005
 """Longest a message posted during a synthesis waits to be handled while settling (the
 simulated clock stands still meanwhile, so only real time is spent)."""
 RESTING = (State.IDLE, State.MUTED, State.ERROR)
-REFERENCE_KEEP_S = 10.0
-"""Playback kept for the echo canceller and ``--echo`` when the speaker hands its audio on
-(as ``ttbt5 run`` keeps it): seconds, far more than an echo's delay and the filter's tail."""
 
 
 class Summary(TypedDict):

@@ -24,7 +24,7 @@ from loguru import logger
 from firmware_app.app.assistant_parts import build_assistant
 from firmware_app.app.loading import Engines, NoWake, build_hearing, load_engines
 from firmware_app.audio.ducking import duck_gain
-from firmware_app.audio.echo import PlaybackReference, PlaybackTap
+from firmware_app.audio.echo import REFERENCE_KEEP_S, PlaybackReference, PlaybackTap
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.engines import (
@@ -287,7 +287,7 @@ def _run_locked(settings: Settings) -> int:
     audio = settings.audio
     # What the speaker plays is the echo canceller's reference for each microphone frame
     # (docs/echo.md: how it is aligned).
-    reference = PlaybackReference(keep_s=10.0)
+    reference = PlaybackReference(keep_s=REFERENCE_KEEP_S)
     tap = PlaybackTap(reference, engines.tts.sample_rate, wall_now)
     mic = Microphone(audio.input_device, inbox.post, inbox.has_room, audio.reopen_max_s)
     speaker = AlsaSpeaker(

@@ -29,6 +29,12 @@ much earlier, so the reference leads the echo (which a canceller handles, up to 
 rather than trailing it (which it cannot)."""
 
 
+REFERENCE_KEEP_S = 10.0
+"""Playback a running speaker keeps for the echo canceller (``ttbt5 run``, and ``simulate``
+when its speaker hands its audio on): far more than an echo's delay and the filter's
+tail."""
+
+
 class PlaybackReference:
     """A timeline of played audio at 16 kHz. Later audio placed at a time replaces
     whatever was scheduled from that time on (a speaker plays one stream); ``keep_s``

@@ -107,7 +107,8 @@ def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int | None, int | N
         if len(header) < 8:
             break
         cid, size = header[:4], struct.unpack_from("<I", header, 4)[0]
-        body = size + (size & 1)
+        padded = size + (size & 1)  # a chunk of odd size is followed by a pad byte
+        skipped = padded
         if cid == b"data" and data is None:
             if end is not None:
                 data = (pos + 8, max(0, min(size, end - pos - 8)))
@@ -117,10 +118,10 @@ def _layout(wav: BinaryIO, path: Path | str) -> tuple[bytes, int | None, int | N
                 raise BadInputError(f"{path}: its fmt chunk follows the data (read it from a file)")
         elif cid == b"fmt " and fmt is None:
             fmt = wav.read(min(size, FMT_MAX))
-            body -= len(fmt)
+            skipped -= len(fmt)
         if end is None:
-            _skip(wav, body)
-        pos += 8 + size + (size & 1)
+            _skip(wav, skipped)
+        pos += 8 + padded
     if fmt is None or data is None:
         raise BadInputError(f"{path} is not a WAV file (no fmt or data chunk)")
     return fmt, data[0], data[1]
