@@ -2,11 +2,13 @@
 
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
-event); its handler, a method here, returns the next state, which must be one the row
-allows. The dispatcher (`dispatcher.Machine`) alone changes state, running the exit
-action of the old state and the entry action of the new one: leaving LISTENING always
-finishes the recognizer, exactly once. An event with no row in the current state is
-ignored there.
+event); its handler returns the next state, which must be one the row allows. The
+handlers are methods here, but for the commands (``core/commands.py``) and Home
+Assistant's side of a turn (``core/home_turns.py``): functions beside the assistant that
+take it first and act through what it makes public. The dispatcher
+(`dispatcher.Machine`) alone changes state, running the exit action of the old state and
+the entry action of the new one: leaving LISTENING always finishes the recognizer,
+exactly once. An event with no row in the current state is ignored there.
 
 The assistant decides; its parts, each handed to the constructor by the one wiring
 function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
@@ -14,8 +16,8 @@ per-frame path), `Voice` (what is being said and what waits to be), `TimerBell` 
 ringing here), `Actions` (what a request means, carried out), `Controls` (volume and
 mute, kept across restarts), `HomeTurns` (Home Assistant's side of a request), `Health`
 (the status report), the responder (the online model's answers) and the `Display` that
-turns what it shows into LED patterns. Only the handlers here change the assistant's own
-state: the machine's state, the dialogue turn and the last error.
+turns what it shows into LED patterns. Only the table's handlers change the assistant's
+own state: the machine's state, the dialogue turn and the last error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
@@ -27,27 +29,23 @@ from __future__ import annotations
 import queue
 
 from loguru import logger
-from pydantic import ValidationError
 
 from firmware_app.config.settings import Settings
+from firmware_app.core import home_turns
+from firmware_app.core.commands import answer
 from firmware_app.core.controls import Controls
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
 from firmware_app.core.health import Health
-from firmware_app.core.home_turns import HOME_ERROR, HomeTurns, wake_phrase
+from firmware_app.core.home_turns import HomeTurns, wake_phrase
 from firmware_app.core.messages import (
     Button,
     Command,
     Fault,
     Frame,
-    HomeAudio,
-    HomeStage,
-    HomeTimer,
     Inbox,
     Message,
-    MuteArgs,
-    NoArgs,
     Notice,
     PlaybackDone,
     PlaybackStarted,
@@ -55,18 +53,13 @@ from firmware_app.core.messages import (
     ReplySentence,
     RequestId,
     Stop,
-    TextArgs,
     Tick,
-    VolumeArgs,
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, Responder
-from firmware_app.core.status import Display, Showing, StatusBoard, StatusCadence
-from firmware_app.core.table import (
+from firmware_app.core.states import (
     BUSY,
     ERROR,
-    EVENT_OF,
-    GESTURES,
     IDLE,
     LISTENING,
     MUTED,
@@ -75,8 +68,9 @@ from firmware_app.core.table import (
     THINKING,
     Happening,
     State,
-    Table,
 )
+from firmware_app.core.status import Display, Showing, StatusBoard, StatusCadence
+from firmware_app.core.table import EVENT_OF, GESTURES, Table
 from firmware_app.core.timer_bell import TimerBell
 from firmware_app.core.turn import Turn
 from firmware_app.listen.hearing import Hearing
@@ -90,7 +84,7 @@ from firmware_app.listen.segmenter import (
 )
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.sentences import asks_question
-from firmware_app.speak.utterances import Origin, Pending, Voice
+from firmware_app.speak.utterances import Origin, Voice
 from firmware_app.system.kept_files import KeptFiles
 from firmware_app.system.metrics import Metrics
 from firmware_app.understand.actions import (
@@ -103,14 +97,14 @@ from firmware_app.understand.actions import (
     Outcome,
     beyond_commands,
     how_to_add,
-    strip_wake_words,
     without_wake_words,
 )
 from firmware_app.understand.timers import Timers
 
 
 class Assistant:
-    """The handlers and entry/exit actions the table names, and the state they change."""
+    """The handlers and entry/exit actions the table names (the commands and Home
+    Assistant's turns aside), and the state the table's handlers change."""
 
     def __init__(
         self,
@@ -272,7 +266,7 @@ class Assistant:
                 "assistant: {} while handling {}", exc, type(msg).__name__
             )
             if isinstance(msg, Command):
-                self._answer(msg, False, f"{msg.name} failed: {type(exc).__name__}")
+                answer(msg, False, f"{msg.name} failed: {type(exc).__name__}")
             self.fire(Happening.FAULT, Fault(FaultCode.ASSISTANT, f"{type(exc).__name__}: {exc}"))
 
     def _route(self, msg: Message) -> None:
@@ -426,8 +420,16 @@ class Assistant:
             save_request_audio(self.kept_requests, list(ended.audio), self.clock.epoch())
         heard = without_wake_words(ended.transcript)
         if self.turn.run:  # Home Assistant answers this one
-            return self._hand_over(heard)
+            return self.hand_over(heard)
         self.fire(Happening.HEARD, heard)
+        return THINKING
+
+    def hand_over(self, heard: Transcript) -> State:
+        """End of speech: Home Assistant answers, the local transcript kept in case it
+        does not. Public for Home Assistant's handlers: its own end of speech hands the
+        turn over too."""
+        self.home.hand_over(self.turn.run)
+        self.turn.handed, self.turn.heard = True, heard
         return THINKING
 
     # --- understanding
@@ -531,7 +533,7 @@ class Assistant:
         self.turn = Turn(request=self.turn.request)  # the turn is over; an answer may end it
         held = self.home.take_held()
         if held is not None:  # the announcement that waited now plays
-            return self._play_home(held)
+            return home_turns.play(self, held)
         pending = self.voice.next_waiting()
         if pending is not None:
             return self.speak(pending.origin, pending.text, pending.request_id)
@@ -571,102 +573,6 @@ class Assistant:
         if self.settings.audio.chimes:
             self.voice.chime("error")
         return ERROR
-
-    # --- commands (MQTT, Hermes, the control socket, the command line)
-    def on_command(self, cmd: Command) -> State:
-        row = self.table.commands.get(cmd.name)
-        if row is None:
-            self._answer(cmd, False, f"unknown command {cmd.name!r}")
-            return self.state
-        model = row.args
-        if "text" in model.model_fields and not str(cmd.args.get("text", "")).strip():
-            self._answer(cmd, False, f"{cmd.name} needs a non-empty text")
-            return self.state
-        try:
-            args = model.model_validate(cmd.args)
-        except ValidationError as exc:  # a bug in the sender: answered and reported
-            raise ValueError(str(exc).splitlines()[0]) from None
-        after: State = row.handler(self, cmd, args)
-        return after
-
-    def _answer(self, cmd: Command, ok: bool, error: str | None = None) -> None:
-        if cmd.reply is not None:
-            try:
-                cmd.reply(ok, error)
-            except Exception as exc:
-                logger.error("command reply for {} failed: {}", cmd.name, exc)
-
-    def cmd_say(self, cmd: Command, args: TextArgs) -> State:
-        origin = Origin.HERMES if cmd.source == "hermes" else Origin.COMMAND
-        output = (self.parts.audio_status() if self.parts.audio_status else {}).get("output")
-        if isinstance(output, dict) and output.get("status") == "missing":
-            self._answer(cmd, False, f"no speaker: {output.get('error') or 'missing'}")
-            return self.state
-        if self.state in RESTING:
-            self._answer(cmd, True)
-            return self.speak(origin, args.text.strip(), cmd.request_id)
-        if not self.voice.queue(Pending(origin, args.text.strip(), cmd.request_id)):
-            self._answer(cmd, False, "busy: too many announcements waiting")
-            return self.state
-        self._answer(cmd, True)
-        return self.state
-
-    def cmd_ask(self, cmd: Command, args: TextArgs) -> State:
-        """Typed text handled as if it had been heard (wake words and all)."""
-        self.interrupt()
-        self.turn.asker = cmd.request_id  # its reply and speech carry the request's id
-        self.fire(Happening.HEARD, Transcript(strip_wake_words(args.text.strip())))
-        self._answer(cmd, True)
-        return THINKING
-
-    def cmd_listen(self, cmd: Command, _: NoArgs) -> State:
-        if self.muted:
-            self._answer(cmd, False, "the microphone is muted")
-            return self.state
-        self._answer(cmd, True)
-        if self.state == LISTENING:
-            return LISTENING
-        self.interrupt()
-        return self.listen()
-
-    def cmd_stop(self, cmd: Command, _: NoArgs) -> State:
-        self._answer(cmd, True)
-        return self.stop_everything()
-
-    def cmd_mute(self, cmd: Command, args: MuteArgs) -> State:
-        after = self.set_muted(args.muted)
-        self._answer(cmd, True)
-        return after
-
-    def cmd_volume(self, cmd: Command, args: VolumeArgs) -> State:
-        self.set_volume(args.volume)
-        self._answer(cmd, True)
-        return self.state
-
-    def cmd_update(self, cmd: Command, _: NoArgs) -> State:
-        if self.parts.updater is None:
-            self._answer(cmd, False, "updates are not available on this installation")
-        else:
-            self.parts.updater(cmd)  # it answers when the update step is done
-        return self.state
-
-    def cmd_false_wake(self, cmd: Command, _: NoArgs) -> State:
-        """ "That wasn't for me": the last wake is counted false (and saved, if configured);
-        a request it opened is dropped."""
-        clip = self.hearing.clips.mark_false()
-        if clip is None:
-            self._answer(cmd, False, "no wake to mark: none heard yet, or marked already")
-            return self.state
-        dropped = self.drop_false_wake(clip.t)
-        self.emit(
-            "false_wake",
-            model=clip.model,
-            score=clip.score,
-            wake_t=round(clip.t, 3),
-            dropped=dropped,
-        )
-        self._answer(cmd, True)
-        return self.state if dropped is None else self.rest()
 
     # --- the controls (volume, mute)
     def set_volume(self, level: int) -> None:
@@ -728,74 +634,6 @@ class Assistant:
             self.set_wake_word(bool(fields.get("on")), str(fields.get("reason", "")))
         elif notice.kind == "back":
             self.emit("back", where=str(fields.get("where", "unknown")))
-        return self.state
-
-    # --- Home Assistant's pipeline (the satellite's side: ``core/home_turns.py``)
-    def _hand_over(self, heard: Transcript) -> State:
-        """End of speech: Home Assistant answers, the local transcript kept in case it
-        does not."""
-        self.home.hand_over(self.turn.run)
-        self.turn.handed, self.turn.heard = True, heard
-        return THINKING
-
-    def on_home_stage(self, msg: HomeStage) -> State:
-        turn = self.turn
-        if msg.run != turn.run or not msg.run:
-            return self.state  # a run given up already
-        self.home.tell_stage(msg)
-        if msg.stage in ("unanswered", "lost"):
-            turn.run = 0  # gone: nothing to withdraw
-            if not turn.handed:
-                return self.state  # still listening: the local recognizer hears it all
-            heard = turn.heard if turn.heard is not None else Transcript("")
-            turn.release()
-            self.fire(Happening.HEARD, heard)
-            return THINKING
-        if msg.stage == "stt_end":
-            if self.state == LISTENING and not turn.handed:  # it heard the end first
-                return self._hand_over(without_wake_words(self.hearing.end()))
-            return self.state
-        if msg.stage == "error":
-            turn.release()
-            if self.state not in (LISTENING, THINKING):
-                return self.state
-            if self.settings.audio.chimes:
-                self.voice.chime("error")
-                return self.rest()
-            return self.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
-        if msg.stage == "end" and turn.handed:
-            turn.release()
-            return self.rest()
-        return self.state
-
-    def on_home_audio(self, msg: HomeAudio) -> State:
-        if self.home.mix_media(msg, self.volume):
-            return self.state  # it plays under whatever happens
-        if msg.kind == "reply":
-            if msg.key != self.turn.run or not self.turn.handed:
-                return self.state
-            self.turn.release()
-            return self._play_home(msg)
-        if self.state == LISTENING or self.turn.handed:
-            self.home.hold(msg)
-            return self.state
-        return self._play_home(msg)
-
-    def _play_home(self, msg: HomeAudio) -> State:
-        self.home.tell_play(msg)
-        self.turn.followup = msg.listen_after and not self.muted
-        self.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
-        return self.state if self.state in BUSY else THINKING
-
-    def on_home_timer(self, msg: HomeTimer) -> State:
-        text = self.home.tell_timer(msg)
-        if text is None:
-            return self.state
-        if self.state in RESTING or (self.state in BUSY and not self.turn.handed):
-            self.interrupt()
-            self.voice.ring(text, self.settings.assistant.ring_repeats)
-            return THINKING
-        self.voice.queue(Pending(Origin.TIMER, text), force=True)
         return self.state
 
     # --- health

@@ -10,19 +10,29 @@ all. While Home Assistant answers, the local brain never does: no ``reply`` even
 
 `HomeTurns` does the satellite's side of that and tells the ``satellite`` events; it
 keeps only the announcement that waits. The turn itself (its run, whether it was handed
-over, the local transcript: `core.turn.Turn`) and every decision about the state are the
-assistant's, in its ``home_*`` handlers. Runs on the assistant's thread; the satellite
-edge (``edges/esphome/satellite.py``) only posts messages.
+over, the local transcript: `core.turn.Turn`) is the assistant's: its own handlers offer
+the request, hand it over and withdraw it; what becomes of the turn and the state when
+Home Assistant speaks (a stage of its run, audio, a timer) is decided by the handlers
+below (`on_stage`, `on_audio`, `on_timer`), which the table names and which take the
+assistant first, as a method does. Runs on the assistant's thread; the satellite edge
+(``edges/esphome/satellite.py``) only posts messages.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from firmware_app.audio.wavio import scale
 from firmware_app.core.events import Emitter
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
 from firmware_app.core.parts import Satellite
+from firmware_app.core.states import BUSY, LISTENING, RESTING, THINKING, Happening, State
+from firmware_app.listen.segmenter import Transcript
+from firmware_app.speak.utterances import Origin, Pending
+from firmware_app.understand.actions import without_wake_words
+
+if TYPE_CHECKING:
+    from firmware_app.core.assistant import Assistant
 
 HOME_ERROR = "Sorry, Home Assistant could not answer that."
 
@@ -133,4 +143,79 @@ class HomeTurns:
         return f"Your {msg.name} timer is done." if msg.name else "Your timer is done."
 
 
-__all__ = ["HOME_ERROR", "HomeTurns", "MediaSpeaker", "wake_phrase"]
+def on_stage(assistant: Assistant, msg: HomeStage) -> State:
+    turn = assistant.turn
+    if msg.run != turn.run or not msg.run:
+        return assistant.state  # a run given up already
+    assistant.home.tell_stage(msg)
+    if msg.stage in ("unanswered", "lost"):
+        turn.run = 0  # gone: nothing to withdraw
+        if not turn.handed:
+            return assistant.state  # still listening: the local recognizer hears it all
+        heard = turn.heard if turn.heard is not None else Transcript("")
+        turn.release()
+        assistant.fire(Happening.HEARD, heard)
+        return THINKING
+    if msg.stage == "stt_end":
+        if assistant.state == LISTENING and not turn.handed:  # it heard the end first
+            return assistant.hand_over(without_wake_words(assistant.hearing.end()))
+        return assistant.state
+    if msg.stage == "error":
+        turn.release()
+        if assistant.state not in (LISTENING, THINKING):
+            return assistant.state
+        if assistant.settings.audio.chimes:
+            assistant.voice.chime("error")
+            return assistant.rest()
+        return assistant.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
+    if msg.stage == "end" and turn.handed:
+        turn.release()
+        return assistant.rest()
+    return assistant.state
+
+
+def on_audio(assistant: Assistant, msg: HomeAudio) -> State:
+    if assistant.home.mix_media(msg, assistant.volume):
+        return assistant.state  # it plays under whatever happens
+    if msg.kind == "reply":
+        if msg.key != assistant.turn.run or not assistant.turn.handed:
+            return assistant.state
+        assistant.turn.release()
+        return play(assistant, msg)
+    if assistant.state == LISTENING or assistant.turn.handed:
+        assistant.home.hold(msg)
+        return assistant.state
+    return play(assistant, msg)
+
+
+def play(assistant: Assistant, msg: HomeAudio) -> State:
+    """Home Assistant's reply, announcement or media, spoken as an utterance of its own
+    (also what waited, once the turn is over: `Assistant.rest`)."""
+    assistant.home.tell_play(msg)
+    assistant.turn.followup = msg.listen_after and not assistant.muted
+    assistant.voice.play(Origin.HOME, msg.pcm, msg.rate, msg.text, msg.key)
+    return assistant.state if assistant.state in BUSY else THINKING
+
+
+def on_timer(assistant: Assistant, msg: HomeTimer) -> State:
+    text = assistant.home.tell_timer(msg)
+    if text is None:
+        return assistant.state
+    if assistant.state in RESTING or (assistant.state in BUSY and not assistant.turn.handed):
+        assistant.interrupt()
+        assistant.voice.ring(text, assistant.settings.assistant.ring_repeats)
+        return THINKING
+    assistant.voice.queue(Pending(Origin.TIMER, text), force=True)
+    return assistant.state
+
+
+__all__ = [
+    "HOME_ERROR",
+    "HomeTurns",
+    "MediaSpeaker",
+    "on_audio",
+    "on_stage",
+    "on_timer",
+    "play",
+    "wake_phrase",
+]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from loguru import logger
 
 if TYPE_CHECKING:
-    from firmware_app.core.table import State
+    from firmware_app.core.states import State
 
 
 class StatusBoard:

@@ -1,24 +1,28 @@
-"""The assistant's table: its states, every happening it reacts to, in which states,
-handled by which method, going to which states; the entry and exit actions; the commands.
+"""The assistant's table: every happening it reacts to, in which states, handled by which
+function, going to which states; the entry and exit actions; the commands. The states
+and happenings themselves are named once, in ``core/states.py``.
 
-Each happening is named once (`Happening`) and carries one payload type; `EVENT_OF` says
-which happening each message or heard event is, and is checked against the rows when the
-table is made. Handlers are the assistant's methods themselves (``A`` is the assistant's
-class), so the type checker sees that each takes what its event carries and returns a
-state. resting = idle, muted, error; busy = thinking, speaking. An event with no row in
-the current state is ignored there.
+Each happening carries one payload type; `EVENT_OF` says which happening each message or
+heard event is, and is checked against the rows when the table is made. Handlers are the
+assistant's methods themselves (``A`` is the assistant's class) or functions beside it
+that take the assistant first, as a method does: the commands (``core/commands.py``) and
+Home Assistant's side of a turn (``core/home_turns.py``). Either way the type checker
+sees that each takes what its event carries and returns a state. resting = idle, muted,
+error; busy = thinking, speaking. An event with no row in the current state is ignored
+there.
 
-The table is made from the class it is read by (`Table.of`), so this module needs the
-assistant only to be type-checked: no import cycle.
+The table is made from the class it is read by (`Table.of`), so this module, and the
+modules of functions it names, need the assistant only to be type-checked: no import
+cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
+from firmware_app.core import commands, home_turns
 from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -41,6 +45,18 @@ from firmware_app.core.messages import (
     VolumeArgs,
     WakeLost,
 )
+from firmware_app.core.states import (
+    ALL,
+    BUSY,
+    ERROR,
+    LISTENING,
+    MUTED,
+    RESTING,
+    SPEAKING,
+    THINKING,
+    Happening,
+    State,
+)
 from firmware_app.listen.hearing import StopSaid
 
 if TYPE_CHECKING:
@@ -53,52 +69,6 @@ from firmware_app.listen.segmenter import (
     Transcript,
     Woke,
 )
-
-
-class State(StrEnum):
-    IDLE = "idle"
-    LISTENING = "listening"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
-    MUTED = "muted"
-    ERROR = "error"
-
-
-IDLE, LISTENING, THINKING, SPEAKING, MUTED, ERROR = State
-RESTING = frozenset({IDLE, MUTED, ERROR})
-"""Where the machine waits for the next wake or command."""
-BUSY = frozenset({THINKING, SPEAKING})
-ALL = frozenset(State)
-
-
-class Happening(StrEnum):
-    """Everything the table reacts to."""
-
-    WAKE = "wake"
-    SPEECH_STARTED = "speech_started"
-    SPEECH_ENDED = "speech_ended"
-    TOO_LONG = "too_long"
-    NO_SPEECH = "no_speech"
-    WAKE_LOST = "wake_lost"
-    HEARD = "heard"
-    REPLY_SENTENCE = "reply_sentence"
-    REPLY_END = "reply_end"
-    PLAYBACK_STARTED = "playback_started"
-    PLAYBACK_DONE = "playback_done"
-    STOP_WORD = "stop_word"
-    STARTED = "started"
-    TIMER_DUE = "timer_due"
-    ERROR_OVER = "error_over"
-    PRESS = "press"
-    HOLD = "hold"
-    DOUBLE = "double"
-    COMMAND = "command"
-    NOTICE = "notice"
-    FAULT = "fault"
-    HOME_STAGE = "home_stage"
-    HOME_AUDIO = "home_audio"
-    HOME_TIMER = "home_timer"
-
 
 H = Happening
 Nothing = type(None)
@@ -128,12 +98,12 @@ def transitions(A: type[Assistant]) -> Transitions:
         on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
         on(ALL,                      H.HOLD,             Button,          A.on_hold,             RESTING | {THINKING, STAY}),
         on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           {THINKING, STAY}),
-        on(ALL,                      H.COMMAND,          Command,         A.on_command,          ALL),
+        on(ALL,                      H.COMMAND,          Command,         commands.on_command,   ALL),
         on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           {ERROR, STAY}),
         on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
-        on(ALL,                      H.HOME_STAGE,       HomeStage,       A.on_home_stage,       RESTING | {THINKING, STAY}),
-        on(ALL,                      H.HOME_AUDIO,       HomeAudio,       A.on_home_audio,       {THINKING, STAY}),
-        on(ALL,                      H.HOME_TIMER,       HomeTimer,       A.on_home_timer,       {THINKING, STAY}),
+        on(ALL,                      H.HOME_STAGE,       HomeStage,       home_turns.on_stage,   RESTING | {THINKING, STAY}),
+        on(ALL,                      H.HOME_AUDIO,       HomeAudio,       home_turns.on_audio,   {THINKING, STAY}),
+        on(ALL,                      H.HOME_TIMER,       HomeTimer,       home_turns.on_timer,   {THINKING, STAY}),
     ])
     # fmt: on
 
@@ -189,25 +159,26 @@ def command(args: type[Args], handler: Callable[[Assistant, Command, Args], Stat
     return CommandRow(args, handler)
 
 
-def commands(A: type[Assistant]) -> dict[CommandName, CommandRow]:
-    # fmt: off
-    return {
-        # name        payload model        handler
-        "say":        command(TextArgs,    A.cmd_say),
-        "ask":        command(TextArgs,    A.cmd_ask),
-        "listen":     command(NoArgs,      A.cmd_listen),
-        "stop":       command(NoArgs,      A.cmd_stop),
-        "mute":       command(MuteArgs,    A.cmd_mute),
-        "volume":     command(VolumeArgs,  A.cmd_volume),
-        "update":     command(NoArgs,      A.cmd_update),
-        "false_wake": command(NoArgs,      A.cmd_false_wake),
-    }
-    # fmt: on
+# fmt: off
+COMMANDS: dict[CommandName, CommandRow] = {
+    # name        payload model        handler
+    "say":        command(TextArgs,    commands.say),
+    "ask":        command(TextArgs,    commands.ask),
+    "listen":     command(NoArgs,      commands.listen),
+    "stop":       command(NoArgs,      commands.stop),
+    "mute":       command(MuteArgs,    commands.mute),
+    "volume":     command(VolumeArgs,  commands.volume),
+    "update":     command(NoArgs,      commands.update),
+    "false_wake": command(NoArgs,      commands.false_wake),
+}
+"""The commands: each name's payload model and handler."""
+# fmt: on
 
 
 @dataclass(frozen=True)
 class Table:
-    """The whole table, bound to the class whose methods it names."""
+    """The whole table, bound to the class whose methods it names (and the functions
+    beside it)."""
 
     transitions: Transitions
     entry: dict[State, Action]
@@ -219,7 +190,7 @@ class Table:
         """The table for the class (made and checked once)."""
         made = _MADE.get(A)
         if made is None:
-            made = _MADE[A] = Table(transitions(A), entry(A), exit_(A), commands(A))
+            made = _MADE[A] = Table(transitions(A), entry(A), exit_(A), COMMANDS)
             made.check()
         return made
 
@@ -242,6 +213,7 @@ _MADE: dict[type, Table] = {}
 __all__ = [
     "ALL",
     "BUSY",
+    "COMMANDS",
     "EVENT_OF",
     "GESTURES",
     "RESTING",
@@ -249,6 +221,5 @@ __all__ = [
     "Happening",
     "State",
     "Table",
-    "commands",
     "transitions",
 ]
