@@ -13,6 +13,7 @@ listening, wake to listening, and its memory.
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py              # the CI set
     PYTHONPATH=. .venv/bin/python scripts/bench_speech.py --size full  # every voice variant
     ... --families piper,flite-awb   # some families only
+    ... --open-speech whisper        # Whisper beside speech-to-phrase (a Pi 4 or 5)
     ... --only stop  # the stop word alone: every condition, held-out families apart,
                      # false stops per hour of ordinary talk, CPU against the bare search
 
