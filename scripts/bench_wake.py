@@ -21,6 +21,8 @@ openWakeWord's near misses confirmed by microWakeWord, with the same figures at 
 in the product, a sweep of rules (openWakeWord's threshold, the two floors, the span)
 with the one the same threshold rule picks, the woken count on the speech corpus's
 requests (tests/speech_corpus.py, the CI set) and the CPU of both engines at once.
+The verifier's second look (``[wake] second_look``) is part of the product's figures;
+they are also given without it, and for a sweep of its threshold at the rule.
 
 ``--only cpu`` repeats just the CPU figures (cheap, but still run it alone).
 The full corpus has over an hour of negative audio; it is cached after the first run
@@ -34,7 +36,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,7 @@ from firmware_app.listen.wake import (  # noqa: E402
     packaged_models_dir,
 )
 from firmware_app.listen.wake_engines import build_wake_detector  # noqa: E402
+from firmware_app.listen.wake_verifier import VerifierScorer, packaged_verifiers  # noqa: E402
 from firmware_app.listen.wake_verify import (  # noqa: E402
     VERIFY_RULES,
     VerifyRule,
@@ -73,6 +76,8 @@ VERIFY_SWEEP = {
     "micro_floor": [0.2, 0.3, 0.5, 0.7, 0.9],
     "span_frames": [3, 5, 8],
 }
+SECOND_LOOK_SWEEP = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+LOOK = "/second_look"  # a trace's name for the verifier's scores of a model
 MAX_FA_PER_HOUR = 0.5
 MIN_THRESHOLD = 0.5
 CPU_SLICE_S = 600
@@ -150,10 +155,13 @@ def bare_microwakeword(audio: np.ndarray) -> float:
 
 
 def product(engine: str, audio: np.ndarray, verify: str = "off") -> float:
+    """The product's detector for hey_jarvis on one engine; with ``verify = "both"`` the
+    default's second looks too (microWakeWord and the verifier), else the engine alone."""
     settings = WakeSettings(
         models=["hey_jarvis"],
         engines={"hey_jarvis": engine},  # type: ignore[dict-item]
         verify=verify,  # type: ignore[arg-type]
+        second_look=verify == "both",
     )
     detector = build_wake_detector(settings)
     start = time.process_time()
@@ -230,9 +238,27 @@ def engine_figures(name: str, corpus: wake_corpus.Corpus, traces: list) -> dict:
     return out
 
 
+class WithSecondLook:
+    """openWakeWord's scores and, under ``model + LOOK``, its verifier's on the same step."""
+
+    def __init__(self, models: list[str]) -> None:
+        self._open = OpenWakeWordScorer(models)
+        self._look = VerifierScorer(self._open, packaged_verifiers(models))
+        self.names = [*self._open.names, *(m + LOOK for m in self._look.names)]
+
+    def scores(self, pcm: bytes) -> dict[str, float]:
+        scores = self._open.scores(pcm)
+        scores.update({m + LOOK: v for m, v in self._look.scores(pcm).items()})
+        return scores
+
+    def reset(self) -> None:
+        self._open.reset()
+
+
 def verify_traces(name: str, corpus: wake_corpus.Corpus) -> list:
-    """Just the two-engine models' traces (positives, negatives) on one engine."""
-    make = ENGINES[name][0]
+    """Just the two-engine models' traces (positives, negatives) on one engine, with
+    the verifier's beside openWakeWord's."""
+    make = WithSecondLook if name == "openwakeword" else ENGINES[name][0]
     scorer = make(list(VERIFY_RULES))
     return [wake_eval.trace(scorer, stream)[0] for stream in (corpus.positives, corpus.negatives)]
 
@@ -243,7 +269,7 @@ def speech_traces(models: list[str]) -> list[tuple[str, dict, dict]]:
     import speech_corpus
 
     items = [i for i in speech_corpus.items("ci") if i.kind == "command"]
-    open_scorer, micro_scorer = OpenWakeWordScorer(models), MicroWakeScorer(models)
+    open_scorer, micro_scorer = WithSecondLook(models), MicroWakeScorer(models)
     out = []
     for item in items:
         stream = wake_corpus.Stream(item.audio)
@@ -263,23 +289,26 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
     out: dict = {"speech_requests": len(speech), "models": {}}
     for model in models:
         opened = [t[model] for t in traces["openwakeword"]]
+        looked = [t.get(model + LOOK) for t in traces["openwakeword"]]
         micro = [t[model] for t in traces["microwakeword"]]
         default = OPENWAKEWORD_THRESHOLDS[model]
         rule = VERIFY_RULES[model]
 
         product_fused = [
-            wake_eval.fused_trace(model, o, m, default, rule)
-            for o, m in zip(opened, micro, strict=True)
+            wake_eval.fused_trace(model, o, m, default, rule, v)
+            for o, m, v in zip(opened, micro, looked, strict=True)
         ]
         fast = [
-            wake_eval.fused_fast(o, m, default, rule) for o, m in zip(opened, micro, strict=True)
+            wake_eval.fused_fast(o, m, default, rule, v)
+            for o, m, v in zip(opened, micro, looked, strict=True)
         ]
         assert all(np.array_equal(a, b) for a, b in zip(product_fused, fast, strict=True)), (
             "sweep differs"
         )
         by_family: dict[str, list[int]] = {}
         said = [
-            wake_eval.fused_trace(model, o[model], m[model], default, rule) for _, o, m in speech
+            wake_eval.fused_trace(model, o[model], m[model], default, rule, o.get(model + LOOK))
+            for _, o, m in speech
         ]
         for (family, _, _), hit in zip(
             speech, wake_eval.woken(model, default, said, refractory), strict=True
@@ -304,7 +333,7 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
             for sp in VERIFY_SWEEP["span_frames"]
             if of < t
         ):
-            candidate = VerifyRule(open_floor, micro_floor, span)
+            candidate = VerifyRule(open_floor, micro_floor, span)  # without the second look
             fused = [
                 wake_eval.fused_fast(o, m, threshold, candidate)
                 for o, m in zip(opened, micro, strict=True)
@@ -318,6 +347,14 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
                 "speech_woken": sum(wake_eval.woken(model, threshold, said, refractory)),
             }
         chosen = pick_rule(sweep)
+
+        heard = (opened, micro, looked)
+        second_look = {
+            str(t): rule_figures(
+                corpus, model, default, heard, speech, replace(rule, verifier_threshold=t)
+            )
+            for t in SECOND_LOOK_SWEEP
+        }
         out["models"][model] = {
             "threshold": default,
             "rule": asdict(rule),
@@ -327,11 +364,44 @@ def verify_figures(corpus: wake_corpus.Corpus, traces: dict[str, list]) -> dict:
             "speech_woken": f"{sum(c[0] for c in by_family.values())}/{len(speech)}",
             "speech_woken_by_family": {k: f"{a}/{n}" for k, (a, n) in by_family.items()},
             "speech_woken_alone": {k: f"{sum(v)}/{len(v)}" for k, v in alone.items()},
+            "without_second_look": rule_figures(
+                corpus, model, default, heard, speech, rule, look=False
+            ),
+            "second_look_sweep": second_look,
             "sweep": sweep,
             "suggested_rule": chosen,
         }
     out["cpu"] = cpu_verified(cpu_slice(corpus))
     return out
+
+
+def rule_figures(
+    corpus: wake_corpus.Corpus,
+    model: str,
+    threshold: float,
+    heard: tuple[list, list, list],
+    speech: list[tuple[str, dict, dict]],
+    rule: VerifyRule,
+    look: bool = True,
+) -> dict:
+    """The corpus figures and the speech requests woken at one rule, from the traces
+    ``heard`` (openWakeWord, microWakeWord, the verifier), with or without the verifier."""
+    refractory = round(WakeSettings().refractory_s / FRAME_SECONDS)
+    fused = [
+        wake_eval.fused_fast(o, m, threshold, rule, v if look else None)
+        for o, m, v in zip(*heard, strict=True)
+    ]
+    said = [
+        wake_eval.fused_fast(
+            o[model], m[model], threshold, rule, o.get(model + LOOK) if look else None
+        )
+        for _, o, m in speech
+    ]
+    f = model_figures(corpus, [{model: x} for x in fused], model, threshold, refractory)
+    return {
+        **{k: f[k] for k in ("frr", "fa_per_hour", "sound_alike_accepts")},
+        "speech_woken": sum(wake_eval.woken(model, threshold, said, refractory)),
+    }
 
 
 def pick_rule(sweep: dict[str, dict]) -> str | None:

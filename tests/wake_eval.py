@@ -156,14 +156,21 @@ class TraceScorer:
 
 
 def fused_trace(
-    model: str, open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
+    model: str,
+    open_trace: np.ndarray,
+    micro_trace: np.ndarray,
+    threshold: float,
+    rule: VerifyRule,
+    looked: np.ndarray | None = None,
 ) -> np.ndarray:
-    """What the product's two-engine scorer gives on these recorded scores."""
+    """What the product's scorer gives on these recorded scores (``looked``: the
+    verifier's, when its second look is on)."""
     scorer = VerifiedScorer(
         TraceScorer({model: open_trace}),
         TraceScorer({model: micro_trace}),
         {model: rule},
         {model: threshold},
+        TraceScorer({model: looked}) if looked is not None else None,
     )
     return np.array([scorer.scores(b"")[model] for _ in range(len(open_trace))])
 
@@ -176,16 +183,24 @@ def recent_peak(scores: np.ndarray, frames: int) -> np.ndarray:
 
 
 def fused_fast(
-    open_trace: np.ndarray, micro_trace: np.ndarray, threshold: float, rule: VerifyRule
+    open_trace: np.ndarray,
+    micro_trace: np.ndarray,
+    threshold: float,
+    rule: VerifyRule,
+    looked: np.ndarray | None = None,
 ) -> np.ndarray:
     """``fused_trace`` in numpy, for the sweep (checked against it at the chosen rule)."""
     before = np.concatenate([[0.0], open_trace[:-1]])
-    confirmed = (
-        (open_trace < threshold)
-        & (open_trace <= before)
-        & (recent_peak(open_trace, rule.span_frames) >= rule.open_floor)
-        & (recent_peak(micro_trace, rule.span_frames) >= rule.micro_floor)
+    both = (recent_peak(open_trace, rule.span_frames) >= rule.open_floor) & (
+        recent_peak(micro_trace, rule.span_frames) >= rule.micro_floor
     )
+    if looked is not None:
+        looked_before = np.concatenate([[0.0], looked[:-1]])
+        before_that = np.concatenate([[0.0, 0.0], open_trace[:-2]])[: len(open_trace)]
+        both |= (before >= np.maximum(rule.verifier_floor, before_that)) & (
+            looked_before >= rule.verifier_threshold
+        )
+    confirmed = (open_trace < threshold) & (open_trace <= before) & both
     return np.where(confirmed, threshold, open_trace)
 
 

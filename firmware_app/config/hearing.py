@@ -39,6 +39,12 @@ class WakeSettings(Section):
     sound-alikes (docs/wake.md); it costs about a third more CPU than openWakeWord alone
     and 2.5 MB. ``off``: each model is heard by its own engine alone. A model set to
     microwakeword (as the ``zero`` profile does) is never verified."""
+    second_look: bool = True
+    """A near miss of openWakeWord's hey_jarvis is also looked at again by a small model
+    that reads openWakeWord's own features at the miss (trained on many synthetic voices,
+    shipped in the package): fewer missed wakes for voices openWakeWord hears less well,
+    at almost no CPU (docs/wake.md). Independent of ``verify``; off: openWakeWord's
+    score, and microWakeWord with ``verify = "both"``, decide alone."""
     refractory_s: float = Field(2.0, ge=0.0, le=30.0)
     """After a detection, ignore further detections for this long (one utterance wakes once)."""
     preroll_ms: int = Field(500, ge=0, le=2000)

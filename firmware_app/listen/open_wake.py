@@ -131,6 +131,11 @@ class OpenWakeWordStream:
         self._steps = 0
         self._last = dict.fromkeys(self.names, 0.0)
 
+    def embeddings(self, frames: int) -> np.ndarray:
+        """The last ``frames`` embeddings, one per 80 ms step: what a wake model read at
+        the latest step, for a second model to read too (``wake_verifier``)."""
+        return self._features[-frames:]
+
     def scores(self, pcm: bytes) -> dict[str, float]:
         """The scores at the end of this audio: the highest of each 80 ms step in it
         (the last ones again when it completes no step)."""

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from firmware_app.config.files import FileRefused, check_regular
 from firmware_app.config.settings import BUILTIN_WAKE_MODELS, WakeSettings
 from firmware_app.core.engines import Detection
@@ -149,6 +151,10 @@ class OpenWakeWordScorer:
 
     def scores(self, pcm: bytes) -> dict[str, float]:
         return self._stream.scores(pcm)
+
+    def embeddings(self, frames: int) -> np.ndarray:
+        """The front end's last ``frames`` embeddings (``wake_verifier`` reads them)."""
+        return self._stream.embeddings(frames)
 
     def reset(self) -> None:
         """Clear the rolling buffers so the phrase that just fired cannot fire again."""

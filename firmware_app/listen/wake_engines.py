@@ -1,6 +1,8 @@
 """The wake word detector the settings ask for: openWakeWord, microWakeWord, or both when
-the models are split between them (each engine loads only if it is used), and with
-``verify = "both"`` microWakeWord confirming openWakeWord's near misses (``wake_verify``)."""
+the models are split between them (each engine loads only if it is used), with
+openWakeWord's near misses confirmed by microWakeWord (``verify = "both"``) and by the
+verifier on its own features (``second_look``) where a rule for the model was measured
+(``wake_verify``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from firmware_app.listen.wake import (
     PeakPicker,
     threshold_for,
 )
+from firmware_app.listen.wake_verifier import VERIFIER_FILES, VerifierScorer, packaged_verifiers
 from firmware_app.listen.wake_verify import VERIFY_RULES, VerifiedScorer
 
 
@@ -45,11 +48,20 @@ def verified_models(settings: WakeSettings, models: Sequence[str]) -> list[str]:
     return [m for m in models if m in VERIFY_RULES and m in MICRO_WAKE_MODELS]
 
 
+def second_looked_models(settings: WakeSettings, models: Sequence[str]) -> list[str]:
+    """The openWakeWord models the verifier looks at again: with ``second_look``, those
+    it has a model and a measured rule for."""
+    if not settings.second_look:
+        return []
+    return [m for m in models if m in VERIFY_RULES and m in VERIFIER_FILES]
+
+
 def verified_open_wake_word(settings: WakeSettings, models: Sequence[str]) -> Detector:
-    """openWakeWord on ``models``, its near misses of the verified ones confirmed by
-    microWakeWord."""
+    """openWakeWord on ``models``, its near misses confirmed by microWakeWord and by the
+    verifier, each for the models it looks at."""
     chosen = list(models)
     checked = verified_models(settings, chosen)
+    looked = second_looked_models(settings, chosen)
     open_scorer = OpenWakeWordScorer(chosen)
     thresholds = {  # by the names detections carry (a custom model's file stem)
         name: threshold_for(settings, model, OPENWAKEWORD_THRESHOLDS)
@@ -57,9 +69,10 @@ def verified_open_wake_word(settings: WakeSettings, models: Sequence[str]) -> De
     }
     scorer = VerifiedScorer(
         open_scorer,
-        MicroWakeScorer(checked),
-        {m: VERIFY_RULES[m] for m in checked},
+        MicroWakeScorer(checked) if checked else None,
+        {m: VERIFY_RULES[m] for m in dict.fromkeys([*checked, *looked])},
         thresholds,
+        VerifierScorer(open_scorer, packaged_verifiers(looked)) if looked else None,
     )
     picker = PeakPicker(thresholds, round(settings.refractory_s / FRAME_SECONDS))
     return Detector(scorer, picker)
@@ -74,7 +87,7 @@ def build_wake_detector(settings: WakeSettings) -> Detector | WakeEngines:
     detectors: list[Detector] = []
     if "openwakeword" in by_engine:
         models = by_engine["openwakeword"]
-        if verified_models(settings, models):
+        if verified_models(settings, models) or second_looked_models(settings, models):
             detectors.append(verified_open_wake_word(settings, models))
         else:
             detectors.append(OpenWakeWord(settings, models))

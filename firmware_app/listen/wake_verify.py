@@ -1,4 +1,5 @@
-"""Both wake engines on the same audio: microWakeWord confirms openWakeWord's near misses.
+"""Second looks at openWakeWord's near misses: microWakeWord on the same audio, and a
+verifier on openWakeWord's own features.
 
 openWakeWord's hey_jarvis needs 0.95 to keep false wakes under one in two hours, and at
 that threshold it misses a third of the corpus's voices (docs/wake.md). microWakeWord errs
@@ -11,6 +12,11 @@ where it was without the second engine (unless its score dips on the way up), an
 confirmed one at openWakeWord's peak, so the pre-roll handed to the recognizer starts
 where it always did. The rule and its
 figures are measured on the wake and speech corpora (scripts/bench_wake.py).
+
+The verifier (``wake_verifier``) is the other second look: a near miss of at least
+``verifier_floor`` also counts when the verifier, reading the embeddings openWakeWord
+read at that peak, scores ``verifier_threshold`` or more. It is judged at the peak itself
+(the step before openWakeWord's score falls), as it was trained.
 
 The result is one score per model, so the detector's :class:`PeakPicker` decides as for a
 single engine: a confirmed wake scores at least the model's openWakeWord threshold.
@@ -28,17 +34,22 @@ from firmware_app.listen.wake import ScoringEngine
 @dataclass(frozen=True)
 class VerifyRule:
     """When a near miss of openWakeWord counts: both engines over their floors within
-    ``span_frames`` 80 ms frames of each other."""
+    ``span_frames`` 80 ms frames of each other, or a peak of at least ``verifier_floor``
+    that the verifier scores ``verifier_threshold`` or more."""
 
     open_floor: float
     micro_floor: float
     span_frames: int
+    verifier_floor: float = 1.0
+    verifier_threshold: float = 1.0
 
 
 # Measured on the wake corpus and the speech corpus's requests by scripts/bench_wake.py's
 # rule (docs/wake.md): only models with a rule here are confirmed by both engines.
 VERIFY_RULES: dict[str, VerifyRule] = {
-    "hey_jarvis": VerifyRule(open_floor=0.4, micro_floor=0.3, span_frames=3),
+    "hey_jarvis": VerifyRule(
+        open_floor=0.4, micro_floor=0.3, span_frames=3, verifier_floor=0.1, verifier_threshold=0.7
+    ),
 }
 
 
@@ -63,52 +74,81 @@ def fused_score(
     micro_peak: float,
     threshold: float,
     rule: VerifyRule,
+    verifier_before: float = 0.0,
+    open_before_that: float = 0.0,
 ) -> float:
-    """openWakeWord's score, raised to its ``threshold`` when microWakeWord confirms a
-    near miss: both recent peaks over their floors, openWakeWord no longer rising (no
-    higher than ``open_before``, its score a frame earlier)."""
+    """openWakeWord's score, raised to its ``threshold`` when a second look confirms a
+    near miss, openWakeWord no longer rising (no higher than ``open_before``, its score a
+    frame earlier): microWakeWord (both recent peaks over their floors), or the verifier
+    (``verifier_before``) at that earlier frame when it was the peak (no lower than
+    ``open_before_that``, the frame before it)."""
     confirmed = open_peak >= rule.open_floor and micro_peak >= rule.micro_floor
-    if open_score < threshold and open_score <= open_before and confirmed:
+    verified = (
+        open_before >= max(rule.verifier_floor, open_before_that)
+        and verifier_before >= rule.verifier_threshold
+    )
+    if open_score < threshold and open_score <= open_before and (confirmed or verified):
         return threshold
     return open_score
 
 
 class VerifiedScorer:
-    """openWakeWord's scores, with its near misses confirmed by microWakeWord for the
-    models in ``rules`` (``micro`` scores exactly those models, under the same names)."""
+    """openWakeWord's scores, with its near misses confirmed for the models in ``rules``
+    by microWakeWord (``micro``) and by the verifier (``verifier``), each of which scores
+    those of the models it looks at, under the same names (None: that look is off). The
+    verifier reads openWakeWord's front end, so it is scored after openWakeWord."""
 
     def __init__(
         self,
         open_scorer: ScoringEngine,
-        micro: ScoringEngine,
+        micro: ScoringEngine | None,
         rules: Mapping[str, VerifyRule],
         thresholds: Mapping[str, float],
+        verifier: ScoringEngine | None = None,
     ) -> None:
         self.names = open_scorer.names
         self._open = open_scorer
         self._micro = micro
+        self._verifier = verifier
         self._rules = dict(rules)
         self._thresholds = dict(thresholds)
         self._open_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
         self._micro_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
         self._before = dict.fromkeys(self._rules, 0.0)
+        self._before_that = dict.fromkeys(self._rules, 0.0)
+        self._verified_before = dict.fromkeys(self._rules, 0.0)
 
     def scores(self, pcm: bytes) -> dict[str, float]:
         scores = self._open.scores(pcm)
-        micro = self._micro.scores(pcm)
+        micro = self._micro.scores(pcm) if self._micro is not None else {}
+        verified = self._verifier.scores(pcm) if self._verifier is not None else {}
         for model, rule in self._rules.items():
             open_peak = self._open_peaks[model].push(scores[model])
-            micro_peak = self._micro_peaks[model].push(micro[model])
+            micro_peak = self._micro_peaks[model].push(micro.get(model, 0.0))
             score = scores[model]
             scores[model] = fused_score(
-                score, self._before[model], open_peak, micro_peak, self._thresholds[model], rule
+                score,
+                self._before[model],
+                open_peak,
+                micro_peak,
+                self._thresholds[model],
+                rule,
+                self._verified_before[model],
+                self._before_that[model],
             )
+            self._before_that[model] = self._before[model]
             self._before[model] = score
+            self._verified_before[model] = verified.get(model, 0.0)
         return scores
 
     def reset(self) -> None:
         self._open.reset()
-        self._micro.reset()
+        if self._micro is not None:
+            self._micro.reset()
+        if self._verifier is not None:
+            self._verifier.reset()
         for peak in [*self._open_peaks.values(), *self._micro_peaks.values()]:
             peak.clear()
         self._before = dict.fromkeys(self._rules, 0.0)
+        self._before_that = dict.fromkeys(self._rules, 0.0)
+        self._verified_before = dict.fromkeys(self._rules, 0.0)
