@@ -70,6 +70,7 @@ def test_real_detection_score_is_the_peak_of_the_trace(engine, jarvis):
         engines={"hey_jarvis": engine},
         thresholds={"hey_jarvis": 0.3},
         verify="off",  # one engine's own scores
+        second_look=False,
     )
     detector = build_wake_detector(settings)
     assert isinstance(detector, OpenWakeWord if engine == "openwakeword" else MicroWake)

@@ -141,6 +141,10 @@ def test_a_broken_verifier_file_is_one_clear_error(tmp_path):
     np.savez(bad, frames=np.array([1], dtype=object), mean=np.zeros(3))  # a pickle
     with pytest.raises(ModelMissingError):
         LinearVerifier.load(bad)
+    with bad.open("wb") as out:  # one array, not an archive
+        np.save(out, np.zeros(3))
+    with pytest.raises(ModelMissingError):
+        LinearVerifier.load(bad)
 
 
 def test_which_models_the_verifier_looks_at():

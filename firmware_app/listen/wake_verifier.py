@@ -35,7 +35,7 @@ class Embeddings(Protocol):
     def embeddings(self, frames: int) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinearVerifier:
     """Logistic regression on standardized embeddings: ``score`` is a probability."""
 
@@ -49,7 +49,7 @@ class LinearVerifier:
     def load(cls, path: Path) -> LinearVerifier:
         """The model in ``path`` (numpy arrays, no pickles), its shapes checked."""
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:  # a lone array: TypeError
                 frames = int(data["frames"])
                 arrays = [
                     np.asarray(data[k], dtype=np.float32) for k in ("mean", "scale", "weights")
