@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -129,6 +130,32 @@ def test_slow_loris_clients_lock_nobody_out(service: Service) -> None:
     finally:
         stop.set()
     assert not [e for e in service.of("speak_start") if e.fields.get("origin") == "cmd"]
+
+
+def test_the_socket_appears_only_once_it_takes_connections(tmp_path: Path, monkeypatch) -> None:
+    """A client that finds the path is never refused by a service still starting (it
+    would take that for no service at all and answer the request itself)."""
+    from firmware_app.app import control_server
+
+    path = tmp_path / "control.sock"
+    seen_at_listen: list[bool] = []
+
+    class Watched(socket.socket):
+        def listen(self, backlog: int = 0) -> None:
+            seen_at_listen.append(path.exists())
+            super().listen(backlog)
+
+    monkeypatch.setattr(control_server.socket, "socket", Watched)
+    server = ControlServer(path, lambda msg: None, EventBus())
+    server.start()
+    try:
+        assert seen_at_listen == [False]
+        assert path.is_socket() and stat.S_IMODE(path.stat().st_mode) == 0o660
+        assert [p.name for p in tmp_path.iterdir()] == ["control.sock"]  # nothing else left
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))
+    finally:
+        server.close()
 
 
 def test_a_server_closing_never_removes_a_socket_it_does_not_own(tmp_path: Path) -> None:

@@ -83,20 +83,29 @@ class ControlServer:
 
     def start(self) -> None:
         """Listen. A socket left behind is replaced: the caller holds the instance lock
-        (``instance.hold``), so no other service can be using it."""
+        (``instance.hold``), so no other service can be using it.
+
+        The socket is bound and listening under a hidden name first and then renamed into
+        place, so its path appears only once it takes connections: a client that finds
+        the path and is refused knows no service is there (``ttbt5 ask`` then answers
+        itself), never that one is still starting."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_socket():
             self.path.unlink()
+        staging = self.path.with_name(f".{self.path.name}.new")
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o117)  # never world-writable, not even for a moment
         try:
-            sock.bind(str(self.path))
+            sock.bind(str(staging))
         finally:
             os.umask(old)
-        os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
+        os.chmod(staging, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP)
+        sock.listen(MAX_WAITING)
+        os.replace(staging, self.path)
         info = os.stat(self.path)
         self._bound = (info.st_dev, info.st_ino)
-        sock.listen(MAX_WAITING)
         sock.setblocking(False)
         self._sock = sock
         self._thread.start()
