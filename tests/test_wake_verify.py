@@ -147,6 +147,23 @@ def test_a_broken_verifier_file_is_one_clear_error(tmp_path):
         LinearVerifier.load(bad)
 
 
+def test_a_missing_verifier_costs_the_second_look_and_one_warning(tmp_path, monkeypatch):
+    from loguru import logger
+
+    from firmware_app.listen import wake_verifier
+
+    monkeypatch.setitem(wake_verifier.VERIFIER_FILES, "hey_jarvis", tmp_path / "gone.npz")
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        detector = build_wake_detector(WakeSettings(models=["hey_jarvis"], verify="off"))
+    finally:
+        logger.remove(sink)
+    assert len(warnings) == 1 and "no second look" in warnings[0] and "gone.npz" in warnings[0]
+    silence = np.zeros(RATE, np.int16)
+    assert run(detector, Stream(silence)) == []  # the wake word still listens
+
+
 def test_which_models_the_verifier_looks_at():
     settings = WakeSettings(models=["hey_jarvis", "alexa"])
     assert second_looked_models(settings, settings.models) == ["hey_jarvis"]

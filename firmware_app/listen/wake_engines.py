@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loguru import logger
+
 from firmware_app.config.settings import MICRO_WAKE_MODELS, WakeEngineName, WakeSettings
 from firmware_app.core.engines import Detection
+from firmware_app.core.errors import ModelMissingError
 from firmware_app.core.messages import FRAME_SECONDS
 from firmware_app.listen.micro_wake import MicroWake, MicroWakeScorer
 from firmware_app.listen.wake import (
@@ -20,7 +23,12 @@ from firmware_app.listen.wake import (
     PeakPicker,
     threshold_for,
 )
-from firmware_app.listen.wake_verifier import VERIFIER_FILES, VerifierScorer, packaged_verifiers
+from firmware_app.listen.wake_verifier import (
+    VERIFIER_FILES,
+    LinearVerifier,
+    VerifierScorer,
+    packaged_verifiers,
+)
 from firmware_app.listen.wake_verify import VERIFY_RULES, VerifiedScorer
 
 
@@ -56,12 +64,23 @@ def second_looked_models(settings: WakeSettings, models: Sequence[str]) -> list[
     return [m for m in models if m in VERIFY_RULES and m in VERIFIER_FILES]
 
 
+def loaded_verifiers(models: list[str]) -> dict[str, LinearVerifier]:
+    """The shipped verifiers of ``models``; none, with one warning, when a file is broken
+    or missing: the second look only adds wakes, so the wake word works without it."""
+    try:
+        return packaged_verifiers(models)
+    except ModelMissingError as exc:
+        logger.warning("wake word: no second look ({}); reinstall to restore it", exc)
+        return {}
+
+
 def verified_open_wake_word(settings: WakeSettings, models: Sequence[str]) -> Detector:
     """openWakeWord on ``models``, its near misses confirmed by microWakeWord and by the
     verifier, each for the models it looks at."""
     chosen = list(models)
     checked = verified_models(settings, chosen)
-    looked = second_looked_models(settings, chosen)
+    verifiers = loaded_verifiers(second_looked_models(settings, chosen))
+    looked = list(verifiers)
     open_scorer = OpenWakeWordScorer(chosen)
     thresholds = {  # by the names detections carry (a custom model's file stem)
         name: threshold_for(settings, model, OPENWAKEWORD_THRESHOLDS)
@@ -72,7 +91,7 @@ def verified_open_wake_word(settings: WakeSettings, models: Sequence[str]) -> De
         MicroWakeScorer(checked) if checked else None,
         {m: VERIFY_RULES[m] for m in dict.fromkeys([*checked, *looked])},
         thresholds,
-        VerifierScorer(open_scorer, packaged_verifiers(looked)) if looked else None,
+        VerifierScorer(open_scorer, verifiers) if verifiers else None,
     )
     picker = PeakPicker(thresholds, round(settings.refractory_s / FRAME_SECONDS))
     return Detector(scorer, picker)
