@@ -93,6 +93,10 @@ ALSA_DIR = Path(tempfile.mkdtemp(prefix="ttbt5-alsa-"))
 ALSA_MIC = ALSA_DIR / "mic.raw"
 ALSA_SPEAKER = ALSA_DIR / "speaker.raw"
 ALSA_FIFO = ALSA_DIR / "mic.fifo"  # a capture device that stalls when nothing is written
+# A playback device whose file only grows: the plugin pipes each opening through
+# ``cat >>`` instead of truncating, so a reader that marks a size never misses a sound
+# when the player closes and reopens the device between sounds.
+ALSA_SPEAKER_LOG = ALSA_DIR / "speaker-log.raw"
 os.mkfifo(ALSA_FIFO)
 (ALSA_DIR / "asoundrc").write_text(f"""
 pcm.testmic {{
@@ -113,6 +117,12 @@ pcm.testspeaker {{
     type file
     slave.pcm "null"
     file "{ALSA_SPEAKER}"
+    format "raw"
+}}
+pcm.testspeakerlog {{
+    type file
+    slave.pcm "null"
+    file "|cat >> {ALSA_SPEAKER_LOG}"
     format "raw"
 }}
 """)

@@ -135,40 +135,27 @@ class Device:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
 
-@dataclass(frozen=True)
-class Mark:
-    size: int
-    mtime_ns: int
-
-
 class Speaker:
-    """What the device played, read from the ALSA file device. The device may close and
-    reopen the speaker between sounds, and the file plugin then starts the file again
-    (with a null slave it writes a whole sound at once, so the file may even end up as
-    long as before): a file written since a mark yet no longer than at the mark holds
-    only what came after it."""
+    """What the device played, read from an ALSA file device that only grows (each
+    opening of the device appends to it), so a byte offset marks a moment: everything
+    after it was played after it, however often the device closed and reopened the
+    speaker in between."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def mark(self) -> Mark:
+    def mark(self) -> int:
         try:
-            st = self.path.stat()
+            size = self.path.stat().st_size
         except FileNotFoundError:
-            return Mark(0, 0)
-        return Mark(st.st_size, st.st_mtime_ns)
-
-    def _start(self, mark: Mark) -> int:
-        """Where what came after ``mark`` starts in the file now."""
-        now = self.mark()
-        if now.mtime_ns != mark.mtime_ns and now.size <= mark.size:
             return 0
-        return mark.size - mark.size % 2
+        return size - size % 2
 
-    def audio_since(self, mark: Mark) -> np.ndarray:
+    def audio_since(self, mark: int) -> np.ndarray:
         with self.path.open("rb") as f:
-            f.seek(self._start(mark))
-            return np.frombuffer(f.read(), dtype="<i2")
+            f.seek(mark)
+            data = f.read()
+        return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
 
     def settle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until nothing more is written (the device's buffer reached the file)."""
@@ -180,18 +167,15 @@ class Speaker:
                 return
             last = now
 
-    def wait_sound(self, mark: Mark, timeout: float = 30.0, level: int = 500) -> float:
+    def wait_sound(self, mark: int, timeout: float = 30.0, level: int = 500) -> float:
         """Monotonic time at which audio louder than ``level`` first appeared after
         ``mark`` (polled every 5 ms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            start = self._start(mark)
             pcm = self.audio_since(mark)
             if pcm.size and int(np.abs(pcm).max()) > level:
                 return time.monotonic()
-            now = self.mark()
-            if now.size > start:  # nothing loud yet: look only at what comes next
-                mark = Mark(now.size, now.mtime_ns)
+            mark += 2 * pcm.size  # nothing loud yet: look only at what comes next
             time.sleep(0.005)
         raise AssertionError(f"the speaker played nothing within {timeout} s")
 
@@ -303,7 +287,7 @@ class SatelliteRig:
         assert self.ws is not None
         return self.ws
 
-    def say(self, pcm: np.ndarray) -> tuple[int, Mark]:
+    def say(self, pcm: np.ndarray) -> tuple[int, int]:
         """Speak into the microphone; returns (event index, speaker mark) before it."""
         at = (len(self.device.events()), self.speaker.mark())
         self.feeder.speak(pcm)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from conftest import ALSA_FIFO, ALSA_SPEAKER
+from conftest import ALSA_FIFO, ALSA_SPEAKER_LOG
 from ha_harness import heard_back, needs_home_assistant
 from ha_satellite_rig import SPEAKER_RATE, Paths, SatelliteRig, request, satellite_stage
 from netns import netns_problem
@@ -28,13 +28,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SatelliteRig]:
-    ALSA_SPEAKER.write_bytes(b"")
+    ALSA_SPEAKER_LOG.write_bytes(b"")
     paths = Paths(
         work=tmp_path_factory.mktemp("satellite"),
         fifo=ALSA_FIFO,
-        speaker=ALSA_SPEAKER,
+        speaker=ALSA_SPEAKER_LOG,
         mic_device="testfifo",
-        speaker_device="testspeaker",
+        speaker_device="testspeakerlog",
     )
     rig = SatelliteRig(paths)
     try:

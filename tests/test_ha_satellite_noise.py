@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import ALSA_FIFO, ALSA_SPEAKER
+from conftest import ALSA_FIFO, ALSA_SPEAKER_LOG
 from esphome_support import TEST_KEY
 from ha_harness import needs_home_assistant
 from ha_satellite_rig import ESPHOME_PORT, Paths, SatelliteRig, request, satellite_stage
@@ -24,13 +24,13 @@ WRONG_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SatelliteRig]:
-    ALSA_SPEAKER.write_bytes(b"")
+    ALSA_SPEAKER_LOG.write_bytes(b"")
     paths = Paths(
         work=tmp_path_factory.mktemp("satellite-noise"),
         fifo=ALSA_FIFO,
-        speaker=ALSA_SPEAKER,
+        speaker=ALSA_SPEAKER_LOG,
         mic_device="testfifo",
-        speaker_device="testspeaker",
+        speaker_device="testspeakerlog",
     )
     rig = SatelliteRig(paths, key=TEST_KEY)
     try:
