@@ -3,12 +3,12 @@
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
 event); its handler returns the next state, which must be one the row allows. The
-handlers are methods here, but for the commands (``core/commands.py``) and Home
-Assistant's side of a turn (``core/home_turns.py``): functions beside the assistant that
-take it first and act through what it makes public. The dispatcher
-(`dispatcher.Machine`) alone changes state, running the exit action of the old state and
-the entry action of the new one: leaving LISTENING always finishes the recognizer,
-exactly once. An event with no row in the current state is ignored there.
+handlers are methods here, but for the button's (``core/controls.py``), the commands
+(``core/commands.py``) and Home Assistant's side of a turn (``core/home_turns.py``):
+functions beside the assistant that take it first and act through what it makes public.
+The dispatcher (`dispatcher.Machine`) alone changes state, running the exit action of
+the old state and the entry action of the new one: leaving LISTENING always finishes the
+recognizer, exactly once. An event with no row in the current state is ignored there.
 
 The assistant decides; its parts, each handed to the constructor by the one wiring
 function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
@@ -21,7 +21,7 @@ own state: the machine's state, the dialogue turn and the last error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
-of the resting state while `Controls.muted` is set (`_resting_state`).
+of the resting state while `Controls.muted` is set (`resting_state`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from loguru import logger
 from firmware_app.config.settings import Settings
 from firmware_app.core import home_turns
 from firmware_app.core.commands import answer
-from firmware_app.core.controls import Controls
+from firmware_app.core.controls import Controls, set_volume
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
@@ -103,8 +103,8 @@ from firmware_app.understand.timers import Timers
 
 
 class Assistant:
-    """The handlers and entry/exit actions the table names (the commands and Home
-    Assistant's turns aside), and the state the table's handlers change."""
+    """The handlers and entry/exit actions the table names (the button's, the commands'
+    and Home Assistant's turns' aside), and the state the table's handlers change."""
 
     def __init__(
         self,
@@ -158,7 +158,7 @@ class Assistant:
         self.table = Table.of(type(self))
         self.machine = Machine(
             self,
-            self._resting_state(),
+            self.resting_state(),
             self.table.transitions,
             self.table.entry,
             self.table.exit,
@@ -301,7 +301,9 @@ class Assistant:
         )
         self.display.show(showing)
 
-    def _resting_state(self) -> State:
+    def resting_state(self) -> State:
+        """Where the machine rests now: an error still shown, else muted or idle. Public for
+        the controls' handlers: a mute changed at rest renames the state it rests in."""
         if self._mic_fault or self._t < self._error_until:
             return ERROR
         return MUTED if self.muted else IDLE
@@ -334,7 +336,7 @@ class Assistant:
         """Go to LISTENING (its entry action starts the transcriber); refused while muted.
         ``phrase``: the wake word that opened the request, as Home Assistant is told it."""
         if self.muted:
-            return self._resting_state()
+            return self.resting_state()
         self._listen_with = (preroll, followup, phrase)
         return LISTENING
 
@@ -463,7 +465,7 @@ class Assistant:
 
     def _carry_out(self, outcome: Outcome) -> State:
         if outcome.volume is not None:
-            self.set_volume(outcome.volume)
+            set_volume(self, outcome.volume)
         if outcome.stop:
             return self.stop_everything()
         text = outcome.text
@@ -541,7 +543,7 @@ class Assistant:
         if ring is not None:
             self.voice.ring(ring, self.settings.assistant.ring_repeats)
             return THINKING
-        return self._resting_state()
+        return self.resting_state()
 
     def interrupt(self, reason: str = "interrupted") -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
@@ -573,43 +575,6 @@ class Assistant:
         if self.settings.audio.chimes:
             self.voice.chime("error")
         return ERROR
-
-    # --- the controls (volume, mute)
-    def set_volume(self, level: int) -> None:
-        self.controls.set_volume(level)
-        self.emit("volume", volume=self.volume)
-
-    def set_muted(self, muted: bool) -> State:
-        if self.controls.set_muted(muted):
-            if not muted:
-                self.hearing.reset()  # it heard nothing while muted: drop what it held
-            logger.info("microphone {}", "muted" if muted else "unmuted")
-        self.emit("mute", muted=self.muted)
-        if muted and self.state == LISTENING:
-            return self.rest()
-        return self._resting_state() if self.state in RESTING else self.state
-
-    # --- the button
-    def on_press(self, _: object) -> State:
-        if self.voice.ringing or self.state in BUSY:
-            return self.stop_everything()
-        if self.state == LISTENING:
-            return self.rest()
-        if self.muted:
-            if self.settings.audio.chimes:
-                self.voice.chime("error")
-            return self.state
-        return self.listen()
-
-    def on_hold(self, _: object) -> State:
-        return self.set_muted(not self.muted)
-
-    def on_double(self, _: object) -> State:
-        """Say the last reply again."""
-        if not self.voice.last_reply:
-            return self.state
-        self.interrupt()
-        return self.speak(Origin.REPEAT, self.voice.last_reply)
 
     # --- notices
     def on_notice(self, notice: Notice) -> State:

@@ -5,8 +5,9 @@ and happenings themselves are named once, in ``core/states.py``.
 Each happening carries one payload type; `EVENT_OF` says which happening each message or
 heard event is, and is checked against the rows when the table is made. Handlers are the
 assistant's methods themselves (``A`` is the assistant's class) or functions beside it
-that take the assistant first, as a method does: the commands (``core/commands.py``) and
-Home Assistant's side of a turn (``core/home_turns.py``). Either way the type checker
+that take the assistant first, as a method does: the button's (``core/controls.py``), the
+commands (``core/commands.py``) and Home Assistant's side of a turn
+(``core/home_turns.py``). Either way the type checker
 sees that each takes what its event carries and returns a state. resting = idle, muted,
 error; busy = thinking, speaking. An event with no row in the current state is ignored
 there.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core import commands, home_turns
+from firmware_app.core import commands, controls, home_turns
 from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -95,9 +96,9 @@ def transitions(A: type[Assistant]) -> Transitions:
         on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
         on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
         on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
-        on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
-        on(ALL,                      H.HOLD,             Button,          A.on_hold,             RESTING | {THINKING, STAY}),
-        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           {THINKING, STAY}),
+        on(ALL,                      H.PRESS,            Button,          controls.on_press,     ALL),
+        on(ALL,                      H.HOLD,             Button,          controls.on_hold,      RESTING | {THINKING, STAY}),
+        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          controls.on_double,    {THINKING, STAY}),
         on(ALL,                      H.COMMAND,          Command,         commands.on_command,   ALL),
         on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           {ERROR, STAY}),
         on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
