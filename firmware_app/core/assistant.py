@@ -3,9 +3,11 @@
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
 event); its handler returns the next state, which must be one the row allows. The
-handlers are methods here, but for the button's (``core/controls.py``), the commands
-(``core/commands.py``) and Home Assistant's side of a turn (``core/home_turns.py``):
-functions beside the assistant that take it first and act through what it makes public.
+handlers of listening, the turn's end, notices and faults are methods here; the others
+are functions beside the assistant that take it first and act through what it makes
+public: the button's (``core/controls.py``), the commands (``core/commands.py``), a
+request understood (``core/understanding.py``), what is said and what follows it
+(``core/speaking.py``) and Home Assistant's side of a turn (``core/home_turns.py``).
 The dispatcher (`dispatcher.Machine`) alone changes state, running the exit action of
 the old state and the entry action of the new one: leaving LISTENING always finishes the
 recognizer, exactly once. An event with no row in the current state is ignored there.
@@ -33,7 +35,7 @@ from loguru import logger
 from firmware_app.config.settings import Settings
 from firmware_app.core import home_turns
 from firmware_app.core.commands import answer
-from firmware_app.core.controls import Controls, set_volume
+from firmware_app.core.controls import Controls
 from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
@@ -47,18 +49,13 @@ from firmware_app.core.messages import (
     Inbox,
     Message,
     Notice,
-    PlaybackDone,
-    PlaybackStarted,
-    ReplyEnd,
-    ReplySentence,
-    RequestId,
     Stop,
     Tick,
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, Responder
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import (
-    BUSY,
     ERROR,
     IDLE,
     LISTENING,
@@ -83,28 +80,16 @@ from firmware_app.listen.segmenter import (
     save_request_audio,
 )
 from firmware_app.speak.output import SpeechOutput
-from firmware_app.speak.sentences import asks_question
-from firmware_app.speak.utterances import Origin, Voice
+from firmware_app.speak.utterances import Voice
 from firmware_app.system.kept_files import KeptFiles
 from firmware_app.system.metrics import Metrics
-from firmware_app.understand.actions import (
-    FIXED_PHRASES,
-    NO_MODEL,
-    NOT_HEARD,
-    NOTHING_SAID,
-    UNKNOWN,
-    Actions,
-    Outcome,
-    beyond_commands,
-    how_to_add,
-    without_wake_words,
-)
+from firmware_app.understand.actions import FIXED_PHRASES, Actions, without_wake_words
 from firmware_app.understand.timers import Timers
 
 
 class Assistant:
-    """The handlers and entry/exit actions the table names (the button's, the commands'
-    and Home Assistant's turns' aside), and the state the table's handlers change."""
+    """The entry/exit actions and the handlers the table names here (the functions
+    beside it aside), and the state the table's handlers change."""
 
     def __init__(
         self,
@@ -434,100 +419,6 @@ class Assistant:
         self.turn.handed, self.turn.heard = True, heard
         return THINKING
 
-    # --- understanding
-    def think(self, heard: Transcript) -> State:
-        """A request, heard or typed (text None: heard, but there is no speech model)."""
-        text = heard.text
-        self.emit("transcript", text=text or "")
-        question, self.turn.question = self.turn.question, None
-        if text is None:
-            return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
-        if not text:
-            if heard.out_of_grammar:  # speech, but no command in it
-                return self._beyond_commands()
-            return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
-        outcome = self.actions.understand(text, question, self.clock.epoch(), self.volume)
-        if outcome is not None:
-            return self._carry_out(outcome)
-        if self.responder is None:
-            return self._beyond_commands()
-        if self.settings.audio.chimes:  # the answer takes a moment: say we heard
-            self.voice.chime("done")
-        self.turn.request = self.voice.utterances.new_id()
-        self.responder.respond(self.turn.request, text, self._from_responder)
-        return THINKING
-
-    def _beyond_commands(self) -> State:
-        """No command, and nothing here answers questions: say what would."""
-        llm = self.responder is not None
-        logger.info("not a command; {}", how_to_add(self.open_speech, llm))
-        return self.reply(beyond_commands(self.open_speech, llm), Origin.FALLBACK, cache=True)
-
-    def _carry_out(self, outcome: Outcome) -> State:
-        if outcome.volume is not None:
-            set_volume(self, outcome.volume)
-        if outcome.stop:
-            return self.stop_everything()
-        text = outcome.text
-        if outcome.repeat:
-            text = self.voice.last_reply or NOTHING_SAID
-        if text is None:
-            return self.rest()
-        if outcome.question is not None and not self.muted:
-            self.turn.question, self.turn.followup = outcome.question, True
-        return self.reply(text, Origin.LOCAL, cache=outcome.cache)
-
-    def _from_responder(self, msg: object) -> None:
-        """The responder's door (its thread): only its own kinds of message pass."""
-        if isinstance(msg, ReplySentence | ReplyEnd | Notice):
-            self.inbox.post(msg)
-        else:
-            logger.error("responder posted a {}; ignored", type(msg).__name__)
-
-    # --- speaking
-    def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
-        """Answer the request (the voice tells the ``reply`` and keeps it for "repeat
-        that"), under the asker's id."""
-        self.voice.reply(text, origin, self.turn.asker, cache)
-        return self.state if self.state in BUSY else THINKING
-
-    def speak(
-        self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
-    ) -> State:
-        self.voice.say(origin, text, request_id, cache)
-        return self.state if self.state in BUSY else THINKING
-
-    def on_playback_started(self, msg: PlaybackStarted) -> State:
-        return SPEAKING if self.voice.started(msg.utterance) else self.state
-
-    def on_playback_done(self, msg: PlaybackDone) -> State:
-        if self.voice.done(msg.utterance) is None:
-            return self.state  # a chime, or speech that was already cut
-        self.turn.asker = None
-        if self.turn.followup and not self.muted:
-            self.turn.followup = False
-            return self.listen(followup=True)
-        return self.rest()
-
-    def on_reply_sentence(self, msg: ReplySentence) -> State:
-        if msg.request == self.turn.request:
-            self.voice.stream(msg.text, self.turn.asker)
-        return self.state
-
-    def on_reply_end(self, msg: ReplyEnd) -> State:
-        if msg.request != self.turn.request:
-            return self.state
-        self.turn.request = 0
-        if msg.error:
-            self.emit("error", where=FaultCode.LLM, message=msg.error)
-        current = self.voice.current
-        if current is None or current.origin != Origin.LLM or not current.text:
-            return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
-        if self.settings.llm.followup_s > 0 and asks_question(current.text):
-            self.turn.followup = True
-        self.voice.replied(self.turn.asker)
-        return self.state
-
     # --- the end of a turn
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
@@ -538,7 +429,7 @@ class Assistant:
             return home_turns.play(self, held)
         pending = self.voice.next_waiting()
         if pending is not None:
-            return self.speak(pending.origin, pending.text, pending.request_id)
+            return speak(self, pending.origin, pending.text, pending.request_id)
         ring = self.bell.next_ring()
         if ring is not None:
             self.voice.ring(ring, self.settings.assistant.ring_repeats)

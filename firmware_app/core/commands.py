@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from firmware_app.core.controls import set_muted, set_volume
 from firmware_app.core.messages import Command, MuteArgs, NoArgs, TextArgs, VolumeArgs
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import LISTENING, RESTING, THINKING, Happening, State
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
@@ -65,7 +66,7 @@ def say(assistant: Assistant, cmd: Command, args: TextArgs) -> State:
         return assistant.state
     if assistant.state in RESTING:
         answer(cmd, True)
-        return assistant.speak(origin, args.text.strip(), cmd.request_id)
+        return speak(assistant, origin, args.text.strip(), cmd.request_id)
     if not assistant.voice.queue(Pending(origin, args.text.strip(), cmd.request_id)):
         answer(cmd, False, "busy: too many announcements waiting")
         return assistant.state

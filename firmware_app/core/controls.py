@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import BUSY, LISTENING, RESTING, State
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.utterances import Origin
@@ -105,7 +106,7 @@ def on_double(assistant: Assistant, _: object) -> State:
     if not assistant.voice.last_reply:
         return assistant.state
     assistant.interrupt()
-    return assistant.speak(Origin.REPEAT, assistant.voice.last_reply)
+    return speak(assistant, Origin.REPEAT, assistant.voice.last_reply)
 
 
 __all__ = ["Controls", "on_double", "on_hold", "on_press", "set_muted", "set_volume"]
