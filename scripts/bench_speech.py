@@ -16,6 +16,9 @@ listening, wake to listening, and its memory.
     ... --open-speech whisper        # Whisper beside speech-to-phrase (a Pi 4 or 5)
     ... --only stop  # the stop word alone: every condition, held-out families apart,
                      # false stops per hour of ordinary talk, CPU against the bare search
+    ... --only recognizer  # every command said alone, straight to speech-to-phrase,
+                           # with its loop of other speech and with every sentence forced
+                           # into the grammar: what the acoustic model allows at best
 
 The corpus is rendered once and cached ($TTBT5_SPEECH_CORPUS_CACHE, default ~/.cache).
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import numpy as np  # noqa: E402
 import speech_corpus  # noqa: E402
 import speech_eval  # noqa: E402
 from loguru import logger  # noqa: E402
@@ -182,13 +186,75 @@ def stop_only(args: argparse.Namespace) -> int:
     return 0
 
 
+def recognizer_only(args: argparse.Namespace) -> int:
+    """Every command of the corpus said alone by every voice (no wake word, no segmenter),
+    in the conditions ``--conds``, decoded by speech-to-phrase as shipped and with its loop of other
+    speech priced out, so that every sentence is forced into the grammar. Forced, what is
+    still wrong or rejected is lost in the acoustic model, not in the loop's costs."""
+    from firmware_app.core.messages import FRAME_SAMPLES
+    from firmware_app.recognize import phrases
+    from firmware_app.recognize.stt import phrase_grammar_sources
+    from firmware_app.understand.intents import normalize
+    from firmware_app.understand.intents.builtin import recognize_builtin
+
+    def verdict(text: str, intent: str, slots: dict[str, object] | None) -> str:
+        got = recognize_builtin(normalize(text)) if text else None
+        if got is None:
+            return "rejected"
+        if got.name != intent or (
+            slots is not None and {k: got.slots.get(k) for k in slots} != slots
+        ):
+            return "wrong"
+        return "right"
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    families = {f for f in args.families.split(",") if f} or None
+    voices = speech_corpus.VOICES_FULL if args.size == "full" else speech_corpus.VOICES_CI
+    voices = [v for v in voices if speech_corpus.available(v)]
+    voices = [v for v in voices if families is None or v.family in families]
+    shipped = (phrases.LOOP_ENTER, phrases.LOOP_WORD, phrases.LOOP_PREFIX)
+    report: dict[str, object] = {"size": args.size, "voices": len(voices)}
+    for cond in args.conds.split(","):
+        for loop, costs in (("loop", shipped), ("forced", (1e-12, 1e-12, 1e-12))):
+            phrases.LOOP_ENTER, phrases.LOOP_WORD, phrases.LOOP_PREFIX = costs
+            by_family: dict[str, dict[str, int]] = {}
+            for voice in voices:
+                # a recognizer per voice: its cepstral mean adapts to the voice as in a home
+                stt = phrases.PhraseTranscriber(phrase_grammar_sources(Settings()))
+                counts = by_family.setdefault(voice.family, dict.fromkeys(VERDICTS, 0))
+                for text, intent, slots, _ in speech_corpus.COMMANDS:
+                    pcm = speech_corpus.render(text, voice)
+                    pcm = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(6000, np.int16)])
+                    if cond != "clean":
+                        pcm = speech_corpus.condition(pcm, cond, f"alone|{voice.tag}|{text}")
+                    stt.start()
+                    for i in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+                        stt.feed(pcm[i : i + FRAME_SAMPLES].tobytes())
+                    counts[verdict(stt.finish(), intent, slots)] += 1
+            total = {k: sum(c[k] for c in by_family.values()) for k in VERDICTS}
+            report[f"{cond}_{loop}"] = {
+                "all": total,
+                "right_by_family": {
+                    family: f"{c['right']}/{sum(c.values())}" for family, c in by_family.items()
+                },
+            }
+    phrases.LOOP_ENTER, phrases.LOOP_WORD, phrases.LOOP_PREFIX = shipped
+    report["note"] = "the wake word and the segmenter are not involved: the recognizer alone"
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+VERDICTS = ("right", "wrong", "rejected")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("test", "ci", "full"), default="ci")
     parser.add_argument("--families", default="", help="comma-separated voice families")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items")
     parser.add_argument("--by", default="family", help="family, cond or form")
-    parser.add_argument("--only", choices=("all", "stop"), default="all")
+    parser.add_argument("--only", choices=("all", "stop", "recognizer"), default="all")
     parser.add_argument(
         "--held-out",
         default="espeak-gb,festival-slt",
@@ -213,11 +279,18 @@ def main() -> int:
         "Whisper, as on a Pi 4 or 5 with its model pulled (--whisper-model)",
     )
     parser.add_argument(
+        "--conds",
+        default="clean,snr10",
+        help="with --only recognizer: the conditions (clean, snr20, snr10, snr5, reverb)",
+    )
+    parser.add_argument(
         "--talk-voices", type=int, default=0, help="ordinary talk from the first N voices only"
     )
     args = parser.parse_args()
     if args.only == "stop":
         return stop_only(args)
+    if args.only == "recognizer":
+        return recognizer_only(args)
     families = {f for f in args.families.split(",") if f} or None
     t0 = time.perf_counter()
     items = list(speech_corpus.items(args.size, families))
@@ -252,7 +325,7 @@ def main() -> int:
         "run_s": round(run_s, 1),
         f"by_{args.by}": {k: t.figures() for k, t in sorted(tallies.items()) if k != "all"},
         "all": tallies["all"].figures(),
-        "wrong_examples": tallies["all"].wrong_examples[:20],
+        "examples": {kind: found[:20] for kind, found in tallies["all"].examples.items()},
         "recognizer": recognizer_cost(commands),
         "piper_first_audio": piper,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

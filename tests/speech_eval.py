@@ -54,6 +54,13 @@ class Outcome:
     wake_to_listening_ms: float | None = None
     stops: int = 0
 
+    def describe(self) -> str:
+        """One line: who said what, how, and what came of it."""
+        item = self.item
+        said = f"{item.voice.tag} {item.cond} {item.form}: {item.text!r}"
+        action = f" -> {self.intent} {self.slots}" if self.intent else ""
+        return f"{said} heard {self.transcript!r}{action}"
+
     @property
     def verdict(self) -> str:
         """For a command: right | wrong | rejected | not_woken."""
@@ -88,6 +95,8 @@ def run_request(engines: Engines, item: Item, tmp: Path, settings: Settings) -> 
         out.slots = dict(by["intent"][0].get("slots") or {})
     if by["transcript"]:
         out.transcript = by["transcript"][0]["text"]
+    if not out.transcript:  # not a command: what the recognizer took it for
+        out.transcript = str(getattr(engines.stt, "last_text", ""))
     if by["speech_end"]:
         end = by["speech_end"][0]
         out.cut_off = end["t"] < item.speech_end - 0.02
@@ -150,7 +159,9 @@ class Tally:
     work_ms: list[float] = field(default_factory=list)
     synthesis_ms: list[float] = field(default_factory=list)
     wake_to_listening_ms: list[float] = field(default_factory=list)
-    wrong_examples: list[str] = field(default_factory=list)
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """What went wrong, item by item: wrong, rejected, taken (an open question or
+    chatter taken as a command), cut_off; what each bench run is read for."""
 
     def add(self, o: Outcome) -> None:
         kind = o.item.kind
@@ -160,9 +171,11 @@ class Tally:
             verdict = o.verdict
             if verdict in ("right", "wrong", "rejected"):
                 setattr(self, verdict, getattr(self, verdict) + 1)
-            if verdict == "wrong":
-                self.wrong_examples.append(f"{o.item.text!r} -> {o.intent} {o.slots}")
-            self.cut_off += o.cut_off
+            if verdict in ("wrong", "rejected"):
+                self.examples[verdict].append(o.describe())
+            if o.cut_off:
+                self.cut_off += 1
+                self.examples["cut_off"].append(o.describe())
             if o.first_audio_ms is not None and verdict == "right":
                 self.first_audio_ms.append(o.first_audio_ms)
                 self.hangover_ms.append(o.hangover_ms or 0.0)
@@ -171,7 +184,9 @@ class Tally:
         elif kind in ("open", "chatter"):
             self.negatives += 1
             self.negatives_woken += o.woken
-            self.taken_as_command += o.intent is not None
+            if o.intent is not None:
+                self.taken_as_command += 1
+                self.examples["taken"].append(o.describe())
         elif kind == "stop":
             self.stop_said += 1
             self.stop_heard += o.stops > 0

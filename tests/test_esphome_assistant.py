@@ -17,6 +17,7 @@ from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt, frame_of
 from harness import wait_until
 
 from firmware_app.config.settings import Settings
+from firmware_app.core.controls import set_volume
 from firmware_app.core.messages import Command
 from firmware_app.core.parts import Parts
 from firmware_app.edges.esphome.satellite import Satellite
@@ -226,7 +227,7 @@ def test_volume_from_home_assistant_and_back(homes):
 
     home.ha.run(volume())
     home.pump(lambda: home.rig.assistant.volume == 25, what="the volume")
-    home.rig.assistant.set_volume(60)
+    set_volume(home.rig.assistant, 60)
     wait_until(
         lambda: any(getattr(s, "volume", None) == pytest.approx(0.6) for s in home.ha.states),
         what="the volume reported",

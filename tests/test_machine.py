@@ -147,7 +147,13 @@ def test_every_command_in_every_state_is_answered_once(settings, state, name) ->
     rig.close()
 
 
-HANDLER_MODULES = {"firmware_app.core.commands", "firmware_app.core.home_turns"}
+HANDLER_MODULES = {
+    "firmware_app.core.commands",
+    "firmware_app.core.controls",
+    "firmware_app.core.home_turns",
+    "firmware_app.core.speaking",
+    "firmware_app.core.understanding",
+}
 """Where the handlers that are not the assistant's methods live."""
 
 

@@ -3,12 +3,14 @@
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
 event); its handler returns the next state, which must be one the row allows. The
-handlers are methods here, but for the commands (``core/commands.py``) and Home
-Assistant's side of a turn (``core/home_turns.py``): functions beside the assistant that
-take it first and act through what it makes public. The dispatcher
-(`dispatcher.Machine`) alone changes state, running the exit action of the old state and
-the entry action of the new one: leaving LISTENING always finishes the recognizer,
-exactly once. An event with no row in the current state is ignored there.
+handlers of listening, the turn's end, notices and faults are methods here; the others
+are functions beside the assistant that take it first and act through what it makes
+public: the button's (``core/controls.py``), the commands (``core/commands.py``), a
+request understood (``core/understanding.py``), what is said and what follows it
+(``core/speaking.py``) and Home Assistant's side of a turn (``core/home_turns.py``).
+The dispatcher (`dispatcher.Machine`) alone changes state, running the exit action of
+the old state and the entry action of the new one: leaving LISTENING always finishes the
+recognizer, exactly once. An event with no row in the current state is ignored there.
 
 The assistant decides; its parts, each handed to the constructor by the one wiring
 function (``app/wiring.py``), do the work and keep their own state: `Hearing` (the
@@ -21,7 +23,7 @@ own state: the machine's state, the dialogue turn and the last error.
 
 Mute is held once, by `Controls`. Muted is a guard, not a copy of the machine: muted
 frames reach no engine and listening is refused; the ``muted`` state is only the name
-of the resting state while `Controls.muted` is set (`_resting_state`).
+of the resting state while `Controls.muted` is set (`resting_state`).
 """
 
 from __future__ import annotations
@@ -47,18 +49,13 @@ from firmware_app.core.messages import (
     Inbox,
     Message,
     Notice,
-    PlaybackDone,
-    PlaybackStarted,
-    ReplyEnd,
-    ReplySentence,
-    RequestId,
     Stop,
     Tick,
     WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, Responder
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import (
-    BUSY,
     ERROR,
     IDLE,
     LISTENING,
@@ -83,28 +80,16 @@ from firmware_app.listen.segmenter import (
     save_request_audio,
 )
 from firmware_app.speak.output import SpeechOutput
-from firmware_app.speak.sentences import asks_question
-from firmware_app.speak.utterances import Origin, Voice
+from firmware_app.speak.utterances import Voice
 from firmware_app.system.kept_files import KeptFiles
 from firmware_app.system.metrics import Metrics
-from firmware_app.understand.actions import (
-    FIXED_PHRASES,
-    NO_MODEL,
-    NOT_HEARD,
-    NOTHING_SAID,
-    UNKNOWN,
-    Actions,
-    Outcome,
-    beyond_commands,
-    how_to_add,
-    without_wake_words,
-)
+from firmware_app.understand.actions import FIXED_PHRASES, Actions, without_wake_words
 from firmware_app.understand.timers import Timers
 
 
 class Assistant:
-    """The handlers and entry/exit actions the table names (the commands and Home
-    Assistant's turns aside), and the state the table's handlers change."""
+    """The entry/exit actions and the handlers the table names here (the functions
+    beside it aside), and the state the table's handlers change."""
 
     def __init__(
         self,
@@ -158,7 +143,7 @@ class Assistant:
         self.table = Table.of(type(self))
         self.machine = Machine(
             self,
-            self._resting_state(),
+            self.resting_state(),
             self.table.transitions,
             self.table.entry,
             self.table.exit,
@@ -301,7 +286,9 @@ class Assistant:
         )
         self.display.show(showing)
 
-    def _resting_state(self) -> State:
+    def resting_state(self) -> State:
+        """Where the machine rests now: an error still shown, else muted or idle. Public for
+        the controls' handlers: a mute changed at rest renames the state it rests in."""
         if self._mic_fault or self._t < self._error_until:
             return ERROR
         return MUTED if self.muted else IDLE
@@ -334,7 +321,7 @@ class Assistant:
         """Go to LISTENING (its entry action starts the transcriber); refused while muted.
         ``phrase``: the wake word that opened the request, as Home Assistant is told it."""
         if self.muted:
-            return self._resting_state()
+            return self.resting_state()
         self._listen_with = (preroll, followup, phrase)
         return LISTENING
 
@@ -432,100 +419,6 @@ class Assistant:
         self.turn.handed, self.turn.heard = True, heard
         return THINKING
 
-    # --- understanding
-    def think(self, heard: Transcript) -> State:
-        """A request, heard or typed (text None: heard, but there is no speech model)."""
-        text = heard.text
-        self.emit("transcript", text=text or "")
-        question, self.turn.question = self.turn.question, None
-        if text is None:
-            return self.reply(NO_MODEL, Origin.FALLBACK, cache=True)
-        if not text:
-            if heard.out_of_grammar:  # speech, but no command in it
-                return self._beyond_commands()
-            return self.reply(NOT_HEARD, Origin.FALLBACK, cache=True)
-        outcome = self.actions.understand(text, question, self.clock.epoch(), self.volume)
-        if outcome is not None:
-            return self._carry_out(outcome)
-        if self.responder is None:
-            return self._beyond_commands()
-        if self.settings.audio.chimes:  # the answer takes a moment: say we heard
-            self.voice.chime("done")
-        self.turn.request = self.voice.utterances.new_id()
-        self.responder.respond(self.turn.request, text, self._from_responder)
-        return THINKING
-
-    def _beyond_commands(self) -> State:
-        """No command, and nothing here answers questions: say what would."""
-        llm = self.responder is not None
-        logger.info("not a command; {}", how_to_add(self.open_speech, llm))
-        return self.reply(beyond_commands(self.open_speech, llm), Origin.FALLBACK, cache=True)
-
-    def _carry_out(self, outcome: Outcome) -> State:
-        if outcome.volume is not None:
-            self.set_volume(outcome.volume)
-        if outcome.stop:
-            return self.stop_everything()
-        text = outcome.text
-        if outcome.repeat:
-            text = self.voice.last_reply or NOTHING_SAID
-        if text is None:
-            return self.rest()
-        if outcome.question is not None and not self.muted:
-            self.turn.question, self.turn.followup = outcome.question, True
-        return self.reply(text, Origin.LOCAL, cache=outcome.cache)
-
-    def _from_responder(self, msg: object) -> None:
-        """The responder's door (its thread): only its own kinds of message pass."""
-        if isinstance(msg, ReplySentence | ReplyEnd | Notice):
-            self.inbox.post(msg)
-        else:
-            logger.error("responder posted a {}; ignored", type(msg).__name__)
-
-    # --- speaking
-    def reply(self, text: str, origin: Origin, cache: bool = False) -> State:
-        """Answer the request (the voice tells the ``reply`` and keeps it for "repeat
-        that"), under the asker's id."""
-        self.voice.reply(text, origin, self.turn.asker, cache)
-        return self.state if self.state in BUSY else THINKING
-
-    def speak(
-        self, origin: Origin, text: str, request_id: RequestId = None, cache: bool = False
-    ) -> State:
-        self.voice.say(origin, text, request_id, cache)
-        return self.state if self.state in BUSY else THINKING
-
-    def on_playback_started(self, msg: PlaybackStarted) -> State:
-        return SPEAKING if self.voice.started(msg.utterance) else self.state
-
-    def on_playback_done(self, msg: PlaybackDone) -> State:
-        if self.voice.done(msg.utterance) is None:
-            return self.state  # a chime, or speech that was already cut
-        self.turn.asker = None
-        if self.turn.followup and not self.muted:
-            self.turn.followup = False
-            return self.listen(followup=True)
-        return self.rest()
-
-    def on_reply_sentence(self, msg: ReplySentence) -> State:
-        if msg.request == self.turn.request:
-            self.voice.stream(msg.text, self.turn.asker)
-        return self.state
-
-    def on_reply_end(self, msg: ReplyEnd) -> State:
-        if msg.request != self.turn.request:
-            return self.state
-        self.turn.request = 0
-        if msg.error:
-            self.emit("error", where=FaultCode.LLM, message=msg.error)
-        current = self.voice.current
-        if current is None or current.origin != Origin.LLM or not current.text:
-            return self.reply(msg.fallback or UNKNOWN, Origin.FALLBACK, cache=True)
-        if self.settings.llm.followup_s > 0 and asks_question(current.text):
-            self.turn.followup = True
-        self.voice.replied(self.turn.asker)
-        return self.state
-
     # --- the end of a turn
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
@@ -536,12 +429,12 @@ class Assistant:
             return home_turns.play(self, held)
         pending = self.voice.next_waiting()
         if pending is not None:
-            return self.speak(pending.origin, pending.text, pending.request_id)
+            return speak(self, pending.origin, pending.text, pending.request_id)
         ring = self.bell.next_ring()
         if ring is not None:
             self.voice.ring(ring, self.settings.assistant.ring_repeats)
             return THINKING
-        return self._resting_state()
+        return self.resting_state()
 
     def interrupt(self, reason: str = "interrupted") -> None:
         """Barge-in: cut speech, a ringing timer and any answer on its way."""
@@ -573,43 +466,6 @@ class Assistant:
         if self.settings.audio.chimes:
             self.voice.chime("error")
         return ERROR
-
-    # --- the controls (volume, mute)
-    def set_volume(self, level: int) -> None:
-        self.controls.set_volume(level)
-        self.emit("volume", volume=self.volume)
-
-    def set_muted(self, muted: bool) -> State:
-        if self.controls.set_muted(muted):
-            if not muted:
-                self.hearing.reset()  # it heard nothing while muted: drop what it held
-            logger.info("microphone {}", "muted" if muted else "unmuted")
-        self.emit("mute", muted=self.muted)
-        if muted and self.state == LISTENING:
-            return self.rest()
-        return self._resting_state() if self.state in RESTING else self.state
-
-    # --- the button
-    def on_press(self, _: object) -> State:
-        if self.voice.ringing or self.state in BUSY:
-            return self.stop_everything()
-        if self.state == LISTENING:
-            return self.rest()
-        if self.muted:
-            if self.settings.audio.chimes:
-                self.voice.chime("error")
-            return self.state
-        return self.listen()
-
-    def on_hold(self, _: object) -> State:
-        return self.set_muted(not self.muted)
-
-    def on_double(self, _: object) -> State:
-        """Say the last reply again."""
-        if not self.voice.last_reply:
-            return self.state
-        self.interrupt()
-        return self.speak(Origin.REPEAT, self.voice.last_reply)
 
     # --- notices
     def on_notice(self, notice: Notice) -> State:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 from loguru import logger
 from pydantic import ValidationError
 
+from firmware_app.core.controls import set_muted, set_volume
 from firmware_app.core.messages import Command, MuteArgs, NoArgs, TextArgs, VolumeArgs
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import LISTENING, RESTING, THINKING, Happening, State
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
@@ -64,7 +66,7 @@ def say(assistant: Assistant, cmd: Command, args: TextArgs) -> State:
         return assistant.state
     if assistant.state in RESTING:
         answer(cmd, True)
-        return assistant.speak(origin, args.text.strip(), cmd.request_id)
+        return speak(assistant, origin, args.text.strip(), cmd.request_id)
     if not assistant.voice.queue(Pending(origin, args.text.strip(), cmd.request_id)):
         answer(cmd, False, "busy: too many announcements waiting")
         return assistant.state
@@ -98,13 +100,13 @@ def stop(assistant: Assistant, cmd: Command, _: NoArgs) -> State:
 
 
 def mute(assistant: Assistant, cmd: Command, args: MuteArgs) -> State:
-    after = assistant.set_muted(args.muted)
+    after = set_muted(assistant, args.muted)
     answer(cmd, True)
     return after
 
 
 def volume(assistant: Assistant, cmd: Command, args: VolumeArgs) -> State:
-    assistant.set_volume(args.volume)
+    set_volume(assistant, args.volume)
     answer(cmd, True)
     return assistant.state
 

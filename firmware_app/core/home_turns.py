@@ -26,6 +26,7 @@ from firmware_app.audio.wavio import scale
 from firmware_app.core.events import Emitter
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
 from firmware_app.core.parts import Satellite
+from firmware_app.core.speaking import speak
 from firmware_app.core.states import BUSY, LISTENING, RESTING, THINKING, Happening, State
 from firmware_app.listen.segmenter import Transcript
 from firmware_app.speak.utterances import Origin, Pending
@@ -167,7 +168,7 @@ def on_stage(assistant: Assistant, msg: HomeStage) -> State:
         if assistant.settings.audio.chimes:
             assistant.voice.chime("error")
             return assistant.rest()
-        return assistant.speak(Origin.FALLBACK, HOME_ERROR, cache=True)
+        return speak(assistant, Origin.FALLBACK, HOME_ERROR, cache=True)
     if msg.stage == "end" and turn.handed:
         turn.release()
         return assistant.rest()

@@ -5,9 +5,11 @@ and happenings themselves are named once, in ``core/states.py``.
 Each happening carries one payload type; `EVENT_OF` says which happening each message or
 heard event is, and is checked against the rows when the table is made. Handlers are the
 assistant's methods themselves (``A`` is the assistant's class) or functions beside it
-that take the assistant first, as a method does: the commands (``core/commands.py``) and
-Home Assistant's side of a turn (``core/home_turns.py``). Either way the type checker
-sees that each takes what its event carries and returns a state. resting = idle, muted,
+that take the assistant first, as a method does: the button's (``core/controls.py``), the
+commands (``core/commands.py``), a request understood (``core/understanding.py``), what
+is said and what follows it (``core/speaking.py``) and Home Assistant's side of a turn
+(``core/home_turns.py``). Either way the type checker sees that each takes what its event
+carries and returns a state. resting = idle, muted,
 error; busy = thinking, speaking. An event with no row in the current state is ignored
 there.
 
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core import commands, home_turns
+from firmware_app.core import commands, controls, home_turns, speaking, understanding
 from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -79,31 +81,31 @@ Action = Callable[["Assistant"], None]
 def transitions(A: type[Assistant]) -> Transitions:
     # fmt: off
     return table([
-        # in states                 event               payload          handler                may go to
-        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,             {LISTENING, STAY}),
-        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,   {STAY}),
-        on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,     {THINKING}),
-        on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,     {THINKING}),
-        on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                RESTING | {THINKING}),
-        on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,        RESTING | {THINKING}),
-        on({THINKING},               H.HEARD,            Transcript,      A.think,               RESTING | {THINKING}),
-        on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   A.on_reply_sentence,   {STAY}),
-        on(BUSY,                     H.REPLY_END,        ReplyEnd,        A.on_reply_end,        {STAY}),
-        on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, A.on_playback_started, {SPEAKING, STAY}),
-        on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    A.on_playback_done,    RESTING | {LISTENING, THINKING, STAY}),
-        on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,        RESTING | {THINKING}),
-        on(RESTING,                  H.STARTED,          Nothing,         A.rest,                RESTING | {THINKING}),
-        on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                RESTING | {THINKING}),
-        on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                RESTING | {THINKING}),
-        on(ALL,                      H.PRESS,            Button,          A.on_press,            ALL),
-        on(ALL,                      H.HOLD,             Button,          A.on_hold,             RESTING | {THINKING, STAY}),
-        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          A.on_double,           {THINKING, STAY}),
-        on(ALL,                      H.COMMAND,          Command,         commands.on_command,   ALL),
-        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,           {ERROR, STAY}),
-        on(ALL,                      H.FAULT,            Fault,           A.on_fault,            {ERROR}),
-        on(ALL,                      H.HOME_STAGE,       HomeStage,       home_turns.on_stage,   RESTING | {THINKING, STAY}),
-        on(ALL,                      H.HOME_AUDIO,       HomeAudio,       home_turns.on_audio,   {THINKING, STAY}),
-        on(ALL,                      H.HOME_TIMER,       HomeTimer,       home_turns.on_timer,   {THINKING, STAY}),
+        #  in states                 event               payload          handler                       may go to
+        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,                    {LISTENING, STAY}),
+        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,          {STAY}),
+        on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,            {THINKING}),
+        on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,            {THINKING}),
+        on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                       RESTING | {THINKING}),
+        on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,               RESTING | {THINKING}),
+        on({THINKING},               H.HEARD,            Transcript,      understanding.think,          RESTING | {THINKING}),
+        on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   speaking.on_reply_sentence,   {STAY}),
+        on(BUSY,                     H.REPLY_END,        ReplyEnd,        speaking.on_reply_end,        {STAY}),
+        on(BUSY,                     H.PLAYBACK_STARTED, PlaybackStarted, speaking.on_playback_started, {SPEAKING, STAY}),
+        on(BUSY,                     H.PLAYBACK_DONE,    PlaybackDone,    speaking.on_playback_done,    RESTING | {LISTENING, THINKING, STAY}),
+        on(BUSY,                     H.STOP_WORD,        StopSaid,        A.on_stop_word,               RESTING | {THINKING}),
+        on(RESTING,                  H.STARTED,          Nothing,         A.rest,                       RESTING | {THINKING}),
+        on(RESTING,                  H.TIMER_DUE,        Nothing,         A.rest,                       RESTING | {THINKING}),
+        on({ERROR},                  H.ERROR_OVER,       Nothing,         A.rest,                       RESTING | {THINKING}),
+        on(ALL,                      H.PRESS,            Button,          controls.on_press,            ALL),
+        on(ALL,                      H.HOLD,             Button,          controls.on_hold,             RESTING | {THINKING, STAY}),
+        on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          controls.on_double,           {THINKING, STAY}),
+        on(ALL,                      H.COMMAND,          Command,         commands.on_command,          ALL),
+        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,                  {ERROR, STAY}),
+        on(ALL,                      H.FAULT,            Fault,           A.on_fault,                   {ERROR}),
+        on(ALL,                      H.HOME_STAGE,       HomeStage,       home_turns.on_stage,          RESTING | {THINKING, STAY}),
+        on(ALL,                      H.HOME_AUDIO,       HomeAudio,       home_turns.on_audio,          {THINKING, STAY}),
+        on(ALL,                      H.HOME_TIMER,       HomeTimer,       home_turns.on_timer,          {THINKING, STAY}),
     ])
     # fmt: on
 
