@@ -9,9 +9,8 @@ that take the assistant first, as a method does: the button's (``core/controls.p
 commands (``core/commands.py``), a request understood (``core/understanding.py``), what
 is said and what follows it (``core/speaking.py``) and Home Assistant's side of a turn
 (``core/home_turns.py``). Either way the type checker sees that each takes what its event
-carries and returns a state. resting = idle, muted,
-error; busy = thinking, speaking. An event with no row in the current state is ignored
-there.
+carries and returns a state. resting = idle, muted, error; busy = thinking, speaking.
+An event with no row in the current state is ignored there.
 
 The table is made from the class it is read by (`Table.of`), so this module, and the
 modules of functions it names, need the assistant only to be type-checked: no import
