@@ -57,10 +57,17 @@ def test_its_own_answer_chimes_and_ring_wake_nothing(
 def test_stop_alone_stops_the_answer_or_the_ring(
     echo_settings: Settings, engines_with, tmp_path: Path, ring: bool
 ) -> None:
-    gap = 4.7 if ring else 5.0
-    result = stop_alone(echo_settings, engines_with(None), tmp_path, -6.0, gap, ring)
-    assert result["stopped"]
-    assert (result["wakes"], result["requests"]) == (1, 1)  # no wake word, no request
+    """ "Stop." said at six moments while the answer or the ring plays. Piper draws its
+    voice afresh each time, so what comes back into the microphone differs from run to
+    run: said over the device's own words, "stop" is missed about once in fifty (92
+    moments measured, 2.5 to 7 s after the request). One miss in six is allowed; a
+    spotter that misses one in three fails more often than not."""
+    stopped = 0
+    for gap in (4.3, 4.8, 5.3, 5.8, 6.3, 6.8):
+        result = stop_alone(echo_settings, engines_with(None), tmp_path, -6.0, gap, ring)
+        stopped += result["stopped"]
+        assert (result["wakes"], result["requests"]) == (1, 1)  # no wake word, no request
+    assert stopped >= 5
 
 
 def test_the_echo_option_is_parsed_by_the_command_line() -> None:
