@@ -39,12 +39,32 @@ class ScriptedScorer:
         self.names = list(rows[0])
         self._rows: Iterator[dict[str, float]] = iter(rows)
         self.resets = 0
+        self.frames = 0
 
     def scores(self, pcm: bytes) -> dict[str, float]:
+        self.frames += 1
         return dict(next(self._rows))
 
     def reset(self) -> None:
         self.resets += 1
+
+
+class ScriptedLook:
+    """A verifier as the product's reads openWakeWord's front end: the scores of the frame
+    openWakeWord scored last, however seldom it is asked."""
+
+    def __init__(self, front: ScriptedScorer, rows: list[dict[str, float]]) -> None:
+        self.names = list(rows[0])
+        self._front = front
+        self._rows = rows
+        self.asked = 0
+
+    def scores(self, pcm: bytes) -> dict[str, float]:
+        self.asked += 1
+        return dict(self._rows[self._front.frames - 1])
+
+    def reset(self) -> None:
+        pass
 
 
 def fused(open_rows: list[float], micro_rows: list[float], threshold: float = 0.95) -> list:
@@ -90,14 +110,18 @@ def test_a_near_miss_is_confirmed_only_once_openwakeword_stops_rising():
 
 
 def looked(open_rows: list[float], look_rows: list[float], threshold: float = 0.95) -> list:
-    scorer = VerifiedScorer(
-        ScriptedScorer([{"j": s} for s in open_rows]),
-        None,
-        {"j": LOOK},
-        {"j": threshold},
-        ScriptedScorer([{"j": s} for s in look_rows]),
-    )
+    front = ScriptedScorer([{"j": s} for s in open_rows])
+    look = ScriptedLook(front, [{"j": s} for s in look_rows])
+    scorer = VerifiedScorer(front, None, {"j": LOOK}, {"j": threshold}, look)
     return [scorer.scores(b"")["j"] for _ in open_rows]
+
+
+def test_the_verifier_is_asked_only_where_openwakeword_reached_its_floor():
+    front = ScriptedScorer([{"j": s} for s in (0.0, 0.05, 0.2, 0.5, 0.3, 0.02)])
+    look = ScriptedLook(front, [{"j": 0.9}] * 6)
+    scorer = VerifiedScorer(front, None, {"j": LOOK}, {"j": 0.95}, look)
+    assert [scorer.scores(b"")["j"] for _ in range(6)] == [0.0, 0.05, 0.2, 0.5, 0.95, 0.02]
+    assert look.asked == 3  # 0.2, 0.5 and 0.3: the frames its score can count on
 
 
 def test_the_verifier_confirms_a_near_miss_it_scores_at_the_peak():

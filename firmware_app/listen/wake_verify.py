@@ -92,11 +92,24 @@ def fused_score(
     return open_score
 
 
+@dataclass
+class _Recent:
+    """What one model's rule reads of the frames before: the engines' recent peaks,
+    openWakeWord's last two scores and the verifier's score a frame ago."""
+
+    open_peak: RecentPeak
+    micro_peak: RecentPeak
+    before: float = 0.0
+    before_that: float = 0.0
+    verified_before: float = 0.0
+
+
 class VerifiedScorer:
     """openWakeWord's scores, with its near misses confirmed for the models in ``rules``
     by microWakeWord (``micro``) and by the verifier (``verifier``), each of which scores
     those of the models it looks at, under the same names (None: that look is off). The
-    verifier reads openWakeWord's front end, so it is scored after openWakeWord."""
+    verifier reads openWakeWord's front end, so it is scored after openWakeWord, and only
+    on a frame where openWakeWord reached its floor: its score counts nowhere else."""
 
     def __init__(
         self,
@@ -112,33 +125,34 @@ class VerifiedScorer:
         self._verifier = verifier
         self._rules = dict(rules)
         self._thresholds = dict(thresholds)
-        self._open_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
-        self._micro_peaks = {m: RecentPeak(r.span_frames) for m, r in self._rules.items()}
-        self._before = dict.fromkeys(self._rules, 0.0)
-        self._before_that = dict.fromkeys(self._rules, 0.0)
-        self._verified_before = dict.fromkeys(self._rules, 0.0)
+        self._recent = self._forget()
+
+    def _forget(self) -> dict[str, _Recent]:
+        return {
+            m: _Recent(RecentPeak(r.span_frames), RecentPeak(r.span_frames))
+            for m, r in self._rules.items()
+        }
 
     def scores(self, pcm: bytes) -> dict[str, float]:
         scores = self._open.scores(pcm)
         micro = self._micro.scores(pcm) if self._micro is not None else {}
-        verified = self._verifier.scores(pcm) if self._verifier is not None else {}
+        looked = any(scores[m] >= r.verifier_floor for m, r in self._rules.items())
+        verified = self._verifier.scores(pcm) if self._verifier is not None and looked else {}
         for model, rule in self._rules.items():
-            open_peak = self._open_peaks[model].push(scores[model])
-            micro_peak = self._micro_peaks[model].push(micro.get(model, 0.0))
+            recent = self._recent[model]
             score = scores[model]
             scores[model] = fused_score(
                 score,
-                self._before[model],
-                open_peak,
-                micro_peak,
+                recent.before,
+                recent.open_peak.push(score),
+                recent.micro_peak.push(micro.get(model, 0.0)),
                 self._thresholds[model],
                 rule,
-                self._verified_before[model],
-                self._before_that[model],
+                recent.verified_before,
+                recent.before_that,
             )
-            self._before_that[model] = self._before[model]
-            self._before[model] = score
-            self._verified_before[model] = verified.get(model, 0.0)
+            recent.before_that, recent.before = recent.before, score
+            recent.verified_before = verified.get(model, 0.0)
         return scores
 
     def reset(self) -> None:
@@ -147,8 +161,4 @@ class VerifiedScorer:
             self._micro.reset()
         if self._verifier is not None:
             self._verifier.reset()
-        for peak in [*self._open_peaks.values(), *self._micro_peaks.values()]:
-            peak.clear()
-        self._before = dict.fromkeys(self._rules, 0.0)
-        self._before_that = dict.fromkeys(self._rules, 0.0)
-        self._verified_before = dict.fromkeys(self._rules, 0.0)
+        self._recent = self._forget()
