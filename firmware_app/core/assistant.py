@@ -3,9 +3,10 @@
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
 event); its handler returns the next state, which must be one the row allows. The
-handlers of listening, the turn's end, notices and faults are methods here; the others
-are functions beside the assistant that take it first and act through what it makes
-public: the button's (``core/controls.py``), the commands (``core/commands.py``), a
+handlers of the turn's end, notices and faults are methods here, as are the entry and
+exit actions; the others are functions beside the assistant that take it first and act
+through what it makes public: the button's (``core/controls.py``), the commands
+(``core/commands.py``), a wake and the request's speech (``core/listening.py``), a
 request understood (``core/understanding.py``), what is said and what follows it
 (``core/speaking.py``) and Home Assistant's side of a turn (``core/home_turns.py``).
 The dispatcher (`dispatcher.Machine`) alone changes state, running the exit action of
@@ -40,7 +41,8 @@ from firmware_app.core.dispatcher import Machine
 from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
 from firmware_app.core.health import Health
-from firmware_app.core.home_turns import HomeTurns, wake_phrase
+from firmware_app.core.home_turns import HomeTurns
+from firmware_app.core.listening import set_wake_word
 from firmware_app.core.messages import (
     Button,
     Command,
@@ -51,7 +53,6 @@ from firmware_app.core.messages import (
     Notice,
     Stop,
     Tick,
-    WakeLost,
 )
 from firmware_app.core.parts import Clock, Parts, Responder
 from firmware_app.core.speaking import speak
@@ -60,7 +61,6 @@ from firmware_app.core.states import (
     IDLE,
     LISTENING,
     MUTED,
-    RESTING,
     SPEAKING,
     THINKING,
     Happening,
@@ -71,19 +71,11 @@ from firmware_app.core.table import EVENT_OF, GESTURES, Table
 from firmware_app.core.timer_bell import TimerBell
 from firmware_app.core.turn import Turn
 from firmware_app.listen.hearing import Hearing
-from firmware_app.listen.segmenter import (
-    SpeechEnded,
-    SpeechStarted,
-    TooLong,
-    Transcript,
-    Woke,
-    save_request_audio,
-)
 from firmware_app.speak.output import SpeechOutput
 from firmware_app.speak.utterances import Voice
 from firmware_app.system.kept_files import KeptFiles
 from firmware_app.system.metrics import Metrics
-from firmware_app.understand.actions import FIXED_PHRASES, Actions, without_wake_words
+from firmware_app.understand.actions import FIXED_PHRASES, Actions
 from firmware_app.understand.timers import Timers
 
 
@@ -360,65 +352,6 @@ class Assistant:
     def exit_speaking(self) -> None:
         self.hearing.disarm_stop()
 
-    def on_wake(self, woke: Woke) -> State:
-        model, score = woke.detection.model, woke.detection.score
-        self.emit("wake", model=model, score=score)
-        if not self.home.hears(model):  # turned off from Home Assistant
-            self.emit("wake_lost", model=model, score=score, reason="inactive")
-            return self.state
-        if not self.parts.arbiter.claim(model, score):
-            self.emit("wake_lost", model=model, score=score, reason="arbitration")
-            return self.state
-        self.interrupt()
-        self.turn.opened_by = self._t
-        return self.listen(woke.preroll, phrase=wake_phrase(model))
-
-    def set_wake_word(self, on: bool, reason: str) -> None:
-        """Wakes stop while any reason holds them off (Rhasspy's dialogue manager turns
-        them off for a session or while it plays audio, and on again with the same
-        reason); turning on without a reason clears them all. Hearing holds the switch, so
-        a wake heard while it is off never reaches the table."""
-        switch = self.hearing.wake_word
-        if switch.turn(on, reason):
-            self.emit("wake_word", on=switch.on, reasons=switch.reasons)
-
-    def drop_false_wake(self, wake_t: float) -> str | None:
-        """ "That wasn't for me": the request the wake at ``wake_t`` opened is dropped,
-        whatever it has reached (listening, thinking, its answer playing); returns the state
-        it was dropped in, or None when that wake opened nothing still going."""
-        if self.turn.opened_by != wake_t or self.state in RESTING:
-            return None
-        dropped = self.state.value
-        self.interrupt("false wake")
-        return dropped
-
-    def on_wake_lost(self, lost: WakeLost) -> State:
-        self.emit("wake_lost", model=None, score=None, reason=lost.reason)
-        return self.rest()
-
-    def on_speech_started(self, _: SpeechStarted) -> State:
-        self.emit("speech_start")
-        return LISTENING
-
-    def on_speech_ended(self, ended: SpeechEnded | TooLong) -> State:
-        # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
-        self.emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
-        if ended.audio and self.kept_requests is not None:
-            save_request_audio(self.kept_requests, list(ended.audio), self.clock.epoch())
-        heard = without_wake_words(ended.transcript)
-        if self.turn.run:  # Home Assistant answers this one
-            return self.hand_over(heard)
-        self.fire(Happening.HEARD, heard)
-        return THINKING
-
-    def hand_over(self, heard: Transcript) -> State:
-        """End of speech: Home Assistant answers, the local transcript kept in case it
-        does not. Public for Home Assistant's handlers: its own end of speech hands the
-        turn over too."""
-        self.home.hand_over(self.turn.run)
-        self.turn.handed, self.turn.heard = True, heard
-        return THINKING
-
     # --- the end of a turn
     def rest(self, _: object = None) -> State:
         """Back to idle (or muted/error), after any announcement or timer that waited."""
@@ -487,7 +420,7 @@ class Assistant:
         elif notice.kind in ("offline", "online"):
             self._offline = notice.kind == "offline"
         elif notice.kind == "hotword":
-            self.set_wake_word(bool(fields.get("on")), str(fields.get("reason", "")))
+            set_wake_word(self, bool(fields.get("on")), str(fields.get("reason", "")))
         elif notice.kind == "back":
             self.emit("back", where=str(fields.get("where", "unknown")))
         return self.state

@@ -17,6 +17,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from firmware_app.core.controls import set_muted, set_volume
+from firmware_app.core.listening import drop_false_wake
 from firmware_app.core.messages import Command, MuteArgs, NoArgs, TextArgs, VolumeArgs
 from firmware_app.core.speaking import speak
 from firmware_app.core.states import LISTENING, RESTING, THINKING, Happening, State
@@ -126,7 +127,7 @@ def false_wake(assistant: Assistant, cmd: Command, _: NoArgs) -> State:
     if clip is None:
         answer(cmd, False, "no wake to mark: none heard yet, or marked already")
         return assistant.state
-    dropped = assistant.drop_false_wake(clip.t)
+    dropped = drop_false_wake(assistant, clip.t)
     assistant.emit(
         "false_wake",
         model=clip.model,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from firmware_app.audio.wavio import scale
 from firmware_app.core.events import Emitter
+from firmware_app.core.listening import hand_over
 from firmware_app.core.messages import HomeAudio, HomeStage, HomeTimer
 from firmware_app.core.parts import Satellite
 from firmware_app.core.speaking import speak
@@ -50,12 +51,6 @@ class MediaSpeaker(Protocol):
     def media_playing(self) -> bool: ...
 
     def duck(self, on: bool) -> None: ...
-
-
-def wake_phrase(model: str) -> str:
-    """``hey_jarvis`` (or a model's path) → ``hey jarvis``."""
-    stem = model.rsplit("/", 1)[-1].split(".", 1)[0]
-    return stem.replace("_", " ").strip()
 
 
 class HomeTurns:
@@ -159,7 +154,7 @@ def on_stage(assistant: Assistant, msg: HomeStage) -> State:
         return THINKING
     if msg.stage == "stt_end":
         if assistant.state == LISTENING and not turn.handed:  # it heard the end first
-            return assistant.hand_over(without_wake_words(assistant.hearing.end()))
+            return hand_over(assistant, without_wake_words(assistant.hearing.end()))
         return assistant.state
     if msg.stage == "error":
         turn.release()
@@ -218,5 +213,4 @@ __all__ = [
     "on_stage",
     "on_timer",
     "play",
-    "wake_phrase",
 ]

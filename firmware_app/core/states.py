@@ -3,9 +3,9 @@ to, each named once.
 
 They stand apart from the table (``core/table.py``) because the handlers it names, the
 assistant's methods and the functions beside it (``core/controls.py``,
-``core/commands.py``, ``core/understanding.py``, ``core/speaking.py``,
-``core/home_turns.py``), return these states and raise these happenings, and the table
-imports those functions.
+``core/commands.py``, ``core/listening.py``, ``core/understanding.py``,
+``core/speaking.py``, ``core/home_turns.py``), return these states and raise these
+happenings, and the table imports those functions.
 """
 
 from __future__ import annotations

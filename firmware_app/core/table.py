@@ -5,12 +5,13 @@ and happenings themselves are named once, in ``core/states.py``.
 Each happening carries one payload type; `EVENT_OF` says which happening each message or
 heard event is, and is checked against the rows when the table is made. Handlers are the
 assistant's methods themselves (``A`` is the assistant's class) or functions beside it
-that take the assistant first, as a method does: the button's (``core/controls.py``), the
-commands (``core/commands.py``), a request understood (``core/understanding.py``), what
-is said and what follows it (``core/speaking.py``) and Home Assistant's side of a turn
-(``core/home_turns.py``). Either way the type checker sees that each takes what its event
-carries and returns a state. resting = idle, muted, error; busy = thinking, speaking.
-An event with no row in the current state is ignored there.
+that take the assistant first, as a method does: the button's (``core/controls.py``),
+the commands (``core/commands.py``), a wake and the request's speech
+(``core/listening.py``), a request understood (``core/understanding.py``), what is said
+and what follows it (``core/speaking.py``) and Home Assistant's side of a turn
+(``core/home_turns.py``). Either way the type checker sees that each takes what its
+event carries and returns a state. resting = idle, muted, error; busy = thinking,
+speaking. An event with no row in the current state is ignored there.
 
 The table is made from the class it is read by (`Table.of`), so this module, and the
 modules of functions it names, need the assistant only to be type-checked: no import
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core import commands, controls, home_turns, speaking, understanding
+from firmware_app.core import commands, controls, home_turns, listening, speaking, understanding
 from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -81,12 +82,12 @@ def transitions(A: type[Assistant]) -> Transitions:
     # fmt: off
     return table([
         #  in states                 event               payload          handler                       may go to
-        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            A.on_wake,                    {LISTENING, STAY}),
-        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   A.on_speech_started,          {STAY}),
-        on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     A.on_speech_ended,            {THINKING}),
-        on({LISTENING},              H.TOO_LONG,         TooLong,         A.on_speech_ended,            {THINKING}),
+        on(ALL - {MUTED, LISTENING}, H.WAKE,             Woke,            listening.on_wake,            {LISTENING, STAY}),
+        on({LISTENING},              H.SPEECH_STARTED,   SpeechStarted,   listening.on_speech_started,  {STAY}),
+        on({LISTENING},              H.SPEECH_ENDED,     SpeechEnded,     listening.on_speech_ended,    {THINKING}),
+        on({LISTENING},              H.TOO_LONG,         TooLong,         listening.on_speech_ended,    {THINKING}),
         on({LISTENING},              H.NO_SPEECH,        NoSpeech,        A.rest,                       RESTING | {THINKING}),
-        on({LISTENING},              H.WAKE_LOST,        WakeLost,        A.on_wake_lost,               RESTING | {THINKING}),
+        on({LISTENING},              H.WAKE_LOST,        WakeLost,        listening.on_wake_lost,       RESTING | {THINKING}),
         on({THINKING},               H.HEARD,            Transcript,      understanding.think,          RESTING | {THINKING}),
         on(BUSY,                     H.REPLY_SENTENCE,   ReplySentence,   speaking.on_reply_sentence,   {STAY}),
         on(BUSY,                     H.REPLY_END,        ReplyEnd,        speaking.on_reply_end,        {STAY}),

@@ -2,10 +2,11 @@
 its answer.
 
 A turn is what the table's handlers (``core/assistant.py`` and the functions beside it:
-``core/commands.py``, ``core/understanding.py``, ``core/speaking.py``,
-``core/home_turns.py``) keep about the request under way (who asked, the answer on its
-way, a question waiting, a follow-up, Home Assistant's run); it is replaced as a whole
-when the turn ends, so nothing of one request leaks into the next.
+``core/commands.py``, ``core/listening.py``, ``core/understanding.py``,
+``core/speaking.py``, ``core/home_turns.py``) keep about the request under way (who
+asked, the answer on its way, a question waiting, a follow-up, Home Assistant's run); it
+is replaced as a whole when the turn ends, so nothing of one request leaks into the
+next.
 """
 
 from __future__ import annotations
