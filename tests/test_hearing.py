@@ -231,8 +231,8 @@ class CommandStt(RecordingStt):
     """A recognizer that reports the command heard so far and takes the pre-roll to decode
     later; it notes how many frames it had been fed each time it was asked."""
 
-    def __init__(self, partial: str, endings: tuple[str, ...] = ()) -> None:
-        super().__init__(partial)
+    def __init__(self, partial: str | None, endings: tuple[str, ...] = ()) -> None:
+        super().__init__(partial or "")
         self.partial = partial
         self._endings = endings
         self.later: list[bytes] = []
@@ -277,12 +277,18 @@ def test_without_a_pre_roll_the_recognizer_waits_for_speech(settings: Settings) 
 
 
 def pause_until_the_end(
-    settings: Settings, partial: str, endings: tuple[str, ...] = ()
+    settings: Settings,
+    partial: str | None,
+    endings: tuple[str, ...] = (),
+    open_speech: bool | None = None,
 ) -> tuple[float, CommandStt, int]:
     """Silence after speech until the request ends, when the recognizer holds ``partial``
-    (which its grammar lets go on with ``endings``); also the recognizer and how many
-    frames were heard since listening began."""
+    (which its grammar lets go on with ``endings``) and says whether it hears open speech
+    (None: it does not say); also the recognizer and how many frames were heard since
+    listening began."""
     stt = CommandStt(partial, endings)
+    if open_speech is not None:
+        stt.open_speech = open_speech  # type: ignore[attr-defined]
     f = Feeder(hearing_for(settings, stt))
     f.frames(SILENT, 0.4)
     [woke] = f.frame(WAKE)
@@ -326,6 +332,17 @@ def test_the_start_of_a_command_may_pause_longer(settings: Settings) -> None:
 
 
 def test_other_speech_waits_the_usual_silence(settings: Settings) -> None:
-    pause, _, _ = pause_until_the_end(settings, "")
     silence = settings.vad.silence_ms / 1000
-    assert silence - FRAME_SECONDS <= pause <= silence + FRAME_SECONDS
+    for partial in ("", None):
+        for open_speech in (True, None):  # beside an open recognizer, or one that hears all
+            pause, _, _ = pause_until_the_end(settings, partial, open_speech=open_speech)
+            assert silence - FRAME_SECONDS <= pause <= silence + FRAME_SECONDS
+
+
+def test_with_commands_only_other_speech_may_pause_longer(settings: Settings) -> None:
+    """Speech-to-phrase alone answers only commands: a request it does not make out yet
+    may be one whose first words it misheard, so a pause does not cut it."""
+    unfinished = settings.vad.unfinished_ms / 1000
+    for partial in ("", None):
+        pause, _, _ = pause_until_the_end(settings, partial, open_speech=False)
+        assert unfinished - FRAME_SECONDS <= pause <= unfinished + FRAME_SECONDS

@@ -104,7 +104,6 @@ INTENTS: dict[str, list[str]] = {
         "what is today",
         "<what_is> today's date",
         "(today's|todays|the) date",
-        "date",
         "what is the day [today]",
         "what's the day [today]",
         "what month is it",
@@ -200,7 +199,7 @@ INTENTS: dict[str, list[str]] = {
     ],
     "volume_up": [
         "<volume> up <bit>",
-        "[turn|crank|pump] up [<it>] <bit>",
+        "(turn|crank|pump) up [<it>] <bit>",
         "(turn|crank|pump) <it> up <bit>",
         "(increase|raise) [the] <volume> <bit>",
         "(make|can) it <louder> <bit>",
