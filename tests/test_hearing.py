@@ -331,18 +331,28 @@ def test_the_start_of_a_command_may_pause_longer(settings: Settings) -> None:
     assert unfinished - FRAME_SECONDS <= pause <= unfinished + FRAME_SECONDS
 
 
-def test_other_speech_waits_the_usual_silence(settings: Settings) -> None:
-    silence = settings.vad.silence_ms / 1000
-    for partial in ("", None):
-        for open_speech in (True, None):  # beside an open recognizer, or one that hears all
-            pause, _, _ = pause_until_the_end(settings, partial, open_speech=open_speech)
-            assert silence - FRAME_SECONDS <= pause <= silence + FRAME_SECONDS
-
-
-def test_with_commands_only_other_speech_may_pause_longer(settings: Settings) -> None:
-    """Speech-to-phrase alone answers only commands: a request it does not make out yet
-    may be one whose first words it misheard, so a pause does not cut it."""
+def test_other_speech_may_pause_as_the_start_of_a_command(settings: Settings) -> None:
+    """A request the command recognizer does not make out yet may be one whose first
+    words it misheard, so a pause does not cut it, whether or not an open-speech
+    recognizer is there to take it if it is none."""
     unfinished = settings.vad.unfinished_ms / 1000
     for partial in ("", None):
-        pause, _, _ = pause_until_the_end(settings, partial, open_speech=False)
-        assert unfinished - FRAME_SECONDS <= pause <= unfinished + FRAME_SECONDS
+        for open_speech in (True, False, None):
+            pause, _, _ = pause_until_the_end(settings, partial, open_speech=open_speech)
+            assert unfinished - FRAME_SECONDS <= pause <= unfinished + FRAME_SECONDS
+
+
+def test_without_a_command_recognizer_a_request_ends_after_the_usual_silence(
+    settings: Settings,
+) -> None:
+    stt = RecordingStt()
+    f = Feeder(hearing_for(settings, stt))
+    f.hearing.begin(f.t, 5.0)
+    heard = f.frames(SPEECH, 0.8)
+    for _ in range(round(3.0 / FRAME_SECONDS)):
+        heard += f.frame(SILENT)
+        if any(isinstance(e, SpeechEnded) for e in heard):
+            break
+    [end] = [e for e in heard if isinstance(e, SpeechEnded)]
+    silence = settings.vad.silence_ms / 1000
+    assert silence - FRAME_SECONDS <= f.t - end.last_speech_t <= silence + FRAME_SECONDS

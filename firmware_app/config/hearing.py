@@ -116,9 +116,9 @@ class VadSettings(Section):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     """Silero speech probability above which a 32 ms chunk counts as speech."""
     silence_ms: int = Field(600, ge=100, le=5000)
-    """End-of-speech hangover: this much silence after speech ends the request (one the
-    command recognizer hears as other speech, when an open-speech recognizer is there to
-    answer it; with speech-to-phrase alone, see ``unfinished_ms``)."""
+    """End-of-speech hangover: this much silence after speech ends the request, when no
+    command recognizer judges it (an open-speech recognizer alone; with speech-to-phrase,
+    see ``done_ms``, ``complete_ms`` and ``unfinished_ms``)."""
     done_ms: int = Field(160, ge=0, le=5000)
     """Silence that ends a request sooner, once the command recognizer holds a whole
     command (0: always wait ``silence_ms``)."""
@@ -128,9 +128,9 @@ class VadSettings(Section):
     it", not "stop", which may go on "... the pasta timer"). At most ``done_ms`` (0: a
     complete command waits ``done_ms`` like any whole one)."""
     unfinished_ms: int = Field(1600, ge=100, le=10000)
-    """Silence allowed inside a request the command recognizer hears as the start of a
-    command ("set a timer for ..."), or, with speech-to-phrase alone (only commands can be
-    answered), as no whole command yet: a pause to think does not cut it."""
+    """Silence allowed inside a request the command recognizer does not hear as a whole
+    command yet (the start of one, "set a timer for ...", or words it does not make out,
+    perhaps a misheard start): a pause to think does not cut it."""
     start_timeout_s: float = Field(5.0, gt=0, le=30)
     """Give up and return to idle when no speech starts this long after the wake word."""
     max_request_s: float = Field(15.0, gt=1, le=120)

@@ -38,7 +38,6 @@ from firmware_app.core.engines import (
     NoEcho,
     NoStopSpotter,
     PrerollTranscriber,
-    ScopedTranscriber,
     SpeechDetector,
     StopSpotter,
     Transcriber,
@@ -117,10 +116,7 @@ TEXTS_KEPT = 256
 
 
 def command_progress(
-    recognizer: CommandTranscriber,
-    read: Callable[[str], Intent | None],
-    *,
-    commands_only: bool = False,
+    recognizer: CommandTranscriber, read: Callable[[str], Intent | None]
 ) -> Callable[[], Progress]:
     """The segmenter's ``progress`` hook: what ``recognizer`` has heard of the request so
     far. A command ``read`` understands is complete when no way the grammar lets it go on
@@ -131,10 +127,10 @@ def command_progress(
     first quiet frames the decoder may still change its mind ("set the volume to" heard
     as "... to eight" in a pause, and back).
 
-    When nothing but a command can be answered (``commands_only``: no open-speech
-    recognizer), other speech heard so far, or only the wake phrase's end, is taken as the
-    start of a command too: a command whose first words were misheard is not cut at a
-    pause to think, and other speech waits a second longer for the same reply."""
+    Other speech heard so far, or only the wake phrase's end, is taken as the start of a
+    command too: a command whose first words were misheard is not cut at a pause to
+    think, and other speech (a question for the online model, with an open-speech
+    recognizer beside) waits a second longer before it goes on."""
     judged: dict[str, Progress] = {}
     """Per text heard (the best path stays the same over the frames of a pause). A new
     timer name never makes a complete command whole: every place a name may go holds
@@ -160,10 +156,8 @@ def command_progress(
     def progress() -> Progress:
         text = recognizer.partial_command()
         held, before[0] = before[0], text
-        if not text and commands_only:
-            return "unfinished"
         if not text:
-            return "unknown"
+            return "unfinished"
         if text not in judged:
             if len(judged) >= TEXTS_KEPT:
                 judged.clear()
@@ -227,10 +221,7 @@ class Hearing:
         on a whole command and later on the start of one."""
         progress = None
         if isinstance(recognizer, CommandTranscriber):
-            commands_only = isinstance(recognizer, ScopedTranscriber) and not recognizer.open_speech
-            progress = command_progress(
-                recognizer, command_reader(settings.intents), commands_only=commands_only
-            )
+            progress = command_progress(recognizer, command_reader(settings.intents))
         segmenter = Segmenter(
             wake,
             vad,
