@@ -276,6 +276,17 @@ def test_without_a_pre_roll_the_recognizer_waits_for_speech(settings: Settings) 
     assert len(stt.later) == 4 and stt.later[-1] == frame_of(SPEECH)
 
 
+def silence_until_the_end(f: Feeder) -> float:
+    """0.8 s of speech into the open request, then silence until it ends: how long."""
+    heard = f.frames(SPEECH, 0.8)
+    for _ in range(round(3.0 / FRAME_SECONDS)):
+        heard += f.frame(SILENT)
+        if any(isinstance(e, SpeechEnded) for e in heard):
+            break
+    [end] = [e for e in heard if isinstance(e, SpeechEnded)]
+    return f.t - end.last_speech_t
+
+
 def pause_until_the_end(
     settings: Settings,
     partial: str | None,
@@ -295,13 +306,7 @@ def pause_until_the_end(
     assert isinstance(woke, Woke)
     f.hearing.begin(f.t, 5.0, woke.preroll)
     assert stt.later == list(woke.preroll) and stt.fed == []  # decoded with what follows
-    heard = f.frames(SPEECH, 0.8)
-    for _ in range(round(3.0 / FRAME_SECONDS)):
-        heard += f.frame(SILENT)
-        if any(isinstance(e, SpeechEnded) for e in heard):
-            break
-    [end] = [e for e in heard if isinstance(e, SpeechEnded)]
-    return f.t - end.last_speech_t, stt, len(stt.fed)
+    return silence_until_the_end(f), stt, len(stt.fed)
 
 
 def test_a_whole_command_ends_the_request_after_a_short_pause(settings: Settings) -> None:
@@ -348,11 +353,5 @@ def test_without_a_command_recognizer_a_request_ends_after_the_usual_silence(
     stt = RecordingStt()
     f = Feeder(hearing_for(settings, stt))
     f.hearing.begin(f.t, 5.0)
-    heard = f.frames(SPEECH, 0.8)
-    for _ in range(round(3.0 / FRAME_SECONDS)):
-        heard += f.frame(SILENT)
-        if any(isinstance(e, SpeechEnded) for e in heard):
-            break
-    [end] = [e for e in heard if isinstance(e, SpeechEnded)]
     silence = settings.vad.silence_ms / 1000
-    assert silence - FRAME_SECONDS <= f.t - end.last_speech_t <= silence + FRAME_SECONDS
+    assert silence - FRAME_SECONDS <= silence_until_the_end(f) <= silence + FRAME_SECONDS
