@@ -36,6 +36,8 @@ from firmware_app.app.loading import Engines
 from firmware_app.config.settings import Settings
 from firmware_app.core.events import read_events
 from firmware_app.core.messages import FRAME_SAMPLES
+from firmware_app.system.store import Store
+from firmware_app.understand.timers import Timers
 
 
 @dataclass
@@ -76,12 +78,30 @@ class Outcome:
         return "right"
 
 
+EPOCH = 1.8e9  # the simulated wall clock's start
+
+
+def timers_running(item: Item, settings: Settings) -> None:
+    """The household as the request finds it: a question about the pasta timer is asked
+    while a pasta timer runs (the store holds it when ``simulate`` starts), every other
+    request when no timer runs."""
+    name = (item.slots or {}).get("name")
+    if item.kind != "command" or item.intent == "timer_set" or not isinstance(name, str):
+        return
+    store = Store(settings.store_path)
+    try:
+        Timers(store, simulation.SimClock(epoch=EPOCH)).add(600, name)
+    finally:
+        store.close()
+
+
 def run_request(engines: Engines, item: Item, tmp: Path, settings: Settings) -> Outcome:
     """One request through ``simulate``."""
     wav = write(tmp / "in.wav", item.audio)
+    timers_running(item, settings)
     events_path = tmp / "events.jsonl"
     engines.wake.reset()
-    simulation.simulate(settings, wav, None, events_path, engines=engines, start_epoch=1.8e9)
+    simulation.simulate(settings, wav, None, events_path, engines=engines, start_epoch=EPOCH)
     events = read_events(events_path)
     out = Outcome(item)
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)

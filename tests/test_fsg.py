@@ -6,6 +6,7 @@ from firmware_app.config.settings import Settings
 from firmware_app.recognize.fsg import transitions, word_graph
 from firmware_app.recognize.phrases import COMMAND_BODY
 from firmware_app.recognize.stt import phrase_grammar_sources
+from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES
 
 SMALL = """#JSGF V1.0;
 grammar t;
@@ -52,7 +53,7 @@ def test_a_list_used_twice_with_the_same_continuation_is_in_the_graph_once() -> 
 
 
 def test_the_command_grammar_graph_is_small_and_right() -> None:
-    grammar = phrase_grammar_sources(Settings())([])
+    grammar = phrase_grammar_sources(Settings())(["laundry"])  # a laundry timer runs
     graph = word_graph(grammar.jsgf, COMMAND_BODY)
     assert len(graph.arcs) < 1000  # the JSGF copies its lists into tens of thousands
     for said in (
@@ -74,6 +75,8 @@ def test_the_command_grammar_graph_is_small_and_right() -> None:
         "set a timer for a hours forty five seconds",
         "set a timer for four hour twenty seconds",
         "set a timer for an minute",
+        "set a timer for twelve hours three hours",  # from the larger unit to the smaller
+        "set a timer for ten minutes two hours",
     ):
         assert not accepts(graph, not_said), not_said
 
@@ -116,7 +119,8 @@ def decoder_accepts(arcs, start: int, final: int, text: str) -> bool:
 
 
 def test_lists_used_in_many_places_are_shared_without_changing_the_sentences() -> None:
-    grammar = phrase_grammar_sources(Settings())([])
+    # every common name in use: the largest lists, in the most places
+    grammar = phrase_grammar_sources(Settings())(sorted(COMMON_TIMER_NAMES))
     graph = word_graph(grammar.jsgf, COMMAND_BODY)
     arcs, start, final = transitions(graph, ["_a"], enter=0.1, per_word=0.01)
     word_arcs = [a for a in arcs if len(a) == 4 and not a[3].startswith("_")]

@@ -37,7 +37,12 @@ class RecordingStt:
         self.calls.append("finish")
         return self.text
 
+    near_command: str | None = None
+
     def observe(self, event: object) -> None:  # a grammar recognizer hears the events
+        pass
+
+    def hold_timers(self, timers: dict[str, str | None]) -> None:
         pass
 
 

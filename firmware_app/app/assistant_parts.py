@@ -8,6 +8,7 @@ from __future__ import annotations
 from firmware_app.config.settings import Settings
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.controls import Controls
+from firmware_app.core.engines import GrammarTranscriber
 from firmware_app.core.events import Emitter, EventBus
 from firmware_app.core.health import Health
 from firmware_app.core.home_turns import HomeTurns
@@ -50,6 +51,8 @@ def build_assistant(
     parts = parts or Parts()
     emit = Emitter(bus, clock.t)
     timers = Timers(store, clock)
+    if isinstance(hearing.recognizer, GrammarTranscriber):  # "the pasta timer" after a restart
+        hearing.recognizer.hold_timers({t.id: t.name for t in timers.active()})
     # MQTT set up but no publisher: a one-off process (``ttbt5 ask --local``)
     no_home = NO_HOME if settings.mqtt.host is None else NO_SERVICE
     custom = CustomIntents(settings.intents)

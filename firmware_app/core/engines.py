@@ -97,9 +97,16 @@ class GrammarTranscriber(Transcriber, Protocol):
 
     out_of_grammar: bool
     """After ``finish``: speech was heard, but none of the sentences it knows."""
+    near_command: str | None
+    """After ``finish``: the command sentence an open transcript (Whisper's or Vosk's
+    beside it) is one slip away from (``recognize/nearest.py``), or None."""
 
     def observe(self, event: Event) -> None:
         """Every event of the assistant: names it should now hear (timers) come from them."""
+        ...
+
+    def hold_timers(self, timers: dict[str, str | None]) -> None:
+        """The timers there are at start, id -> name: a name refers to one of them."""
         ...
 
 

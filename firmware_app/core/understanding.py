@@ -52,6 +52,12 @@ def think(assistant: Assistant, heard: Transcript) -> State:
     outcome = assistant.actions.understand(
         text, question, assistant.clock.epoch(), assistant.volume
     )
+    if outcome is None and heard.near_command:
+        outcome = assistant.actions.understand(
+            heard.near_command, question, assistant.clock.epoch(), assistant.volume
+        )
+        if outcome is not None:
+            logger.info("heard {!r} as the command {!r}", text, heard.near_command)
     if outcome is not None:
         return _carry_out(assistant, outcome)
     if assistant.responder is None:

@@ -381,8 +381,10 @@ class Hearing:
         recognizer = self.recognizer
         text = recognizer.finish()
         # only a recognizer given its sentences can hear speech that is none of them
-        out_of_grammar = isinstance(recognizer, GrammarTranscriber) and recognizer.out_of_grammar
-        return Transcript(text, out_of_grammar=not text and out_of_grammar)
+        grammar = recognizer if isinstance(recognizer, GrammarTranscriber) else None
+        out_of_grammar = grammar is not None and grammar.out_of_grammar
+        near = grammar.near_command if grammar is not None else None
+        return Transcript(text, out_of_grammar=not text and out_of_grammar, near_command=near)
 
 
 __all__ = ["Hearing", "Perceived", "StopSaid", "WakeSwitch", "command_progress"]

@@ -44,6 +44,9 @@ class Transcript:
     """The words heard ("" for none); None when there is no speech model to hear them."""
     out_of_grammar: bool = False
     """Speech was heard but it is none of the sentences the recognizer knows."""
+    near_command: str | None = None
+    """The command sentence an open transcript is one slip away from: what the request
+    is taken for when its own words are no command."""
 
 
 NO_TRANSCRIPT = Transcript(None)

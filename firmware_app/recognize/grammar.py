@@ -48,6 +48,10 @@ from firmware_app.understand.intents.sentences_en import LEADING, TRAILING
 GARBAGE_PREFIX = "_"
 GARBAGE_WEIGHT = 0.1  # the command side's prior is 1; lower favors commands on doubt
 
+NAMING_INTENTS = frozenset({"timer_set"})
+"""Intents whose ``{name}`` gives a new timer its name. An expansion rule holds no
+``{name}`` (it would be compiled for one kind of sentence only)."""
+
 DURATION_UNITS = "(second|seconds|minute|minutes|hour|hours)"
 
 
@@ -72,11 +76,16 @@ def _under_100() -> str:
 def duration_rule() -> str:
     """Spoken durations the timer sentences take ("an hour and a half", "ninety seconds")."""
     # Only what English says ("a minute", "an hour", "four hours"): noise heard as "a
-    # hours" or "four hour" would otherwise make a made-up part of a duration.
-    one = "(a (second|minute) | an hour | one (second|minute|hour))"
-    part = f"(<number> (seconds|minutes|hours) | {one})"
+    # hours" or "four hour" would otherwise make a made-up part of a duration. Two parts
+    # go from the larger unit to the smaller ("an hour and ten minutes"): other speech
+    # was heard as "twelve hours three hours" and "five hours twelve hours".
+    hours = "(<number> hours | an hour | one hour)"
+    minutes = "(<number> minutes | a minute | one minute)"
+    seconds = "(<number> seconds | a second | one second)"
     return (
-        f"{part} [[and] {part}] [and a half]"
+        f"({hours} | {minutes} | {seconds}) [and a half]"
+        f" | {hours} [and] ({minutes} | {seconds})"
+        f" | {minutes} [and] {seconds}"
         f" | <number> and a half {DURATION_UNITS}"
         f" | half (an hour|a minute)"
         f" | (a|one|three) (quarter|quarters) of (an hour|a minute)"
@@ -97,6 +106,7 @@ class _Compiler:
         self.words: set[str] = {w for body in self.rules.values() for w in _words(body or "")}
         self.missing: set[str] = set()
         self.intents: list[Intents] = []
+        self.variant = ""  # which names the wildcard lists stand for now: "" or "new"
 
     def words_of(self, text: str) -> str | None:
         words = re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
@@ -135,6 +145,8 @@ class _Compiler:
 
     def reference(self, kind: str, name: str) -> str | None:
         key = _rule_name(kind, name)
+        if kind == "list" and name == "name" and self.variant:
+            key = f"{key}_{self.variant}"
         if key not in self.rules:
             self.rules[key] = None  # guards against a rule that refers to itself
             self.rules[key] = self.rule_body(kind, name)
@@ -152,7 +164,8 @@ class _Compiler:
         if isinstance(slots, WildcardSlotList):
             if name == "duration":
                 return "<duration>"
-            values = [self.words_of(v) for v in self.wildcards.get(name, [])]
+            fresh = COMMON_TIMER_NAMES if self.variant and name == "name" else ()
+            values = [self.words_of(v) for v in {*self.wildcards.get(name, []), *fresh}]
         elif isinstance(slots, RangeSlotList):
             step = max(1, slots.step)
             values = [
@@ -173,19 +186,25 @@ def build_grammar(
 ) -> Grammar:
     """One JSGF grammar holding every sentence of ``intents`` plus the garbage loop.
 
-    ``wildcards`` gives the words a wildcard list stands for (``name``: timer names).
+    ``wildcards`` gives the words a wildcard list stands for (``name``: the names of the
+    timers there are). A sentence that names a new timer (``NAMING_INTENTS``) may also
+    name it one of the common timer names; every other sentence with a name refers to a
+    timer that exists, so it holds only the names in use, and none when no timer has a
+    name: "when does the soup timer go off" with no soup timer is no command to hear
+    ("when does the supermarket close" was heard so, in five voices of the corpus).
     """
-    names = sorted({*COMMON_TIMER_NAMES, *((wildcards or {}).get("name", []))})
-    compiler = _Compiler(has_word, {**(wildcards or {}), "name": names})
+    compiler = _Compiler(has_word, dict(wildcards or {}))
     sentences: set[str] = set()
     for group in intents:
         compiler.intents = [group, *compiler.intents]
-        for intent in group.intents.values():
+        for intent_name, intent in group.intents.items():
+            compiler.variant = "new" if intent_name in NAMING_INTENTS else ""
             for data in intent.data:
                 for sentence in data.sentences:
                     body = compiler.expr(sentence.expression)
                     if body:
                         sentences.add(body)
+    compiler.variant = ""
     # The names of timers in use, alone: the answer to "Which one?" ("pasta"). Only
     # those, not every common name, or any single word could pass for a command.
     in_use = [compiler.words_of(n) for n in (wildcards or {}).get("name", [])]

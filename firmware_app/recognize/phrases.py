@@ -27,6 +27,7 @@ from firmware_app.core.events import Event
 from firmware_app.core.messages import SAMPLE_RATE
 from firmware_app.recognize.fsg import WordGraph, transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
+from firmware_app.recognize.nearest import nearest
 from firmware_app.recognize.pronunciations import add_words, decoder, entries, forget
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
 
@@ -67,6 +68,7 @@ class PhraseTranscriber:
     when the speech was not a command sentence."""
 
     open_speech = False
+    near_command: str | None = None  # its own result is a command or nothing
 
     def __init__(
         self,
@@ -88,9 +90,10 @@ class PhraseTranscriber:
         )
         self._in_dictionary: set[str] = set()  # words added for the grammar so far
         self._sources = sources
-        self._lock = threading.Lock()  # update_names may come from another thread
-        self._names: frozenset[str] = frozenset()
-        self._pending: frozenset[str] | None = frozenset(timer_names)
+        self._lock = threading.Lock()  # hold_timers may come from another thread
+        self._names: frozenset[str] = frozenset()  # the timer names the grammar holds
+        self._timers: dict[str, str] = {}  # the timers there are: id -> name
+        self._pending: frozenset[str] | None = frozenset(n.lower() for n in timer_names)
         self.graph_size = (0, 0)  # states and words of the search graph
         self.build_ms = 0.0  # time the last grammar build took
         self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
@@ -134,13 +137,14 @@ class PhraseTranscriber:
         add_words(self._decoder, entries(new))
         self._in_dictionary.update(new)
 
-    def update_names(self, names: Iterable[str]) -> None:
-        """Timer names in use; the grammar is rebuilt before the next utterance if they
-        add a name it does not hold yet."""
-        wanted = frozenset(n.lower() for n in names if n)
-        if wanted - self._names - COMMON_TIMER_NAMES:
-            with self._lock:
-                self._pending = wanted | self._names
+    def hold_timers(self, timers: dict[str, str | None]) -> None:
+        """The timers there are, id -> name (at start: the ones restored). The grammar is
+        rebuilt before the next utterance when it does not hold exactly their names."""
+        with self._lock:
+            self._timers = {key: name.lower() for key, name in timers.items() if name}
+            names = frozenset(self._timers.values())
+            if names != self._names:
+                self._pending = names
 
     def rebuild(self) -> None:
         """Build the grammar again now, from what its sources give now (the home's names
@@ -151,10 +155,20 @@ class PhraseTranscriber:
         self.grammar = self._rebuild()
 
     def observe(self, event: Event) -> None:
-        """Event-bus observer: a timer set with a new name enters the grammar."""
-        name = event.fields.get("name")
-        if event.type == "timer" and event.fields.get("action") == "set" and name:
-            self.update_names([*self._names, str(name)])
+        """Event-bus observer: a timer set with a name the grammar lacks enters it before
+        the next utterance. A name whose timer is gone leaves at the next rebuild, not
+        at once: asking after a timer that just rang costs no rebuild."""
+        if event.type != "timer":
+            return
+        action, key, name = (event.fields.get(k) for k in ("action", "id", "name"))
+        with self._lock:
+            if action == "set" and name:
+                self._timers[str(key)] = str(name).lower()
+            elif action in ("cancel", "ring", "missed"):
+                self._timers.pop(str(key), None)
+            names = frozenset(self._timers.values())
+            if names - self._names:
+                self._pending = names
 
     def start(self) -> None:
         self._backlog.clear()
@@ -204,6 +218,13 @@ class PhraseTranscriber:
         command = _command(hyp.hypstr.split() if hyp is not None else [])
         return None if command is None else " ".join(command)
 
+    def nearest(self, text: str) -> str | None:
+        """The command sentence ``text`` (an open recognizer's transcript) is one slip
+        away from (``recognize/nearest.py``), on the graph this recognizer decodes."""
+        near = nearest(self._graph, text, COMMON_TIMER_NAMES | self._names)
+        command = _command(near.split()) if near else None
+        return " ".join(command) if command else None
+
     def endings(self, command: str) -> Iterator[str] | None:
         """How a command that starts with ``command`` can go on in the grammar (each a
         run of words after which it may end), lazily; None when none starts so."""
@@ -230,14 +251,15 @@ class HybridTranscriber:
 
     out_of_grammar = False
     open_speech = True
+    near_command: str | None = None
 
     def __init__(self, phrases: PhraseTranscriber, vosk: OpenTranscriber) -> None:
         self.phrases = phrases
         self.vosk = vosk  # the open recognizer, Vosk or Whisper
         self.source = ""  # "phrases" or the open recognizer's name: who answered last
 
-    def update_names(self, names: Iterable[str]) -> None:
-        self.phrases.update_names(names)
+    def hold_timers(self, timers: dict[str, str | None]) -> None:
+        self.phrases.hold_timers(timers)
 
     def observe(self, event: Event) -> None:
         self.phrases.observe(event)
@@ -260,10 +282,13 @@ class HybridTranscriber:
         return self.phrases.endings(command)
 
     def finish(self) -> str:
+        self.near_command = None
         command = self.phrases.finish()
         if command:
             self.source = "phrases"
             self.vosk.start()  # what it heard is not needed: drop it unheard
             return command
         self.source = self.vosk.name
-        return self.vosk.finish()
+        text = self.vosk.finish()
+        self.near_command = self.phrases.nearest(text) if text else None
+        return text

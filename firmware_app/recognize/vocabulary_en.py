@@ -32,7 +32,8 @@ WAKE_TAILS = [
     "us", "is", "its", "this", "his", "as", "your", "they", "the", "a", "of", "off"
 ]
 
-# Timer names the grammar always holds (names in use are added).
+# Timer names a new timer may be given (names in use are added); a question about a
+# timer, or cancelling one, names only the timers there are.
 COMMON_TIMER_NAMES = frozenset([
     "pasta", "egg", "eggs", "tea", "coffee", "pizza", "rice", "oven", "laundry", "washing",
     "dryer", "bread", "cake", "cookies", "potatoes", "chicken", "soup", "dinner", "lunch",

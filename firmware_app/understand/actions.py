@@ -12,7 +12,7 @@ pasta one" finishes what "cancel the timer" started.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from firmware_app.core.parts import HomePublish
@@ -266,7 +266,7 @@ def without_wake_words(heard: Transcript) -> Transcript:
     """What the recognizer heard, its wake words dropped (no text: no speech model)."""
     if heard.text is None:
         return heard
-    return Transcript(strip_wake_words(heard.text), heard.out_of_grammar)
+    return replace(heard, text=strip_wake_words(heard.text))
 
 
 __all__ = [
