@@ -109,6 +109,10 @@ def test_builtin_intents(text, name, slots):
         "set an alarm",
         "stop the war in my head tonight",
         "",
+        # a misheard article or preposition is no timer name (Whisper in noise)
+        "set on that timer for three minutes",
+        "shout out to them timer for 3 minutes",
+        "set a timer for 45 seconds, drop D.",
     ],
 )
 def test_not_builtin(text):

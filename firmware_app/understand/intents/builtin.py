@@ -31,6 +31,14 @@ for _intents in (BUILTIN, FOLLOWUP):  # hassil parses on first use: pay it at st
 _NAME_DROP_FRONT = {"the", "my", "a", "an", "new", "another", "that", "this", "our"}
 _NAME_DROP_BACK = {"timer", "timers", "countdown", "one"}
 _NOT_NAMES = {"timer", "timers", "countdown", "time", "left", "is", "it", "for", "please"}
+# Words a timer's name is not made of: what an open recognizer makes of a misheard
+# article or preposition ("set on that timer", "set our past our timer", "... for 45
+# seconds, drop D"). A name with one is no name, and the reading no command.
+_NAME_NEVER = {
+    "a", "an", "the", "our", "your", "their", "his", "her", "its", "them", "they", "we",
+    "you", "me", "us", "him", "she", "he", "i", "on", "to", "at", "of", "off", "out",
+    "that", "this", "these", "those", "with", "from", "by",
+}  # fmt: skip
 
 
 def clean_timer_name(raw: str | None) -> str | None:
@@ -50,7 +58,8 @@ def _valid_name(name: str | None) -> bool:
     return (
         len(words) <= 4
         and not any(ch.isdigit() for ch in name)
-        and not any(w in _NOT_NAMES or w in DURATION_WORDS for w in words)
+        and not any(w in _NOT_NAMES or w in DURATION_WORDS or w in _NAME_NEVER for w in words)
+        and not any(len(w) == 1 for w in words)  # a letter: "drop d"
     )
 
 
