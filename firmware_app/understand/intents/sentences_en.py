@@ -228,9 +228,10 @@ INTENTS: dict[str, list[str]] = {
     "stop": [
         "stop [it|that|talking|speaking|the alarm|ringing]",
         "(cancel|never mind|nevermind|forget it|forget about it|no thanks)",
-        "(be quiet|quiet|shut up|silence|enough|that's enough|that will do|that's all)",
+        # Not "quiet", "shh" or "hush" alone: the recognizer made them of noise and of
+        # other requests ("set a timer for five minutes" in a pause, "make it quieter").
+        "(be quiet|shut up|silence|enough|that's enough|that will do|that's all)",
         "stop it",
-        "(hush|shh)",
     ],
     "repeat": [
         "repeat [that|it|what you said|yourself|the last thing|please]",
