@@ -24,12 +24,7 @@ def sentences(graph, state=0, prefix=()):
 
 
 def accepts(graph, text: str) -> bool:
-    state = 0
-    for word in text.split():
-        if word not in graph.arcs[state]:
-            return False
-        state = graph.arcs[state][word]
-    return state in graph.finals
+    return graph.accepts(text.split())
 
 
 def test_the_graph_holds_exactly_the_grammars_sentences() -> None:

@@ -3,6 +3,8 @@ recognizer on Piper speech (alone, and beside the real Vosk adapter)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +242,28 @@ def test_a_new_timer_name_rebuilds_the_grammar_once(phrases):
     phrases.hold_timers({"t1": "grandma"})
     hear(phrases, "Stop!")
     assert phrases.grammar is again
+
+
+def test_a_new_name_is_compiled_while_the_reply_plays_not_when_the_next_request_starts():
+    built_on: list[tuple[str, list[str]]] = []
+    base = phrase_grammar_sources(Settings())
+
+    def sources(names):
+        built_on.append((threading.current_thread().name, list(names)))
+        return base(names)
+
+    stt = PhraseTranscriber(sources)
+    stt.observe(Event("timer", 0.0, 0.0, {"action": "set", "id": "t1", "name": "grandma"}))
+    for _ in range(1000):  # the reply would be playing now
+        if not any(t.name == "grammar" for t in threading.enumerate()):
+            break
+        time.sleep(0.01)
+    stt.start()  # the next request: the compiled grammar is only handed to the decoder
+    stt.finish()
+    assert "grandma" in stt.grammar.words
+    assert [on for on, names in built_on if names == ["grandma"]] == ["grammar"]
+    stt.rebuild()  # what it is built from changed: compiled afresh, on the caller's thread
+    assert built_on[-1] == (threading.current_thread().name, ["grandma"])
 
 
 @pytest.mark.slow

@@ -119,17 +119,25 @@ class WordGraph:
     def n_arcs(self) -> int:
         return sum(len(a) for a in self.arcs)
 
-    def endings(self, words: Sequence[str]) -> Iterator[tuple[str, ...]] | None:
-        """The ways a sentence that starts with ``words`` can go on (each one a non-empty
-        run of words after which it may end), found lazily, depth first, so a caller that
-        looks only for one it dislikes stops early; None when no sentence starts so."""
-        state = 0
+    def follow(self, words: Iterable[str], state: int = 0) -> int | None:
+        """The state ``words`` lead to from ``state``; None when they leave the graph."""
         for word in words:
             found = self.arcs[state].get(word)
             if found is None:
                 return None
             state = found
-        return self._walk(state)
+        return state
+
+    def accepts(self, words: Iterable[str], state: int = 0) -> bool:
+        """Whether ``words`` from ``state`` end a sentence."""
+        return self.follow(words, state) in self.finals
+
+    def endings(self, words: Sequence[str]) -> Iterator[tuple[str, ...]] | None:
+        """The ways a sentence that starts with ``words`` can go on (each one a non-empty
+        run of words after which it may end), found lazily, depth first, so a caller that
+        looks only for one it dislikes stops early; None when no sentence starts so."""
+        state = self.follow(words)
+        return None if state is None else self._walk(state)
 
     def _walk(self, state: int) -> Iterator[tuple[str, ...]]:
         stack: list[tuple[int, tuple[str, ...]]] = [(state, ())]

@@ -106,7 +106,9 @@ class _Compiler:
         self.words: set[str] = {w for body in self.rules.values() for w in _words(body or "")}
         self.missing: set[str] = set()
         self.intents: list[Intents] = []
-        self.variant = ""  # which names the wildcard lists stand for now: "" or "new"
+        # whether the sentence compiled now names a new timer: its {name} may then be any
+        # common timer name, not only one in use (a separate rule, "<list_name_new>")
+        self.naming = False
 
     def words_of(self, text: str) -> str | None:
         words = re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
@@ -145,8 +147,8 @@ class _Compiler:
 
     def reference(self, kind: str, name: str) -> str | None:
         key = _rule_name(kind, name)
-        if kind == "list" and name == "name" and self.variant:
-            key = f"{key}_{self.variant}"
+        if kind == "list" and name == "name" and self.naming:
+            key = f"{key}_new"
         if key not in self.rules:
             self.rules[key] = None  # guards against a rule that refers to itself
             self.rules[key] = self.rule_body(kind, name)
@@ -164,7 +166,7 @@ class _Compiler:
         if isinstance(slots, WildcardSlotList):
             if name == "duration":
                 return "<duration>"
-            fresh = COMMON_TIMER_NAMES if self.variant and name == "name" else ()
+            fresh = COMMON_TIMER_NAMES if self.naming and name == "name" else ()
             values = [self.words_of(v) for v in {*self.wildcards.get(name, []), *fresh}]
         elif isinstance(slots, RangeSlotList):
             step = max(1, slots.step)
@@ -198,13 +200,13 @@ def build_grammar(
     for group in intents:
         compiler.intents = [group, *compiler.intents]
         for intent_name, intent in group.intents.items():
-            compiler.variant = "new" if intent_name in NAMING_INTENTS else ""
+            compiler.naming = intent_name in NAMING_INTENTS
             for data in intent.data:
                 for sentence in data.sentences:
                     body = compiler.expr(sentence.expression)
                     if body:
                         sentences.add(body)
-    compiler.variant = ""
+    compiler.naming = False
     # The names of timers in use, alone: the answer to "Which one?" ("pasta"). Only
     # those, not every common name, or any single word could pass for a command.
     in_use = [compiler.words_of(n) for n in (wildcards or {}).get("name", [])]

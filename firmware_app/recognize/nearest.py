@@ -29,6 +29,7 @@ from collections.abc import Collection
 from difflib import SequenceMatcher
 
 from firmware_app.recognize.fsg import WordGraph
+from firmware_app.understand.intents import normalize
 from firmware_app.understand.intents.numbers import ONES, TENS, number_words
 
 MIN_WORDS = 3  # "what time" is no slip of "what time is it"
@@ -40,7 +41,7 @@ NUMBER_WORDS = frozenset([*ONES, *TENS, "hundred", "half", "quarter"])
 def spoken(text: str) -> list[str]:
     """A transcript as speech-to-phrase's words: lower case, numbers spelt out ("30%"
     → "thirty percent"), no punctuation."""
-    text = text.lower().replace("%", " percent ").replace("-", " ")
+    text = normalize(text).replace("%", " percent ")
     text = re.sub(r"\d+", lambda m: f" {_number(int(m.group()))} ", text)
     return re.findall(r"[a-z']+", text)
 
@@ -55,22 +56,13 @@ def nearest(graph: WordGraph, text: str, names: Collection[str] = ()) -> str | N
     words = spoken(text)
     found: set[str] = set()
     for lead in range(0, min(MAX_LEAD, len(words)) + 1):  # fewer words dropped first
-        if _accepts(graph, 0, words[lead:]):
+        if graph.accepts(words[lead:]):
             found.add(" ".join(words[lead:]))
             break
     else:
         found = _one_slip(graph, words, names)
     found = {f for f in found if len(f.split()) >= MIN_WORDS}
     return found.pop() if len(found) == 1 else None
-
-
-def _accepts(graph: WordGraph, state: int, words: list[str]) -> bool:
-    for word in words:
-        nxt = graph.arcs[state].get(word)
-        if nxt is None:
-            return False
-        state = nxt
-    return state in graph.finals
 
 
 def _one_slip(graph: WordGraph, words: list[str], names: Collection[str]) -> set[str]:
@@ -80,9 +72,9 @@ def _one_slip(graph: WordGraph, words: list[str], names: Collection[str]) -> set
     for i, word in enumerate(words):
         before, after = words[:i], words[i + 1 :]
         for other, nxt in graph.arcs[state].items():  # a word spelt like the sentence's
-            if other != word and _alike(word, other, names) and _accepts(graph, nxt, after):
+            if other != word and _alike(word, other, names) and graph.accepts(after, nxt):
                 found.add(" ".join([*before, other, *after]))
-        if i and _accepts(graph, state, after):  # a word more
+        if i and graph.accepts(after, state):  # a word more
             found.add(" ".join([*before, *after]))
         follows = graph.arcs[state].get(word)
         if follows is None:

@@ -6,7 +6,9 @@ grammar of the command sentences it recognizes them in tens of milliseconds on a
 where an open-vocabulary model would need a 40 MB download and more CPU.
 
 The grammar (``recognize/grammar.py``) is compiled from the templates at start-up and again
-only when what it is built from changes (a new timer name), never per request. Speech
+only when what it is built from changes (a new timer name), never per request. A new name's
+grammar is compiled on a worker thread as soon as the timer is set, while the reply plays;
+the next request only hands the finished graph to the decoder. Speech
 outside it lands in the garbage loop and is reported as out of grammar, not forced into
 the nearest command. ``HybridTranscriber`` runs this recognizer and an open-vocabulary one
 (Vosk or Whisper) over the same frames: an in-grammar result answers commands, the open
@@ -94,8 +96,11 @@ class PhraseTranscriber:
         self._names: frozenset[str] = frozenset()  # the timer names the grammar holds
         self._timers: dict[str, str] = {}  # the timers there are: id -> name
         self._pending: frozenset[str] | None = frozenset(n.lower() for n in timer_names)
+        # the grammar for the pending names, compiled ahead by the worker thread
+        self._compiled: tuple[frozenset[str], Grammar, WordGraph] | None = None
+        self._compiling: threading.Thread | None = None
         self.graph_size = (0, 0)  # states and words of the search graph
-        self.build_ms = 0.0  # time the last grammar build took
+        self.build_ms = 0.0  # time the last build took here (compiling ahead not counted)
         self._backlog: deque[bytes] = deque()  # audio waiting to be decoded (the pre-roll)
         self._graph = WordGraph([{}], frozenset())  # the sentences, as the decoder searches them
         self.grammar: Grammar = self._rebuild()
@@ -103,15 +108,54 @@ class PhraseTranscriber:
         self.last_text = ""  # what was heard, garbage included, for logs and tests
         self.finish_ms = 0.0  # time the last ``finish`` took
 
-    def _rebuild(self) -> Grammar:
+    def _compile(self, names: frozenset[str]) -> tuple[frozenset[str], Grammar, WordGraph]:
+        """The grammar and its word graph for ``names``: the costly part of a build, and
+        one that touches no decoder, so any thread may do it."""
+        grammar = self._sources(sorted(names))
+        return names, grammar, word_graph(grammar.jsgf, COMMAND_BODY)
+
+    def _compile_ahead(self) -> None:
+        """Worker thread: compile for the pending names until they stop changing."""
+        while True:
+            with self._lock:
+                names = self._pending
+                if names is None or (self._compiled is not None and self._compiled[0] == names):
+                    return
+            try:
+                compiled = self._compile(names)
+            except Exception as exc:  # the next request compiles it itself, and says why
+                logger.warning("speech-to-phrase: grammar not compiled ahead: {}", exc)
+                return
+            with self._lock:
+                self._compiled = compiled
+
+    def _pend(self, names: frozenset[str]) -> None:
+        """With the lock held: ``names`` go into the grammar before the next utterance,
+        compiled from now on a worker thread."""
+        self._pending = names
+        if self._compiling is None or not self._compiling.is_alive():
+            self._compiling = threading.Thread(
+                target=self._compile_ahead, name="grammar", daemon=True
+            )
+            self._compiling.start()
+
+    def _rebuild(self, fresh: bool = False) -> Grammar:
+        """Install the grammar for the pending names (compiled ahead unless ``fresh``:
+        what it is built from changed)."""
         with self._lock:
             names, self._pending = self._pending, None
+            compiling = self._compiling
         if names is None:
             return self.grammar
         started = time.monotonic()
-        grammar = self._sources(sorted(names))
+        if compiling is not None:
+            compiling.join()  # nearly always done: it started when the timer was set
+        with self._lock:
+            compiled, self._compiled = self._compiled, None
+        if fresh or compiled is None or compiled[0] != names:
+            compiled = self._compile(names)
+        _, grammar, graph = compiled
         self._add_words(grammar.words | set(WAKE_WORDS))  # words it lacks are skipped
-        graph = word_graph(grammar.jsgf, COMMAND_BODY)
         name_cost = dict.fromkeys(COMMON_TIMER_NAMES | names, NAME_COST)
         arcs, start, final = transitions(
             graph, self._loop_words, LOOP_ENTER, LOOP_WORD, LOOP_PREFIX, name_cost
@@ -144,7 +188,7 @@ class PhraseTranscriber:
             self._timers = {key: name.lower() for key, name in timers.items() if name}
             names = frozenset(self._timers.values())
             if names != self._names:
-                self._pending = names
+                self._pend(names)
 
     def rebuild(self) -> None:
         """Build the grammar again now, from what its sources give now (the home's names
@@ -152,7 +196,7 @@ class PhraseTranscriber:
         with self._lock:
             if self._pending is None:
                 self._pending = self._names
-        self.grammar = self._rebuild()
+        self.grammar = self._rebuild(fresh=True)
 
     def observe(self, event: Event) -> None:
         """Event-bus observer: a timer set with a name the grammar lacks enters it before
@@ -168,7 +212,7 @@ class PhraseTranscriber:
                 self._timers.pop(str(key), None)
             names = frozenset(self._timers.values())
             if names - self._names:
-                self._pending = names
+                self._pend(names)
 
     def start(self) -> None:
         self._backlog.clear()
