@@ -75,6 +75,10 @@ def test_spoken_duration():
             {"seconds": 5400, "name": "laundry"},
         ),
         ("five minute timer", "timer_set", {"seconds": 300, "name": None}),
+        # what is said after a request is no part of the duration, nor a name
+        ("set the timer for an hour and a half now", "timer_set", {"seconds": 5400, "name": None}),
+        ("an egg timer for three minutes", "timer_set", {"seconds": 180, "name": "egg"}),
+        ("set the volume at fifty percent", "volume_set", {"volume": 50}),
         ("timer for ninety seconds", "timer_set", {"seconds": 90, "name": None}),
         ("remind me in twenty minutes", "timer_set", {"seconds": 1200, "name": None}),
         ("cancel the pasta timer", "timer_cancel", {"name": "pasta", "all": False}),
@@ -113,6 +117,9 @@ def test_builtin_intents(text, name, slots):
         "set on that timer for three minutes",
         "shout out to them timer for 3 minutes",
         "set a timer for 45 seconds, drop D.",
+        # a new timer's name follows an article: "set a timer" was heard "set soup timer"
+        "set soup timer for an hour and a half",
+        "pasta timer for twenty seconds",
     ],
 )
 def test_not_builtin(text):

@@ -18,7 +18,12 @@ from hassil.recognize import RecognizeResult
 
 from firmware_app.understand.intents import Intent
 from firmware_app.understand.intents.numbers import DURATION_WORDS, is_duration, parse_duration
-from firmware_app.understand.intents.sentences_en import FOLLOWUP_INTENTS, INTENTS, intents_dict
+from firmware_app.understand.intents.sentences_en import (
+    FOLLOWUP_INTENTS,
+    INTENTS,
+    TRAILING_WORDS,
+    intents_dict,
+)
 
 BUILTIN = Intents.from_dict(intents_dict(INTENTS))
 FOLLOWUP = Intents.from_dict(intents_dict(FOLLOWUP_INTENTS))
@@ -63,6 +68,18 @@ def _valid_name(name: str | None) -> bool:
     )
 
 
+def _without_trailing(text: str) -> str:
+    """'an hour and a half now' → 'an hour and a half': what is said after a request is
+    part of no duration, nor a timer's name."""
+    trimmed = True
+    while trimmed:
+        trimmed = False
+        for said in TRAILING_WORDS:
+            if text.endswith(" " + said):
+                text, trimmed = text[: -len(said) - 1], True
+    return text
+
+
 def _split_duration(text: str) -> tuple[str, str | None]:
     """'ten minute pizza' → ('ten minute', 'pizza'): a duration, then a timer's name."""
     words = text.split()
@@ -86,7 +103,7 @@ def _build(name: str, slots: dict[str, Any], text: str) -> Intent | None:
     if not _valid_name(timer):
         return None
     if name == "timer_set":
-        duration = str(slots.get("duration", ""))
+        duration = _without_trailing(str(slots.get("duration", "")))
         if not is_duration(duration) and timer is None:
             duration, timer = _split_duration(duration)  # "ten minute pizza" timer
         if not is_duration(duration) or not _valid_name(timer):

@@ -56,7 +56,9 @@ SKIP_WORDS = [
 
 # What the recognizer's grammar allows before and after every sentence.
 LEADING = "[please|okay|so|(can|could|would|will) you [please]|i'd like [to]|i (want|need) [to]]"
-TRAILING = "[please|for me|thanks|thank you|now]"
+# Said after a request; the matcher's wildcards (a duration) may otherwise hold them.
+TRAILING_WORDS = ("please", "for me", "thanks", "thank you", "now")
+TRAILING = "[" + "|".join(TRAILING_WORDS) + "]"
 
 EXPANSION_RULES: dict[str, str] = {
     "what_is": "(what's|whats|what is|tell me)",
