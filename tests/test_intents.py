@@ -77,6 +77,19 @@ def test_spoken_duration():
         ("five minute timer", "timer_set", {"seconds": 300, "name": None}),
         # what is said after a request is no part of the duration, nor a name
         ("set the timer for an hour and a half now", "timer_set", {"seconds": 5400, "name": None}),
+        ("set a timer for ten minutes please", "timer_set", {"seconds": 600, "name": None}),
+        (
+            "set a timer for ten minutes called pasta please",
+            "timer_set",
+            {"seconds": 600, "name": "pasta"},
+        ),
+        ("what time is it right now", "time", {}),
+        ("set a timer for five minutes thank you", "timer_set", {"seconds": 300, "name": None}),
+        (
+            "set a pasta timer for ten minutes for me",
+            "timer_set",
+            {"seconds": 600, "name": "pasta"},
+        ),
         ("an egg timer for three minutes", "timer_set", {"seconds": 180, "name": "egg"}),
         ("set the volume at fifty percent", "volume_set", {"volume": 50}),
         ("timer for ninety seconds", "timer_set", {"seconds": 90, "name": None}),

@@ -33,7 +33,19 @@ for _intents in (BUILTIN, FOLLOWUP):  # hassil parses on first use: pay it at st
         for _data in _intent.data:
             _ = _data.sentences
 
-_NAME_DROP_FRONT = {"the", "my", "a", "an", "new", "another", "that", "this", "our"}
+_NAME_DROP_FRONT = {
+    "the",
+    "my",
+    "a",
+    "an",
+    "new",
+    "another",
+    "that",
+    "this",
+    "our",
+    "called",
+    "named",
+}
 _NAME_DROP_BACK = {"timer", "timers", "countdown", "one"}
 _NOT_NAMES = {"timer", "timers", "countdown", "time", "left", "is", "it", "for", "please"}
 # Words a timer's name is not made of: what an open recognizer makes of a misheard
@@ -69,8 +81,8 @@ def _valid_name(name: str | None) -> bool:
 
 
 def _without_trailing(text: str) -> str:
-    """'an hour and a half now' → 'an hour and a half': what is said after a request is
-    part of no duration, nor a timer's name."""
+    """'set a timer for ten minutes please' → 'set a timer for ten minutes': what is said
+    after a request is part of no wildcard (a duration, a timer's name) that ends it."""
     trimmed = True
     while trimmed:
         trimmed = False
@@ -103,7 +115,7 @@ def _build(name: str, slots: dict[str, Any], text: str) -> Intent | None:
     if not _valid_name(timer):
         return None
     if name == "timer_set":
-        duration = _without_trailing(str(slots.get("duration", "")))
+        duration = str(slots.get("duration", ""))
         if not is_duration(duration) and timer is None:
             duration, timer = _split_duration(duration)  # "ten minute pizza" timer
         if not is_duration(duration) or not _valid_name(timer):
@@ -146,7 +158,13 @@ def recognize_builtin(text: str) -> Intent | None:
     """The built-in intent said in ``text`` (normalized words), or None."""
     if not text:
         return None
-    return best_reading(recognize_all(text, BUILTIN, language="en"), text)
+    # Without the words said after it first ("... ten minutes please"), as they are: they
+    # may belong to the sentence ("what time is it right now").
+    for said in dict.fromkeys((_without_trailing(text), text)):
+        found = best_reading(recognize_all(said, BUILTIN, language="en"), said)
+        if found is not None:
+            return found
+    return None
 
 
 def recognize_followup(text: str, names: Sequence[str] = ()) -> Intent | None:
