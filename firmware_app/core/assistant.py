@@ -3,12 +3,14 @@
 Edges (microphone, button, MQTT, speaker, LLM stream) post messages to its queue; hearing
 turns frames into wake and speech events. Each event is looked up in the table by (state,
 event); its handler returns the next state, which must be one the row allows. The
-handlers of the turn's end, notices and faults are methods here, as are the entry and
-exit actions; the others are functions beside the assistant that take it first and act
+handlers of the turn's end and of faults are methods here, as are the entry and exit
+actions; the others are functions beside the assistant that take it first and act
 through what it makes public: the button's (``core/controls.py``), the commands
 (``core/commands.py``), a wake and the request's speech (``core/listening.py``), a
 request understood (``core/understanding.py``), what is said and what follows it
-(``core/speaking.py``) and Home Assistant's side of a turn (``core/home_turns.py``).
+(``core/speaking.py``), Home Assistant's side of a turn (``core/home_turns.py``) and the
+parts' notices (``core/notices.py``, with the `Conditions` they set: an error shown, the
+microphone failed, an update running, the network gone).
 The dispatcher (`dispatcher.Machine`) alone changes state, running the exit action of
 the old state and the entry action of the new one: leaving LISTENING always finishes the
 recognizer, exactly once. An event with no row in the current state is ignored there.
@@ -42,18 +44,8 @@ from firmware_app.core.errors import FaultCode
 from firmware_app.core.events import Emitter, EventBus
 from firmware_app.core.health import Health
 from firmware_app.core.home_turns import HomeTurns
-from firmware_app.core.listening import set_wake_word
-from firmware_app.core.messages import (
-    Button,
-    Command,
-    Fault,
-    Frame,
-    Inbox,
-    Message,
-    Notice,
-    Stop,
-    Tick,
-)
+from firmware_app.core.messages import Button, Command, Fault, Frame, Inbox, Message, Stop, Tick
+from firmware_app.core.notices import Conditions
 from firmware_app.core.parts import Clock, Parts, Responder
 from firmware_app.core.speaking import speak
 from firmware_app.core.states import (
@@ -125,12 +117,10 @@ class Assistant:
         reply to one says is missing depends on it."""
         self.kept_requests = kept_requests
         """Where each request's audio is kept (``log.save_audio``, bounded); None: not."""
-        self.last_error = ""
+        self.conditions = Conditions(settings.assistant.error_hold_s)
         self.turn = Turn()
         self._listen_with: tuple[tuple[bytes, ...], bool, str] = ((), False, "")
         """How the next request opens: pre-roll, follow-up, the wake word's phrase."""
-        self._error_until = 0.0
-        self._mic_fault = self._offline = self._updating = False
         self._running = False
         self.table = Table.of(type(self))
         self.machine = Machine(
@@ -272,8 +262,8 @@ class Assistant:
             self.state,
             muted=self.muted,
             ringing=self.voice.ringing,
-            updating=self._updating,
-            offline=self._offline,
+            updating=self.conditions.updating,
+            offline=self.conditions.offline,
             timing=self.parts.satellite.timing(),
         )
         self.display.show(showing)
@@ -281,14 +271,14 @@ class Assistant:
     def resting_state(self) -> State:
         """Where the machine rests now: an error still shown, else muted or idle. Public for
         the controls' handlers: a mute changed at rest renames the state it rests in."""
-        if self._mic_fault or self._t < self._error_until:
+        if self.conditions.erring(self._t):
             return ERROR
         return MUTED if self.muted else IDLE
 
     # --- audio
     def _on_frame(self, frame: Frame) -> None:
-        if self._mic_fault:
-            self._mic_fault = False
+        if self.conditions.mic_fault:
+            self.conditions.mic_fault = False
             self.fire(Happening.ERROR_OVER)
         self._advance(frame.t)
         if self.parts.heartbeat is not None:
@@ -301,7 +291,7 @@ class Assistant:
 
     def _advance(self, t: float) -> None:
         self.emit.advance(t)
-        if self.state == ERROR and not self._mic_fault and self._t >= self._error_until:
+        if self.state == ERROR and not self.conditions.erring(self._t):
             self.fire(Happening.ERROR_OVER)
         if self.bell.came_due():
             self.fire(Happening.TIMER_DUE)
@@ -392,38 +382,12 @@ class Assistant:
     def on_fault(self, fault: Fault) -> State:
         """Something failed mid-request: say so, show the error for a moment, recover."""
         where, message = fault.where, fault.message
-        self.last_error = f"{where}: {message}"
+        self.conditions.failed(where, message, self._t)
         self.emit("error", where=where, message=message)
         self.interrupt()
-        self._error_until = self._t + self.settings.assistant.error_hold_s
         if self.settings.audio.chimes:
             self.voice.chime("error")
         return ERROR
-
-    # --- notices
-    def on_notice(self, notice: Notice) -> State:
-        fields = dict(notice.fields)
-        if notice.kind == "error":
-            where, message = str(fields.get("where", "unknown")), str(fields.get("message", ""))
-            self.last_error = f"{where}: {message}"
-            self.emit("error", where=where, message=message)
-            if where == FaultCode.AUDIO_INPUT:
-                self._mic_fault = True
-                return ERROR if self.state in (IDLE, MUTED) else self.state
-            if where == FaultCode.STORE:  # the LED shows it for a moment; health goes on saying it
-                self._error_until = self._t + self.settings.assistant.error_hold_s
-                return ERROR if self.state in (IDLE, MUTED) else self.state
-        elif notice.kind in ("breaker", "update"):
-            if notice.kind == "update":
-                self._updating = bool(fields.get("active"))
-            self.emit(notice.kind, **fields)
-        elif notice.kind in ("offline", "online"):
-            self._offline = notice.kind == "offline"
-        elif notice.kind == "hotword":
-            set_wake_word(self, bool(fields.get("on")), str(fields.get("reason", "")))
-        elif notice.kind == "back":
-            self.emit("back", where=str(fields.get("where", "unknown")))
-        return self.state
 
     # --- health
     def _publish_status(self, frame: bool = False) -> None:
@@ -433,7 +397,7 @@ class Assistant:
 
     def status(self) -> dict[str, object]:
         """The status now (this thread only; other threads read `board`)."""
-        return self.health.report(self.state.value, self.last_error)
+        return self.health.report(self.state.value, self.conditions.last_error)
 
 
 __all__ = ["Assistant", "State"]

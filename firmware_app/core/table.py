@@ -8,8 +8,8 @@ assistant's methods themselves (``A`` is the assistant's class) or functions bes
 that take the assistant first, as a method does: the button's (``core/controls.py``),
 the commands (``core/commands.py``), a wake and the request's speech
 (``core/listening.py``), a request understood (``core/understanding.py``), what is said
-and what follows it (``core/speaking.py``) and Home Assistant's side of a turn
-(``core/home_turns.py``). Either way the type checker sees that each takes what its
+and what follows it (``core/speaking.py``), Home Assistant's side of a turn
+(``core/home_turns.py``) and the parts' notices (``core/notices.py``). Either way the type checker sees that each takes what its
 event carries and returns a state. resting = idle, muted, error; busy = thinking,
 speaking. An event with no row in the current state is ignored there.
 
@@ -24,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-from firmware_app.core import commands, controls, home_turns, listening, speaking, understanding
+from firmware_app.core import (
+    commands,
+    controls,
+    home_turns,
+    listening,
+    notices,
+    speaking,
+    understanding,
+)
 from firmware_app.core.dispatcher import STAY, Row, on, table
 from firmware_app.core.messages import (
     COMMAND_ARGS,
@@ -101,7 +109,7 @@ def transitions(A: type[Assistant]) -> Transitions:
         on(ALL,                      H.HOLD,             Button,          controls.on_hold,             RESTING | {THINKING, STAY}),
         on(RESTING | {SPEAKING},     H.DOUBLE,           Button,          controls.on_double,           {THINKING, STAY}),
         on(ALL,                      H.COMMAND,          Command,         commands.on_command,          ALL),
-        on(ALL,                      H.NOTICE,           Notice,          A.on_notice,                  {ERROR, STAY}),
+        on(ALL,                      H.NOTICE,           Notice,          notices.on_notice,            {ERROR, STAY}),
         on(ALL,                      H.FAULT,            Fault,           A.on_fault,                   {ERROR}),
         on(ALL,                      H.HOME_STAGE,       HomeStage,       home_turns.on_stage,          RESTING | {THINKING, STAY}),
         on(ALL,                      H.HOME_AUDIO,       HomeAudio,       home_turns.on_audio,          {THINKING, STAY}),
