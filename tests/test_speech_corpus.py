@@ -45,12 +45,17 @@ EXPECTED = {  # measured; see the module docstring
     # rejected); before, 3 wrong and 6 rejected. A question names only a timer there
     # is (a pasta timer runs while "how long until the pasta timer goes off" is asked;
     # no timer runs otherwise): flite rms's "when does the supermarket close" is no
-    # longer "when does the soup timer finish" (taken as a command 1 → 0).
+    # longer "when does the soup timer finish" (taken as a command 1 → 0). The words
+    # said after a request are no longer read as part of a duration: "set a timer for ten
+    # minutes please", which the grammar always held, was no command to the matcher. The
+    # same rule had turned away flite slt's chatter "Can you pass me the salt and the
+    # pepper, please?", heard as "can you count three hours twelve minutes for me": now
+    # a timer sentence with "for me" after it, taken (0 → 1).
     "woken": 28,
     "right": 19,
     "wrong": 2,
     "rejected": 7,
-    "taken_as_command": 0,
+    "taken_as_command": 1,
     "cut_off": 0,
     "stop_heard": 4,
     "false_stops": 3,
