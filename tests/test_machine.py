@@ -152,6 +152,7 @@ HANDLER_MODULES = {
     "firmware_app.core.controls",
     "firmware_app.core.home_turns",
     "firmware_app.core.listening",
+    "firmware_app.core.notices",
     "firmware_app.core.speaking",
     "firmware_app.core.understanding",
 }
