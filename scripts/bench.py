@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from firmware_app.app import loading, simulation  # noqa: E402
 from firmware_app.config.settings import Settings  # noqa: E402
 from firmware_app.core.events import read_events  # noqa: E402
 from firmware_app.core.messages import FRAME_SAMPLES, Frame  # noqa: E402
+from firmware_app.recognize.grammar import Grammar  # noqa: E402
 
 IDLE_TALK = [
     "The weather will be sunny this afternoon with a light breeze.",
@@ -273,7 +275,7 @@ def english(runs: int) -> dict:
     }
 
 
-def _new_name_build(sources) -> dict:
+def _new_name_build(sources: Callable[[Iterable[str]], Grammar]) -> dict:
     """A timer set with a new name: what the next request's start waits for (the grammar
     compiled ahead while the reply plays, then handed to the decoder), against the whole
     build on that path (what it cost when nothing was compiled ahead)."""

@@ -76,7 +76,7 @@ def _one_slip(graph: WordGraph, words: list[str], names: Collection[str]) -> set
                 found.add(" ".join([*before, other, *after]))
         if i and graph.accepts(after, state):  # a word more
             found.add(" ".join([*before, *after]))
-        follows = graph.arcs[state].get(word)
+        follows = graph.follow([word], state)
         if follows is None:
             break
         state = follows

@@ -10,6 +10,7 @@ wildcard words first ("set a pasta timer for ten minutes" names it "pasta", not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,18 +35,8 @@ for _intents in (BUILTIN, FOLLOWUP):  # hassil parses on first use: pay it at st
             _ = _data.sentences
 
 _NAME_DROP_FRONT = {
-    "the",
-    "my",
-    "a",
-    "an",
-    "new",
-    "another",
-    "that",
-    "this",
-    "our",
-    "called",
-    "named",
-}
+    "the", "my", "a", "an", "new", "another", "that", "this", "our", "called", "named",
+}  # fmt: skip
 _NAME_DROP_BACK = {"timer", "timers", "countdown", "one"}
 _NOT_NAMES = {"timer", "timers", "countdown", "time", "left", "is", "it", "for", "please"}
 # Words a timer's name is not made of: what an open recognizer makes of a misheard
@@ -80,16 +71,13 @@ def _valid_name(name: str | None) -> bool:
     )
 
 
+_TRAILING_END = re.compile("(?: (?:" + "|".join(TRAILING_WORDS) + "))+$")
+
+
 def _without_trailing(text: str) -> str:
     """'set a timer for ten minutes please' → 'set a timer for ten minutes': what is said
     after a request is part of no wildcard (a duration, a timer's name) that ends it."""
-    trimmed = True
-    while trimmed:
-        trimmed = False
-        for said in TRAILING_WORDS:
-            if text.endswith(" " + said):
-                text, trimmed = text[: -len(said) - 1], True
-    return text
+    return _TRAILING_END.sub("", text)
 
 
 def _split_duration(text: str) -> tuple[str, str | None]:
