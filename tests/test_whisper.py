@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from audio_helpers import conversation, silence, write
+from audio_helpers import conversation, silence, speech, write
 from test_cli import ttbt5
 
 from firmware_app.config.settings import Settings
@@ -26,8 +26,10 @@ from firmware_app.recognize.stt import (
     open_speech_installed,
     phrase_grammar_sources,
 )
-from firmware_app.recognize.whisper import WhisperTranscriber
+from firmware_app.recognize.whisper import WhisperTranscriber, request_prompt, wake_phrase
+from firmware_app.understand.actions import strip_wake_words
 from firmware_app.understand.intents import normalize
+from firmware_app.understand.intents.builtin import recognize_builtin
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +108,7 @@ def test_engine_choice(tmp_path, whisper_model_dir):
     stt, _, active = load_transcriber(beside)
     assert isinstance(stt, HybridTranscriber) and isinstance(stt.vosk, WhisperTranscriber)
     assert active.startswith("speech-to-phrase + whisper")
+    assert stt.vosk.prompt == request_prompt(["hey_jarvis"])  # told what requests sound like
     # what typed requests are answered by (nothing loaded)
     assert open_speech_installed(alone) and open_speech_installed(beside)
     assert not open_speech_installed(missing)
@@ -119,6 +122,54 @@ def test_engine_choice(tmp_path, whisper_model_dir):
     (tmp_path / "models" / "faster-whisper-tiny.en").symlink_to(whisper_model_dir)
     stt, _, active = load_transcriber(Settings(data_dir=tmp_path))
     assert isinstance(stt, HybridTranscriber) and active.startswith("speech-to-phrase + whisper")
+
+
+def test_the_prompt_holds_the_commands_the_timer_names_and_the_wake_phrase():
+    prompt = request_prompt(["hey_jarvis"])
+    assert prompt.startswith("What time is it? ") and "Cancel the timer." in prompt
+    assert "pasta, " in prompt and prompt.endswith(" Hey Jarvis,")
+    assert wake_phrase(["okay_nabu", "hey_jarvis"]) == "Okay Nabu"  # the first model's
+    assert wake_phrase(["alexa"]) == "Alexa"
+    # a custom model's name may say nothing of its phrase: none is made up
+    assert wake_phrase(["/models/hey_computer_v2.onnx"]) == ""
+    assert request_prompt([]).endswith("workout.")
+
+
+WAKE_END_S = 0.35
+"""How much of the wake phrase the pre-roll may hold before a request said in one breath."""
+
+
+@pytest.fixture(scope="module")
+def told(whisper_model_dir: Path) -> WhisperTranscriber:
+    return WhisperTranscriber(whisper_model_dir, 15.0, prompt=request_prompt(["hey_jarvis"]))
+
+
+@pytest.mark.parametrize(
+    ("said", "intent", "slots"),
+    [
+        ("Set a pasta timer for ten minutes.", "timer_set", {"seconds": 600, "name": "pasta"}),
+        ("Set a timer for forty five seconds called tea.", "timer_set", {"name": "tea"}),
+        ("Cancel the laundry timer.", "timer_cancel", {"name": "laundry"}),
+    ],
+)
+def test_told_what_came_before_whisper_hears_the_command_after_the_wake_phrase(
+    told, said, intent, slots
+):
+    """The audio begins with the wake phrase's end; Whisper, told the phrase and the kind
+    of requests there are, writes the request in the commands' words ("cancel", not
+    "cancelled"; "tea", not "T")."""
+    audio = np.concatenate([speech("Hey Jarvis.")[-int(WAKE_END_S * 16000) :], silence(0.2)])
+    heard = hear(told, np.concatenate([audio, speech(said), silence(0.5)]))
+    command = recognize_builtin(normalize(strip_wake_words(heard)))
+    assert command is not None and command.name == intent, heard
+    assert {key: command.slots.get(key) for key in slots} == slots, heard
+
+
+@pytest.mark.parametrize("said", ["Why is the sky blue?", "How far away is the moon?"])
+def test_told_what_came_before_whisper_still_hears_a_question_as_said(told, said):
+    audio = np.concatenate([speech("Hey Jarvis.")[-int(WAKE_END_S * 16000) :], silence(0.2)])
+    heard = strip_wake_words(hear(told, np.concatenate([audio, speech(said), silence(0.5)])))
+    assert word_error_rate(said, heard) <= 0.2 and recognize_builtin(normalize(heard)) is None
 
 
 def test_hybrid_takes_commands_from_phrases_and_questions_from_whisper(tmp_path, whisper):

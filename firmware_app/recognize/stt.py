@@ -175,12 +175,12 @@ def hears_open_speech(settings: Settings, recognizer: Transcriber | None) -> boo
 def load_open(settings: Settings) -> VoskTranscriber | WhisperTranscriber:
     """The open-vocabulary recognizer: Whisper when ``stt.engine`` says so or the model
     directory holds a Whisper model, Vosk otherwise."""
-    from firmware_app.recognize.whisper import WhisperTranscriber, is_whisper_dir
+    from firmware_app.recognize.whisper import WhisperTranscriber, is_whisper_dir, request_prompt
 
     path = open_model_dir(settings)
     if settings.stt.engine == "whisper" or (settings.stt.engine == "auto" and is_whisper_dir(path)):
         longest = settings.vad.max_request_s + settings.wake.preroll_ms / 1000
-        return WhisperTranscriber(path, longest)
+        return WhisperTranscriber(path, longest, prompt=request_prompt(settings.wake.models))
     return VoskTranscriber(path)
 
 

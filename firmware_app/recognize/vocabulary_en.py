@@ -40,4 +40,13 @@ COMMON_TIMER_NAMES = frozenset([
     "breakfast", "popcorn", "noodles", "steak", "fish", "roast", "workout", "exercise", "break",
     "nap", "homework", "study", "reading", "meditation", "bath", "parking", "meeting", "kids"
 ])
+
+# What a request to the speaker sounds like, one everyday phrasing per kind of command:
+# Whisper is told this before it hears a request (``recognize/whisper.py``), so a word it
+# would otherwise spell as a likelier one ("council the timer") comes out as the command's.
+REQUEST_EXAMPLES = [
+    "What time is it?", "What's the date?", "Set a timer.", "Cancel the timer.",
+    "How much time is left?", "Turn the volume up.", "Make it quieter.", "Set the volume.",
+    "Stop.", "Repeat that.", "What can you do?"
+]
 # fmt: on

@@ -8,13 +8,16 @@ decode the same audio again), no timestamps, English only, and no voice-activity
 its own, since the assistant's VAD has already cut the request.
 
 Beside speech-to-phrase (``HybridTranscriber``), Whisper is asked only when the request
-was not a command, so commands keep their tens of milliseconds.
+was not a command, so commands keep their tens of milliseconds. It is told beforehand what
+a request to the speaker sounds like (``request_prompt``): Whisper takes that as the text
+that came before, and spells what it hears in the commands' words where the sound allows.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,34 @@ def check_whisper_dir(path: Path) -> None:
         )
 
 
+def request_prompt(wake_models: Sequence[str] = ()) -> str:
+    """What Whisper is told was said before a request: an everyday phrasing of each kind
+    of command, the common timer names, then the wake phrase. The audio it hears often
+    begins with the wake phrase's end (the pre-roll that catches a request said in one
+    breath); told the phrase, Whisper writes that end as the phrase's last word, which the
+    assistant drops, instead of a word of the request ("This reminds me in ..."). Measured
+    on the speech corpus in docs/speech.md."""
+    from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, REQUEST_EXAMPLES
+
+    names = ", ".join(sorted(COMMON_TIMER_NAMES))
+    wake = wake_phrase(wake_models)
+    return f"{' '.join(REQUEST_EXAMPLES)} Timers: {names}.{f' {wake},' if wake else ''}"
+
+
+def wake_phrase(wake_models: Sequence[str]) -> str:
+    """The first wake model's phrase as said ("hey_jarvis" -> "Hey Jarvis"), when every
+    word of it is one the assistant drops from the start of a request; "" otherwise (a
+    custom model's name may say nothing of its phrase)."""
+    from firmware_app.recognize.vocabulary_en import WAKE_WORDS
+
+    if not wake_models:
+        return ""
+    words = Path(wake_models[0]).stem.lower().replace("-", "_").split("_")
+    if not all(word in WAKE_WORDS for word in words):
+        return ""
+    return " ".join(word.capitalize() for word in words)
+
+
 def default_threads() -> int:
     """All cores up to four: a Pi 4 and a Pi Zero 2 W have four; more helps little."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -64,8 +95,17 @@ class WhisperTranscriber:
     name = "whisper"
     open_speech = True
 
-    def __init__(self, model_dir: Path, max_request_s: float, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        max_request_s: float,
+        threads: int | None = None,
+        prompt: str = "",
+    ) -> None:
+        """``prompt``: the text Whisper takes as said before each request (``request_prompt``
+        for requests; none for a second look at a single word, which it would bend)."""
         check_whisper_dir(model_dir)
+        self.prompt = prompt
         # A local directory is all it ever loads: never ask the model hub for anything.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
@@ -123,6 +163,7 @@ class WhisperTranscriber:
                 condition_on_previous_text=False,
                 vad_filter=False,
                 max_new_tokens=MAX_NEW_TOKENS,
+                initial_prompt=self.prompt or None,
             )
             return " ".join(" ".join(s.text for s in segments).split())
         except (RuntimeError, ValueError) as exc:
