@@ -130,6 +130,7 @@ def test_the_prompt_holds_the_commands_the_timer_names_and_the_wake_phrase():
     assert "pasta, " in prompt and prompt.endswith(" Hey Jarvis,")
     assert wake_phrase(["okay_nabu", "hey_jarvis"]) == "Okay Nabu"  # the first model's
     assert wake_phrase(["alexa"]) == "Alexa"
+    assert wake_phrase(["/models/hey_jarvis_v0.1.onnx"]) == "Hey Jarvis"  # a file of it
     # a custom model's name may say nothing of its phrase: none is made up
     assert wake_phrase(["/models/hey_computer_v2.onnx"]) == ""
     assert request_prompt([]).endswith("workout.")

@@ -16,6 +16,7 @@ that came before, and spells what it hears in the commands' words where the soun
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,14 +72,15 @@ def request_prompt(wake_models: Sequence[str] = ()) -> str:
 
 
 def wake_phrase(wake_models: Sequence[str]) -> str:
-    """The first wake model's phrase as said ("hey_jarvis" -> "Hey Jarvis"), when every
-    word of it is one the assistant drops from the start of a request; "" otherwise (a
-    custom model's name may say nothing of its phrase)."""
+    """The first wake model's phrase as said ("hey_jarvis", "hey_jarvis_v0.1.onnx" ->
+    "Hey Jarvis"), when every word of it is one the assistant drops from the start of a
+    request; "" otherwise (a custom model's name may say nothing of its phrase)."""
     from firmware_app.recognize.vocabulary_en import WAKE_WORDS
 
     if not wake_models:
         return ""
-    words = Path(wake_models[0]).stem.lower().replace("-", "_").split("_")
+    name = re.sub(r"[_-]v\d[\w.]*$", "", Path(wake_models[0]).stem.lower())  # a version
+    words = name.replace("-", "_").split("_")
     if not all(word in WAKE_WORDS for word in words):
         return ""
     return " ".join(word.capitalize() for word in words)
