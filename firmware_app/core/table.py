@@ -10,8 +10,9 @@ the commands (``core/commands.py``), a wake and the request's speech
 (``core/listening.py``), a request understood (``core/understanding.py``), what is said
 and what follows it (``core/speaking.py``), Home Assistant's side of a turn
 (``core/home_turns.py``) and the parts' notices (``core/notices.py``). Either way the
-type checker sees that each takes what its event carries and returns a state. resting = idle, muted, error; busy = thinking,
-speaking. An event with no row in the current state is ignored there.
+type checker sees that each takes what its event carries and returns a state. resting =
+idle, muted, error; busy = thinking, speaking. An event with no row in the current state
+is ignored there.
 
 The table is made from the class it is read by (`Table.of`), so this module, and the
 modules of functions it names, need the assistant only to be type-checked: no import

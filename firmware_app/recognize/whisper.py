@@ -75,15 +75,13 @@ def wake_phrase(wake_models: Sequence[str]) -> str:
     """The first wake model's phrase as said ("hey_jarvis", "hey_jarvis_v0.1.onnx" ->
     "Hey Jarvis"), when every word of it is one the assistant drops from the start of a
     request; "" otherwise (a custom model's name may say nothing of its phrase)."""
-    from firmware_app.recognize.vocabulary_en import WAKE_WORDS
+    from firmware_app.understand.actions import strip_wake_words
 
     if not wake_models:
         return ""
     name = re.sub(r"[_-]v\d[\w.]*$", "", Path(wake_models[0]).stem.lower())  # a version
-    words = name.replace("-", "_").split("_")
-    if not all(word in WAKE_WORDS for word in words):
-        return ""
-    return " ".join(word.capitalize() for word in words)
+    phrase = " ".join(word.capitalize() for word in name.replace("-", "_").split("_"))
+    return "" if strip_wake_words(phrase) else phrase
 
 
 def default_threads() -> int:
