@@ -210,7 +210,8 @@ def grammar_files(work: Path) -> tuple[Path, Path]:
     from firmware_app.recognize.grammar import GARBAGE_PREFIX
     from firmware_app.recognize.pronunciations import entries
     from firmware_app.recognize.stt import phrase_grammar_sources
-    from firmware_app.recognize.vocabulary_en import GARBAGE_WORDS, WAKE_WORDS
+    from firmware_app.recognize.vocabulary_en import GARBAGE_WORDS
+    from firmware_app.understand.intents.sentences_en import WAKE_WORDS
 
     grammar = phrase_grammar_sources(Settings())([])
     jsgf, dic = work / "commands.jsgf", work / "commands.dict"

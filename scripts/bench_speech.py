@@ -284,6 +284,9 @@ def main() -> int:
         help="with --only recognizer: the conditions (clean, snr20, snr10, snr5, reverb)",
     )
     parser.add_argument(
+        "--examples", type=int, default=20, help="at most this many examples of each kind"
+    )
+    parser.add_argument(
         "--talk-voices", type=int, default=0, help="ordinary talk from the first N voices only"
     )
     args = parser.parse_args()
@@ -325,7 +328,9 @@ def main() -> int:
         "run_s": round(run_s, 1),
         f"by_{args.by}": {k: t.figures() for k, t in sorted(tallies.items()) if k != "all"},
         "all": tallies["all"].figures(),
-        "examples": {kind: found[:20] for kind, found in tallies["all"].examples.items()},
+        "examples": {
+            kind: found[: args.examples] for kind, found in tallies["all"].examples.items()
+        },
         "recognizer": recognizer_cost(commands),
         "piper_first_audio": piper,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

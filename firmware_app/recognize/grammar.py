@@ -40,10 +40,9 @@ from firmware_app.recognize.vocabulary_en import (
     COMMON_TIMER_NAMES,
     GARBAGE_WORDS,
     WAKE_TAILS,
-    WAKE_WORDS,
 )
 from firmware_app.understand.intents.numbers import number_words
-from firmware_app.understand.intents.sentences_en import LEADING, TRAILING
+from firmware_app.understand.intents.sentences_en import LEADING, TRAILING, WAKE_WORDS
 
 GARBAGE_PREFIX = "_"
 GARBAGE_WEIGHT = 0.1  # the command side's prior is 1; lower favors commands on doubt

@@ -31,7 +31,8 @@ from firmware_app.recognize.fsg import WordGraph, transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
 from firmware_app.recognize.nearest import nearest
 from firmware_app.recognize.pronunciations import add_words, decoder, entries, forget
-from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS, WAKE_WORDS
+from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS
+from firmware_app.understand.intents.sentences_en import WAKE_WORDS
 
 if TYPE_CHECKING:
     from firmware_app.core.engines import OpenTranscriber

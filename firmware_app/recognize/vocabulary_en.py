@@ -23,10 +23,6 @@ GARBAGE_WORDS = [
     "your"
 ]
 
-WAKE_WORDS = [
-    "hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"
-]
-
 # What the end of a wake word sounds like alone: "(Jar)vis", "(Ale)xa", "(Myc)roft"...
 WAKE_TAILS = [
     "us", "is", "its", "this", "his", "as", "your", "they", "the", "a", "of", "off"

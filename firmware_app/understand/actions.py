@@ -21,6 +21,7 @@ from firmware_app.understand.intents import Intent, normalize
 from firmware_app.understand.intents.builtin import recognize_builtin
 from firmware_app.understand.intents.custom import CustomIntents
 from firmware_app.understand.intents.numbers import parse_duration, spoken_duration
+from firmware_app.understand.intents.sentences_en import WAKE_WORDS
 from firmware_app.understand.timers import MAX_SECONDS, MAX_TIMERS, Timer, Timers
 
 # What the speaker says. Fixed phrases are cached as audio.
@@ -41,7 +42,6 @@ NEEDS = {
     "a speech model": "install one with 'ttbt5 models pull' (docs/speech.md)",
     "an LLM": "set llm.url (docs/llm.md)",
 }
-WAKE_WORDS = {"hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy"}
 VOLUME_STEP = 10
 _ALL_WORDS = {"all", "both", "every", "everything", "them"}
 _NEVER_MIND = {"none", "neither", "nothing", "never mind", "nevermind", "forget it"}

@@ -59,6 +59,9 @@ LEADING = "[please|okay|so|(can|could|would|will) you [please]|i'd like [to]|i (
 # Said after a request; the matcher's wildcards (a duration) may otherwise hold them.
 TRAILING_WORDS = ("please", "for me", "thanks", "thank you", "now")
 TRAILING = "[" + "|".join(TRAILING_WORDS) + "]"
+# The words of the shipped wake phrases: the pre-roll holds a phrase's end, and people
+# type the phrase into ``ttbt5 ask`` as they say it, so a request may start with them.
+WAKE_WORDS = ("hey", "hi", "ok", "okay", "jarvis", "alexa", "mycroft", "nabu", "rhasspy")
 
 EXPANSION_RULES: dict[str, str] = {
     "what_is": "(what's|whats|what is|tell me)",
