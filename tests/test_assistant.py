@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fakes import SILENT, SPEECH, WAKE, ManualClock, Rig, ScriptedStt
 from harness import TURN_ORDER, turn_events
 
 from firmware_app.core.assistant import Assistant
 from firmware_app.core.messages import Button, Command, Notice, ReplyEnd, ReplySentence
+from firmware_app.system.metrics import metrics_from_records
 from firmware_app.understand.actions import NO_MODEL, NOT_HEARD, beyond_commands
 
 
@@ -33,6 +36,29 @@ def test_full_turn_goes_through_every_state_in_order(rig):
     assert rig.of("intent")[0].fields == {"name": "time", "slots": {}}
     reply = rig.of("reply")[0].fields
     assert reply["source"] == "local" and reply["text"].startswith("It's ")
+
+
+class SlowStt(ScriptedStt):
+    """A recognizer whose last pass takes a while, as Whisper's does."""
+
+    def finish(self) -> str:
+        time.sleep(0.2)
+        return super().finish()
+
+
+def test_the_recognizers_last_pass_counts_in_the_latency(settings):
+    """speech_end is stamped when the end was decided, before the recognizer's last pass:
+    what the user waits for (speech_end -> transcript, -> first reply audio) includes it."""
+    rig = Rig(settings, stt=SlowStt("what time is it"))
+    try:
+        request(rig)
+        rig.until_idle()
+        end, transcript = rig.of("speech_end")[0], rig.of("transcript")[0]
+        assert transcript.wall - end.wall >= 0.2
+        latency = metrics_from_records(e.as_dict() for e in rig.events)["latency_ms"]
+        assert latency["stt_final"]["p50"] >= 200 and latency["response"]["p50"] >= 200
+    finally:
+        rig.close()
 
 
 def test_event_times_are_on_the_audio_clock(rig):

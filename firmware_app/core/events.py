@@ -152,7 +152,13 @@ class Emitter:
         self.t = max(self.t, t)
 
     def __call__(self, type_: str, /, **fields: object) -> None:
-        self.bus.publish(Event(type_, max(self.t, self._clock()), wall_now(), dict(fields)))
+        self.at(None, type_, **fields)
+
+    def at(self, wall: float | None, type_: str, /, **fields: object) -> None:
+        """An event stamped with the process time ``wall`` it happened at, a moment ago
+        (None: now): the end of speech, decided before the recognizer's last pass."""
+        stamp = wall_now() if wall is None else wall
+        self.bus.publish(Event(type_, max(self.t, self._clock()), stamp, dict(fields)))
 
 
 def _name(observer: Observer) -> str:

@@ -89,7 +89,8 @@ def on_speech_started(assistant: Assistant, _: SpeechStarted) -> State:
 
 def on_speech_ended(assistant: Assistant, ended: SpeechEnded | TooLong) -> State:
     # last_speech_t: when the voice was last heard, so the end-of-speech delay shows
-    assistant.emit("speech_end", last_speech_t=round(ended.last_speech_t, 3))
+    # stamped when the end was decided, so speech_end -> transcript is the recognizer's time
+    assistant.emit.at(ended.ended_wall, "speech_end", last_speech_t=round(ended.last_speech_t, 3))
     if ended.audio and assistant.kept_requests is not None:
         save_request_audio(assistant.kept_requests, list(ended.audio), assistant.clock.epoch())
     heard = without_wake_words(ended.transcript)

@@ -43,6 +43,7 @@ from firmware_app.core.engines import (
     Transcriber,
     WakeDetector,
 )
+from firmware_app.core.events import wall_now
 from firmware_app.core.messages import Frame
 from firmware_app.listen.lead_in import LeadIn
 from firmware_app.listen.level import LevelMeter
@@ -288,8 +289,9 @@ class Hearing:
                 self.clips.wake(event.detection.model, event.detection.score, t)
                 heard.append(event)
             elif isinstance(event, SpeechEnded | TooLong):
-                audio = tuple(self._audio)
-                heard.append(replace(event, transcript=self._finish(), audio=audio))
+                audio, ended = tuple(self._audio), wall_now()
+                transcript = self._finish()
+                heard.append(replace(event, transcript=transcript, audio=audio, ended_wall=ended))
             elif isinstance(event, NoSpeech):
                 self._finish()
                 heard.append(event)

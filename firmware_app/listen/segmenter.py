@@ -61,6 +61,9 @@ class SpeechEnded:
     last_speech_t: float
     transcript: Transcript = NO_TRANSCRIPT
     audio: tuple[bytes, ...] = ()
+    ended_wall: float | None = None
+    """When the end was decided (``wall_now``), before the recognizer's last pass: the
+    event log's ``speech_end`` is stamped with it, so the recognizer's time is counted."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class TooLong:
     last_speech_t: float
     transcript: Transcript = NO_TRANSCRIPT
     audio: tuple[bytes, ...] = ()
+    ended_wall: float | None = None
+    """When the end was decided (``wall_now``), before the recognizer's last pass: the
+    event log's ``speech_end`` is stamped with it, so the recognizer's time is counted."""
 
 
 @dataclass(frozen=True)

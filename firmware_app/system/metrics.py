@@ -10,7 +10,8 @@ Stages of one spoken request:
 - ``wake_to_listening``: ``listening.wall - wake.wall`` (chime and recorder start-up);
 - ``end_of_speech``: ``speech_end.t`` minus the last speech the detector heard (the
   ``last_speech_t`` field of ``speech_end``, when the assistant reports it);
-- ``stt_final``: ``transcript.wall - speech_end.wall`` (the recogniser's final result);
+- ``stt_final``: ``transcript.wall - speech_end.wall`` (the recogniser's last pass:
+  ``speech_end`` is stamped when the end was decided, before it);
 - ``tts_first_audio``: ``speak_start.wall`` minus the answer (``reply``, else ``intent``);
 - ``response``: ``speak_start.wall - speech_end.wall``, what the user waits.
 """
