@@ -279,6 +279,12 @@ def main() -> int:
         "Whisper, as on a Pi 4 or 5 with its model pulled (--whisper-model)",
     )
     parser.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="with --open-speech whisper: commands from speech-to-phrase alone, Whisper only "
+        "for what is no command ([stt] check_commands = false)",
+    )
+    parser.add_argument(
         "--conds",
         default="clean,snr10",
         help="with --only recognizer: the conditions (clean, snr20, snr10, snr5, reverb)",
@@ -306,9 +312,10 @@ def main() -> int:
     logger.add(sys.stderr, level="WARNING")
     with tempfile.TemporaryDirectory() as tmp:
         # no warm-up synthesis at each run's start: it would compete with the request
-        stt = {"engine": "auto"}
+        stt: dict[str, object] = {"engine": "auto"}
         if args.open_speech == "whisper":
             stt["model"] = str(whisper_model(args))
+            stt["check_commands"] = not args.unchecked
         settings = Settings(data_dir=Path(tmp) / "data", tts={"cache_entries": 0}, stt=stt)
         engines = loading.load_engines(settings, steady=True)
         assert engines.stt is not None, engines.stt_problem

@@ -19,7 +19,8 @@ from firmware_app.app import simulation
 from firmware_app.app.loading import NoVad, NoWake
 from firmware_app.audio.wavio import read_wav
 from firmware_app.config.settings import Settings
-from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.hybrid import HybridTranscriber
+from firmware_app.recognize.phrases import PhraseTranscriber
 from firmware_app.recognize.stt import phrase_grammar_sources
 from firmware_app.recognize.whisper import WhisperTranscriber
 from firmware_app.understand.actions import UNKNOWN, beyond_commands

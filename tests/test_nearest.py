@@ -11,8 +11,9 @@ from fakes import SILENT, SPEECH, WAKE, Rig, ScriptedStt
 
 from firmware_app.config.settings import Settings
 from firmware_app.recognize.fsg import word_graph
+from firmware_app.recognize.hybrid import HybridTranscriber
 from firmware_app.recognize.nearest import nearest, spoken
-from firmware_app.recognize.phrases import COMMAND_BODY, HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.phrases import COMMAND_BODY, PhraseTranscriber
 from firmware_app.recognize.stt import phrase_grammar_sources
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES
 

@@ -15,7 +15,8 @@ from firmware_app.config.settings import CustomIntent, Settings
 from firmware_app.core.events import Event
 from firmware_app.listen.hearing import command_progress
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, build_grammar
-from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.hybrid import HybridTranscriber
+from firmware_app.recognize.phrases import PhraseTranscriber
 from firmware_app.recognize.pronunciations import pronunciations
 from firmware_app.recognize.stt import VoskTranscriber, load_transcriber, phrase_grammar_sources
 from firmware_app.understand.intents import normalize

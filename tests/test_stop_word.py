@@ -154,7 +154,8 @@ def test_the_stop_word_asks_whisper_when_the_recognizer_holds_it(whisper_model_d
     beside speech-to-phrase; without one the tiny grammar does."""
     from firmware_app.app.loading import whisper_look
     from firmware_app.config.settings import Settings
-    from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+    from firmware_app.recognize.hybrid import HybridTranscriber
+    from firmware_app.recognize.phrases import PhraseTranscriber
     from firmware_app.recognize.stt import phrase_grammar_sources
     from firmware_app.recognize.whisper import WhisperTranscriber
 

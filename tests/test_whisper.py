@@ -19,8 +19,9 @@ from test_cli import ttbt5
 
 from firmware_app.config.settings import Settings
 from firmware_app.core.messages import FRAME_SAMPLES
+from firmware_app.recognize.hybrid import HybridTranscriber
 from firmware_app.recognize.models import KNOWN_MODELS, MANIFEST
-from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+from firmware_app.recognize.phrases import PhraseTranscriber
 from firmware_app.recognize.stt import (
     load_transcriber,
     open_speech_installed,

@@ -116,7 +116,7 @@ def load_engines(
 def whisper_look(stt: Transcriber | None) -> Callable[[np.ndarray], str] | None:
     """Whisper's transcription of 16 kHz float samples, when the recognizer holds a
     Whisper model (alone, or beside speech-to-phrase)."""
-    from firmware_app.recognize.phrases import HybridTranscriber
+    from firmware_app.recognize.hybrid import HybridTranscriber
     from firmware_app.recognize.whisper import WhisperTranscriber
 
     inner = stt.vosk if isinstance(stt, HybridTranscriber) else stt

@@ -27,6 +27,13 @@ class SttSettings(Section):
     ``<data_dir>/models/vosk-model-small-en-us-0.15``, or
     ``<data_dir>/models/faster-whisper-tiny.en`` for ``whisper`` (and for ``auto`` when
     only that one is installed); ``ttbt5 models pull`` installs both."""
+    check_commands: bool = True
+    """With Whisper beside speech-to-phrase (``auto``), Whisper hears the commands too, and
+    its reading wins where it is sure of it: fewer commands carried out wrongly, and fewer
+    questions or chatter taken for one. Each command then waits for Whisper (about half a
+    second on a desktop, a second or more on a Pi 4). ``false``: commands from
+    speech-to-phrase alone, in tens of milliseconds; Whisper hears only what is no
+    command. (Vosk is never asked about commands.)"""
 
 
 class TtsSettings(Section):

@@ -139,6 +139,16 @@ class OpenTranscriber(Transcriber, Protocol):
 
 
 @runtime_checkable
+class SureTranscriber(OpenTranscriber, Protocol):
+    """An open-vocabulary recognizer that says how sure it was of its last transcript:
+    beside speech-to-phrase it may then check the commands that one heard."""
+
+    logprob: float | None
+    """The mean log-probability of the last transcript's tokens (0 is certain; None: it
+    heard nothing)."""
+
+
+@runtime_checkable
 class CommandTranscriber(Transcriber, Protocol):
     """A transcriber that can say, while listening, which command it has heard so far: a
     request then ends soon after a whole command and may pause inside the start of one."""

@@ -10,9 +10,8 @@ only when what it is built from changes (a new timer name), never per request. A
 grammar is compiled on a worker thread as soon as the timer is set, while the reply plays;
 the next request only hands the finished graph to the decoder. Speech
 outside it lands in the garbage loop and is reported as out of grammar, not forced into
-the nearest command. ``HybridTranscriber`` runs this recognizer and an open-vocabulary one
-(Vosk or Whisper) over the same frames: an in-grammar result answers commands, the open
-transcript serves everything else.
+the nearest command. ``HybridTranscriber`` (``recognize/hybrid.py``) runs this recognizer
+and an open-vocabulary one (Vosk or Whisper) over the same frames.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 
@@ -29,13 +28,10 @@ from firmware_app.core.events import Event
 from firmware_app.core.messages import SAMPLE_RATE
 from firmware_app.recognize.fsg import WordGraph, transitions, word_graph
 from firmware_app.recognize.grammar import GARBAGE_PREFIX, Grammar
-from firmware_app.recognize.nearest import nearest
+from firmware_app.recognize.nearest import nearest, spoken
 from firmware_app.recognize.pronunciations import add_words, decoder, entries, forget
 from firmware_app.recognize.vocabulary_en import COMMON_TIMER_NAMES, GARBAGE_WORDS
 from firmware_app.understand.intents.sentences_en import WAKE_WORDS
-
-if TYPE_CHECKING:
-    from firmware_app.core.engines import OpenTranscriber
 
 SEARCH = "commands"
 # The wake phrase, or its end, may come first: the pre-roll starts inside it.
@@ -270,6 +266,14 @@ class PhraseTranscriber:
         command = _command(near.split()) if near else None
         return " ".join(command) if command else None
 
+    def reading(self, text: str) -> str | None:
+        """The command sentence an open recognizer's transcript is: word for word (the
+        wake phrase's words before it aside), or one slip away (``nearest``)."""
+        words = _command(spoken(text))
+        if words and self._graph.accepts(words):
+            return " ".join(words)
+        return self.nearest(text)
+
     def endings(self, command: str) -> Iterator[str] | None:
         """How a command that starts with ``command`` can go on in the grammar (each a
         run of words after which it may end), lazily; None when none starts so."""
@@ -286,54 +290,3 @@ def _command(words: list[str]) -> list[str] | None:
     if any(w.startswith(GARBAGE_PREFIX) for w in words):
         return None
     return words
-
-
-class HybridTranscriber:
-    """Speech-to-phrase and an open-vocabulary recognizer (Vosk or Whisper) over the same
-    frames: commands from the first when it heard one, the open transcript otherwise (for
-    the LLM). The open recognizer is finished only when it is needed: Whisper does all its
-    work there, and a command must not wait for it."""
-
-    out_of_grammar = False
-    open_speech = True
-    near_command: str | None = None
-
-    def __init__(self, phrases: PhraseTranscriber, vosk: OpenTranscriber) -> None:
-        self.phrases = phrases
-        self.vosk = vosk  # the open recognizer, Vosk or Whisper
-        self.source = ""  # "phrases" or the open recognizer's name: who answered last
-
-    def hold_timers(self, timers: dict[str, str | None]) -> None:
-        self.phrases.hold_timers(timers)
-
-    def observe(self, event: Event) -> None:
-        self.phrases.observe(event)
-
-    def rebuild(self) -> None:
-        self.phrases.rebuild()
-
-    def start(self) -> None:
-        self.phrases.start()
-        self.vosk.start()
-
-    def feed(self, pcm: bytes) -> None:
-        self.phrases.feed(pcm)
-        self.vosk.feed(pcm)
-
-    def partial_command(self) -> str | None:
-        return self.phrases.partial_command()
-
-    def endings(self, command: str) -> Iterator[str] | None:
-        return self.phrases.endings(command)
-
-    def finish(self) -> str:
-        self.near_command = None
-        command = self.phrases.finish()
-        if command:
-            self.source = "phrases"
-            self.vosk.start()  # what it heard is not needed: drop it unheard
-            return command
-        self.source = self.vosk.name
-        text = self.vosk.finish()
-        self.near_command = self.phrases.nearest(text) if text else None
-        return text

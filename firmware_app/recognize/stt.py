@@ -194,7 +194,8 @@ def load_transcriber(
     the package. A missing model only matters when ``vosk`` or ``whisper`` is asked for by
     name.
     """
-    from firmware_app.recognize.phrases import HybridTranscriber, PhraseTranscriber
+    from firmware_app.recognize.hybrid import HybridTranscriber
+    from firmware_app.recognize.phrases import PhraseTranscriber
 
     engine = settings.stt.engine
     open_: VoskTranscriber | WhisperTranscriber | None = None
@@ -219,4 +220,7 @@ def load_transcriber(
     if open_ is None:
         return phrases, None, "speech-to-phrase (commands only: no model for open speech)"
     described = f"speech-to-phrase + {open_.name} ({open_.model_dir})"
-    return HybridTranscriber(phrases, open_), None, described
+    hybrid = HybridTranscriber(phrases, open_, check_commands=settings.stt.check_commands)
+    if hybrid.check_commands:
+        described += ", checking commands"
+    return hybrid, None, described

@@ -7,9 +7,9 @@ Raspberry Pi: int8 weights, greedy decoding (beam 1, no temperature fallback, wh
 decode the same audio again), no timestamps, English only, and no voice-activity filter of
 its own, since the assistant's VAD has already cut the request.
 
-Beside speech-to-phrase (``HybridTranscriber``), Whisper is asked only when the request
-was not a command, so commands keep their tens of milliseconds. It is told beforehand what
-a request to the speaker sounds like (``request_prompt``): Whisper takes that as the text
+Beside speech-to-phrase (``recognize/hybrid.py``), Whisper hears what speech-to-phrase
+rejected, and the commands it heard as a second opinion. It is told beforehand what a
+request to the speaker sounds like (``request_prompt``): Whisper takes that as the text
 that came before, and spells what it hears in the commands' words where the sound allows.
 """
 
@@ -36,6 +36,9 @@ Whisper is not asked, because on near-silence it tends to invent a polite senten
 MAX_NEW_TOKENS = 160
 """A bound on one transcript's length (a request of a few sentences is 20-60 tokens), so
 a decoder caught in a repetition loop cannot hold the assistant for long."""
+LOOPING_COMPRESSION = 2.4
+"""A transcript that compresses better than this (gzip ratio, Whisper's own test for a
+decoder caught in a loop: "roast, roast, roast, ...") is no reading to be sure of."""
 EXTRA_SECONDS = 2.0
 """Room for the pre-roll before the request and the frames after its end."""
 
@@ -129,6 +132,9 @@ class WhisperTranscriber:
         self._limit = int((max_request_s + EXTRA_SECONDS) * SAMPLE_RATE) * 2
         self._pcm = bytearray()
         self.finish_ms = 0.0  # time the last ``finish`` took (logs and benchmarks)
+        self.logprob: float | None = None
+        """How sure Whisper was of its last transcript: the mean log-probability of its
+        tokens (0 is certain; None when it heard nothing, or went round in a loop)."""
 
     def start(self) -> None:
         self._pcm = bytearray()
@@ -142,6 +148,7 @@ class WhisperTranscriber:
         started = time.perf_counter()
         pcm, self._pcm = bytes(self._pcm), bytearray()
         audio = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+        self.logprob = None
         if audio.size == 0 or int(np.abs(audio.astype(np.int32)).max()) < QUIET_PEAK:
             return ""
         text = self.transcribe(audio.astype(np.float32) / 32768.0)
@@ -152,9 +159,11 @@ class WhisperTranscriber:
         return text
 
     def transcribe(self, samples: np.ndarray) -> str:
-        """The text of 16 kHz float samples (empty when Whisper hears no speech)."""
+        """The text of 16 kHz float samples (empty when Whisper hears no speech); how sure
+        Whisper was of it goes to ``logprob``."""
+        self.logprob = None
         try:
-            segments, _ = self._model.transcribe(
+            found, _ = self._model.transcribe(
                 samples,
                 language="en",
                 beam_size=1,
@@ -165,7 +174,11 @@ class WhisperTranscriber:
                 max_new_tokens=MAX_NEW_TOKENS,
                 initial_prompt=self.prompt or None,
             )
-            return " ".join(" ".join(s.text for s in segments).split())
+            segments = list(found)  # decoded here, as the generator is consumed
         except (RuntimeError, ValueError) as exc:
             logger.error("whisper: transcription failed: {}", exc)
             return ""
+        tokens = sum(len(s.tokens) for s in segments)
+        if tokens and all(s.compression_ratio <= LOOPING_COMPRESSION for s in segments):
+            self.logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens
+        return " ".join(" ".join(s.text for s in segments).split())
